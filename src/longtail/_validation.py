@@ -1,0 +1,98 @@
+"""Named validation helpers shared by the whole package.
+
+Every check raises ``ValueError`` with one message template::
+
+    Expected `<name>` to be <what was expected>, but got <what was given>.
+
+User input is never checked with ``assert`` (it vanishes under ``python -O``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def expected(name: str, what: str, got: Any) -> ValueError:
+    """Build the package's one error message: ``Expected `name` to be what, but got got.``"""
+    return ValueError(f"Expected `{name}` to be {what}, but got {got}.")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise expected(name, f"one of {tuple(choices)}", repr(value))
+
+
+def check_reduction(reduction: str) -> None:
+    check_choice("reduction", reduction, REDUCTIONS)
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not (isinstance(value, (int, float)) and np.isfinite(value) and ok):
+        what = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise expected(name, what, repr(value))
+
+
+def check_finite_number(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and np.isfinite(value)):
+        raise expected(name, "a finite number", repr(value))
+
+
+def check_in_range(name: str, value: float, low: float, high: float) -> None:
+    if not (isinstance(value, (int, float)) and low <= value <= high):
+        raise expected(name, f"a number in [{low}, {high}]", repr(value))
+
+
+def as_counts(
+    counts: Any,
+    *,
+    name: str = "class_counts",
+    num_classes: int | None = None,
+    allow_zero: bool = True,
+) -> torch.Tensor:
+    """Return per-class training counts as a 1-D float64 CPU tensor, checked.
+
+    Counts must be one-dimensional, finite and non-negative; ``allow_zero=False`` also rejects
+    zeros (for quantities such as ``log n_c`` or ``n_c ** -0.25`` that a zero count makes
+    infinite). ``num_classes`` checks the length.
+    """
+    if isinstance(counts, torch.Tensor):
+        t = counts.detach().to(device="cpu", dtype=torch.float64)
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(counts, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise expected(name, "a 1-D sequence of per-class counts", repr(counts)) from err
+    if t.dim() != 1 or t.numel() == 0:
+        raise expected(name, "a non-empty 1-D sequence of per-class counts", f"shape {tuple(t.shape)}")
+    if num_classes is not None and t.numel() != num_classes:
+        raise expected(name, f"of length {num_classes} (the number of classes)", f"length {t.numel()}")
+    if not torch.isfinite(t).all():
+        raise expected(name, "finite", t.tolist())
+    if (t < 0).any():
+        raise expected(name, "non-negative", t.tolist())
+    if not allow_zero and (t == 0).any():
+        zeros = torch.nonzero(t == 0).flatten().tolist()
+        raise expected(
+            name,
+            "positive for every class (this quantity needs log n or a power of n)",
+            f"zero counts for classes {zeros}",
+        )
+    return t
+
+
+def check_class_vector(name: str, value: torch.Tensor | None, num_classes: int) -> None:
+    """A per-class vector (weight, alpha, ...) must be 1-D of length C and finite."""
+    if value is None:
+        return
+    if value.dim() != 1 or value.numel() != num_classes:
+        raise expected(name, f"a 1-D tensor of length {num_classes} (one value per class)",
+                       f"shape {tuple(value.shape)}")
+    if not torch.isfinite(value).all():
+        raise expected(name, "finite", value.tolist())

@@ -1,0 +1,66 @@
+"""Shared pieces of the loss modules: weight / reduction / ignore_index held as module state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._validation import as_counts, check_reduction
+
+
+def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
+    """A per-class vector given as a sequence, array or tensor, as a float32 tensor (or None)."""
+    if value is None:
+        return None
+    t = torch.as_tensor(value)
+    if not t.is_floating_point():
+        t = t.to(torch.float32)
+    if t.dim() != 1:
+        raise ValueError(f"Expected `{name}` to be a 1-D per-class vector, but got shape {tuple(t.shape)}.")
+    return t.detach().to(torch.float32)
+
+
+def counts_on(counts: Any, like: torch.Tensor, *, allow_zero: bool = True) -> torch.Tensor:
+    """Checked class counts (float64 on CPU, length = number of classes of ``like``)."""
+    return as_counts(counts, num_classes=like.shape[1], allow_zero=allow_zero)
+
+
+class WeightedLoss(nn.Module):
+    """Base of the class-index losses: holds ``weight`` as a buffer, ``reduction``, ``ignore_index``.
+
+    ``weight`` is a buffer, so ``.to(device)``, ``state_dict()`` and DDP carry it. Deferred
+    re-weighting changes it during training with :meth:`set_weight`.
+    """
+
+    def __init__(self, weight: Any = None, reduction: str = "mean", ignore_index: int = -100):
+        super().__init__()
+        check_reduction(reduction)
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.register_buffer("weight", per_class_tensor(weight))
+
+    def set_weight(self, weight: Any) -> None:
+        """Replace the per-class weights (``None`` for unweighted), keeping the module's device."""
+        w = per_class_tensor(weight)
+        if w is not None:
+            device = self.weight.device if self.weight is not None else _module_device(self)
+            w = w.to(device)
+        self.weight = w
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for t in (*module.buffers(), *module.parameters()):
+        return t.device
+    return torch.device("cpu")
+
+
+def counts_buffer(module: nn.Module, class_counts: Any, *, allow_zero: bool = True) -> torch.Tensor:
+    """Register checked ``class_counts`` as a float32 buffer of ``module`` and return them (float64)."""
+    counts = as_counts(class_counts, allow_zero=allow_zero)
+    module.register_buffer("class_counts", counts.to(torch.float32))
+    return counts

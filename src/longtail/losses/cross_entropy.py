@@ -1,0 +1,109 @@
+"""Cross-entropy with the semantics of ``torch.nn.functional.cross_entropy``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .._validation import check_in_range, expected
+from ._base import WeightedLoss
+from ._reduce import compute_dtype_for, flatten_inputs
+from ._registry import LossInfo, register_loss
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy ``−log softmax(z)_y``, exactly as ``torch.nn.functional.cross_entropy``.
+
+    .. math::
+
+        \\ell_i = -(1-\\varepsilon) w_{y_i} \\log p_{i,y_i}
+                  - \\frac{\\varepsilon}{C} \\sum_c w_c \\log p_{i,c}
+
+    with ``"mean"`` dividing by ``Σ_i w_{y_i}`` over the entries not ignored.
+
+    Args:
+        logits: ``(N, C)`` or ``(N, C, d1, ...)``; half inputs are computed in float32.
+        target: class indices ``(N, d1, ...)`` (int) or class probabilities of ``logits``' shape.
+        weight: per-class rescaling ``(C,)``.
+        ignore_index: label to skip (index targets only).
+        reduction: ``"mean" | "sum" | "none"``.
+        label_smoothing: ε in [0, 1].
+
+    Returns:
+        The loss in float32 for half inputs (as under autocast), else in the input dtype.
+        ``"mean"`` of an empty batch is ``0`` (torch gives ``nan``).
+    """
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    if isinstance(target, torch.Tensor) and target.is_floating_point():
+        if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+            raise expected("logits", "a floating-point tensor", type(logits).__name__)
+        if target.shape != logits.shape:
+            raise expected(
+                "target",
+                f"class probabilities of the logits' shape {tuple(logits.shape)}",
+                f"shape {tuple(target.shape)}",
+            )
+        if weight is not None and weight.shape != (logits.shape[1],):
+            raise expected("weight", f"of shape ({logits.shape[1]},)", f"shape {tuple(weight.shape)}")
+        ctype = compute_dtype_for(logits.dtype)
+        if reduction == "mean" and logits.shape[0] == 0:
+            return logits.sum().to(ctype)
+        return F.cross_entropy(
+            logits.to(ctype),
+            target.to(ctype),
+            weight=None if weight is None else weight.to(ctype),
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+        )
+    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    ctype = flat.compute_dtype
+    if reduction == "mean" and (flat.target.numel() == 0 or (flat.valid is not None and not flat.valid.any())):
+        return logits.sum().to(ctype) * 0
+    return F.cross_entropy(
+        logits.to(ctype),
+        target,
+        weight=None if weight is None else weight.to(device=logits.device, dtype=ctype),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+    )
+
+
+class CrossEntropyLoss(WeightedLoss):
+    """Module form of :func:`cross_entropy` (``weight`` is a buffer)."""
+
+    def __init__(
+        self,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__(weight, reduction, ignore_index)
+        check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(
+            logits, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+        )
+
+
+register_loss(
+    LossInfo(
+        name="ce",
+        cls=CrossEntropyLoss,
+        function=cross_entropy,
+        description="cross-entropy (torch semantics: weight, ignore_index, label smoothing, soft targets)",
+        paper="-",
+    )
+)

@@ -1,0 +1,108 @@
+"""LDAM loss (Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin
+Loss", NeurIPS 2019)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._validation import as_counts, check_positive
+from ._adjusted import adjusted_cross_entropy
+from ._base import WeightedLoss, counts_buffer
+from ._reduce import flatten_inputs, reduce_loss
+from ._registry import LossInfo, register_loss
+
+
+def ldam_margins(class_counts: Any, max_margin: float = 0.5) -> torch.Tensor:
+    """Per-class LDAM margins ``m_c = max_margin · n_c^(−1/4) / max_k n_k^(−1/4)`` (float64, CPU).
+
+    The rarest class gets ``max_margin``. Zero counts are rejected (``n^(−1/4)`` is infinite).
+    """
+    check_positive("max_margin", max_margin, allow_zero=True)
+    n = as_counts(class_counts, allow_zero=False)
+    m = n.pow(-0.25)
+    return m * (max_margin / m.max())
+
+
+def _ldam(logits, target, margins, scale, weight, ignore_index, reduction):
+    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    if margins.numel() != flat.num_classes:
+        raise ValueError(
+            f"Expected `class_counts` to be of length {flat.num_classes} (the number of classes), "
+            f"but got length {margins.numel()}."
+        )
+    m = margins.to(device=flat.logits.device, dtype=flat.compute_dtype)[flat.target]
+    loss = adjusted_cross_entropy(flat.logits, flat.target, scale=scale, margin=m)
+    return reduce_loss(loss, flat, weight, reduction)
+
+
+def ldam_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    max_margin: float = 0.5,
+    scale: float = 30.0,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """LDAM loss: cross-entropy with a class-dependent margin on the target logit.
+
+    .. math::
+
+        \\ell_i = -\\log \\frac{e^{s(z_{y} - m_{y})}}{e^{s(z_{y} - m_{y})} + \\sum_{j \\neq y} e^{s z_j}},
+        \\qquad m_c = \\frac{\\text{max\\_margin}\\cdot n_c^{-1/4}}{\\max_k n_k^{-1/4}}
+
+    Meant for cosine logits (:class:`longtail.models.NormedLinear`), hence the scale ``s``.
+
+    Args:
+        logits: ``(N, C)`` (or ``(N, C, d1, ...)``).
+        target: class indices.
+        class_counts: training examples per class ``(C,)``, all > 0.
+        max_margin: the largest margin (the rarest class), 0.5 in the paper's CIFAR runs.
+        scale: logit scale ``s``, 30 in the official code.
+        weight: per-class weights (e.g. DRW), weighted mean as in torch.
+        reduction, ignore_index: as in ``torch.nn.functional.cross_entropy``.
+    """
+    check_positive("scale", scale)
+    return _ldam(logits, target, ldam_margins(class_counts, max_margin), scale, weight, ignore_index, reduction)
+
+
+class LDAMLoss(WeightedLoss):
+    """Module form of :func:`ldam_loss`; counts and margins are buffers."""
+
+    def __init__(
+        self,
+        class_counts: Any,
+        max_margin: float = 0.5,
+        scale: float = 30.0,
+        weight: Any = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ):
+        super().__init__(weight, reduction, ignore_index)
+        check_positive("scale", scale)
+        counts_buffer(self, class_counts, allow_zero=False)
+        self.max_margin = max_margin
+        self.scale = scale
+        self.register_buffer("margins", ldam_margins(class_counts, max_margin).to(torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _ldam(logits, target, self.margins, self.scale, self.weight, self.ignore_index, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"max_margin={self.max_margin}, scale={self.scale}, " + super().extra_repr()
+
+
+register_loss(
+    LossInfo(
+        name="ldam",
+        cls=LDAMLoss,
+        function=ldam_loss,
+        description="label-distribution-aware margin: CE(s(z − m_y e_y)), m_c ∝ n_c^(−1/4)",
+        paper="Cao et al., NeurIPS 2019",
+        needs_counts=True,
+        defaults={"max_margin": 0.5, "scale": 30.0},
+    )
+)

@@ -1,0 +1,198 @@
+"""Prior-corrected losses: logit adjustment, balanced softmax, vector scaling (VS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._validation import as_counts, check_finite_number, expected
+from ._adjusted import adjusted_cross_entropy
+from ._base import WeightedLoss, counts_buffer
+from ._reduce import flatten_inputs, reduce_loss
+from ._registry import LossInfo, register_loss
+
+
+def log_prior(class_counts: Any) -> torch.Tensor:
+    """``log π_c = log(n_c / Σ n)`` (float64, CPU); zero counts are rejected."""
+    n = as_counts(class_counts, allow_zero=False)
+    return n.log() - n.sum().log()
+
+
+def _affine_ce(logits, target, class_scale, class_bias, weight, ignore_index, reduction):
+    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    for v in (class_scale, class_bias):
+        if v is not None and v.numel() != flat.num_classes:
+            raise ValueError(
+                f"Expected `class_counts` to be of length {flat.num_classes} (the number of classes), "
+                f"but got length {v.numel()}."
+            )
+    dev, dt = flat.logits.device, flat.compute_dtype
+    loss = adjusted_cross_entropy(
+        flat.logits,
+        flat.target,
+        class_scale=None if class_scale is None else class_scale.to(device=dev, dtype=dt),
+        class_bias=None if class_bias is None else class_bias.to(device=dev, dtype=dt),
+    )
+    return reduce_loss(loss, flat, weight, reduction)
+
+
+def logit_adjusted_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    tau: float = 1.0,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Logit-adjusted loss (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021).
+
+    .. math::  \\ell_i = \\mathrm{CE}(z_i + \\tau \\log \\pi,\\ y_i),\\qquad \\pi_c = n_c / \\sum_k n_k
+
+    Train with this loss and predict with the raw ``argmax z`` (the adjustment is in the loss).
+    ``tau = 1`` is the paper's default.
+    """
+    check_finite_number("tau", tau)
+    return _affine_ce(logits, target, None, tau * log_prior(class_counts), weight, ignore_index, reduction)
+
+
+def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> torch.Tensor:
+    """Post-hoc logit adjustment (Menon et al. 2021): ``z − τ log π``; predict with its argmax.
+
+    For a model trained with plain cross-entropy. ``logits`` is ``(N, C)`` or ``(N, C, d1, ...)``;
+    the result has the same shape and dtype.
+    """
+    check_finite_number("tau", tau)
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 2:
+        raise expected("logits", "a tensor of shape (N, C, ...)", getattr(logits, "shape", type(logits)))
+    lp = log_prior(class_counts)
+    if lp.numel() != logits.shape[1]:
+        raise expected("class_counts", f"of length {logits.shape[1]} (the number of classes)", f"length {lp.numel()}")
+    shape = [1] * logits.dim()
+    shape[1] = -1
+    return logits - (tau * lp).to(device=logits.device, dtype=logits.dtype).reshape(shape)
+
+
+def balanced_softmax_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Balanced softmax (Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual Recognition",
+    NeurIPS 2020): ``CE(z + log n, y)``. Equal counts give plain cross-entropy."""
+    return _affine_ce(logits, target, None, log_prior(class_counts), weight, ignore_index, reduction)
+
+
+def vs_factors(class_counts: Any, gamma: float = 0.3, tau: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """VS loss factors: multiplicative ``Δ_c = (n_c / n_max)^γ`` and additive ``ι_c = τ log π_c``."""
+    check_finite_number("gamma", gamma)
+    check_finite_number("tau", tau)
+    n = as_counts(class_counts, allow_zero=False)
+    return (n / n.max()).pow(gamma), tau * log_prior(n)
+
+
+def vs_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    gamma: float = 0.3,
+    tau: float = 1.0,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Vector-scaling loss (Kini et al., "Label-Imbalanced and Group-Sensitive Classification under
+    Overparameterization", NeurIPS 2021).
+
+    .. math::  \\ell_i = \\mathrm{CE}(\\Delta \\odot z_i + \\iota,\\ y_i),\\quad
+               \\Delta_c = (n_c/n_{\\max})^{\\gamma},\\ \\iota_c = \\tau \\log \\pi_c
+
+    Defaults γ = 0.3, τ = 1.0 are those of the authors' code. γ = 0 is logit adjustment.
+    """
+    a, b = vs_factors(class_counts, gamma, tau)
+    return _affine_ce(logits, target, a, b, weight, ignore_index, reduction)
+
+
+class LogitAdjustedLoss(WeightedLoss):
+    """Module form of :func:`logit_adjusted_loss`; counts and the bias τ log π are buffers."""
+
+    def __init__(self, class_counts: Any, tau: float = 1.0, weight: Any = None, reduction: str = "mean",
+                 ignore_index: int = -100):
+        super().__init__(weight, reduction, ignore_index)
+        check_finite_number("tau", tau)
+        counts = counts_buffer(self, class_counts, allow_zero=False)
+        self.tau = tau
+        self.register_buffer("bias", (tau * log_prior(counts)).to(torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _affine_ce(logits, target, None, self.bias, self.weight, self.ignore_index, self.reduction)
+
+    def adjust(self, logits: torch.Tensor) -> torch.Tensor:
+        """Post-hoc adjustment with this module's counts and τ."""
+        return adjust_logits(logits, self.class_counts, self.tau)
+
+
+class BalancedSoftmaxLoss(WeightedLoss):
+    """Module form of :func:`balanced_softmax_loss`."""
+
+    def __init__(self, class_counts: Any, weight: Any = None, reduction: str = "mean", ignore_index: int = -100):
+        super().__init__(weight, reduction, ignore_index)
+        counts = counts_buffer(self, class_counts, allow_zero=False)
+        self.register_buffer("bias", log_prior(counts).to(torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _affine_ce(logits, target, None, self.bias, self.weight, self.ignore_index, self.reduction)
+
+
+class VSLoss(WeightedLoss):
+    """Module form of :func:`vs_loss`; Δ and ι are buffers."""
+
+    def __init__(self, class_counts: Any, gamma: float = 0.3, tau: float = 1.0, weight: Any = None,
+                 reduction: str = "mean", ignore_index: int = -100):
+        super().__init__(weight, reduction, ignore_index)
+        counts = counts_buffer(self, class_counts, allow_zero=False)
+        self.gamma, self.tau = gamma, tau
+        a, b = vs_factors(counts, gamma, tau)
+        self.register_buffer("class_scale", a.to(torch.float32))
+        self.register_buffer("bias", b.to(torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _affine_ce(logits, target, self.class_scale, self.bias, self.weight, self.ignore_index, self.reduction)
+
+
+register_loss(
+    LossInfo(
+        name="logit-adjusted",
+        cls=LogitAdjustedLoss,
+        function=logit_adjusted_loss,
+        description="logit-adjusted CE: CE(z + τ log π) (post-hoc form: longtail.adjust_logits)",
+        paper="Menon et al., ICLR 2021",
+        needs_counts=True,
+        defaults={"tau": 1.0},
+    )
+)
+register_loss(
+    LossInfo(
+        name="balanced-softmax",
+        cls=BalancedSoftmaxLoss,
+        function=balanced_softmax_loss,
+        description="balanced softmax: CE(z + log n)",
+        paper="Ren et al., NeurIPS 2020",
+        needs_counts=True,
+    )
+)
+register_loss(
+    LossInfo(
+        name="vs",
+        cls=VSLoss,
+        function=vs_loss,
+        description="vector scaling: CE((n/n_max)^γ ⊙ z + τ log π)",
+        paper="Kini et al., NeurIPS 2021",
+        needs_counts=True,
+        defaults={"gamma": 0.3, "tau": 1.0},
+    )
+)
