@@ -70,9 +70,13 @@ def as_counts(
         except (TypeError, ValueError) as err:
             raise expected(name, "a 1-D sequence of per-class counts", repr(counts)) from err
     if t.dim() != 1 or t.numel() == 0:
-        raise expected(name, "a non-empty 1-D sequence of per-class counts", f"shape {tuple(t.shape)}")
+        raise expected(
+            name, "a non-empty 1-D sequence of per-class counts", f"shape {tuple(t.shape)}"
+        )
     if num_classes is not None and t.numel() != num_classes:
-        raise expected(name, f"of length {num_classes} (the number of classes)", f"length {t.numel()}")
+        raise expected(
+            name, f"of length {num_classes} (the number of classes)", f"length {t.numel()}"
+        )
     if not torch.isfinite(t).all():
         raise expected(name, "finite", t.tolist())
     if (t < 0).any():
@@ -92,7 +96,20 @@ def check_class_vector(name: str, value: torch.Tensor | None, num_classes: int) 
     if value is None:
         return
     if value.dim() != 1 or value.numel() != num_classes:
-        raise expected(name, f"a 1-D tensor of length {num_classes} (one value per class)",
-                       f"shape {tuple(value.shape)}")
+        raise expected(
+            name,
+            f"a 1-D tensor of length {num_classes} (one value per class)",
+            f"shape {tuple(value.shape)}",
+        )
     if not torch.isfinite(value).all():
         raise expected(name, "finite", value.tolist())
+
+
+def check_counts_length(values: torch.Tensor, num_classes: int) -> None:
+    """A per-class quantity derived from ``class_counts`` must have one value per class."""
+    if values.numel() != num_classes:
+        raise expected(
+            "class_counts",
+            f"of length {num_classes} (the number of classes)",
+            f"length {values.numel()}",
+        )

@@ -7,9 +7,9 @@ Most imbalance-aware losses are
     \\ell_i = \\mathrm{CE}\\big(s\\,(a \\odot z_i + b - \\Delta_i e_{y_i}),\\ y_i\\big)
 
 with a per-class scale ``a`` (VS loss), a per-class bias ``b`` (logit adjustment, balanced softmax,
-VS), a per-sample target margin ``Δ_i`` (LDAM, MM) and a global scale ``s`` (LDAM, MM). ``a``, ``b``,
-``Δ`` and ``s`` are constants of the loss: no gradient flows into them (for MM this is the
-stop-gradient on Δ of the official code).
+VS), a per-sample target margin ``Δ_i`` (LDAM, MM) and a global scale ``s`` (LDAM, MM).
+``a``, ``b``, ``Δ`` and ``s`` are constants of the loss: no gradient flows into them (for MM
+this is the stop-gradient on Δ of the official code).
 
 Composed from generic tensor ops this costs several passes over the ``(N, C)`` logits forward and
 as many again in autograd's backward; here the forward is one affine pass, one ``log_softmax`` and a
@@ -17,7 +17,8 @@ gather, and the backward is the closed form
 
 .. math::
 
-    \\partial \\ell_i / \\partial z_i = g_i \\, s\\, a \\odot (\\mathrm{softmax}(\\tilde z_i) - e_{y_i})
+    \\partial \\ell_i / \\partial z_i
+    = g_i \\, s\\, a \\odot (\\mathrm{softmax}(\\tilde z_i) - e_{y_i})
 
 computed in place from one ``softmax`` call. The softmax is taken of the saved log-probabilities
 with the softmax kernel, not with ``exp``: on CPU ``torch.exp`` is about 20× slower on the very
@@ -58,7 +59,6 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(logp, target, class_scale)
         ctx.scale = scale
         ctx.in_dtype = logits.dtype
-        ctx.mark_non_differentiable(target)
         return loss
 
     @staticmethod
@@ -96,4 +96,6 @@ def adjusted_cross_entropy(
         ``(M,)`` per-sample losses in the compute dtype (float32 for half inputs). Gradients flow to
         ``logits`` only.
     """
-    return _AdjustedCrossEntropy.apply(logits, target, float(scale), class_scale, class_bias, margin)
+    return _AdjustedCrossEntropy.apply(
+        logits, target, float(scale), class_scale, class_bias, margin
+    )

@@ -18,7 +18,9 @@ def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
     if not t.is_floating_point():
         t = t.to(torch.float32)
     if t.dim() != 1:
-        raise ValueError(f"Expected `{name}` to be a 1-D per-class vector, but got shape {tuple(t.shape)}.")
+        raise ValueError(
+            f"Expected `{name}` to be a 1-D per-class vector, but got shape {tuple(t.shape)}."
+        )
     return t.detach().to(torch.float32)
 
 
@@ -28,7 +30,7 @@ def counts_on(counts: Any, like: torch.Tensor, *, allow_zero: bool = True) -> to
 
 
 class WeightedLoss(nn.Module):
-    """Base of the class-index losses: holds ``weight`` as a buffer, ``reduction``, ``ignore_index``.
+    """Base of the class-index losses: ``weight`` (a buffer), ``reduction``, ``ignore_index``.
 
     ``weight`` is a buffer, so ``.to(device)``, ``state_dict()`` and DDP carry it. Deferred
     re-weighting changes it during training with :meth:`set_weight`.
@@ -60,7 +62,7 @@ def _module_device(module: nn.Module) -> torch.device:
 
 
 def counts_buffer(module: nn.Module, class_counts: Any, *, allow_zero: bool = True) -> torch.Tensor:
-    """Register checked ``class_counts`` as a float32 buffer of ``module`` and return them (float64)."""
+    """Register checked ``class_counts`` as a float32 buffer; return them as float64."""
     counts = as_counts(class_counts, allow_zero=allow_zero)
     module.register_buffer("class_counts", counts.to(torch.float32))
     return counts

@@ -5,13 +5,14 @@ Every class-index loss in longtail is written as a per-sample loss on flat input
 (moving the class dimension of ``(N, C, d1, ...)`` inputs last), and :func:`reduce_loss` turns the
 per-sample values back into what ``reduction`` asks for, with the conventions of ``torch.nn``:
 
-* ``weight`` is a per-class rescaling; ``"mean"`` is the weighted mean ``Σ w_{y_i} ℓ_i / Σ w_{y_i}``;
+* ``weight`` is a per-class rescaling; ``"mean"`` is the weighted mean
+  ``Σ w_{y_i} ℓ_i / Σ w_{y_i}``;
 * entries whose label equals ``ignore_index`` contribute nothing, to the sum or to the count;
 * ``"none"`` returns one value per entry (``0`` where ignored), in the input's batch shape.
 
-One deliberate difference from ``torch.nn.functional.cross_entropy``: ``"mean"`` over an empty batch
-(or one where every label is ignored) is ``0``, still attached to the graph, not ``nan``. A NaN there
-would poison a whole training run for the sake of one empty micro-batch.
+One deliberate difference from ``torch.nn.functional.cross_entropy``: ``"mean"`` over an empty
+batch (or one where every label is ignored) is ``0``, still attached to the graph, not ``nan``.
+A NaN there would poison a whole training run for the sake of one empty micro-batch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .._validation import check_class_vector, check_reduction, expected
 
 @dataclass
 class FlatInputs:
-    """Validated inputs of a class-index loss, flattened to ``(M, C)`` logits and ``(M,)`` labels."""
+    """Checked inputs of a class-index loss, flattened to ``(M, C)`` logits, ``(M,)`` labels."""
 
     logits: torch.Tensor  # (M, C), the user's dtype
     target: torch.Tensor  # (M,) int64, ignored entries replaced by 0 so that gather/scatter work
@@ -66,7 +67,9 @@ def flatten_inputs(
         got = target.dtype if isinstance(target, torch.Tensor) else type(target).__name__
         raise expected("target", "an integer tensor of class indices", got)
     if logits.dim() < 2:
-        raise expected("logits", "of shape (N, C) or (N, C, d1, ...)", f"shape {tuple(logits.shape)}")
+        raise expected(
+            "logits", "of shape (N, C) or (N, C, d1, ...)", f"shape {tuple(logits.shape)}"
+        )
     num_classes = logits.shape[1]
     if num_classes < min_classes:
         raise expected("logits", f"of at least {min_classes} classes", f"{num_classes}")

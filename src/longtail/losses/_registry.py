@@ -65,7 +65,7 @@ def get_loss_info(name: str) -> LossInfo:
         ) from None
 
 
-def list_losses(filter: str = "") -> list[str]:  # noqa: A002 - timm's name for the argument
+def list_losses(filter: str = "") -> list[str]:
     """Sorted names of the registered losses, optionally filtered by a glob (``"*focal*"``)."""
     names = sorted(_REGISTRY)
     return [n for n in names if fnmatch.fnmatch(n, filter)] if filter else names

@@ -53,7 +53,9 @@ def cross_entropy(
                 f"shape {tuple(target.shape)}",
             )
         if weight is not None and weight.shape != (logits.shape[1],):
-            raise expected("weight", f"of shape ({logits.shape[1]},)", f"shape {tuple(weight.shape)}")
+            raise expected(
+                "weight", f"of shape ({logits.shape[1]},)", f"shape {tuple(weight.shape)}"
+            )
         ctype = compute_dtype_for(logits.dtype)
         if reduction == "mean" and logits.shape[0] == 0:
             return logits.sum().to(ctype)
@@ -64,9 +66,13 @@ def cross_entropy(
             reduction=reduction,
             label_smoothing=label_smoothing,
         )
-    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    flat = flatten_inputs(
+        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction
+    )
     ctype = flat.compute_dtype
-    if reduction == "mean" and (flat.target.numel() == 0 or (flat.valid is not None and not flat.valid.any())):
+    if reduction == "mean" and (
+        flat.target.numel() == 0 or (flat.valid is not None and not flat.valid.any())
+    ):
         return logits.sum().to(ctype) * 0
     return F.cross_entropy(
         logits.to(ctype),
@@ -103,7 +109,7 @@ register_loss(
         name="ce",
         cls=CrossEntropyLoss,
         function=cross_entropy,
-        description="cross-entropy (torch semantics: weight, ignore_index, label smoothing, soft targets)",
+        description="cross-entropy, torch semantics (weight, ignore_index, smoothing, soft labels)",
         paper="-",
     )
 )

@@ -21,7 +21,9 @@ def _alpha_vector(alpha: Any, num_classes: int, like: torch.Tensor) -> torch.Ten
     if a.dim() == 0:
         return a.expand(num_classes)
     if a.dim() != 1 or a.numel() != num_classes:
-        raise expected("alpha", f"a number or one value per class ({num_classes})", f"shape {tuple(a.shape)}")
+        raise expected(
+            "alpha", f"a number or one value per class ({num_classes})", f"shape {tuple(a.shape)}"
+        )
     return a
 
 
@@ -56,7 +58,9 @@ def focal_loss(
         ignore_index, reduction: as in ``torch.nn.functional.cross_entropy``.
     """
     check_positive("gamma", gamma, allow_zero=True)
-    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    flat = flatten_inputs(
+        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction
+    )
     logp = torch.log_softmax(flat.logits.to(flat.compute_dtype), dim=1)
     logpt = logp.gather(1, flat.target.unsqueeze(1)).squeeze(1)
     loss = -logpt
@@ -85,10 +89,14 @@ class FocalLoss(WeightedLoss):
         super().__init__(weight, reduction, ignore_index)
         check_positive("gamma", gamma, allow_zero=True)
         self.gamma = gamma
-        self.register_buffer("alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32))
+        self.register_buffer(
+            "alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
+        )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return focal_loss(logits, target, self.gamma, self.alpha, self.weight, self.ignore_index, self.reduction)
+        return focal_loss(
+            logits, target, self.gamma, self.alpha, self.weight, self.ignore_index, self.reduction
+        )
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, " + super().extra_repr()
@@ -163,7 +171,9 @@ def sigmoid_focal_loss(
     check_reduction(reduction)
     check_positive("gamma", gamma, allow_zero=True)
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise expected("logits", "a floating-point tensor", getattr(logits, "dtype", type(logits).__name__))
+        raise expected(
+            "logits", "a floating-point tensor", getattr(logits, "dtype", type(logits).__name__)
+        )
     ctype = compute_dtype_for(logits.dtype)
     x = logits.to(ctype)
     if not target.is_floating_point():
@@ -179,11 +189,19 @@ def sigmoid_focal_loss(
         else:
             c = logits.shape[1]
             if target.numel() and (target.min() < 0 or target.max() >= c):
-                raise expected("target", f"class indices in [0, {c})", target[(target < 0) | (target >= c)][:5].tolist())
+                raise expected(
+                    "target",
+                    f"class indices in [0, {c})",
+                    target[(target < 0) | (target >= c)][:5].tolist(),
+                )
             t = F.one_hot(target.long(), c).to(ctype)
     else:
         if target.shape != logits.shape:
-            raise expected("target", f"of the logits' shape {tuple(logits.shape)}", f"shape {tuple(target.shape)}")
+            raise expected(
+                "target",
+                f"of the logits' shape {tuple(logits.shape)}",
+                f"shape {tuple(target.shape)}",
+            )
         t = target.to(ctype)
     if t.numel() and ((t < 0) | (t > 1)).any():
         raise expected("target", "probabilities in [0, 1]", "values outside")
@@ -192,7 +210,9 @@ def sigmoid_focal_loss(
         v = per_class_tensor(v, name) if v is not None and torch.as_tensor(v).dim() == 1 else v
         if isinstance(v, torch.Tensor):
             if logits.dim() < 2 or v.numel() != logits.shape[1]:
-                raise expected(name, "one value per class (dim 1 of logits)", f"shape {tuple(v.shape)}")
+                raise expected(
+                    name, "one value per class (dim 1 of logits)", f"shape {tuple(v.shape)}"
+                )
             shape = [1] * logits.dim()
             shape[1] = -1
             return v.to(device=x.device, dtype=ctype).reshape(shape)
@@ -242,7 +262,9 @@ class SigmoidFocalLoss(nn.Module):
         self.register_buffer("weight", per_class_tensor(weight, "weight"))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return sigmoid_focal_loss(logits, target, self.gamma, self.alpha, self.pos_weight, self.weight, self.reduction)
+        return sigmoid_focal_loss(
+            logits, target, self.gamma, self.alpha, self.pos_weight, self.weight, self.reduction
+        )
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
@@ -263,7 +285,7 @@ register_loss(
         name="sigmoid-focal",
         cls=SigmoidFocalLoss,
         function=sigmoid_focal_loss,
-        description="sigmoid focal loss (binary / multi-label; torchvision semantics + per-class α, pos_weight)",
+        description="sigmoid focal (binary/multi-label; torchvision + per-class α, pos_weight)",
         paper="Lin et al., ICCV 2017",
         defaults={"gamma": 2.0, "alpha": 0.25},
         target="multilabel",

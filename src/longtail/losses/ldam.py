@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .._validation import as_counts, check_positive
+from .._validation import as_counts, check_counts_length, check_positive
 from ._adjusted import adjusted_cross_entropy
 from ._base import WeightedLoss, counts_buffer
 from ._reduce import flatten_inputs, reduce_loss
@@ -26,12 +26,10 @@ def ldam_margins(class_counts: Any, max_margin: float = 0.5) -> torch.Tensor:
 
 
 def _ldam(logits, target, margins, scale, weight, ignore_index, reduction):
-    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
-    if margins.numel() != flat.num_classes:
-        raise ValueError(
-            f"Expected `class_counts` to be of length {flat.num_classes} (the number of classes), "
-            f"but got length {margins.numel()}."
-        )
+    flat = flatten_inputs(
+        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction
+    )
+    check_counts_length(margins, flat.num_classes)
     m = margins.to(device=flat.logits.device, dtype=flat.compute_dtype)[flat.target]
     loss = adjusted_cross_entropy(flat.logits, flat.target, scale=scale, margin=m)
     return reduce_loss(loss, flat, weight, reduction)
@@ -51,7 +49,8 @@ def ldam_loss(
 
     .. math::
 
-        \\ell_i = -\\log \\frac{e^{s(z_{y} - m_{y})}}{e^{s(z_{y} - m_{y})} + \\sum_{j \\neq y} e^{s z_j}},
+        \\ell_i = -\\log \\frac{e^{s(z_{y} - m_{y})}}
+            {e^{s(z_{y} - m_{y})} + \\sum_{j \\neq y} e^{s z_j}},
         \\qquad m_c = \\frac{\\text{max\\_margin}\\cdot n_c^{-1/4}}{\\max_k n_k^{-1/4}}
 
     Meant for cosine logits (:class:`longtail.models.NormedLinear`), hence the scale ``s``.
@@ -66,7 +65,15 @@ def ldam_loss(
         reduction, ignore_index: as in ``torch.nn.functional.cross_entropy``.
     """
     check_positive("scale", scale)
-    return _ldam(logits, target, ldam_margins(class_counts, max_margin), scale, weight, ignore_index, reduction)
+    return _ldam(
+        logits,
+        target,
+        ldam_margins(class_counts, max_margin),
+        scale,
+        weight,
+        ignore_index,
+        reduction,
+    )
 
 
 class LDAMLoss(WeightedLoss):
@@ -89,7 +96,9 @@ class LDAMLoss(WeightedLoss):
         self.register_buffer("margins", ldam_margins(class_counts, max_margin).to(torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _ldam(logits, target, self.margins, self.scale, self.weight, self.ignore_index, self.reduction)
+        return _ldam(
+            logits, target, self.margins, self.scale, self.weight, self.ignore_index, self.reduction
+        )
 
     def extra_repr(self) -> str:
         return f"max_margin={self.max_margin}, scale={self.scale}, " + super().extra_repr()

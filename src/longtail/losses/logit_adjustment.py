@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .._validation import as_counts, check_finite_number, expected
+from .._validation import as_counts, check_counts_length, check_finite_number, expected
 from ._adjusted import adjusted_cross_entropy
 from ._base import WeightedLoss, counts_buffer
 from ._reduce import flatten_inputs, reduce_loss
@@ -20,13 +20,12 @@ def log_prior(class_counts: Any) -> torch.Tensor:
 
 
 def _affine_ce(logits, target, class_scale, class_bias, weight, ignore_index, reduction):
-    flat = flatten_inputs(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    flat = flatten_inputs(
+        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction
+    )
     for v in (class_scale, class_bias):
-        if v is not None and v.numel() != flat.num_classes:
-            raise ValueError(
-                f"Expected `class_counts` to be of length {flat.num_classes} (the number of classes), "
-                f"but got length {v.numel()}."
-            )
+        if v is not None:
+            check_counts_length(v, flat.num_classes)
     dev, dt = flat.logits.device, flat.compute_dtype
     loss = adjusted_cross_entropy(
         flat.logits,
@@ -48,13 +47,17 @@ def logit_adjusted_loss(
 ) -> torch.Tensor:
     """Logit-adjusted loss (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021).
 
-    .. math::  \\ell_i = \\mathrm{CE}(z_i + \\tau \\log \\pi,\\ y_i),\\qquad \\pi_c = n_c / \\sum_k n_k
+    .. math::
+
+        \\ell_i = \\mathrm{CE}(z_i + \\tau \\log \\pi,\\ y_i),\\qquad \\pi_c = n_c / \\sum_k n_k
 
     Train with this loss and predict with the raw ``argmax z`` (the adjustment is in the loss).
     ``tau = 1`` is the paper's default.
     """
     check_finite_number("tau", tau)
-    return _affine_ce(logits, target, None, tau * log_prior(class_counts), weight, ignore_index, reduction)
+    return _affine_ce(
+        logits, target, None, tau * log_prior(class_counts), weight, ignore_index, reduction
+    )
 
 
 def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> torch.Tensor:
@@ -65,10 +68,16 @@ def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> 
     """
     check_finite_number("tau", tau)
     if not isinstance(logits, torch.Tensor) or logits.dim() < 2:
-        raise expected("logits", "a tensor of shape (N, C, ...)", getattr(logits, "shape", type(logits)))
+        raise expected(
+            "logits", "a tensor of shape (N, C, ...)", getattr(logits, "shape", type(logits))
+        )
     lp = log_prior(class_counts)
     if lp.numel() != logits.shape[1]:
-        raise expected("class_counts", f"of length {logits.shape[1]} (the number of classes)", f"length {lp.numel()}")
+        raise expected(
+            "class_counts",
+            f"of length {logits.shape[1]} (the number of classes)",
+            f"length {lp.numel()}",
+        )
     shape = [1] * logits.dim()
     shape[1] = -1
     return logits - (tau * lp).to(device=logits.device, dtype=logits.dtype).reshape(shape)
@@ -84,11 +93,15 @@ def balanced_softmax_loss(
 ) -> torch.Tensor:
     """Balanced softmax (Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual Recognition",
     NeurIPS 2020): ``CE(z + log n, y)``. Equal counts give plain cross-entropy."""
-    return _affine_ce(logits, target, None, log_prior(class_counts), weight, ignore_index, reduction)
+    return _affine_ce(
+        logits, target, None, log_prior(class_counts), weight, ignore_index, reduction
+    )
 
 
-def vs_factors(class_counts: Any, gamma: float = 0.3, tau: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """VS loss factors: multiplicative ``Δ_c = (n_c / n_max)^γ`` and additive ``ι_c = τ log π_c``."""
+def vs_factors(
+    class_counts: Any, gamma: float = 0.3, tau: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """VS factors: multiplicative ``Δ_c = (n_c / n_max)^γ``, additive ``ι_c = τ log π_c``."""
     check_finite_number("gamma", gamma)
     check_finite_number("tau", tau)
     n = as_counts(class_counts, allow_zero=False)
@@ -120,8 +133,14 @@ def vs_loss(
 class LogitAdjustedLoss(WeightedLoss):
     """Module form of :func:`logit_adjusted_loss`; counts and the bias τ log π are buffers."""
 
-    def __init__(self, class_counts: Any, tau: float = 1.0, weight: Any = None, reduction: str = "mean",
-                 ignore_index: int = -100):
+    def __init__(
+        self,
+        class_counts: Any,
+        tau: float = 1.0,
+        weight: Any = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ):
         super().__init__(weight, reduction, ignore_index)
         check_finite_number("tau", tau)
         counts = counts_buffer(self, class_counts, allow_zero=False)
@@ -129,7 +148,9 @@ class LogitAdjustedLoss(WeightedLoss):
         self.register_buffer("bias", (tau * log_prior(counts)).to(torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _affine_ce(logits, target, None, self.bias, self.weight, self.ignore_index, self.reduction)
+        return _affine_ce(
+            logits, target, None, self.bias, self.weight, self.ignore_index, self.reduction
+        )
 
     def adjust(self, logits: torch.Tensor) -> torch.Tensor:
         """Post-hoc adjustment with this module's counts and τ."""
@@ -139,20 +160,35 @@ class LogitAdjustedLoss(WeightedLoss):
 class BalancedSoftmaxLoss(WeightedLoss):
     """Module form of :func:`balanced_softmax_loss`."""
 
-    def __init__(self, class_counts: Any, weight: Any = None, reduction: str = "mean", ignore_index: int = -100):
+    def __init__(
+        self,
+        class_counts: Any,
+        weight: Any = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ):
         super().__init__(weight, reduction, ignore_index)
         counts = counts_buffer(self, class_counts, allow_zero=False)
         self.register_buffer("bias", log_prior(counts).to(torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _affine_ce(logits, target, None, self.bias, self.weight, self.ignore_index, self.reduction)
+        return _affine_ce(
+            logits, target, None, self.bias, self.weight, self.ignore_index, self.reduction
+        )
 
 
 class VSLoss(WeightedLoss):
     """Module form of :func:`vs_loss`; Δ and ι are buffers."""
 
-    def __init__(self, class_counts: Any, gamma: float = 0.3, tau: float = 1.0, weight: Any = None,
-                 reduction: str = "mean", ignore_index: int = -100):
+    def __init__(
+        self,
+        class_counts: Any,
+        gamma: float = 0.3,
+        tau: float = 1.0,
+        weight: Any = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ):
         super().__init__(weight, reduction, ignore_index)
         counts = counts_buffer(self, class_counts, allow_zero=False)
         self.gamma, self.tau = gamma, tau
@@ -161,7 +197,15 @@ class VSLoss(WeightedLoss):
         self.register_buffer("bias", b.to(torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _affine_ce(logits, target, self.class_scale, self.bias, self.weight, self.ignore_index, self.reduction)
+        return _affine_ce(
+            logits,
+            target,
+            self.class_scale,
+            self.bias,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
+        )
 
 
 register_loss(

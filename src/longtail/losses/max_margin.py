@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .._validation import check_finite_number, check_positive
+from .._validation import check_counts_length, check_finite_number, check_positive
 from ._adjusted import adjusted_cross_entropy
 from ._base import WeightedLoss, counts_buffer
 from ._reduce import flatten_inputs, reduce_loss
@@ -58,17 +58,17 @@ def mm_margin(
     return torch.exp(-g.abs() - delta)
 
 
-def _mm(logits, target, delta_minus_per_class, delta_minus, beta, scale, weight, ignore_index, reduction):
+def _mm(
+    logits, target, delta_minus_per_class, delta_minus, beta, scale, weight, ignore_index, reduction
+):
     flat = flatten_inputs(
         logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction, min_classes=2
     )
     if delta_minus_per_class is not None:
-        if delta_minus_per_class.numel() != flat.num_classes:
-            raise ValueError(
-                f"Expected `class_counts` to be of length {flat.num_classes} (the number of classes), "
-                f"but got length {delta_minus_per_class.numel()}."
-            )
-        dm = delta_minus_per_class.to(device=flat.logits.device, dtype=flat.compute_dtype)[flat.target]
+        check_counts_length(delta_minus_per_class, flat.num_classes)
+        dm = delta_minus_per_class.to(device=flat.logits.device, dtype=flat.compute_dtype)[
+            flat.target
+        ]
     else:
         dm = delta_minus
     delta = mm_margin(flat.logits, flat.target, dm, beta)
@@ -112,7 +112,17 @@ def max_margin_loss(
             come in through ``weight``).
     """
     _check_mm(delta_minus, beta, scale)
-    return _mm(logits, target, None, float(delta_minus), float(beta), scale, weight, ignore_index, reduction)
+    return _mm(
+        logits,
+        target,
+        None,
+        float(delta_minus),
+        float(beta),
+        scale,
+        weight,
+        ignore_index,
+        reduction,
+    )
 
 
 def mm_ldam_loss(
@@ -156,12 +166,22 @@ class MaxMarginLoss(WeightedLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _mm(
-            logits, target, None, self.delta_minus, self.beta, self.scale,
-            self.weight, self.ignore_index, self.reduction,
+            logits,
+            target,
+            None,
+            self.delta_minus,
+            self.beta,
+            self.scale,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
         )
 
     def extra_repr(self) -> str:
-        return f"delta_minus={self.delta_minus}, beta={self.beta}, scale={self.scale}, " + super().extra_repr()
+        return (
+            f"delta_minus={self.delta_minus}, beta={self.beta}, scale={self.scale}, "
+            + super().extra_repr()
+        )
 
 
 class MMLDAMLoss(MaxMarginLoss):
@@ -186,8 +206,15 @@ class MMLDAMLoss(MaxMarginLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _mm(
-            logits, target, self.delta_minus_per_class, None, self.beta, self.scale,
-            self.weight, self.ignore_index, self.reduction,
+            logits,
+            target,
+            self.delta_minus_per_class,
+            None,
+            self.beta,
+            self.scale,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
         )
 
 
