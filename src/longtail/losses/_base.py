@@ -51,6 +51,14 @@ class WeightedLoss(nn.Module):
             w = w.to(device)
         self.weight = w
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint taken after deferred re-weighting began holds a weight that a freshly built
+        # loss (weight=None) has no buffer for yet: make room, so a resumed run loads it.
+        w = state_dict.get(prefix + "weight")
+        if w is not None and (self.weight is None or self.weight.shape != w.shape):
+            self.weight = torch.empty(w.shape, dtype=w.dtype, device=_module_device(self))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
 
