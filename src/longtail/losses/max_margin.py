@@ -92,7 +92,8 @@ def max_margin_loss(
     reduction: str = "mean",
     ignore_index: int = -100,
 ) -> torch.Tensor:
-    """Maximum Margin loss (seed paper "Learning Imbalanced Datasets with Maximum Margin Loss").
+    """Maximum Margin loss (Kang et al., "Learning Imbalanced Datasets with Maximum Margin Loss",
+    ICIP 2021).
 
     .. math::
 
@@ -224,7 +225,7 @@ register_loss(
         cls=MaxMarginLoss,
         function=max_margin_loss,
         description="maximum margin: CE(s(z − Δ e_y)), Δ = exp(−|g| − δ±) from the hard margin g",
-        paper="seed 001 (Maximum Margin loss)",
+        paper="Kang et al., ICIP 2021",
         defaults={"delta_minus": 0.6, "beta": 1.5, "scale": 30.0},
     )
 )
@@ -234,7 +235,7 @@ register_loss(
         cls=MMLDAMLoss,
         function=mm_ldam_loss,
         description="maximum margin with per-class δ⁻ shifted by the LDAM margins (HMM-LDAM)",
-        paper="seed 001 (Maximum Margin loss)",
+        paper="Kang et al., ICIP 2021",
         needs_counts=True,
         defaults={"delta_minus": 0.6, "beta": 1.5, "scale": 30.0, "max_margin": 0.5},
     )
