@@ -600,3 +600,38 @@ def test_public_api_names():
         assert name in lt.__all__ and hasattr(lt, name)
     for name in LF.__all__:
         assert callable(getattr(LF, name))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 3.0])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_sigmoid_focal_index_and_dense_targets_match_reference(gamma, reduction):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, C, generator=g, dtype=torch.float64) * 2
+    y = torch.randint(0, C, (5,), generator=g)
+    t = F.one_hot(y, C).double()
+    alpha = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    pw = [1.0, 2.0, 3.0, 0.5, 1.5, 4.0]
+    w = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+    per = torch.tensor(
+        ref.sigmoid_focal(x.tolist(), t.tolist(), gamma, alpha, pw), dtype=torch.float64
+    )
+    per = per * w
+    want = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+    kw = {
+        "gamma": gamma,
+        "alpha": torch.tensor(alpha),
+        "pos_weight": torch.tensor(pw),
+        "weight": w,
+        "reduction": reduction,
+    }
+    torch.testing.assert_close(LF.sigmoid_focal_loss(x, y, **kw), want)
+    torch.testing.assert_close(LF.sigmoid_focal_loss(x, t, **kw), want)
+    for target in (y, t):
+        xg = x.clone().requires_grad_(True)
+        assert torch.autograd.gradcheck(
+            lambda v, target=target: LF.sigmoid_focal_loss(v, target, **kw), (xg,)
+        )
+    # scalar alpha, no pos_weight: torchvision's own setting
+    per = torch.tensor(ref.sigmoid_focal(x.tolist(), t.tolist(), gamma, 0.25), dtype=torch.float64)
+    want = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+    torch.testing.assert_close(LF.sigmoid_focal_loss(x, y, gamma=gamma, reduction=reduction), want)

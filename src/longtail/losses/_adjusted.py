@@ -30,9 +30,16 @@ from __future__ import annotations
 import torch
 
 
+def mm_delta(gap: torch.Tensor, delta_minus: float | torch.Tensor, beta: float) -> torch.Tensor:
+    """Δ of the MM loss from the gap ``g = z_y − max_{j≠y} z_j``: ``exp(−|g| − δ)``, with
+    ``δ = β·δ⁻`` where ``g ≥ 0`` (the target is an argmax, ties included), else ``δ⁻``."""
+    dm = torch.as_tensor(delta_minus, dtype=gap.dtype, device=gap.device)
+    return torch.exp(-gap.abs() - torch.where(gap >= 0, dm * beta, dm))
+
+
 class _AdjustedCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, target, scale, class_scale, class_bias, margin):  # type: ignore[override]
+    def forward(ctx, logits, target, scale, class_scale, class_bias, margin, mm_dm, mm_beta):  # type: ignore[override]
         ctype = torch.promote_types(logits.dtype, torch.float32)
         if class_scale is not None:
             a = class_scale.to(ctype) * scale
@@ -49,11 +56,24 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         else:
             adj = logits
         idx = target.unsqueeze(1)
-        if margin is not None:
-            if adj is logits:
-                adj = adj.clone()
+        if (margin is not None or mm_dm is not None) and adj is logits:
+            adj = adj.clone()
+        if mm_dm is not None:
+            # MM: the max over j ≠ y read from the buffer we own anyway, with the target column
+            # masked for one amax pass (no top-k, no extra (M, C) copy).
+            zy = adj.gather(1, idx)
+            adj.scatter_(1, idx, float("-inf"))
+            gap = (zy - adj.amax(1, keepdim=True)) / scale
+            delta = mm_delta(gap, mm_dm.unsqueeze(1) if torch.is_tensor(mm_dm) else mm_dm, mm_beta)
+            adj.scatter_(1, idx, zy - scale * delta)
+        elif margin is not None:
             adj.scatter_add_(1, idx, margin.to(ctype).unsqueeze(1) * (-scale))
-        logp = torch.log_softmax(adj, dim=1)
+        if adj is not logits and adj.device.type == "cpu":
+            # The buffer is ours: write the log-probabilities over it (one (M, C) allocation
+            # fewer; the CPU kernel reads each row before writing it, checked bit-exact in tests).
+            logp = torch._log_softmax(adj, 1, False, out=adj)
+        else:
+            logp = torch.log_softmax(adj, dim=1)
         del adj
         loss = logp.gather(1, idx).squeeze(1).neg()
         ctx.save_for_backward(logp, target, class_scale)
@@ -67,10 +87,11 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         grad = torch.softmax(logp, dim=1)
         idx = target.unsqueeze(1)
         grad.scatter_add_(1, idx, grad.new_full((idx.shape[0], 1), -1.0))
-        grad.mul_((grad_loss.to(grad.dtype) * ctx.scale).unsqueeze(1))
+        coef = grad_loss.to(grad.dtype)
+        grad.mul_((coef * ctx.scale if ctx.scale != 1.0 else coef).unsqueeze(1))
         if class_scale is not None:
             grad.mul_(class_scale.to(grad.dtype))
-        return grad.to(ctx.in_dtype), None, None, None, None, None
+        return grad.to(ctx.in_dtype), None, None, None, None, None, None, None
 
 
 def adjusted_cross_entropy(
@@ -81,6 +102,8 @@ def adjusted_cross_entropy(
     class_scale: torch.Tensor | None = None,
     class_bias: torch.Tensor | None = None,
     margin: torch.Tensor | None = None,
+    mm_delta_minus: float | torch.Tensor | None = None,
+    mm_beta: float = 1.0,
 ) -> torch.Tensor:
     """Per-sample ``CE(scale · (class_scale ⊙ z + class_bias − margin_i e_{y_i}), y_i)``.
 
@@ -91,11 +114,24 @@ def adjusted_cross_entropy(
         class_scale: ``(C,)`` multiplicative per-class factor ``a`` or None.
         class_bias: ``(C,)`` additive per-class bias ``b`` or None.
         margin: ``(M,)`` per-sample margin ``Δ_i`` subtracted from the target logit, or None.
+        mm_delta_minus: instead of ``margin``, the MM loss's δ⁻ (a number or ``(M,)`` per sample):
+            the margin is then :func:`mm_delta` of the gap of ``class_scale ⊙ z + class_bias``,
+            computed inside, as a constant.
+        mm_beta: the MM loss's β (δ⁺ = β δ⁻).
 
     Returns:
         ``(M,)`` per-sample losses in the compute dtype (float32 for half inputs). Gradients flow to
         ``logits`` only.
     """
+    if margin is not None and mm_delta_minus is not None:
+        raise ValueError("Expected `margin` or `mm_delta_minus`, but got both.")
     return _AdjustedCrossEntropy.apply(
-        logits, target, float(scale), class_scale, class_bias, margin
+        logits,
+        target,
+        float(scale),
+        class_scale,
+        class_bias,
+        margin,
+        mm_delta_minus,
+        float(mm_beta),
     )

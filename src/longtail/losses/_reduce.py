@@ -86,19 +86,23 @@ def flatten_inputs(
         logits = logits.movedim(1, -1).reshape(-1, num_classes)
     target = target.reshape(-1).long()
 
-    ignored = target == ignore_index
-    out_of_range = ((target < 0) | (target >= num_classes)) & ~ignored
-    if out_of_range.any():
-        bad = target[out_of_range][:5].tolist()
-        raise expected(
-            "target",
-            f"class indices in [0, {num_classes}) (or ignore_index={ignore_index})",
-            f"labels {bad}",
-        )
     valid = None
-    if ignored.any():
-        valid = ~ignored
-        target = target.masked_fill(ignored, 0)
+    if target.numel():
+        # One reduction and one sync in the common case (every label a class, none ignored).
+        lo, hi = torch.stack(torch.aminmax(target)).tolist()
+        if lo < 0 or hi >= num_classes or lo <= ignore_index <= hi:
+            ignored = target == ignore_index
+            out_of_range = ((target < 0) | (target >= num_classes)) & ~ignored
+            if out_of_range.any():
+                bad = target[out_of_range][:5].tolist()
+                raise expected(
+                    "target",
+                    f"class indices in [0, {num_classes}) (or ignore_index={ignore_index})",
+                    f"labels {bad}",
+                )
+            if ignored.any():
+                valid = ~ignored
+                target = target.masked_fill(ignored, 0)
     return FlatInputs(logits, target, valid, batch_shape, compute_dtype_for(logits.dtype))
 
 

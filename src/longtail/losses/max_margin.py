@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from .._validation import check_counts_length, check_finite_number, check_positive
-from ._adjusted import adjusted_cross_entropy
+from ._adjusted import adjusted_cross_entropy, mm_delta
 from ._base import WeightedLoss, counts_buffer
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import LossInfo, register_loss
@@ -47,15 +47,9 @@ def mm_margin(
         ``(M,)`` margins in the compute dtype.
     """
     z = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    top = torch.topk(z, 2, dim=1)
     idx = target.unsqueeze(1)
-    z_y = z.gather(1, idx).squeeze(1)
-    # max over j ≠ y: the largest value unless it sits at y, then the second (ties included).
-    other = torch.where(top.indices[:, 0] == target, top.values[:, 1], top.values[:, 0])
-    g = z_y - other
-    dm = torch.as_tensor(delta_minus, dtype=z.dtype, device=z.device)
-    delta = torch.where(g >= 0, dm * beta, dm)
-    return torch.exp(-g.abs() - delta)
+    other = z.scatter(1, idx, float("-inf")).amax(1)
+    return mm_delta(z.gather(1, idx).squeeze(1) - other, delta_minus, beta)
 
 
 def _mm(
@@ -71,8 +65,9 @@ def _mm(
         ]
     else:
         dm = delta_minus
-    delta = mm_margin(flat.logits, flat.target, dm, beta)
-    loss = adjusted_cross_entropy(flat.logits, flat.target, scale=scale, margin=delta)
+    loss = adjusted_cross_entropy(
+        flat.logits, flat.target, scale=scale, mm_delta_minus=dm, mm_beta=beta
+    )
     return reduce_loss(loss, flat, weight, reduction)
 
 
