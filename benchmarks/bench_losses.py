@@ -559,7 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"threads: {torch.get_num_threads()} (torch.get_num_threads); CPUs: {os.cpu_count()}")
     print(f"CPU: {cpu_model()}")
     print(f"load average at start: {load_average()}")
-    print(f"timing: {args.schedule.describe()}; each round runs every case once, shuffled")
+    print(
+        f"timing: {args.schedule.describe()}; each round runs every case once, shuffled, "
+        "each right after a baseline step"
+    )
     if measure_memory:
         print(f"peak memory: {MEMORY_METHOD}; sanity check passed")
     else:
