@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import torch
 
+from .._validation import check_counts_length
+from ._reduce import flatten_inputs, reduce_loss
+
 
 def mm_delta(gap: torch.Tensor, delta_minus: float | torch.Tensor, beta: float) -> torch.Tensor:
     """Δ of the MM loss from the gap ``g = z_y − max_{j≠y} z_j``: ``exp(−|g| − δ)``, with
@@ -135,3 +138,58 @@ def adjusted_cross_entropy(
         mm_delta_minus,
         float(mm_beta),
     )
+
+
+def adjusted_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    scale: float = 1.0,
+    class_scale: torch.Tensor | None = None,
+    class_bias: torch.Tensor | None = None,
+    class_margin: torch.Tensor | None = None,
+    mm_delta_minus: float | torch.Tensor | None = None,
+    mm_beta: float = 1.0,
+) -> torch.Tensor:
+    """A class-index loss built on :func:`adjusted_cross_entropy`: checks and flattens the
+    inputs, looks up per-class quantities (all ``(C,)``, derived from ``class_counts``) for each
+    sample, and applies weight / ignore_index / reduction.
+
+    ``class_margin`` is a per-class target margin (LDAM); ``mm_delta_minus`` is the MM loss's δ⁻,
+    a number or a per-class ``(C,)`` tensor (MM-LDAM).
+    """
+    flat = flatten_inputs(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        min_classes=2 if mm_delta_minus is not None else 1,
+    )
+    dev, dt = flat.logits.device, flat.compute_dtype
+
+    def per_class(v):
+        if not torch.is_tensor(v):
+            return v
+        check_counts_length(v, flat.num_classes)
+        return v.to(device=dev, dtype=dt)
+
+    class_scale, class_bias = per_class(class_scale), per_class(class_bias)
+    margin = None if class_margin is None else per_class(class_margin)[flat.target]
+    dm = per_class(mm_delta_minus)
+    if torch.is_tensor(dm):
+        dm = dm[flat.target]
+    loss = adjusted_cross_entropy(
+        flat.logits,
+        flat.target,
+        scale=scale,
+        class_scale=class_scale,
+        class_bias=class_bias,
+        margin=margin,
+        mm_delta_minus=dm,
+        mm_beta=mm_beta,
+    )
+    return reduce_loss(loss, flat, weight, reduction)

@@ -7,10 +7,9 @@ from typing import Any
 
 import torch
 
-from .._validation import as_counts, check_counts_length, check_positive
-from ._adjusted import adjusted_cross_entropy
+from .._validation import as_counts, check_positive
+from ._adjusted import adjusted_loss
 from ._base import WeightedLoss, counts_buffer
-from ._reduce import flatten_inputs, reduce_loss
 from ._registry import LossInfo, register_loss
 
 
@@ -26,13 +25,15 @@ def ldam_margins(class_counts: Any, max_margin: float = 0.5) -> torch.Tensor:
 
 
 def _ldam(logits, target, margins, scale, weight, ignore_index, reduction):
-    flat = flatten_inputs(
-        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction
+    return adjusted_loss(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        scale=scale,
+        class_margin=margins,
     )
-    check_counts_length(margins, flat.num_classes)
-    m = margins.to(device=flat.logits.device, dtype=flat.compute_dtype)[flat.target]
-    loss = adjusted_cross_entropy(flat.logits, flat.target, scale=scale, margin=m)
-    return reduce_loss(loss, flat, weight, reduction)
 
 
 def ldam_loss(

@@ -6,10 +6,9 @@ from typing import Any
 
 import torch
 
-from .._validation import as_counts, check_counts_length, check_finite_number, expected
-from ._adjusted import adjusted_cross_entropy
+from .._validation import as_counts, check_finite_number, expected
+from ._adjusted import adjusted_loss
 from ._base import WeightedLoss, counts_buffer
-from ._reduce import flatten_inputs, reduce_loss
 from ._registry import LossInfo, register_loss
 
 
@@ -20,20 +19,15 @@ def log_prior(class_counts: Any) -> torch.Tensor:
 
 
 def _affine_ce(logits, target, class_scale, class_bias, weight, ignore_index, reduction):
-    flat = flatten_inputs(
-        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction
+    return adjusted_loss(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        class_scale=class_scale,
+        class_bias=class_bias,
     )
-    for v in (class_scale, class_bias):
-        if v is not None:
-            check_counts_length(v, flat.num_classes)
-    dev, dt = flat.logits.device, flat.compute_dtype
-    loss = adjusted_cross_entropy(
-        flat.logits,
-        flat.target,
-        class_scale=None if class_scale is None else class_scale.to(device=dev, dtype=dt),
-        class_bias=None if class_bias is None else class_bias.to(device=dev, dtype=dt),
-    )
-    return reduce_loss(loss, flat, weight, reduction)
 
 
 def logit_adjusted_loss(

@@ -6,10 +6,9 @@ from typing import Any
 
 import torch
 
-from .._validation import check_counts_length, check_finite_number, check_positive
-from ._adjusted import adjusted_cross_entropy, mm_delta
+from .._validation import check_finite_number, check_positive
+from ._adjusted import adjusted_loss, mm_delta
 from ._base import WeightedLoss, counts_buffer
-from ._reduce import flatten_inputs, reduce_loss
 from ._registry import LossInfo, register_loss
 from .ldam import ldam_margins
 
@@ -52,23 +51,18 @@ def mm_margin(
     return mm_delta(z.gather(1, idx).squeeze(1) - other, delta_minus, beta)
 
 
-def _mm(
-    logits, target, delta_minus_per_class, delta_minus, beta, scale, weight, ignore_index, reduction
-):
-    flat = flatten_inputs(
-        logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction, min_classes=2
+def _mm(logits, target, delta_minus, beta, scale, weight, ignore_index, reduction):
+    # delta_minus: a number (MM) or a per-class (C,) tensor (MM-LDAM)
+    return adjusted_loss(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        scale=scale,
+        mm_delta_minus=delta_minus,
+        mm_beta=beta,
     )
-    if delta_minus_per_class is not None:
-        check_counts_length(delta_minus_per_class, flat.num_classes)
-        dm = delta_minus_per_class.to(device=flat.logits.device, dtype=flat.compute_dtype)[
-            flat.target
-        ]
-    else:
-        dm = delta_minus
-    loss = adjusted_cross_entropy(
-        flat.logits, flat.target, scale=scale, mm_delta_minus=dm, mm_beta=beta
-    )
-    return reduce_loss(loss, flat, weight, reduction)
 
 
 def _check_mm(delta_minus: float, beta: float, scale: float) -> None:
@@ -111,7 +105,6 @@ def max_margin_loss(
     return _mm(
         logits,
         target,
-        None,
         float(delta_minus),
         float(beta),
         scale,
@@ -141,7 +134,7 @@ def mm_ldam_loss(
     """
     _check_mm(delta_minus, beta, scale)
     dm = float(delta_minus) - ldam_margins(class_counts, max_margin)
-    return _mm(logits, target, dm, None, float(beta), scale, weight, ignore_index, reduction)
+    return _mm(logits, target, dm, float(beta), scale, weight, ignore_index, reduction)
 
 
 class MaxMarginLoss(WeightedLoss):
@@ -164,7 +157,6 @@ class MaxMarginLoss(WeightedLoss):
         return _mm(
             logits,
             target,
-            None,
             self.delta_minus,
             self.beta,
             self.scale,
@@ -205,7 +197,6 @@ class MMLDAMLoss(MaxMarginLoss):
             logits,
             target,
             self.delta_minus_per_class,
-            None,
             self.beta,
             self.scale,
             self.weight,
