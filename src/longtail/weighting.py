@@ -76,6 +76,10 @@ def class_weights(counts: Any, scheme: str = "inverse", beta: float = 0.9999) ->
     Every scheme is rescaled so that ``Σ_c w_c = C`` (uniform weights are all ones). Computed in
     float64 (``0.9999 ** n`` needs it) and returned as float32.
 
+    Example:
+        >>> [round(w, 4) for w in class_weights([100, 10, 1], scheme="inverse").tolist()]
+        [0.027, 0.2703, 2.7027]
+
     Args:
         counts: Per-class counts (list, array or tensor of length ``C``), all ``> 0``.
         scheme: One of :data:`WEIGHT_SCHEMES`. Default ``"inverse"``.

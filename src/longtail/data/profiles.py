@@ -57,6 +57,12 @@ def imbalance_counts(n_max: int, num_classes: int, ratio: float, profile: str = 
 
     ``C == 1`` gives ``[n_max]``.
 
+    Example:
+        >>> imbalance_counts(5000, 10, ratio=100, profile="exp")
+        [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+        >>> imbalance_counts(500, 4, ratio=10, profile="step")
+        [500, 500, 50, 50]
+
     Args:
         n_max: Examples of the largest (first) class, ``>= 1``.
         num_classes: Number of classes ``C >= 1``.

@@ -77,6 +77,11 @@ def create_loss(name: str, **kwargs: Any) -> nn.Module:
     Every entry accepts ``class_counts``, so a training engine can pass the counts uniformly;
     losses that do not use them (``ce``, ``focal``, ``mm``, ...) ignore them. Prior-aware losses
     (``needs_counts``) require them.
+
+    Example:
+        >>> crit = create_loss("mm", class_counts=[500, 50, 5], delta_minus=0.6, beta=1.5)
+        >>> crit
+        MaxMarginLoss(delta_minus=0.6, beta=1.5, scale=30.0, reduction='mean', ignore_index=-100)
     """
     info = get_loss_info(name)
     counts = kwargs.pop("class_counts", None)

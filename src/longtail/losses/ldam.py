@@ -17,6 +17,10 @@ def ldam_margins(class_counts: Any, max_margin: float = 0.5) -> torch.Tensor:
     """Per-class LDAM margins ``m_c = max_margin · n_c^(−1/4) / max_k n_k^(−1/4)`` (float64, CPU).
 
     The rarest class gets ``max_margin``. Zero counts are rejected (``n^(−1/4)`` is infinite).
+
+    Example:
+        >>> ldam_margins([10000, 100, 1]).tolist()
+        [0.05, 0.15811388300841897, 0.5]
     """
     check_positive("max_margin", max_margin, allow_zero=True)
     n = as_counts(class_counts, allow_zero=False)
@@ -55,6 +59,13 @@ def ldam_loss(
         \\qquad m_c = \\frac{\\text{max\\_margin}\\cdot n_c^{-1/4}}{\\max_k n_k^{-1/4}}
 
     Meant for cosine logits (:class:`longtail.models.NormedLinear`), hence the scale ``s``.
+
+    Example:
+        >>> import torch, longtail as lt
+        >>> logits = torch.tensor([[0.9, 0.1, -0.3], [0.2, 0.4, 0.1]])
+        >>> loss = lt.functional.ldam_loss(logits, torch.tensor([0, 2]), class_counts=[100, 10, 1])
+        >>> round(loss.item(), 4)
+        12.0012
 
     Args:
         logits: ``(N, C)`` (or ``(N, C, d1, ...)``).

@@ -59,6 +59,11 @@ def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> 
 
     For a model trained with plain cross-entropy. ``logits`` is ``(N, C)`` or ``(N, C, d1, ...)``;
     the result has the same shape and dtype.
+
+    Example:
+        >>> import torch
+        >>> adjust_logits(torch.zeros(1, 3), class_counts=[98, 1, 1]).argmax(1).tolist()
+        [1]
     """
     check_finite_number("tau", tau)
     if not isinstance(logits, torch.Tensor) or logits.dim() < 2:
