@@ -379,9 +379,8 @@ def official_mm_margin(x, y, delta_minus, beta):
 
 
 def paper_margin(z, y, dm, beta):
-    return torch.tensor(
-        [ref.mm_delta_row(r, t, dm, beta) for r, t in zip(z.tolist(), y.tolist(), strict=True)]
-    )
+    rows = zip(z.tolist(), y.tolist(), strict=True)
+    return torch.tensor([ref.mm_delta_row(r, t, dm, beta) for r, t in rows], dtype=torch.float64)
 
 
 def test_mm_max_excludes_the_target_column():
@@ -396,7 +395,7 @@ def test_mm_uses_each_samples_own_target_logit():
     z = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.2, 0.8]])
     y = torch.tensor([0, 2])
     got = LF.mm_margin(z, y, 0.6, 1.5)
-    torch.testing.assert_close(got, paper_margin(z, y, 0.6, 1.5))
+    torch.testing.assert_close(got, paper_margin(z, y, 0.6, 1.5).float())
     assert got[1].item() == pytest.approx(math.exp(-0.6 - 0.9))
     assert not torch.allclose(official_mm_margin(z, y, 0.6, 1.5), got)
 
@@ -648,3 +647,10 @@ def test_in_place_log_softmax_is_bit_exact(shape, dtype):
     out = torch._log_softmax(buf, 1, False, out=buf)
     assert out.data_ptr() == buf.data_ptr()
     assert torch.equal(out, torch.log_softmax(x, dim=1))
+
+
+def test_mm_margin_keeps_float64_precision():
+    z, y = batch(32, torch.float64, seed=7)
+    got = LF.mm_margin(z, y, 0.6, 1.5)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, paper_margin(z, y, 0.6, 1.5).double(), rtol=1e-14, atol=0)

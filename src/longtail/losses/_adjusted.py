@@ -36,8 +36,10 @@ from ._reduce import flatten_inputs, reduce_loss
 def mm_delta(gap: torch.Tensor, delta_minus: float | torch.Tensor, beta: float) -> torch.Tensor:
     """Δ of the MM loss from the gap ``g = z_y − max_{j≠y} z_j``: ``exp(−|g| − δ)``, with
     ``δ = β·δ⁻`` where ``g ≥ 0`` (the target is an argmax, ties included), else ``δ⁻``."""
-    dm = torch.as_tensor(delta_minus, dtype=gap.dtype, device=gap.device)
-    return torch.exp(-gap.abs() - torch.where(gap >= 0, dm * beta, dm))
+    # δ = δ⁻ + [g ≥ 0]·(β − 1)·δ⁻, built in the gap's dtype (a where() of two Python numbers
+    # would come out in the default dtype and cost float64 inputs their precision)
+    delta = (gap >= 0).to(gap.dtype).mul_(delta_minus * (beta - 1)).add_(delta_minus)
+    return delta.add_(gap.abs()).neg_().exp_()
 
 
 class _AdjustedCrossEntropy(torch.autograd.Function):
