@@ -76,6 +76,12 @@ UNSCALED_BASELINE = "F.cross_entropy(z)"
 BCE_BASELINE = "F.binary_cross_entropy_with_logits(z, one-hot)"
 REFERENCE_ROWS = (BASELINE, UNSCALED_BASELINE, BCE_BASELINE)
 
+
+def is_reference_row(name: str) -> bool:
+    """Rows shown for comparison, without a target: baselines and reference-style losses."""
+    return name in REFERENCE_ROWS or name.endswith("(reference-style)")
+
+
 MEMORY_METHOD = (
     "torch.profiler(profile_memory=True): replay of allocation/free events during one "
     "forward+backward; peak of bytes allocated during the step (inputs excluded)"
@@ -299,9 +305,56 @@ def build_cases(n: int, c: int, losses: Sequence[str], seed: int = 0) -> list[Ca
     for name in losses:
         criterion = lt.create_loss(name, class_counts=counts)
         kind = lt.get_loss_info(name).target
-        # multi-label losses are fed the int64 index targets too (expanded to one-hot inside)
+        # multi-label losses are fed the int64 index targets too (one positive per row)
         cases.append(Case(name, kind, logits, lambda m=criterion: m(logits, target)))
+        if name in REFERENCE_STYLE:
+            fn = REFERENCE_STYLE[name]
+            margins = lt.functional.ldam_margins(counts).float()
+            cases.append(
+                Case(
+                    f"{name} (reference-style)",
+                    "index",
+                    logits,
+                    lambda fn=fn, m=margins: fn(logits, target, m),
+                )
+            )
     return cases
+
+
+# The way the public reference repositories compute these losses (LDAM-DRW, Maximum-Margin-LDAM):
+# a dense one-hot mask, a matmul to gather the batch's margins, torch.where, then cross-entropy on
+# the rescaled result. Written here for timing only, from their published description.
+def _dense_onehot(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    index = torch.zeros_like(x, dtype=torch.bool)
+    index.scatter_(1, target.view(-1, 1), True)
+    return index
+
+
+def ldam_reference_style(x: torch.Tensor, target: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    index = _dense_onehot(x, target)
+    batch_m = torch.matmul(m[None, :], index.float().t()).view(-1, 1)
+    output = torch.where(index, x - batch_m, x)
+    return F.cross_entropy(LOGIT_SCALE * output, target)
+
+
+def mm_reference_style(x: torch.Tensor, target: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    index = _dense_onehot(x, target)
+    onehot = index.float()
+    with torch.no_grad():
+        pos = x.gather(1, target.view(-1, 1))
+        max_neg = (x * (1.0 - onehot) - 1e9 * onehot).max(1, keepdim=True)[0]
+        gap = pos - max_neg
+        fg = torch.exp(-gap.clamp(min=0) - 0.6 * 1.5) * (gap >= 0).float()
+        bg = torch.exp(-(-gap).clamp(min=0) - 0.6) * (gap < 0).float()
+        delta = fg + bg
+    output = torch.where(index, x - delta, x)
+    return F.cross_entropy(LOGIT_SCALE * output, target)
+
+
+REFERENCE_STYLE: dict[str, Callable[..., torch.Tensor]] = {
+    "ldam": ldam_reference_style,
+    "mm": mm_reference_style,
+}
 
 
 @dataclass(frozen=True)
@@ -447,13 +500,13 @@ def markdown_table(results: Sequence[SizeResult]) -> str:
             if name == BASELINE:  # the absolute baseline numbers
                 row += [_ms(mr.median_s), _mib(mr.peak_bytes)]
                 continue
-            limits = (None, None) if name in REFERENCE_ROWS else (TIME_TARGET, MEMORY_TARGET)
+            limits = (None, None) if is_reference_row(name) else (TIME_TARGET, MEMORY_TARGET)
             row += [
                 f"{_ratio(r.time_ratio(name), limits[0])} ({_ms(mr.median_s)})",
                 f"{_ratio(r.memory_ratio(name), limits[1])} ({_mib(mr.peak_bytes)})",
             ]
             missed += [f"{what} @ {r.n}×{r.c}" for what in misses(r, name)]
-        if name in REFERENCE_ROWS:
+        if is_reference_row(name):
             row.append("—")
         else:
             row.append("yes" if not missed else "**no**: " + ", ".join(missed))
