@@ -265,7 +265,7 @@ def test_state_lives_in_buffers(name):
 
 
 # ------------------------------------------------------------------------------ torch.compile
-@pytest.mark.parametrize("name", ["ce", "ldam", "mm", "logit-adjusted"])
+@pytest.mark.parametrize("name", ["ce", "focal", "ldam", "mm", "logit-adjusted"])
 def test_compile_matches_eager(name):
     torch._dynamo.reset()
     z, y = batch(16, torch.float32)
@@ -654,3 +654,20 @@ def test_mm_margin_keeps_float64_precision():
     got = LF.mm_margin(z, y, 0.6, 1.5)
     assert got.dtype == torch.float64
     torch.testing.assert_close(got, paper_margin(z, y, 0.6, 1.5).double(), rtol=1e-14, atol=0)
+
+
+def test_sigmoid_focal_module_equals_function():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, C, generator=g)
+    y = torch.randint(0, C, (6,), generator=g)
+    alpha, pw = torch.linspace(0.1, 0.6, C), torch.linspace(1.0, 3.0, C)
+    for reduction in ("mean", "none"):
+        mod = lt.create_loss(
+            "sigmoid-focal", gamma=1.5, alpha=alpha, pos_weight=pw, reduction=reduction
+        )
+        want = LF.sigmoid_focal_loss(
+            x, y, gamma=1.5, alpha=alpha, pos_weight=pw, reduction=reduction
+        )
+        torch.testing.assert_close(mod(x, y), want)
+    mod = lt.create_loss("sigmoid-focal", alpha=alpha)
+    assert set(mod.state_dict()) == {"alpha"}
