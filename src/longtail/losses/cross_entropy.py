@@ -30,6 +30,13 @@ def cross_entropy(
 
     with ``"mean"`` dividing by ``Σ_i w_{y_i}`` over the entries not ignored.
 
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices, or class
+          probabilities of the logits' shape.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
+
     Args:
         logits: ``(N, C)`` or ``(N, C, d1, ...)``; half inputs are computed in float32.
         target: class indices ``(N, d1, ...)`` (int) or class probabilities of ``logits``' shape.

@@ -47,6 +47,12 @@ def focal_loss(
     cross-entropy, its issue #6, which makes class weights change the focusing term; longtail does
     not copy that.)
 
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
+
     Args:
         logits: ``(N, C)`` or ``(N, C, d1, ...)``.
         target: class indices ``(N, d1, ...)``.

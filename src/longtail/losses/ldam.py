@@ -67,6 +67,12 @@ def ldam_loss(
         >>> round(loss.item(), 4)
         12.0012
 
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
+
     Args:
         logits: ``(N, C)`` (or ``(N, C, d1, ...)``).
         target: class indices.

@@ -47,6 +47,12 @@ def logit_adjusted_loss(
 
     Train with this loss and predict with the raw ``argmax z`` (the adjustment is in the loss).
     ``tau = 1`` is the paper's default.
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
     """
     check_finite_number("tau", tau)
     return _affine_ce(
@@ -91,7 +97,14 @@ def balanced_softmax_loss(
     ignore_index: int = -100,
 ) -> torch.Tensor:
     """Balanced softmax (Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual Recognition",
-    NeurIPS 2020): ``CE(z + log n, y)``. Equal counts give plain cross-entropy."""
+    NeurIPS 2020): ``CE(z + log n, y)``. Equal counts give plain cross-entropy.
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
+    """
     return _affine_ce(
         logits, target, None, log_prior(class_counts), weight, ignore_index, reduction
     )
@@ -124,6 +137,12 @@ def vs_loss(
                \\Delta_c = (n_c/n_{\\max})^{\\gamma},\\ \\iota_c = \\tau \\log \\pi_c
 
     Defaults γ = 0.3, τ = 1.0 are those of the authors' code. γ = 0 is logit adjustment.
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
     """
     a, b = vs_factors(class_counts, gamma, tau)
     return _affine_ce(logits, target, a, b, weight, ignore_index, reduction)

@@ -91,6 +91,12 @@ def max_margin_loss(
     with Δ from :func:`mm_margin` held constant in the backward pass, as the official code does,
     on cosine logits (:class:`longtail.models.NormedLinear`) scaled by ``s``.
 
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
+
     Args:
         logits: ``(N, C)`` (or ``(N, C, d1, ...)``), ``C ≥ 2``.
         target: class indices.
@@ -131,6 +137,12 @@ def mm_ldam_loss(
     Per sample ``δ⁻_i = δ⁻ − m_{y_i}`` and ``δ⁺_i = β δ⁻_i``, with ``m`` the LDAM margins of
     :func:`longtail.functional.ldam_margins` (largest ``max_margin``, for the rarest class): rare
     classes get a smaller δ and so a larger Δ. Otherwise as :func:`max_margin_loss`.
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: ``(N,)`` or ``(N, d1, ...)`` integer class indices.
+        - output: a scalar, or ``(N,)`` / ``(N, d1, ...)`` with ``reduction="none"``; float32 for
+          half inputs, else the input's dtype.
     """
     _check_mm(delta_minus, beta, scale)
     dm = float(delta_minus) - ldam_margins(class_counts, max_margin)
