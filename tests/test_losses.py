@@ -671,3 +671,21 @@ def test_sigmoid_focal_module_equals_function():
         torch.testing.assert_close(mod(x, y), want)
     mod = lt.create_loss("sigmoid-focal", alpha=alpha)
     assert set(mod.state_dict()) == {"alpha"}
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_sigmoid_focal_extreme_logits_every_gamma(gamma, reduction):
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randint(0, 2, (8, C), generator=g) * 2 - 1).float() * 1e4
+    y = torch.randint(0, C, (8,), generator=g)
+    for target in (y, F.one_hot(y, C).float()):
+        xr = x.clone().requires_grad_(True)
+        out = LF.sigmoid_focal_loss(xr, target, gamma=gamma, reduction=reduction)
+        out.sum().backward()
+        assert torch.isfinite(out).all() and torch.isfinite(xr.grad).all()
+    # a very wrong logit costs about |x| (softplus), not a clamped constant
+    wrong = LF.sigmoid_focal_loss(
+        torch.tensor([[1e4, 0.0]]), torch.tensor([1]), gamma=gamma, alpha=None
+    )
+    assert wrong.item() == pytest.approx((1e4 + math.log(2) * 0.5**gamma) / 2, rel=1e-4)

@@ -152,7 +152,7 @@ def _at(f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 class _BinaryFocal(torch.autograd.Function):
-    """Sigmoid focal loss for 0/1 targets in one variable, with the reduction inside.
+    """Sigmoid focal loss for 0/1 targets in one variable, gradient computed in the forward.
 
     With ``u = x·(1 − 2t)`` (the logit of the *wrong* answer), ``1 − p_t = σ(u)`` and
     ``BCE = softplus(u)``, so every element is ``f_t · σ(u)^γ · softplus(u)``, where the factor
@@ -160,76 +160,99 @@ class _BinaryFocal(torch.autograd.Function):
 
         d/dx = f_t · (1 − 2t) · σ(u)^γ · (γ (1 − σ(u)) softplus(u) + σ(u)).
 
-    Written this way a forward is about a dozen cheap passes over the logits (two of them
-    transcendental) and a backward five, where the textbook composition takes about thirty. Index
-    targets (one positive per row) never build the one-hot matrix: the positives are a
-    gather/scatter of N entries.
+    On CPU a fresh (N, C) buffer costs about as much as a pass over it (page faults), so the
+    forward works in two buffers, in place: q = σ(−u), then softplus(u) = −log q beside it, then
+    σ(u) = 1 − q over q; it sums the loss with dot products and turns the second buffer into the
+    gradient, which is all it keeps. The backward only scales it. Index targets (one positive per
+    row) never build the one-hot matrix: the positives are a gather/scatter of N entries.
     """
 
     @staticmethod
     def forward(ctx, x, idx, t, gamma, f0, f1, reduction):  # type: ignore[override]
+        tiny = torch.finfo(x.dtype).tiny
+        a = torch.neg(x)  # −u
         if idx is not None:
+            x_at = x.gather(1, idx)
+            a.scatter_(1, idx, x_at)
+        else:
+            a.addcmul_(x, t, value=2.0)
+        a.sigmoid_().clamp_min_(tiny)  # q = σ(−u), no denormals, no log 0
+        b = torch.log(a).neg_()  # softplus(u) = −log q
+        if a.amin() <= tiny:
+            # q underflowed (u > 87 in float32): there softplus(u) = u to working precision,
+            # and softplus(u) ≥ u everywhere
             u = x.clone()
-            u.scatter_(1, idx, x.gather(1, idx).neg())
-        else:
-            u = torch.addcmul(x, x, t, value=-2.0)
-        # softplus(u) = −log σ(−u): one sigmoid and one log, about half the cost of F.softplus
-        # on CPU. q = σ(−u) = 1 − σ(u) is clamped to the smallest normal float (no denormals, no
-        # log 0); where that bites (u > 87 in float32) softplus(u) = u to working precision,
-        # and softplus(u) ≥ u everywhere, hence the maximum.
-        q = torch.neg(u)
-        torch.sigmoid(q, out=q).clamp_min_(torch.finfo(q.dtype).tiny)
-        sp = torch.log(q).neg_()
-        torch.maximum(sp, u, out=sp)
-        s = torch.neg(q, out=u).add_(1.0)  # σ(u) = 1 − q, into u's buffer
-        # σ(u)^γ into q's buffer (each fresh (N, C) buffer costs page faults on CPU)
-        if gamma == 0:
-            sg = None
-        else:
-            sg = torch.mul(s, s, out=q) if gamma == 2 else torch.pow(s, gamma, out=q)
-        if idx is not None:  # the element loss sp·sg is formed only where it is needed
-            h_at = sp.gather(1, idx)
-            if sg is not None:
-                h_at = h_at * sg.gather(1, idx)
-            if reduction == "none":
-                out = sp * f0 if sg is None else (sp * sg).mul_(f0)
-                out.scatter_(1, idx, h_at * _at(f1, idx))
+            if idx is not None:
+                u.scatter_(1, idx, x_at.neg())
             else:
-                if f0.dim():
-                    per_class = sp.sum(0) if sg is None else (sp * sg).sum(0)
-                    neg = (per_class * f0.reshape(-1)).sum()
-                else:
-                    total = sp.sum() if sg is None else torch.dot(sp.reshape(-1), sg.reshape(-1))
-                    neg = total * f0
-                out = neg + (h_at * (_at(f1, idx) - _at(f0, idx))).sum()
+                u.addcmul_(x, t, value=-2.0)
+            torch.maximum(b, u, out=b)
+            del u
+        a.neg_().add_(1.0)  # s = σ(u) = 1 − q
+        # element loss h = s^γ·sp. For γ = 1, 2 it is p·(s·sp) with p = 1 or s (no new buffer);
+        # for other γ, p = s^γ beside sp (s^(γ−1) would be infinite at s = 0 for γ < 1).
+        folded = gamma in (1, 2)
+        if folded:
+            b.mul_(a)  # s·sp
+            p = a if gamma == 2 else None
+        else:
+            p = None if gamma == 0 else a.pow(gamma)
+
+        def h_of(bb, pp):
+            return bb if pp is None else bb * pp
+
+        scalar = f0.dim() == 0 and f1.dim() == 0
+        if idx is not None and reduction != "none":
+            h_at = h_of(b.gather(1, idx), None if p is None else p.gather(1, idx))
+            if scalar and p is not None:
+                neg = torch.dot(b.reshape(-1), p.reshape(-1)) * f0
+            elif scalar:
+                neg = b.sum() * f0
+            else:
+                neg = (h_of(b, p).sum(0) * f0.reshape(-1)).sum()
+            out = neg + (h_at * (_at(f1, idx) - _at(f0, idx))).sum()
+        elif idx is not None:
+            out = h_of(b, p) * f0
+            out.scatter_(
+                1,
+                idx,
+                h_of(b.gather(1, idx), None if p is None else p.gather(1, idx)) * _at(f1, idx),
+            )
         else:
             ft = torch.where(t > 0.5, f1, f0)
-            loss = (sp if sg is None else sp * sg) * ft
-            out = loss if reduction == "none" else loss.sum()
+            out = h_of(b, p) * ft
+            if reduction != "none":
+                out = out.sum()
         if reduction == "mean":
             out = out / x.numel()
-        ctx.save_for_backward(s, sp, sg, idx, t, f0, f1)
-        ctx.gamma, ctx.reduction = gamma, reduction
+
+        # gradient s^γ (γ (1 − s) sp + s): folded, p·(γ (1 − s)(s·sp) + s²);
+        # otherwise p·(γ (1 − s) sp + s)
+        if gamma == 0:
+            grad = a
+        else:
+            torch.addcmul(b, b, a, value=-1.0, out=b).mul_(gamma)
+            if folded:
+                torch.addcmul(b, a, a, out=b)
+            else:
+                b.add_(a)
+            if p is not None:
+                b.mul_(p)
+            grad = b
+        if idx is not None:
+            g_at = grad.gather(1, idx)
+            grad.mul_(f0)
+            grad.scatter_(1, idx, g_at.mul_(_at(f1, idx)).neg_())
+        else:
+            grad.mul_(torch.where(t > 0.5, -f1, f0))
+        ctx.save_for_backward(grad)
+        ctx.scale = 1.0 / x.numel() if reduction == "mean" else 1.0
         return out
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
-        s, sp, sg, idx, t, f0, f1 = ctx.saved_tensors
-        if ctx.reduction == "mean":
-            g = g / s.numel()
-        # h'(u) = σ^γ (γ (1 − σ) softplus + σ)
-        if sg is None:
-            dh = s.clone()
-        else:  # one allocation, the rest in place
-            dh = torch.rsub(s, 1.0).mul_(sp).mul_(ctx.gamma).add_(s).mul_(sg)
-        if idx is not None:
-            dh_at = dh.gather(1, idx)
-            g_at = g.gather(1, idx) if ctx.reduction == "none" else g
-            dh.mul_(f0 * g) if ctx.reduction != "none" else dh.mul_(g).mul_(f0)
-            dh.scatter_(1, idx, -dh_at * _at(f1, idx) * g_at)
-        else:
-            dh.mul_(torch.where(t > 0.5, -f1, f0)).mul_(g)
-        return dh, None, None, None, None, None, None
+        (grad,) = ctx.saved_tensors
+        return grad * (g * ctx.scale), None, None, None, None, None, None
 
 
 def sigmoid_focal_loss(
