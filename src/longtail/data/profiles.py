@@ -152,6 +152,9 @@ def imbalanced_indices(
         wanted = imbalance_counts(n_max, c, ratio, profile)
 
     rng = np.random.default_rng(seed)
+    # positions grouped by class, ascending within each class: one sort, not a scan per class
+    by_class = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(present)])
     kept = []
     for cls, k in enumerate(wanted):
         have = int(present[cls])
@@ -161,7 +164,7 @@ def imbalanced_indices(
                 f"at most {have}, the number of examples of class {cls}",
                 f"{k} requested",
             )
-        positions = np.flatnonzero(labels == cls)
+        positions = by_class[starts[cls] : starts[cls + 1]]
         kept.append(rng.permutation(positions)[:k])
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
