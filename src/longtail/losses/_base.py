@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import as_counts, check_reduction
+from .._validation import as_counts, check_reduction, expected
 
 
 def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
@@ -18,15 +18,8 @@ def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
     if not t.is_floating_point():
         t = t.to(torch.float32)
     if t.dim() != 1:
-        raise ValueError(
-            f"Expected `{name}` to be a 1-D per-class vector, but got shape {tuple(t.shape)}."
-        )
+        raise expected(name, "a 1-D per-class vector", f"shape {tuple(t.shape)}")
     return t.detach().to(torch.float32)
-
-
-def counts_on(counts: Any, like: torch.Tensor, *, allow_zero: bool = True) -> torch.Tensor:
-    """Checked class counts (float64 on CPU, length = number of classes of ``like``)."""
-    return as_counts(counts, num_classes=like.shape[1], allow_zero=allow_zero)
 
 
 class WeightedLoss(nn.Module):

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_in_range, expected
+from .._validation import check_class_vector, check_in_range, expected
 from ._base import WeightedLoss
 from ._reduce import compute_dtype_for, flatten_inputs
 from ._registry import LossInfo, register_loss
@@ -59,10 +59,7 @@ def cross_entropy(
                 f"class probabilities of the logits' shape {tuple(logits.shape)}",
                 f"shape {tuple(target.shape)}",
             )
-        if weight is not None and weight.shape != (logits.shape[1],):
-            raise expected(
-                "weight", f"of shape ({logits.shape[1]},)", f"shape {tuple(weight.shape)}"
-            )
+        check_class_vector("weight", weight, logits.shape[1])
         ctype = compute_dtype_for(logits.dtype)
         if reduction == "mean" and logits.shape[0] == 0:
             return logits.sum().to(ctype)

@@ -202,8 +202,9 @@ class _BinaryFocal(torch.autograd.Function):
             return bb if pp is None else bb * pp
 
         scalar = f0.dim() == 0 and f1.dim() == 0
-        if idx is not None and reduction != "none":
+        if idx is not None:  # the element loss at each row's positive
             h_at = h_of(b.gather(1, idx), None if p is None else p.gather(1, idx))
+        if idx is not None and reduction != "none":
             if scalar and p is not None:
                 neg = torch.dot(b.reshape(-1), p.reshape(-1)) * f0
             elif scalar:
@@ -213,11 +214,7 @@ class _BinaryFocal(torch.autograd.Function):
             out = neg + (h_at * (_at(f1, idx) - _at(f0, idx))).sum()
         elif idx is not None:
             out = h_of(b, p) * f0
-            out.scatter_(
-                1,
-                idx,
-                h_of(b.gather(1, idx), None if p is None else p.gather(1, idx)) * _at(f1, idx),
-            )
+            out.scatter_(1, idx, h_at * _at(f1, idx))
         else:
             ft = torch.where(t > 0.5, f1, f0)
             out = h_of(b, p) * ft
