@@ -1,0 +1,262 @@
+"""Tests for longtail.metrics, against hand computations and plain-loop references."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from longtail.metrics import (
+    CLASSIFICATION_KEYS,
+    balanced_accuracy,
+    classification_metrics,
+    expected_calibration_error,
+    per_class_accuracy,
+    per_class_error,
+    shot_accuracy,
+    top1_error,
+)
+
+# A hand-made confusion: class 0 gets 2 of 4 right, class 1 gets 1 of 2, class 2 gets 2 of 2,
+# class 3 never occurs in the targets (but is predicted once): accuracies 1/2, 1/2, 1, NaN.
+TARGET = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
+PRED = torch.tensor([0, 0, 1, 3, 1, 0, 2, 2])
+
+
+def logits_for(pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Logits whose argmax is ``pred`` (with a non-trivial spread)."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(pred.numel(), num_classes, generator=g)
+    z[torch.arange(pred.numel()), pred] = 2.0
+    return z
+
+
+def loop_per_class(pred, target, num_classes):
+    acc = []
+    for c in range(num_classes):
+        total = sum(1 for t in target.tolist() if t == c)
+        hits = sum(1 for p, t in zip(pred.tolist(), target.tolist(), strict=True) if t == c == p)
+        acc.append(hits / total if total else math.nan)
+    return acc
+
+
+def loop_ece(probs, target, n_bins):
+    """ECE straight from its definition: one pass over the samples for every bin."""
+    n = len(target)
+    total = 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        members = []
+        for row, t in zip(probs.tolist(), target.tolist(), strict=True):
+            conf = max(row)
+            if lo < conf <= hi or (b == 0 and conf == 0.0):
+                members.append((conf, float(row.index(conf) == t)))
+        if members:
+            acc = sum(m[1] for m in members) / len(members)
+            conf = sum(m[0] for m in members) / len(members)
+            total += len(members) / n * abs(acc - conf)
+    return 100.0 * total
+
+
+# ---- top-1, per-class, balanced ---------------------------------------------------------------
+def test_hand_made_confusion():
+    assert top1_error(PRED, TARGET) == pytest.approx(100 * 3 / 8)
+    acc = per_class_accuracy(PRED, TARGET, 4)
+    assert acc.dtype == torch.float64 and acc.shape == (4,)
+    assert acc[:3].tolist() == [0.5, 0.5, 1.0] and math.isnan(acc[3])
+    err = per_class_error(PRED, TARGET, 4)
+    assert err[:3] == [50.0, 50.0, 0.0] and math.isnan(err[3])
+    assert balanced_accuracy(PRED, TARGET, 4) == pytest.approx(100 * 2 / 3)
+    assert balanced_accuracy(PRED, TARGET) == pytest.approx(100 * 2 / 3)
+
+
+def test_logits_give_the_same_as_labels():
+    z = logits_for(PRED, 4)
+    assert top1_error(z, TARGET) == top1_error(PRED, TARGET)
+    torch.testing.assert_close(
+        per_class_accuracy(z, TARGET), per_class_accuracy(PRED, TARGET, 4), equal_nan=True
+    )
+    assert balanced_accuracy(z, TARGET) == balanced_accuracy(PRED, TARGET, 4)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_per_class_matches_loop(seed):
+    g = torch.Generator().manual_seed(seed)
+    c = 7
+    target = torch.randint(0, c, (300,), generator=g)
+    target[target == 5] = 4  # an absent class
+    z = torch.randn(300, c, generator=g)
+    pred = z.argmax(1)
+    ref = loop_per_class(pred, target, c)
+    acc = per_class_accuracy(z, target).tolist()
+    for a, r in zip(acc, ref, strict=True):
+        assert (math.isnan(a) and math.isnan(r)) or a == pytest.approx(r)
+    present = [r for r in ref if not math.isnan(r)]
+    assert balanced_accuracy(z, target) == pytest.approx(100 * sum(present) / len(present))
+    wrong = sum(int(p != t) for p, t in zip(pred.tolist(), target.tolist(), strict=True))
+    assert top1_error(z, target) == pytest.approx(100 * wrong / 300)
+
+
+def test_ties_go_to_the_lowest_index():
+    z = torch.zeros(2, 3)
+    assert top1_error(z, torch.tensor([0, 1])) == 50.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_float_dtypes(dtype):
+    z = logits_for(PRED, 4).to(dtype)
+    assert top1_error(z, TARGET) == pytest.approx(100 * 3 / 8)
+    m = classification_metrics(z, TARGET, [500, 50, 5, 5])
+    assert m["top1_error"] == pytest.approx(100 * 3 / 8)
+    ref = classification_metrics(z.double(), TARGET, [500, 50, 5, 5])
+    assert m["ece"] == pytest.approx(ref["ece"], abs=1e-4)
+
+
+def test_lists_and_int32_labels():
+    assert top1_error(PRED.tolist(), TARGET.int()) == pytest.approx(37.5)
+    assert per_class_error(PRED.int(), TARGET.tolist(), 4)[0] == 50.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_gpu():
+    z = logits_for(PRED, 4)
+    cpu = classification_metrics(z, TARGET, [500, 50, 5, 5])
+    gpu = classification_metrics(z.cuda().half(), TARGET.cuda(), torch.tensor([500, 50, 5, 5]))
+    assert gpu["per_class_error"] == cpu["per_class_error"]
+    assert gpu["ece"] == pytest.approx(cpu["ece"], abs=1e-2)
+
+
+# ---- shot groups -------------------------------------------------------------------------------
+def test_shot_boundaries_are_strict():
+    # many: n > 100; few: n < 20; medium: 20 <= n <= 100 (both ends included).
+    counts = [101, 100, 20, 19, 5000, 0]
+    acc = torch.tensor([1.0, 0.5, 0.25, 0.75, 0.0, 0.25], dtype=torch.float64)
+    shots = shot_accuracy(acc, counts)
+    assert shots == {
+        "many_acc": pytest.approx(100 * (1.0 + 0.0) / 2),
+        "medium_acc": pytest.approx(100 * (0.5 + 0.25) / 2),
+        "few_acc": pytest.approx(100 * (0.75 + 0.25) / 2),
+    }
+
+
+def test_shot_custom_thresholds():
+    acc = torch.tensor([1.0, 0.5, 0.0])
+    shots = shot_accuracy(acc, [10, 5, 1], many_threshold=5, few_threshold=5)
+    assert shots == {"many_acc": 100.0, "medium_acc": 50.0, "few_acc": 0.0}
+
+
+def test_shot_empty_group_is_nan_and_absent_classes_are_skipped():
+    shots = shot_accuracy([0.5, None, 1.0], [500, 300, 50])
+    assert shots["many_acc"] == 50.0 and shots["medium_acc"] == 100.0
+    assert math.isnan(shots["few_acc"])
+    # a group whose only classes are absent from the test set is empty too
+    shots = shot_accuracy(torch.tensor([0.5, math.nan]), [500, 5])
+    assert math.isnan(shots["few_acc"])
+
+
+def test_classification_metrics_empty_groups_are_null():
+    z = logits_for(PRED, 4)
+    m = classification_metrics(z, TARGET, [500, 400, 300, 200])
+    assert m["medium_acc"] is None and m["few_acc"] is None
+    assert m["many_acc"] == pytest.approx(100 * 2 / 3)
+    assert m["per_class_error"][3] is None
+    json.dumps(m, allow_nan=False)  # strict JSON: no NaN anywhere
+
+
+def test_classification_metrics_agree_with_the_parts():
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(200, 5, generator=g) * 3
+    target = torch.randint(0, 5, (200,), generator=g)
+    counts = [1000, 150, 100, 20, 3]
+    m = classification_metrics(z, target, counts)
+    assert tuple(m) == CLASSIFICATION_KEYS
+    assert m["top1_error"] == top1_error(z, target)
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy(z, target))
+    assert m["per_class_error"] == pytest.approx(per_class_error(z, target))
+    shots = shot_accuracy(per_class_accuracy(z, target), counts)
+    assert [m["many_acc"], m["medium_acc"], m["few_acc"]] == pytest.approx(list(shots.values()))
+    assert m["ece"] == pytest.approx(expected_calibration_error(z, target))
+    for key in CLASSIFICATION_KEYS:
+        assert isinstance(m[key], list if key == "per_class_error" else float)
+    assert json.loads(json.dumps(m)) == m
+
+
+# ---- ECE --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_bins", [1, 5, 15, 40])
+@pytest.mark.parametrize("seed", range(3))
+def test_ece_matches_loop(seed, n_bins):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(500, 6, generator=g, dtype=torch.float64) * 2
+    target = torch.randint(0, 6, (500,), generator=g)
+    probs = torch.softmax(z, 1)
+    ref = loop_ece(probs, target, n_bins)
+    assert expected_calibration_error(z, target, n_bins) == pytest.approx(ref, abs=1e-9)
+    got = expected_calibration_error(probs, target, n_bins, from_probs=True)
+    assert got == pytest.approx(ref, abs=1e-9)
+
+
+def test_ece_of_one_hot_correct_predictions_is_zero():
+    probs = torch.eye(4)[[0, 1, 2, 3, 1]]
+    assert expected_calibration_error(probs, torch.tensor([0, 1, 2, 3, 1]), from_probs=True) == 0.0
+
+
+def test_ece_of_a_calibrated_model_is_zero():
+    # every sample is 80% confident and 4 of 5 are right
+    z = torch.tensor([[math.log(4.0), 0.0]] * 5, dtype=torch.float64)
+    target = torch.tensor([0, 0, 0, 0, 1])
+    assert expected_calibration_error(z, target) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_of_a_confident_wrong_model():
+    probs = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert expected_calibration_error(probs, torch.tensor([1, 0]), from_probs=True) == 100.0
+
+
+def test_ece_bins_are_closed_on_the_right():
+    # confidence exactly 0.5 with 2 bins belongs to (0, 0.5]; 0.75 to (0.5, 1]
+    probs = torch.tensor([[0.5, 0.5], [0.75, 0.25]], dtype=torch.float64)
+    target = torch.tensor([0, 1])
+    # bin 1: acc 1, conf .5 -> .5/2; bin 2: acc 0, conf .75 -> .75/2
+    got = expected_calibration_error(probs, target, n_bins=2, from_probs=True)
+    assert got == pytest.approx(100 * (0.25 + 0.375))
+
+
+# ---- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: top1_error(torch.randn(8), TARGET), "integer predicted labels"),
+        (lambda: top1_error(torch.randn(7, 4), TARGET), r"shape \(N, C\) = \(8"),
+        (lambda: top1_error(torch.randn(8, 4, 2), TARGET), "logits of shape"),
+        (lambda: top1_error(PRED, TARGET.float()), "integer class labels"),
+        (lambda: top1_error(PRED, TARGET[:5]), "N = 5"),
+        (lambda: top1_error(torch.randn(8, 2), TARGET), r"class labels in \[0, 1\]"),
+        (lambda: top1_error(PRED, -TARGET), "non-negative class labels"),
+        (lambda: top1_error(PRED[:0], TARGET[:0]), "non-empty"),
+        (lambda: top1_error(torch.full((8, 4), math.nan), TARGET), "NaN"),
+        (lambda: top1_error(torch.ones(8, 4, dtype=torch.long), TARGET), "floating-point"),
+        (lambda: per_class_accuracy(PRED, TARGET), "num_classes"),
+        (lambda: per_class_accuracy(PRED, TARGET, 3), "predicted labels in"),
+        (lambda: per_class_accuracy(torch.randn(8, 4), TARGET, 5), r"\(N, 5\)"),
+        (lambda: per_class_accuracy(PRED, TARGET, 0), "num_classes"),
+        (lambda: shot_accuracy([0.5, 0.5], [10]), "train_counts"),
+        (lambda: shot_accuracy([0.5, 0.5], [10, -1]), "non-negative"),
+        (lambda: shot_accuracy([50.0, 40.0], [10, 1]), "fractions"),
+        (lambda: shot_accuracy([0.5], [10], 20, 100), "few_threshold"),
+        (lambda: shot_accuracy([0.5], [10], math.inf), "many_threshold"),
+        (lambda: shot_accuracy(torch.ones(2, 2), [1, 1]), "per_class_acc"),
+        (lambda: expected_calibration_error(torch.randn(8, 4), TARGET, 0), "n_bins"),
+        (
+            lambda: expected_calibration_error(torch.randn(8, 4) + 2, TARGET, from_probs=True),
+            "probabilities",
+        ),
+        (lambda: classification_metrics(torch.randn(8, 4), TARGET, [1, 2, 3]), "length 4"),
+        (lambda: classification_metrics(torch.randn(8, 4), TARGET, [1] * 4, 10, 20), "few_"),
+        (lambda: classification_metrics(torch.randn(8, 2), TARGET, [1] * 2), r"\[0, 1\]"),
+    ],
+)
+def test_bad_input_raises(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
