@@ -1,0 +1,377 @@
+"""Tests for longtail.bench.report: reading results records, tables, plots and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+
+from longtail.bench.report import (
+    ablation_markdown,
+    aggregate,
+    dir_markdown,
+    load_records,
+    plot_ablation,
+    plot_per_class_error,
+    table1_markdown,
+    tail_markdown,
+    write_report,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# top-1 error per (method, setting) for seeds 0 and 1
+ERRORS = {
+    ("mm-drw", "exp"): (20.0, 22.0),
+    ("erm", "exp"): (30.0, 31.0),
+    ("ldam-drw", "exp"): (21.5, 21.5),
+    ("my-method", "exp"): (25.0, 27.0),
+    ("erm", "step"): (36.0, 38.0),
+    ("mm-drw", "step"): (23.0, 24.0),
+    ("balanced-softmax", "step"): (22.5, 22.5),
+}
+NUM_CLASSES = 10
+
+
+def classification_record(method, profile, seed, error, bench="table1"):
+    per_class = [error * (0.2 + 0.2 * c) for c in range(NUM_CLASSES)]
+    per_class[3] = None  # a class absent from the test set
+    return {
+        "method": method,
+        "dataset": "fashion-mnist",
+        "profile": profile,
+        "ratio": 100.0 if seed == 0 else 100,  # one ratio however it is written
+        "seed": seed,
+        "epochs": 30,
+        "seconds": 12.5,
+        "bench": bench,
+        "config": {"method": method, "loss_kwargs": {}},
+        "metrics": {
+            "top1_error": error,
+            "balanced_accuracy": 100.0 - error - 1.0,
+            "per_class_error": per_class,
+            "many_acc": 95.0 - seed,
+            "medium_acc": 80.0,
+            "few_acc": None if profile == "step" else 50.0 + error,
+            "ece": 5.0 + seed,
+        },
+    }
+
+
+def ablation_record(beta, delta, seed, error):
+    rec = classification_record("mm-drw", "exp", seed, error, bench="mm-ablation")
+    rec["config"]["loss_kwargs"] = {"beta": beta, "delta_minus": delta, "scale": 30.0}
+    return rec
+
+
+ABLATION = {  # (β, δ⁻): errors of seeds 0 and 1; (1.6, 1.2) is not run
+    (1.4, 0.6): (22.0, 23.0),
+    (1.5, 0.6): (19.0, 20.0),
+    (1.6, 0.6): (24.0, 24.0),
+    (1.4, 1.2): (21.0, 22.0),
+    (1.5, 1.2): (20.5, 21.5),
+}
+
+
+def dir_record(method, seed, mae):
+    return {
+        "method": method,
+        "dataset": "agedb",
+        "profile": None,
+        "ratio": None,
+        "seed": seed,
+        "epochs": 90,
+        "seconds": 3.0,
+        "bench": "dir",
+        "config": {},
+        "metrics": {
+            "mae": mae,
+            "mse": mae**2,
+            "gm": mae / 2,
+            "pearson": 0.9,
+            "mae_many": mae - 1,
+            "mae_medium": mae + 1,
+            "mae_few": mae + 5,
+            "gm_many": mae / 2 - 1,
+            "gm_medium": mae / 2 + 1,
+            "gm_few": mae / 2 + 3,
+        },
+    }
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    for (method, profile), errors in ERRORS.items():
+        for seed, error in enumerate(errors):
+            run = tmp_path / "table1" / f"{method}_{profile}_s{seed}"
+            write_json(run / "result.json", classification_record(method, profile, seed, error))
+            write_json(run / "config.json", {"method": method, "seed": seed})  # not a record
+            # run state and partial files are never records, even when they look like one
+            write_json(run / "work" / "last.json", classification_record(method, profile, 9, 99))
+            write_json(
+                run / "checkpoints" / "epoch.json", classification_record(method, profile, 9, 99)
+            )
+            (run / "result.json.tmp").write_text('{"method": "x", "metrics": {}}')
+    for (beta, delta), errors in ABLATION.items():
+        for seed, error in enumerate(errors):
+            write_json(
+                tmp_path / "ablation" / f"b{beta}_d{delta}_s{seed}.json",
+                ablation_record(beta, delta, seed, error),
+            )
+    for method, maes in {"vanilla": (7.5, 8.0), "group-dir": (6.5, 7.0)}.items():
+        for seed, mae in enumerate(maes):
+            write_json(tmp_path / "dir" / f"{method}_s{seed}.json", dir_record(method, seed, mae))
+    (tmp_path / "table1" / "killed.json").write_text('{"method": "erm", "metrics": {"top1_')
+    return tmp_path
+
+
+@pytest.fixture
+def records(results: Path) -> list[dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_records(results)
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    """``{first cell: other cells}`` of the markdown table rows (header and body)."""
+    rows = {}
+    for line in markdown.splitlines():
+        if line.startswith("| ") and not line.startswith("|:"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+# ---- load_records -----------------------------------------------------------------------------
+def test_load_records_skips_junk_with_a_warning(results):
+    with pytest.warns(UserWarning, match=r"killed\.json") as caught:
+        recs = load_records(results)
+    assert len(caught) == 1
+    n_table1 = sum(len(e) for e in ERRORS.values())
+    assert len(recs) == n_table1 + 2 * len(ABLATION) + 4
+    assert all("metrics" in r and "method" in r for r in recs)
+    assert not any(r["seed"] == 9 for r in recs)  # nothing from work/ or checkpoints/
+
+
+def test_load_records_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="folder"):
+        load_records(tmp_path / "nope")
+
+
+def test_load_records_warns_on_bad_metrics(tmp_path):
+    write_json(tmp_path / "r.json", {"method": "erm", "metrics": [1, 2]})
+    with pytest.warns(UserWarning, match=r"r\.json"):
+        assert load_records(tmp_path) == []
+
+
+# ---- aggregate --------------------------------------------------------------------------------
+def test_aggregate_by_hand(records):
+    agg = aggregate([r for r in records if r["bench"] == "table1"])
+    assert agg[("mm-drw", "fashion-mnist", "exp", 100)] == {
+        "mean": 21.0,
+        "std": pytest.approx(math.sqrt(2.0)),  # sqrt(((20-21)^2 + (22-21)^2) / (2-1))
+        "n": 2,
+    }
+    assert agg[("erm", "fashion-mnist", "step", 100)]["mean"] == 37.0
+    assert agg[("ldam-drw", "fashion-mnist", "exp", 100)]["std"] == 0.0
+    assert len(agg) == len(ERRORS)
+    # settings in order (exp before step), Table 1 method order, unknown methods last
+    assert [k[0] for k in agg][:4] == ["erm", "ldam-drw", "mm-drw", "my-method"]
+
+
+def test_aggregate_one_seed_and_missing_values():
+    recs = [
+        {"method": "erm", "dataset": "d", "profile": "exp", "ratio": 10, "metrics": {"ece": 3.0}},
+        {"method": "erm", "dataset": "d", "profile": "exp", "ratio": 10, "metrics": {"ece": None}},
+        {"method": "erm", "dataset": "d", "profile": "exp", "ratio": 10, "metrics": {}},
+    ]
+    assert aggregate(recs, "ece") == {("erm", "d", "exp", 10): {"mean": 3.0, "std": 0.0, "n": 1}}
+
+
+# ---- markdown ---------------------------------------------------------------------------------
+def test_table1_rows_in_canonical_order_with_bold_best(records):
+    text = table1_markdown(records, tail_view=False)
+    lines = text.splitlines()
+    assert "Top-1 error (%)" in lines[0] and "last epoch" in lines[0] and "2 seeds" in lines[0]
+    assert "(of 30)" in lines[0]
+    rows = table_rows(text)
+    assert rows["Method"] == ["Fashion-MNIST long-tailed 100", "Fashion-MNIST step 100"]
+    body = [line.split("|")[1].strip() for line in lines if line.startswith("| ")][1:]
+    assert body == ["ERM", "LDAM-DRW", "MM-DRW", "Balanced softmax", "my-method"]
+    assert rows["ERM"] == ["30.50 ± 0.71", "37.00 ± 1.41"]
+    assert rows["MM-DRW"] == ["**21.00 ± 1.41**", "23.50 ± 0.71"]
+    assert rows["LDAM-DRW"] == ["21.50 ± 0.00", "—"]
+    assert rows["Balanced softmax"] == ["—", "**22.50 ± 0.00**"]
+    assert rows["my-method"] == ["26.00 ± 1.41", "—"]
+    # the ablation runs (mm-drw, one of them at 19 %) stay out of Table 1, as do DIR runs
+    assert "19." not in text and "agedb" not in text
+
+
+def test_table1_one_seed_shows_the_mean_alone(records):
+    seed0 = [r for r in records if r["seed"] == 0]
+    text = table1_markdown(seed0, tail_view=False)
+    assert table_rows(text)["ERM"] == ["30.00", "36.00"]
+    assert "1 seed" in text.splitlines()[0]
+
+
+def test_table1_bolds_ties_and_highest_accuracy():
+    recs = [
+        {"method": m, "dataset": "d", "profile": "exp", "ratio": 10, "metrics": {"few_acc": v}}
+        for m, v in [("erm", 50.0), ("mm", 60.0), ("ldam", 60.001)]
+    ]
+    rows = table_rows(table1_markdown(recs, "few_acc", tail_view=False))
+    assert (
+        rows["ERM"] == ["50.00"] and rows["LDAM"] == ["**60.00**"] and rows["MM"] == ["**60.00**"]
+    )
+
+
+def test_tail_view(records):
+    text = tail_markdown(records)
+    assert text == table1_markdown(records).split("\n\n", 2)[2]
+    assert "Tail view, Fashion-MNIST long-tailed 100" in text
+    exp, step = text.split("**Tail view, ")[1:]
+    rows = table_rows(exp)
+    assert rows["Method"] == ["Balanced acc.", "Many", "Medium", "Few", "ECE"]
+    # balanced = 99 - error; many = 95 - seed; few = 50 + error; ece = 5 + seed
+    # ties are all bold: every method has the same many, medium and ECE values
+    assert rows["ERM"] == ["68.50 ± 0.71", "**94.50 ± 0.71**", "**80.00 ± 0.00**",
+                           "**80.50 ± 0.71**", "**5.50 ± 0.71**"]  # fmt: skip
+    assert rows["MM-DRW"][0] == "**78.00 ± 1.41**"
+    assert rows["ERM"][3] == "**80.50 ± 0.71**"
+    assert table_rows(step)["ERM"][3] == "—"  # no few-shot class there: null in every record
+
+
+def test_ablation_grid(records):
+    text = ablation_markdown(records)
+    assert "MM-DRW, Fashion-MNIST long-tailed 100" in text and "2 seeds" in text
+    rows = table_rows(text)
+    assert rows["β \\ δ⁻"] == ["0.6", "1.2"]
+    assert rows["1.4"] == ["22.50", "21.50"]
+    assert rows["1.5"] == ["**19.50**", "21.00"]
+    assert rows["1.6"] == ["24.00", "—"]
+    assert ablation_markdown([r for r in records if r["bench"] != "mm-ablation"]) == ""
+
+
+def test_ablation_record_without_beta_warns(records):
+    bad = dict(records[-1], bench="mm-ablation", config={"loss_kwargs": {}})
+    with pytest.warns(UserWarning, match="delta_minus"):
+        ablation_markdown([bad])
+
+
+def test_dir_table(records):
+    text = dir_markdown(records)
+    rows = table_rows(text)
+    assert rows["Method"] == [
+        "MAE all", "MAE many", "MAE medium", "MAE few", "GM all", "GM many", "GM medium", "GM few",
+    ]  # fmt: skip
+    assert list(rows)[1:] == ["group-dir", "vanilla"]
+    assert rows["group-dir"][0] == "**6.75 ± 0.35**"
+    assert rows["vanilla"][0] == "7.75 ± 0.35"
+    assert rows["vanilla"][3] == "12.75 ± 0.35"
+    assert rows["group-dir"][4] == "**3.38 ± 0.18**"
+    assert dir_markdown([r for r in records if r["bench"] != "dir"]) == ""
+    assert "agedb" not in table1_markdown(records)
+
+
+# ---- plots ------------------------------------------------------------------------------------
+def test_plot_per_class_error(records, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = plot_per_class_error(records, tmp_path / "pc.png")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    step = plot_per_class_error(records, tmp_path / "pc_step.png", "fashion-mnist_step100")
+    assert step.read_bytes()[:8] == PNG_SIGNATURE
+    same = plot_per_class_error(records, tmp_path / "t.png", ("fashion-mnist", "step", 100.0))
+    assert same.stat().st_size > 0
+    with pytest.raises(ValueError, match="setting"):
+        plot_per_class_error(records, tmp_path / "x.png", "cifar10_exp100")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_per_class_error_with_record_counts_and_without(records, tmp_path):
+    pytest.importorskip("matplotlib")
+    recs = [dict(r, dataset="mine") for r in records if r["bench"] == "table1"]
+    plot_per_class_error(recs, tmp_path / "no_counts.png")  # no counts known: index order
+    counts = list(range(10, 110, 10))
+    recs = [dict(r, train_counts=counts) for r in recs]
+    assert plot_per_class_error(recs, tmp_path / "counts.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_plot_ablation(records, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = plot_ablation(records, tmp_path / "abl.png")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(ValueError, match="mm-ablation"):
+        plot_ablation([r for r in records if r["bench"] != "mm-ablation"], tmp_path / "y.png")
+
+
+# ---- write_report -----------------------------------------------------------------------------
+def test_write_report(results, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report"
+    with pytest.warns(UserWarning, match=r"killed\.json"):
+        paths = write_report(results, out)
+    names = sorted(p.name for p in paths)
+    assert names == [
+        "mm_ablation_fashion-mnist_exp100.png",
+        "per_class_error_fashion-mnist_exp100.png",
+        "per_class_error_fashion-mnist_step100.png",
+        "report.md",
+    ]
+    assert paths[-1] == out / "report.md"
+    for p in paths:
+        assert p.parent == out and p.exists()
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == PNG_SIGNATURE
+    assert sorted(p.name for p in out.iterdir()) == names  # no temporary files left
+    text = (out / "report.md").read_text(encoding="utf-8")
+    for name in names[:-1]:
+        assert f"]({name})" in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert table1_markdown(load_records(results)) in text
+    assert "## MM ablation" in text and "## Deep imbalanced regression" in text
+    assert "| MM-DRW | 21.00 ± 1.41 |" not in text  # bold there: the best of its column
+    assert "| MM-DRW | **21.00 ± 1.41** | 23.50 ± 0.71 |" in text
+
+
+def test_write_report_defaults_to_the_folder_and_rewrites(results):
+    pytest.importorskip("matplotlib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = write_report(results / "table1")
+        second = write_report(results / "table1")
+    assert first == second and all(p.parent == results / "table1" for p in first)
+    text = (results / "table1" / "report.md").read_text(encoding="utf-8")
+    assert "MM ablation" not in text and "regression" not in text
+
+
+def test_write_report_without_records(tmp_path):
+    write_json(tmp_path / "config.json", {"method": "erm"})
+    with pytest.raises(ValueError, match="results records"):
+        write_report(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        write_report(tmp_path / "missing")
+
+
+def test_write_report_without_matplotlib_writes_the_tables(results, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name)
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = write_report(results, tmp_path / "out")
+    assert [p.name for p in paths] == ["report.md"]
+    assert any("matplotlib" in str(w.message) for w in caught)
+    text = paths[0].read_text(encoding="utf-8")
+    assert "Table 1." in text and ".png" not in text
