@@ -1,4 +1,8 @@
-"""The ``longtail`` command line: ``longtail losses`` (more commands arrive with the engine)."""
+"""The ``longtail`` command line: ``train``, ``bench``, ``report`` and ``losses``.
+
+argparse stays here: the library takes a :class:`~longtail.engine.TrainConfig`, and this module
+only turns options (and an optional TOML/JSON config file) into one.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from . import __version__
+from .engine.config import METHODS, PRESETS, TrainConfig, make_config
 from .losses import get_loss_info, list_losses
+from .models import MODELS
 
 
 def _cmd_losses(args: argparse.Namespace) -> int:
@@ -38,6 +46,228 @@ def _cmd_losses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _loss_kwargs(pairs: list[str] | None) -> dict[str, Any] | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"longtail: --loss-kw expects KEY=VALUE, but got {pair!r}")
+        out[key.replace("-", "_")] = _parse_value(value)
+    return out
+
+
+def _read_config_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.exists():
+        raise SystemExit(f"longtail: config file {path!r} does not exist")
+    if p.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise SystemExit("longtail: TOML config files need Python >= 3.11; use JSON") from None
+        data = tomllib.loads(p.read_text())
+    else:
+        data = json.loads(p.read_text())
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+_TRAIN_OPTIONS = (
+    "dataset",
+    "data_dir",
+    "profile",
+    "ratio",
+    "n_max",
+    "method",
+    "epochs",
+    "seed",
+    "batch_size",
+    "lr",
+    "model",
+    "width",
+    "threads",
+    "eval_every",
+    "many_threshold",
+    "few_threshold",
+)
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    options = _read_config_file(args.config)
+    preset = args.preset or options.pop("preset", "paper")
+    options.pop("preset", None)
+    for name in _TRAIN_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    kw = _loss_kwargs(args.loss_kw)
+    if kw:
+        options["loss_kwargs"] = {**options.get("loss_kwargs", {}), **kw}
+    if args.no_download:
+        options["download"] = False
+    return make_config(preset, **options)
+
+
+def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> None:
+    p.add_argument("--config", help="TOML or JSON file of options (command-line options win)")
+    p.add_argument(
+        "--dataset",
+        help="fashion-mnist (default), mnist, cifar10, cifar100, or a path to an .npz file",
+    )
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--no-download", action="store_true", help="never download a dataset")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="paper (default for train) or quick")
+    p.add_argument("--epochs", type=int, help="epochs (the schedule is rescaled to match)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--model", choices=MODELS)
+    p.add_argument("--width", type=int, help="channels of the first ResNet stage")
+    p.add_argument("--n-max", type=int, help="training examples of the head class")
+    p.add_argument("--threads", type=int, help="torch threads per run")
+    p.add_argument("--eval-every", type=int, help="evaluate every k epochs (0: at the end)")
+    p.add_argument("--many-threshold", type=int, help="many-shot: > this many (default 100)")
+    p.add_argument("--few-threshold", type=int, help="few-shot: < this many (default 20)")
+    p.add_argument(
+        "--loss-kw",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loss keyword argument, e.g. --loss-kw delta_minus=1.2 (repeatable)",
+    )
+    if with_run:
+        p.add_argument("--profile", choices=("exp", "step"))
+        p.add_argument("--ratio", type=float, help="imbalance ratio n_max / n_min (>= 1)")
+        p.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
+        p.add_argument("--seed", type=int)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from longtail.engine import train
+
+    try:
+        config = _config_from_args(args)
+        record = train(config, args.out, progress=False if args.no_progress else None)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"longtail train: error: {e}", file=sys.stderr)
+        return 2
+    m = record["metrics"]
+    print(
+        f"{record['method']} on {record['dataset']} {record['profile']}-{record['ratio']:g}: "
+        f"top-1 error {m['top1_error']:.2f}%, balanced accuracy {m['balanced_accuracy']:.2f}%, "
+        f"many/medium/few {_pct(m['many_acc'])}/{_pct(m['medium_acc'])}/{_pct(m['few_acc'])}, "
+        f"ECE {m['ece']:.2f}% ({record['seconds'] / 60:.1f} min)"
+    )
+    if args.out:
+        print(f"results: {Path(args.out) / 'result.json'}")
+    return 0
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _settings(text: str | None) -> tuple[tuple[str, float], ...] | None:
+    if not text:
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        profile = "step" if part.startswith("step") else "exp" if part.startswith("exp") else None
+        if profile is None:
+            raise SystemExit(f"longtail: a setting is like exp100 or step10, but got {part!r}")
+        try:
+            out.append((profile, float(part[len(profile) :])))
+        except ValueError:
+            raise SystemExit(
+                f"longtail: a setting is like exp100 or step10, got {part!r}"
+            ) from None
+    return tuple(out)
+
+
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in text.split(",")) if text else None
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from longtail.bench.runner import ablation_jobs, run_grid, table1_jobs
+
+    options = _read_config_file(args.config)
+    for name in _TRAIN_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    if args.no_download:
+        options["download"] = False
+    kw = _loss_kwargs(args.loss_kw)
+    dataset = options.pop("dataset", "fashion-mnist")
+    preset = args.preset or options.pop("preset", "quick")
+    options.pop("preset", None)
+    try:
+        if args.table == "table1":
+            if kw:
+                options["loss_kwargs"] = kw
+            methods = tuple(args.methods.split(",")) if args.methods else None
+            jobs = table1_jobs(
+                dataset, preset, args.seeds, methods, _settings(args.settings), **options
+            )
+        else:
+            grid = {}
+            if args.betas:
+                grid["betas"] = _floats(args.betas)
+            if args.deltas:
+                grid["deltas"] = _floats(args.deltas)
+            settings = _settings(args.settings) or (("exp", 100.0),)
+            jobs = ablation_jobs(dataset, preset, args.seeds, settings=settings, **grid, **options)
+        # load the data once up front: a missing dataset fails here, before any run starts
+        from longtail.engine.train import prepare_data
+
+        prepare_data(jobs[0].config)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"longtail bench: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        for j in jobs:
+            print(j.name)
+        return 0
+    summary = run_grid(jobs, args.out, workers=args.jobs, progress=not args.no_progress)
+    if not args.no_report:
+        _write_report(args.out, None)
+    if summary["failed"]:
+        print(f"{len(summary['failed'])} runs failed: {', '.join(summary['failed'])}")
+        return 1
+    return 0
+
+
+def _write_report(directory: str, out: str | None) -> int:
+    from longtail.bench.report import write_report
+
+    try:
+        paths = write_report(directory, out)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"longtail report: error: {e}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(f"wrote {p}")
+    md = [p for p in paths if str(p).endswith(".md")]
+    if md:
+        print()
+        print(Path(md[0]).read_text())
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    return _write_report(args.directory, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="longtail", description="Learning from imbalanced (long-tailed) data."
@@ -48,6 +278,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("filter", nargs="?", default="", help="glob on the name, e.g. 'mm*'")
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.set_defaults(func=_cmd_losses)
+
+    p = sub.add_parser(
+        "train",
+        help="train one run (resumes when --out holds a checkpoint of the same run)",
+        description="Train one run; running the same command again resumes from --out.",
+    )
+    _add_train_options(p)
+    p.add_argument("--out", help="output folder (config, checkpoint, log.jsonl, result.json)")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "bench",
+        help="run a published table: table1 or mm-ablation",
+        description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
+    )
+    p.add_argument("table", choices=("table1", "mm-ablation"))
+    _add_train_options(p, with_run=False)
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    p.add_argument("--methods", help="comma-separated methods (default: all of Table 1)")
+    p.add_argument("--settings", help="comma-separated, e.g. exp100,step100,exp10,step10")
+    p.add_argument("--betas", help="mm-ablation: comma-separated β values")
+    p.add_argument("--deltas", help="mm-ablation: comma-separated δ⁻ values")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("report", help="tables (markdown) and plots (PNG) of a results folder")
+    p.add_argument("directory")
+    p.add_argument("--out", help="where to write (default: the results folder)")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

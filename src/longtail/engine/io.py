@@ -1,0 +1,57 @@
+"""Atomic writes: a file is either its old self or complete, never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["atomic_torch_save", "atomic_write_json", "atomic_write_text", "read_json"]
+
+
+def _atomic(path: Path, write: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    _atomic(Path(path), lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` through a temporary file and a rename."""
+    _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read JSON; a truncated or corrupt file raises ``ValueError`` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"Expected {str(path)!r} to hold complete JSON, but it is damaged ({e}); it was not "
+            "written by longtail's atomic writer or was edited. Delete it to redo that run."
+        ) from None

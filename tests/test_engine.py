@@ -1,0 +1,281 @@
+"""The training engine on tiny data the tests write: recipes, resume, atomic results, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from longtail.cli import main as cli_main
+from longtail.engine import METHODS, RunInterrupted, TrainConfig, make_config, train
+from longtail.engine.train import prepare_data
+from longtail.models import create_model
+
+NUM_CLASSES = 4
+
+
+def write_npz(path: Path, per_class: int = 24, size: int = 8, seed: int = 0) -> Path:
+    """A learnable toy image set: class c has a bright square at one of four corners."""
+    rng = np.random.default_rng(seed)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(np.arange(NUM_CLASSES), n)
+        x = rng.integers(0, 60, size=(len(y), 1, size, size)).astype(np.uint8)
+        h = size // 2
+        for i, c in enumerate(y):
+            r, q = divmod(int(c), 2)
+            x[i, 0, r * h : (r + 1) * h, q * h : (q + 1) * h] += 150
+        return x, y.astype(np.int64)
+
+    x_train, y_train = make(per_class)
+    x_test, y_test = make(6)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> str:
+    return str(write_npz(tmp_path_factory.mktemp("data") / "toy.npz"))
+
+
+def tiny(npz: str, **kw) -> TrainConfig:
+    base = dict(
+        dataset=npz,
+        profile="exp",
+        ratio=4,
+        model="small-cnn",
+        width=4,
+        batch_size=16,
+        epochs=3,
+        lr=0.05,
+        warmup_epochs=1,
+        drw_epoch=2,
+        lr_steps=((2, 0.1),),
+        padding=1,
+        eval_every=1,
+        eval_batch_size=10,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+KEYS = {"method", "dataset", "profile", "ratio", "seed", "epochs", "seconds", "config", "metrics"}
+METRIC_KEYS = {
+    "top1_error",
+    "balanced_accuracy",
+    "per_class_error",
+    "many_acc",
+    "medium_acc",
+    "few_acc",
+    "ece",
+}
+
+
+def test_data_is_long_tailed_and_test_balanced(npz):
+    d = prepare_data(tiny(npz))
+    assert d["counts"].tolist() == [24, 15, 9, 6]  # floor(24 · 4^(-i/3))
+    assert torch.bincount(d["y_train"]).tolist() == [24, 15, 9, 6]
+    assert torch.bincount(d["y_test"]).tolist() == [6] * NUM_CLASSES
+    assert d["x_train"].dtype == torch.uint8
+    step = prepare_data(tiny(npz, profile="step", ratio=3))
+    assert step["counts"].tolist() == [24, 24, 8, 8]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_recipe_trains(method, npz, tmp_path):
+    record = train(tiny(npz, method=method, epochs=2), tmp_path / "run", progress=False)
+    assert KEYS <= set(record)
+    assert METRIC_KEYS <= set(record["metrics"])
+    assert len(record["metrics"]["per_class_error"]) == NUM_CLASSES
+    assert record["class_counts"] == [24, 15, 9, 6]
+    assert 0 <= record["metrics"]["top1_error"] <= 100
+    assert record["config"]["method"] == method
+    on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1]
+    assert all(np.isfinite(r["loss"]) for r in log)
+
+
+def test_training_learns(npz):
+    # (no flips: the toy classes are corners, and a flip swaps them)
+    config = tiny(npz, method="erm", epochs=8, ratio=2, lr_steps=(), flip=False, lr=0.1)
+    record = train(config, progress=False)
+    assert record["metrics"]["top1_error"] < 30  # chance is 75
+
+
+def test_drw_and_resampling_follow_the_schedule(npz, tmp_path):
+    rec = train(tiny(npz, method="ldam-drw"), tmp_path / "drw", progress=False)
+    log = [json.loads(x) for x in (tmp_path / "drw" / "log.jsonl").read_text().splitlines()]
+    assert [r["reweighted"] for r in log] == [False, False, True]
+    assert [r["lr"] for r in log] == pytest.approx([0.05, 0.05, 0.005])
+    assert rec["config"]["reweight"] == "drw"
+    log_cb = train(tiny(npz, method="cb-rw", epochs=1), tmp_path / "cb", progress=False)
+    assert log_cb["config"]["reweight"] == "cb"
+
+
+def test_same_seed_same_result_and_seeds_differ(npz):
+    a = train(tiny(npz, method="mm-drw"), progress=False)
+    b = train(tiny(npz, method="mm-drw"), progress=False)
+    c = train(tiny(npz, method="mm-drw", seed=1), progress=False)
+    assert a["metrics"] == b["metrics"]
+    assert a["metrics"]["ece"] != c["metrics"]["ece"]
+
+
+@pytest.mark.parametrize("method", ["erm-drw", "cb-rs", "mm-ldam-drw"])
+def test_killed_and_resumed_equals_uninterrupted(method, npz, tmp_path):
+    config = tiny(npz, method=method, epochs=4, drw_epoch=2, lr_steps=((3, 0.1),))
+    whole = train(config, tmp_path / "whole", progress=False)
+
+    def kill_after_epoch_1(epoch, row):
+        if epoch == 1:
+            raise RunInterrupted("simulated kill")
+
+    with pytest.raises(RunInterrupted):
+        train(config, tmp_path / "killed", progress=False, callback=kill_after_epoch_1)
+    assert not (tmp_path / "killed" / "result.json").exists()
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 2
+    resumed = train(config, tmp_path / "killed", progress=False)
+    assert resumed["metrics"] == whole["metrics"]
+    w = torch.load(tmp_path / "whole" / "checkpoint.pt")["model"]
+    r = torch.load(tmp_path / "killed" / "checkpoint.pt")["model"]
+    assert all(torch.equal(w[k], r[k]) for k in w)
+    log = (tmp_path / "killed" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in log] == [0, 1, 2, 3]
+
+
+def test_finished_run_is_not_retrained(npz, tmp_path):
+    config = tiny(npz, epochs=1)
+    first = train(config, tmp_path / "r", progress=False)
+    calls = []
+    again = train(config, tmp_path / "r", progress=False, callback=lambda e, r: calls.append(e))
+    assert again == json.loads(json.dumps(first)) and calls == []
+
+
+def test_folder_of_another_run_is_refused(npz, tmp_path):
+    train(tiny(npz, epochs=1), tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="holds a run with a different config"):
+        train(tiny(npz, epochs=1, method="focal"), tmp_path / "r", progress=False)
+
+
+def test_half_written_result_is_a_clear_error(npz, tmp_path):
+    out = tmp_path / "r"
+    train(tiny(npz, epochs=1), out, progress=False)
+    text = (out / "result.json").read_text()
+    (out / "result.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="damaged"):
+        train(tiny(npz, epochs=1), out, progress=False)
+    assert (out / "checkpoint.pt").exists()  # nothing else was touched
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"ratio": 0.5}, "ratio"),
+        ({"method": "ldam-drs"}, "Did you mean"),
+        ({"profile": "linear"}, "profile"),
+        ({"epochs": 0}, "epochs"),
+        ({"few_threshold": 200}, "few_threshold"),
+    ],
+)
+def test_bad_config(kw, match, npz):
+    with pytest.raises(ValueError, match=match):
+        tiny(npz, **kw)
+
+
+def test_presets_and_epoch_rescaling():
+    q = make_config("quick")
+    assert (q.epochs, q.model, q.width, q.drw_epoch) == (8, "resnet20", 8, 6)
+    p = make_config("paper")
+    assert (p.epochs, p.drw_epoch, p.lr_steps, p.warmup_epochs) == (
+        200,
+        160,
+        ((160, 0.01), (180, 0.0001)),
+        5,
+    )
+    assert [p.lr_at(e) for e in (0, 4, 5, 159, 160, 179, 180)] == pytest.approx(
+        [0.02, 0.1, 0.1, 0.1, 0.001, 0.001, 0.00001]
+    )
+    r = make_config("paper", epochs=20)
+    assert (r.drw_epoch, r.lr_steps, r.warmup_epochs) == (16, ((16, 0.01), (18, 0.0001)), 1)
+    assert TrainConfig.from_dict(r.to_dict()).identity() == r.identity()
+
+
+# ------------------------------------------------------------------------------- command line
+def test_cli_train_resume_and_errors(npz, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--dataset", npz, "--ratio", "4", "--method", "ldam-drw", "--epochs", "2"]
+    args += ["--model", "small-cnn", "--width", "4", "--threads", "1", "--out", str(out)]
+    assert cli_main(args) == 0
+    text = capsys.readouterr().out
+    assert "top-1 error" in text and "many/medium/few" in text
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["method"] == "ldam-drw" and saved["loss"] == "ldam" and saved["normed"]
+    assert cli_main(args) == 0  # finished: returns the record without training
+    assert cli_main([*args[:-1], str(tmp_path / "x"), "--ratio", "0.5"]) == 2
+    assert "ratio" in capsys.readouterr().err
+    assert cli_main([*args[:-2], "--out", str(tmp_path / "y"), "--method", "nope"]) == 2
+    missing = ["train", "--dataset", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "z")]
+    assert cli_main(missing) == 2
+    assert "missing.npz" in capsys.readouterr().err
+
+
+def test_cli_label_outside_classes(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    x = np.zeros((4, 8, 8), np.uint8)
+    np.savez(bad, x_train=x, y_train=np.array([0, 1, 2, -1]), x_test=x, y_test=np.zeros(4, int))
+    assert cli_main(["train", "--dataset", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "label" in capsys.readouterr().err.lower()
+
+
+# ------------------------------------------------------------------------------------- DDP
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    train(config, out, progress=False)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo over TCP on Linux/macOS")
+@pytest.mark.parametrize("method", ["cb-rw", "mm-drw"])
+def test_ddp_step_equals_one_process_on_the_global_batch(method, npz, tmp_path):
+    # One epoch of one step: the whole long-tailed set (24 examples, ratio 1.5) is one batch.
+    config = tiny(
+        npz, method=method, ratio=1.5, n_max=8, epochs=1, batch_size=32, eval_every=0, lr_steps=()
+    )
+    assert len(prepare_data(config)["y_train"]) <= 32
+    single = train(config, tmp_path / "single", progress=False)
+    mp.start_processes(
+        _ddp_worker,
+        args=(2, _free_port(), config, str(tmp_path / "ddp")),
+        nprocs=2,
+        start_method="spawn",
+    )
+    a = torch.load(tmp_path / "single" / "checkpoint.pt")["model"]
+    b = torch.load(tmp_path / "ddp" / "checkpoint.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    assert ddp["world_size"] == 2 and single["world_size"] == 1
+    torch.manual_seed(config.seed)  # the run's initial parameters: the step moved them
+    fresh = create_model("small-cnn", NUM_CLASSES, 1, 4, METHODS[method].normed).state_dict()
+    assert all(not torch.equal(fresh[k], a[k]) for k in a)
