@@ -1,0 +1,113 @@
+"""Deep imbalanced regression: label bins and shot regions, LDS / FDS, Balanced MSE, Group-DIR,
+DIR metrics and data.
+
+>>> import torch
+>>> from longtail import regression as ltr
+>>> y = torch.tensor([20.0, 21.0, 21.0, 35.0, 60.0])
+>>> g = ltr.group_labels(y, num_groups=4)            # equal-width groups over the range
+>>> w = ltr.lds_weights(y, bins=1.0)                 # LDS weights, mean 1
+>>> head, crit = ltr.GroupDIRHead(16, 4), ltr.GroupDIRLoss(4)
+>>> h = torch.randn(5, 16)
+>>> logits, pred, _ = head(h, g)
+>>> out = crit(h, logits, pred, y, g, weight=w)
+>>> sorted(out.as_dict())
+['contrastive', 'loss', 'mse', 'soft']
+"""
+
+from .binning import (
+    REGIONS,
+    ShotRegions,
+    assign_regions,
+    bin_index,
+    equal_width_bins,
+    fixed_width_bins,
+    group_labels,
+    max_groups,
+    shot_regions,
+)
+from .data import (
+    DIAMONDS_LEVELS,
+    AgeDIRDataset,
+    DIRSplit,
+    STSBSplit,
+    TabularDIR,
+    dir_split,
+    load_agedb_dir,
+    load_csv_table,
+    load_diamonds,
+    load_imdb_wiki_dir,
+    load_stsb_dir,
+    read_image,
+    tabular_dir,
+)
+from .group_dir import (
+    GroupContrastiveLoss,
+    GroupDIRHead,
+    GroupDIRLoss,
+    GroupDIRLossOutput,
+    descending_soft_labels,
+    group_contrastive_loss,
+)
+from .losses import (
+    BMCLoss,
+    BNILoss,
+    GAILoss,
+    WeightedL1Loss,
+    WeightedMSELoss,
+    bmc_loss,
+    bni_buckets,
+    bni_loss,
+    gai_loss,
+    weighted_l1_loss,
+    weighted_mse_loss,
+)
+from .metrics import geometric_mean_error, regression_metrics
+from .smoothing import FDS, KERNELS, kernel_window, lds_weights
+
+__all__ = [
+    "DIAMONDS_LEVELS",
+    "FDS",
+    "KERNELS",
+    "REGIONS",
+    "AgeDIRDataset",
+    "BMCLoss",
+    "BNILoss",
+    "DIRSplit",
+    "GAILoss",
+    "GroupContrastiveLoss",
+    "GroupDIRHead",
+    "GroupDIRLoss",
+    "GroupDIRLossOutput",
+    "STSBSplit",
+    "ShotRegions",
+    "TabularDIR",
+    "WeightedL1Loss",
+    "WeightedMSELoss",
+    "assign_regions",
+    "bin_index",
+    "bmc_loss",
+    "bni_buckets",
+    "bni_loss",
+    "descending_soft_labels",
+    "dir_split",
+    "equal_width_bins",
+    "fixed_width_bins",
+    "gai_loss",
+    "geometric_mean_error",
+    "group_contrastive_loss",
+    "group_labels",
+    "kernel_window",
+    "lds_weights",
+    "load_agedb_dir",
+    "load_csv_table",
+    "load_diamonds",
+    "load_imdb_wiki_dir",
+    "load_stsb_dir",
+    "max_groups",
+    "read_image",
+    "regression_metrics",
+    "shot_regions",
+    "tabular_dir",
+    "weighted_l1_loss",
+    "weighted_mse_loss",
+]

@@ -1,0 +1,327 @@
+"""Label bins for deep imbalanced regression: equal-width bins, fine bins, groups, shot regions.
+
+Continuous targets are discretised in three places, each with its own bins:
+
+* shot regions and the DIR metrics use *fine* bins of a fixed width aligned to multiples of that
+  width (1 year for AgeDB-DIR / IMDB-WIKI-DIR, 0.1 for STS-B-DIR), as the DIR benchmarks do;
+* LDS and FDS use label bins (the same fine bins, or any edges the user gives);
+* Group-DIR uses ``G`` contiguous equal-width groups over the training label range.
+
+Edges are float64 tensors of length ``num_bins + 1``; bin ``b`` is ``[edges[b], edges[b + 1])``,
+except the last, which also holds its top edge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from .._validation import check_positive, expected
+
+# A bin specification: a bin width (fine bins aligned to its multiples) or explicit edges.
+Bins = Union[float, Sequence[float], np.ndarray, torch.Tensor]  # noqa: UP007 (a runtime alias)
+
+REGIONS = ("many", "medium", "few")
+
+
+def _as_targets(targets: Any, name: str = "targets") -> torch.Tensor:
+    """Targets as a flat float64 CPU tensor; NaN or infinite values raise ``ValueError``."""
+    if isinstance(targets, torch.Tensor):
+        t = targets.detach().to(device="cpu", dtype=torch.float64)
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise expected(name, "a sequence of numbers", type(targets).__name__) from err
+    t = t.reshape(-1)
+    _check_finite(t, name)
+    return t
+
+
+def _check_finite(t: torch.Tensor, name: str) -> None:
+    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        bad = torch.nonzero(~torch.isfinite(t)).flatten()[:5].tolist()
+        raise expected(name, "finite numbers (no NaN or inf)", f"non-finite values at {bad}")
+
+
+def _check_edges(edges: Any) -> torch.Tensor:
+    e = torch.as_tensor(
+        edges.detach().cpu() if isinstance(edges, torch.Tensor) else np.asarray(edges),
+        dtype=torch.float64,
+    ).reshape(-1)
+    if e.numel() < 2:
+        raise expected("bin edges", "at least 2 increasing numbers", f"{e.numel()} values")
+    if not bool(torch.isfinite(e).all()) or not bool((e[1:] > e[:-1]).all()):
+        raise expected("bin edges", "finite and strictly increasing", e.tolist()[:10])
+    return e
+
+
+def equal_width_bins(
+    targets: Any, num_bins: int, low: float | None = None, high: float | None = None
+) -> torch.Tensor:
+    """Edges of ``num_bins`` equal-width bins over ``[low, high]``.
+
+    Args:
+        targets: the training targets (any shape; only used when ``low`` or ``high`` is None).
+        num_bins: number of bins, >= 1.
+        low, high: the range; default the smallest and largest target.
+
+    Returns:
+        float64 edges of shape ``(num_bins + 1,)``, ``edges[0] == low``, ``edges[-1] == high``.
+
+    >>> equal_width_bins([0.0, 10.0], 4)
+    tensor([ 0.0000,  2.5000,  5.0000,  7.5000, 10.0000], dtype=torch.float64)
+    """
+    if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
+        raise expected("num_bins", "an integer >= 1", repr(num_bins))
+    if low is None or high is None:
+        t = _as_targets(targets)
+        if t.numel() == 0:
+            raise expected("targets", "non-empty when low or high is not given", "no targets")
+        low = float(t.min()) if low is None else low
+        high = float(t.max()) if high is None else high
+    low, high = float(low), float(high)
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise expected("high", f"finite and greater than low={low}", repr(high))
+    edges = torch.linspace(low, high, num_bins + 1, dtype=torch.float64)
+    edges[0], edges[-1] = low, high  # exact ends, whatever linspace rounds
+    return edges
+
+
+def fixed_width_bins(targets: Any, bin_width: float) -> torch.Tensor:
+    """Fine bins of width ``bin_width`` aligned to its multiples, covering the targets.
+
+    Bin ``k`` is ``[k·w, (k+1)·w)``: with ``w = 1`` an age of 25.0 or 25.9 is in bin ``[25, 26)``,
+    as the DIR benchmarks bin ages by ``int(age)``. The edges run from the bin of the smallest
+    target to one past the bin of the largest, so the largest target lies inside the last bin.
+    Edges are rounded to 12 decimals so that ``k·0.1`` is the double nearest to the decimal
+    (``3·0.1`` is 0.30000000000000004 in floating point, which would put a score of 0.3 in the
+    wrong bin).
+
+    >>> fixed_width_bins([20.0, 22.5], 1.0)
+    tensor([20., 21., 22., 23.], dtype=torch.float64)
+    """
+    check_positive("bin_width", bin_width)
+    t = _as_targets(targets)
+    if t.numel() == 0:
+        raise expected("targets", "non-empty", "no targets")
+    k0 = _lattice_index(float(t.min()), bin_width)
+    k1 = _lattice_index(float(t.max()), bin_width)
+    k = torch.arange(k0, k1 + 2, dtype=torch.float64)
+    return torch.round(k * bin_width, decimals=12)
+
+
+def _lattice_index(x: Any, bin_width: float) -> Any:
+    """``floor(x / w)`` with a relative tolerance of 1e-6, so that 0.3 / 0.1 is bin 3, not 2.
+
+    The tolerance also puts a float32 label such as ``float32(0.7) = 0.69999999`` in bin 7.
+    """
+    q = np.asarray(x, dtype=np.float64) / bin_width
+    k = np.floor(q + 1e-6 * np.maximum(1.0, np.abs(q)))
+    return int(k) if k.ndim == 0 else k.astype(np.int64)
+
+
+def bin_index(targets: torch.Tensor, edges: Any) -> torch.Tensor:
+    """The bin of each target: ``b`` with ``edges[b] <= y < edges[b + 1]``.
+
+    A target equal to the top edge goes to the last bin. Targets outside ``[edges[0], edges[-1]]``
+    (a test label beyond the training range) are *clamped* to the first or last bin, as the DIR
+    code clamps ages above its last bucket into it. The comparison is made in the targets' own
+    floating dtype (at least float32), so a float32 target of 0.7 falls in the bin that starts at
+    float32(0.7) rather than one below it.
+
+    Args:
+        targets: tensor of any shape (or anything ``torch.as_tensor`` takes); NaN raises.
+        edges: increasing bin edges, e.g. from :func:`equal_width_bins`.
+
+    Returns:
+        int64 bin indices of the targets' shape, on the targets' device.
+
+    >>> bin_index(torch.tensor([0.0, 2.4, 2.5, 10.0, 12.0]), equal_width_bins([0.0, 10.0], 4))
+    tensor([0, 0, 1, 3, 3])
+    """
+    if not isinstance(targets, torch.Tensor):
+        targets = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+    e = _check_edges(edges)
+    _check_finite(targets, "targets")
+    dtype = (
+        torch.promote_types(targets.dtype, torch.float32)
+        if targets.is_floating_point()
+        else torch.float64
+    )
+    t = targets.detach().to(dtype)
+    e = e.to(device=t.device, dtype=dtype)
+    idx = torch.searchsorted(e, t.contiguous().reshape(-1), right=True) - 1
+    return idx.clamp_(0, e.numel() - 2).reshape(targets.shape)
+
+
+def max_groups(low: float, high: float, bin_width: float) -> int:
+    """The most groups a label grid of step ``bin_width`` over ``[low, high]`` supports.
+
+    This is the number of grid values in the range, ``floor((high - low) / w) + 1``: more groups
+    than distinct possible labels would leave groups that no label can fall in.
+
+    >>> max_groups(0, 100, 1)
+    101
+    """
+    check_positive("bin_width", bin_width)
+    return int(_lattice_index(float(high) - float(low), bin_width)) + 1
+
+
+def group_labels(
+    targets: Any,
+    num_groups: int,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    bin_width: float | None = None,
+) -> torch.Tensor:
+    """Group-DIR group labels: ``G`` contiguous equal-width groups over ``[low, high]``.
+
+    Pu et al., "Leveraging Group Classification with Descending Soft Labeling for Deep Imbalanced
+    Regression", AAAI 2025, aggregate "the data at nearby labels into the same groups"; the paper
+    does not say how the boundaries are drawn. longtail uses equal-width groups over the
+    *training* label range (pass the training minimum and maximum as ``low`` and ``high`` for test
+    targets too); targets outside it are clamped to the first or last group.
+
+    Rules (``ValueError`` otherwise): ``num_groups >= 2`` (one group is plain regression), and
+    with ``bin_width`` (the label resolution, e.g. 1 year), ``num_groups`` must not exceed
+    :func:`max_groups`, the number of distinct labels the range can hold.
+
+    Args:
+        targets: tensor of targets (any shape); NaN raises.
+        num_groups: ``G`` (the paper uses 15 to 40; 20 by default in its experiments).
+        low, high: the training label range; default the targets' own minimum and maximum.
+        bin_width: optional label resolution used to check ``num_groups``.
+
+    Returns:
+        int64 group labels in ``[0, G)``, of the targets' shape and device.
+
+    >>> group_labels(torch.tensor([0.0, 24.9, 25.0, 99.0, 100.0]), 4, 0.0, 100.0)
+    tensor([0, 0, 1, 3, 3])
+    """
+    if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
+        raise expected("num_groups", "an integer >= 2 (one group is plain regression)", num_groups)
+    if not isinstance(targets, torch.Tensor):
+        targets = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+    edges = equal_width_bins(targets, num_groups, low, high)
+    if bin_width is not None:
+        most = max_groups(float(edges[0]), float(edges[-1]), bin_width)
+        if num_groups > most:
+            raise expected(
+                "num_groups",
+                f"at most {most}, the number of labels of step {bin_width} in "
+                f"[{float(edges[0])}, {float(edges[-1])}]",
+                num_groups,
+            )
+    return bin_index(targets, edges)
+
+
+def resolve_bins(bins: Bins, train_targets: Any) -> tuple[torch.Tensor, float | None]:
+    """``bins`` (a width or explicit edges) as ``(edges, bin_width or None)``."""
+    if isinstance(bins, (int, float)) and not isinstance(bins, bool):
+        return fixed_width_bins(train_targets, float(bins)), float(bins)
+    return _check_edges(bins), None
+
+
+def bin_of(targets: torch.Tensor, edges: torch.Tensor, bin_width: float | None) -> np.ndarray:
+    """Bins of float64 CPU ``targets``: the lattice for fixed-width bins, else :func:`bin_index`.
+
+    Fixed-width bins index by ``floor(y / w)`` (with the tolerance of :func:`fixed_width_bins`)
+    and may fall outside ``[0, B)`` for targets outside the edges; callers decide what that means.
+    """
+    if bin_width is None:
+        return bin_index(targets, edges).numpy()
+    k0 = _lattice_index(float(edges[0]), bin_width)
+    return np.asarray(_lattice_index(targets.numpy(), bin_width)).reshape(-1) - k0
+
+
+@dataclass(frozen=True)
+class ShotRegions:
+    """Many / medium / few-shot label bins of a training set (Yang et al., ICML 2021).
+
+    Attributes:
+        edges: float64 bin edges ``(B + 1,)``.
+        counts: int64 training samples per bin ``(B,)``.
+        regions: ``"many"``, ``"medium"`` or ``"few"`` for each bin.
+        bin_width: the width of fixed-width bins, or None for explicit edges.
+        many_threshold, few_threshold: a bin is many-shot with more than ``many_threshold``
+            training samples, few-shot with fewer than ``few_threshold``, medium otherwise.
+    """
+
+    edges: torch.Tensor
+    counts: torch.Tensor
+    regions: tuple[str, ...]
+    bin_width: float | None
+    many_threshold: int
+    few_threshold: int
+
+    def assign(self, targets: Any) -> np.ndarray:
+        """The region of each target (a NumPy array of ``"many"``/``"medium"``/``"few"``).
+
+        With fixed-width bins, a target in a bin outside the training range has no training
+        sample in its bin and is few-shot, as in the DIR code (which counts the training samples
+        with the test label's value). With explicit edges, targets outside them are clamped to the
+        first or last bin, as :func:`bin_index` does.
+        """
+        labels = np.asarray((*self.regions, "few"))
+        idx = bin_of(_as_targets(targets), self.edges, self.bin_width)
+        outside = (idx < 0) | (idx >= len(self.regions))
+        return labels[np.where(outside, len(self.regions), idx)]  # the trailing "few"
+
+    def masks(self, targets: Any) -> dict[str, np.ndarray]:
+        """Boolean masks ``{"many": ..., "medium": ..., "few": ...}`` over ``targets``."""
+        r = self.assign(targets)
+        return {name: r == name for name in REGIONS}
+
+
+def shot_regions(
+    train_targets: Any,
+    bins: Bins = 1.0,
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+) -> ShotRegions:
+    """Label the bins of the training label histogram as many-, medium- or few-shot.
+
+    The DIR protocol (Yang et al., "Delving into Deep Imbalanced Regression", ICML 2021): a bin is
+    *many-shot* with more than 100 training samples, *few-shot* with fewer than 20, *medium*
+    otherwise (so exactly 100 is medium and exactly 20 is medium).
+
+    Args:
+        train_targets: the training targets.
+        bins: a bin width (fine bins aligned to its multiples: 1 for ages, 0.1 for STS-B scores)
+            or explicit bin edges.
+        many_threshold, few_threshold: the thresholds (100 and 20 in the DIR benchmarks).
+
+    >>> r = shot_regions([0.5] * 150 + [1.5] * 100 + [2.5] * 19, bins=1.0)
+    >>> r.regions
+    ('many', 'medium', 'few')
+    >>> r.assign([0.2, 1.0, 2.9, 7.0]).tolist()
+    ['many', 'medium', 'few', 'few']
+    """
+    for name, v in (("many_threshold", many_threshold), ("few_threshold", few_threshold)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise expected(name, "a number >= 0", repr(v))
+    if few_threshold > many_threshold:
+        raise expected("few_threshold", f"<= many_threshold={many_threshold}", repr(few_threshold))
+    t = _as_targets(train_targets, "train_targets")
+    if t.numel() == 0:
+        raise expected("train_targets", "non-empty", "no targets")
+    edges, width = resolve_bins(bins, t)
+    idx = torch.from_numpy(bin_of(t, edges, width)).clamp_(0, edges.numel() - 2)
+    counts = torch.bincount(idx, minlength=edges.numel() - 1)
+    regions = tuple(
+        "many" if c > many_threshold else "few" if c < few_threshold else "medium"
+        for c in counts.tolist()
+    )
+    return ShotRegions(edges, counts, regions, width, many_threshold, few_threshold)
+
+
+def assign_regions(targets: Any, regions: ShotRegions) -> np.ndarray:
+    """The shot region of each target under ``regions`` (same as ``regions.assign(targets)``)."""
+    return regions.assign(targets)

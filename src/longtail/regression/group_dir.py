@@ -1,0 +1,332 @@
+"""Group-DIR: group classification with descending soft labels for deep imbalanced regression.
+
+Pu, Xu, Fang, Bao, Ling and Wang, "Leveraging Group Classification with Descending Soft Labeling
+for Deep Imbalanced Regression", AAAI 2025. longtail is its reference implementation.
+
+The label range is cut into ``G`` contiguous groups (:func:`~longtail.regression.group_labels`).
+A shared encoder gives features ``h``; on them
+
+* an ordinal group-aware contrastive loss ``L_grc`` (:func:`group_contrastive_loss`) orders the
+  features by group distance;
+* a group classifier is trained with symmetric descending soft labels
+  (:func:`descending_soft_labels`), ``L_soft``;
+* ``G`` expert regressors (:class:`GroupDIRHead`): in training each sample uses its true group's
+  expert, ``L_mse``; at test time the expert of the predicted group.
+
+``L = L_grc + λ1·L_mse + λ2·L_soft`` (:class:`GroupDIRLoss`).
+
+Where the paper is silent, longtail chooses, and says so in each docstring: equal-width groups
+over the training label range; λ1 = λ2 = 1 by default; the contrastive loss is computed over the
+batch as given (no second augmented view is required); hard (argmax) routing at test time, with a
+softmax-weighted mixture of experts as an option; linear classifier and experts on the raw
+(un-normalised) features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice, check_positive, expected
+from ..losses._reduce import compute_dtype_for
+from .losses import _check_pair, _reduce, _sample_weight
+
+ROUTINGS = ("hard", "soft")
+
+
+def _check_num_groups(num_groups: int) -> None:
+    if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
+        raise expected("num_groups", "an integer >= 2 (one group is plain regression)", num_groups)
+
+
+def _check_groups(groups: Any, num_groups: int, n: int | None = None) -> torch.Tensor:
+    if not isinstance(groups, torch.Tensor) or groups.is_floating_point() or groups.is_complex():
+        got = groups.dtype if isinstance(groups, torch.Tensor) else type(groups).__name__
+        raise expected("groups", "an integer tensor of group labels", got)
+    g = groups.reshape(-1).long()
+    if n is not None and g.numel() != n:
+        raise expected("groups", f"one group per sample ({n})", f"{g.numel()} groups")
+    if g.numel():
+        lo, hi = torch.stack(torch.aminmax(g)).tolist()
+        if lo < 0 or hi >= num_groups:
+            bad = g[(g < 0) | (g >= num_groups)][:5].tolist()
+            raise expected("groups", f"group labels in [0, {num_groups})", f"labels {bad}")
+    return g
+
+
+def descending_soft_labels(
+    groups: torch.Tensor, num_groups: int, beta: float = 1.0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Symmetric descending soft labels of Group-DIR (Pu et al., AAAI 2025).
+
+    .. math::
+
+        q_k = \\mathrm{softmax}(l)_k, \\qquad l_k = G - \\beta\\,|k - g|
+
+    so ``q`` sums to 1, peaks at the true group ``g`` and falls off symmetrically, by a factor
+    ``e^{-β}`` per group of distance (the constant ``G`` cancels in the softmax; it is kept to
+    follow the paper). ``β = 0`` gives uniform labels; large ``β`` tends to one-hot labels.
+
+    Args:
+        groups: integer group labels ``(N,)`` in ``[0, G)``.
+        num_groups: ``G`` (>= 2).
+        beta: the descent rate β >= 0 (the paper's default 1).
+        dtype: floating dtype of the result.
+
+    Returns:
+        ``(N, G)`` soft labels on ``groups``' device.
+
+    >>> descending_soft_labels(torch.tensor([1]), 3, beta=1.0)
+    tensor([[0.2119, 0.5761, 0.2119]])
+    """
+    _check_num_groups(num_groups)
+    check_positive("beta", beta, allow_zero=True)
+    g = _check_groups(groups, num_groups)
+    k = torch.arange(num_groups, device=g.device, dtype=torch.float64)
+    logits = num_groups - beta * (k.unsqueeze(0) - g.unsqueeze(1).to(torch.float64)).abs()
+    return torch.softmax(logits, dim=1).to(dtype)
+
+
+def group_contrastive_loss(
+    features: torch.Tensor, groups: torch.Tensor, temperature: float = 2.0
+) -> torch.Tensor:
+    """Ordinal group-aware contrastive loss of Group-DIR (Pu et al., AAAI 2025).
+
+    .. math::
+
+        L_{grc} = -\\frac{1}{B(B-1)} \\sum_i \\sum_{j \\ne i}
+        \\log \\frac{s_{ij}}{\\sum_{k \\ne i,\\ |g_i - g_k| \\ge |g_i - g_j|} s_{ik}},
+        \\qquad s_{ij} = \\exp(\\cos(h_i, h_j) / t)
+
+    Rank-N-Contrast (Zha et al., NeurIPS 2023) on group labels with cosine similarity: for an
+    anchor ``i`` and a positive ``j``, the negatives are every sample at least as far from ``i``
+    in group distance as ``j`` (ties included), so features get ordered by group.
+
+    Computed in O(B² log B) time and O(B²) memory, not the O(B³) of the pairwise-then-mask
+    formulation: each row's similarities are sorted by group distance and a reverse cumulative
+    log-sum-exp gives, for every threshold ``d``, the log of the sum over ``{k : d_ik >= d}``;
+    ``searchsorted`` finds where each ``d_ij``'s tie block starts. All in log space, so it is
+    stable for any temperature. ``groups`` may also be real-valued labels (then this is RnC with
+    L1 label distance and cosine similarity).
+
+    The paper uses the features of one batch; with two augmented views, concatenate them (and
+    repeat the groups), as RnC does.
+
+    Args:
+        features: ``(B, D)`` features ``h`` (any floating dtype; computed in at least float32).
+        groups: ``(B,)`` group labels (integers, or real values).
+        temperature: ``t`` > 0 (METHODS.md: 2, as RnC).
+
+    Returns:
+        A scalar (float32 for half inputs). ``B < 2`` gives 0, attached to the graph.
+
+    >>> h = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> round(group_contrastive_loss(h, torch.tensor([0, 0, 1])).item(), 4)
+    0.3931
+    """
+    check_positive("temperature", temperature)
+    if not isinstance(features, torch.Tensor) or not features.is_floating_point():
+        got = features.dtype if isinstance(features, torch.Tensor) else type(features).__name__
+        raise expected("features", "a floating-point tensor", got)
+    if features.dim() != 2:
+        raise expected("features", "of shape (B, D)", f"shape {tuple(features.shape)}")
+    if not isinstance(groups, torch.Tensor):
+        raise expected("groups", "a tensor of group labels", type(groups).__name__)
+    b = features.shape[0]
+    if groups.reshape(-1).numel() != b:
+        raise expected("groups", f"one label per feature row ({b})", f"{groups.numel()} labels")
+    cd = compute_dtype_for(features.dtype)
+    if b < 2:
+        return features.to(cd).sum() * 0.0
+    g = groups.reshape(-1).to(features.device)
+    g = g.to(cd) if g.is_floating_point() else g.long()
+    h = F.normalize(features.to(cd), dim=1)
+    logits = h @ h.T / temperature  # (B, B)
+    dist = (g.unsqueeze(1) - g.unsqueeze(0)).abs()
+    dist.fill_diagonal_(-1)  # the anchor itself sorts first and is in no "≥ d" set
+    dist, order = dist.sort(dim=1)
+    a = logits.gather(1, order)
+    suffix = a.flip(1).logcumsumexp(dim=1).flip(1)  # suffix[i, p] = log Σ_{q >= p} exp a[i, q]
+    start = torch.searchsorted(dist, dist)  # first position of each distance's tie block
+    log_prob = a - suffix.gather(1, start)
+    return -log_prob[:, 1:].sum() / (b * (b - 1))
+
+
+class GroupContrastiveLoss(nn.Module):
+    """Module form of :func:`group_contrastive_loss`."""
+
+    def __init__(self, temperature: float = 2.0):
+        super().__init__()
+        check_positive("temperature", temperature)
+        self.temperature = temperature
+
+    def forward(self, features: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        return group_contrastive_loss(features, groups, self.temperature)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"
+
+
+class GroupDIRHead(nn.Module):
+    """Group classifier and ``G`` expert regressors on shared features (Pu et al., AAAI 2025).
+
+    The experts are one batched linear map (weight ``(G, D)``, bias ``(G,)``), so every expert's
+    output costs one matrix product. Routing:
+
+    * ``forward(h, groups)`` (training): each sample's prediction is its *true* group's expert;
+    * ``forward(h)`` (inference): the *predicted* group's expert (argmax of the classifier), as
+      in the paper; with ``routing="soft"``, the mixture ``Σ_g p(g|x) φ_g(h)`` instead (a
+      longtail option the paper does not use).
+
+    The classifier and experts are linear on the raw features (the paper does not specify their
+    form); experts are initialised as ``nn.Linear`` initialises one output.
+
+    Shape:
+        - features: ``(N, D)``.
+        - groups: optional ``(N,)`` group labels.
+        - output: ``(group_logits (N, G), prediction (N,), expert_outputs (N, G))``.
+
+    >>> head = GroupDIRHead(8, num_groups=4)
+    >>> logits, pred, experts = head(torch.randn(5, 8))
+    >>> logits.shape, pred.shape, experts.shape
+    (torch.Size([5, 4]), torch.Size([5]), torch.Size([5, 4]))
+    """
+
+    def __init__(self, feature_dim: int, num_groups: int, routing: str = "hard"):
+        super().__init__()
+        if not isinstance(feature_dim, int) or isinstance(feature_dim, bool) or feature_dim < 1:
+            raise expected("feature_dim", "an integer >= 1", repr(feature_dim))
+        _check_num_groups(num_groups)
+        check_choice("routing", routing, ROUTINGS)
+        self.feature_dim = feature_dim
+        self.num_groups = num_groups
+        self.routing = routing
+        self.classifier = nn.Linear(feature_dim, num_groups)
+        self.expert_weight = nn.Parameter(torch.empty(num_groups, feature_dim))
+        self.expert_bias = nn.Parameter(torch.empty(num_groups))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # nn.Linear's default: kaiming_uniform(a=√5) gives U(±1/√fan_in), bias U(±1/√fan_in)
+        bound = self.feature_dim**-0.5
+        nn.init.uniform_(self.expert_weight, -bound, bound)
+        nn.init.uniform_(self.expert_bias, -bound, bound)
+        self.classifier.reset_parameters()
+
+    def forward(
+        self, features: torch.Tensor, groups: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if features.dim() != 2 or features.shape[1] != self.feature_dim:
+            raise expected(
+                "features", f"of shape (N, {self.feature_dim})", f"shape {tuple(features.shape)}"
+            )
+        logits = self.classifier(features)
+        experts = F.linear(features, self.expert_weight, self.expert_bias)  # (N, G)
+        if groups is not None:
+            g = _check_groups(groups, self.num_groups, features.shape[0]).to(features.device)
+            pred = experts.gather(1, g.unsqueeze(1)).squeeze(1)
+        elif self.routing == "hard":
+            pred = experts.gather(1, logits.argmax(dim=1, keepdim=True)).squeeze(1)
+        else:
+            pred = (torch.softmax(logits, dim=1) * experts).sum(dim=1)
+        return logits, pred, experts
+
+    def extra_repr(self) -> str:
+        return (
+            f"feature_dim={self.feature_dim}, num_groups={self.num_groups}, "
+            f"routing={self.routing!r}"
+        )
+
+
+@dataclass
+class GroupDIRLossOutput:
+    """The Group-DIR objective and its parts (0-dim tensors, the parts unweighted)."""
+
+    loss: torch.Tensor
+    contrastive: torch.Tensor
+    mse: torch.Tensor
+    soft: torch.Tensor
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain floats for logging: ``{"loss", "contrastive", "mse", "soft"}``."""
+        return {k: float(getattr(self, k).detach()) for k in ("loss", "contrastive", "mse", "soft")}
+
+
+class GroupDIRLoss(nn.Module):
+    """The Group-DIR objective ``L = L_grc + λ1·L_mse + λ2·L_soft`` (Pu et al., AAAI 2025).
+
+    * ``L_grc``: :func:`group_contrastive_loss` on the features (temperature ``t``);
+    * ``L_mse = mean_i w_i (y_i − φ_{g_i}(h_i))²``: the true group's expert (pass the
+      :class:`GroupDIRHead` prediction made with ``groups``); optional per-sample weights ``w``
+      (e.g. :func:`~longtail.regression.lds_weights` for Group-DIR + LDS), averaged as the DIR
+      code does, ``mean(w·ℓ)``;
+    * ``L_soft = mean_i −Σ_k q_ik log p_ik``: cross-entropy of the group classifier against
+      :func:`descending_soft_labels` (β).
+
+    λ1 and λ2 are not given in the paper's main text; both default to 1. ``features=None`` skips
+    ``L_grc`` (its part is then 0), for a two-stage schedule.
+
+    Returns a :class:`GroupDIRLossOutput`; ``out.loss.backward()``, ``out.as_dict()`` to log.
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        lambda1: float = 1.0,
+        lambda2: float = 1.0,
+        beta: float = 1.0,
+        temperature: float = 2.0,
+    ):
+        super().__init__()
+        _check_num_groups(num_groups)
+        for name, v in (("lambda1", lambda1), ("lambda2", lambda2), ("beta", beta)):
+            check_positive(name, v, allow_zero=True)
+        check_positive("temperature", temperature)
+        self.num_groups = num_groups
+        self.lambda1, self.lambda2 = lambda1, lambda2
+        self.beta, self.temperature = beta, temperature
+        table = descending_soft_labels(torch.arange(num_groups), num_groups, beta)
+        self.register_buffer("soft_label_table", table)  # row g: the soft label of group g
+
+    def forward(
+        self,
+        features: torch.Tensor | None,
+        group_logits: torch.Tensor,
+        prediction: torch.Tensor,
+        target: torch.Tensor,
+        groups: torch.Tensor,
+        weight: Any = None,
+    ) -> GroupDIRLossOutput:
+        n = prediction.shape[0] if prediction.dim() else 1
+        if group_logits.dim() != 2 or group_logits.shape != (n, self.num_groups):
+            raise expected(
+                "group_logits",
+                f"of shape ({n}, {self.num_groups})",
+                f"shape {tuple(group_logits.shape)}",
+            )
+        g = _check_groups(groups, self.num_groups, n).to(group_logits.device)
+        cd = _check_pair(prediction, target)
+        mse = _reduce(
+            (prediction.to(cd) - target.to(cd)) ** 2,
+            _sample_weight(weight, prediction.to(cd)),
+            "mean",
+        )
+        q = self.soft_label_table.to(group_logits.device)[g]
+        logp = torch.log_softmax(group_logits.to(compute_dtype_for(group_logits.dtype)), dim=1)
+        soft = _reduce(-(q.to(logp.dtype) * logp).sum(dim=1), None, "mean")
+        if features is None:
+            grc = mse.new_zeros(())
+        else:
+            grc = group_contrastive_loss(features, g, self.temperature)
+        loss = grc + self.lambda1 * mse + self.lambda2 * soft
+        return GroupDIRLossOutput(loss, grc, mse, soft)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_groups={self.num_groups}, lambda1={self.lambda1}, lambda2={self.lambda2}, "
+            f"beta={self.beta}, temperature={self.temperature}"
+        )
