@@ -35,7 +35,7 @@ def _as_targets(targets: Any, name: str = "targets") -> torch.Tensor:
         t = targets.detach().to(device="cpu", dtype=torch.float64)
     else:
         try:
-            t = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+            t = torch.from_numpy(np.array(targets, dtype=np.float64))
         except (TypeError, ValueError) as err:
             raise expected(name, "a sequence of numbers", type(targets).__name__) from err
     t = t.reshape(-1)
@@ -146,7 +146,7 @@ def bin_index(targets: torch.Tensor, edges: Any) -> torch.Tensor:
     tensor([0, 0, 1, 3, 3])
     """
     if not isinstance(targets, torch.Tensor):
-        targets = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+        targets = torch.from_numpy(np.array(targets, dtype=np.float64))
     e = _check_edges(edges)
     _check_finite(targets, "targets")
     dtype = (
@@ -208,7 +208,7 @@ def group_labels(
     if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
         raise expected("num_groups", "an integer >= 2 (one group is plain regression)", num_groups)
     if not isinstance(targets, torch.Tensor):
-        targets = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+        targets = torch.from_numpy(np.array(targets, dtype=np.float64))
     edges = equal_width_bins(targets, num_groups, low, high)
     if bin_width is not None:
         most = max_groups(float(edges[0]), float(edges[-1]), bin_width)

@@ -324,7 +324,7 @@ def read_image(path: str | os.PathLike, size: int) -> torch.Tensor:
             ) from err
         with Image.open(p) as im:
             arr = np.asarray(im.convert("RGB"))
-    img = torch.as_tensor(np.ascontiguousarray(arr))
+    img = torch.from_numpy(np.array(arr, copy=True))  # PIL arrays are read-only
     if img.dim() == 2:
         img = img.unsqueeze(0).expand(3, -1, -1)
     elif img.dim() == 3 and img.shape[-1] in (1, 3) and img.shape[0] not in (1, 3):
