@@ -139,6 +139,8 @@ def test_contrastive_loss_small_batches_half_precision_and_errors():
         ltr.group_contrastive_loss(h, groups, 0.0)
     with pytest.raises(ValueError, match="one label per feature row"):
         ltr.group_contrastive_loss(h, groups[:5])
+    with pytest.raises(ValueError, match="finite"):
+        ltr.group_contrastive_loss(h, torch.full((12,), float("nan")))
     with pytest.raises(ValueError, match=r"\(B, D\)"):
         ltr.group_contrastive_loss(h[0], groups)
 

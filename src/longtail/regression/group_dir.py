@@ -143,6 +143,8 @@ def group_contrastive_loss(
     if b < 2:
         return features.to(cd).sum() * 0.0
     g = groups.reshape(-1).to(features.device)
+    if g.is_floating_point() and not bool(torch.isfinite(g).all()):
+        raise expected("groups", "finite labels", "NaN or inf")
     g = g.to(cd) if g.is_floating_point() else g.long()
     h = F.normalize(features.to(cd), dim=1)
     logits = h @ h.T / temperature  # (B, B)
