@@ -21,9 +21,16 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	touch $@
 
+# Fashion-MNIST: the Debian package when we may install it, else the loader downloads it.
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+MAIN_OUT ?= results/main
+
 run: $(VENV)/.installed
-	$(BIN)/longtail losses
-	$(BIN)/python benchmarks/bench_losses.py --quick
+	@test -d $(FMNIST_DIR) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
+		echo "Fashion-MNIST not installed system-wide; longtail will download it"
+	$(BIN)/longtail bench table1 --dataset fashion-mnist --preset quick \
+		--methods erm,ldam-drw,mm-drw --settings exp100 --jobs 2 --out $(MAIN_OUT)
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q
@@ -34,6 +41,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_losses.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

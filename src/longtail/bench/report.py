@@ -661,7 +661,11 @@ def _train_counts(records: Sequence[dict[str, Any]], num_classes: int) -> list[f
     """Training examples per class of a setting: from the records, else from its profile."""
     for rec in records:
         config = rec.get("config") or {}
-        for counts in (rec.get("train_counts"), config.get("train_counts")):
+        for counts in (
+            rec.get("class_counts"),
+            rec.get("train_counts"),
+            config.get("train_counts"),
+        ):
             if isinstance(counts, list) and len(counts) == num_classes:
                 return [float(c) for c in counts]
     rec = records[0]
@@ -705,7 +709,8 @@ def plot_per_class_error(
 
     The upper panel has one line with markers per method (mean over seeds), classes on the x axis
     from the most to the least frequent in training; the lower panel draws the training counts as
-    bars (log scale). The counts come from the records (``"train_counts"`` at the top level or in
+    bars (log scale). The counts come from the records (``"class_counts"``, as the engine writes
+    them, or ``"train_counts"`` at the top level or in
     ``"config"``), else from the profile (``config["n_max"]``, or the dataset's usual head-class
     size: Fashion-MNIST 6000, CIFAR-10 5000, CIFAR-100 500); without either, classes stay in index
     order (the head first, as the profiles build them) and the lower panel is left out.

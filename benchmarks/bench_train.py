@@ -1,0 +1,195 @@
+"""Training throughput of the engine against a reference-style loop, in the same process.
+
+The reference loop is written the way the LDAM-DRW code trains: a ``Dataset`` whose
+``__getitem__`` transforms one image at a time in Python (pad, random crop, flip, to float,
+normalise), a ``DataLoader`` that collates batches, an NCHW (contiguous) model, the reference
+LDAM loss (dense one-hot + matmul) and no denormal flushing. The engine is
+:func:`longtail.engine.train` itself, one epoch over the same number of images, with the same
+model, batch size, optimizer and loss family; its images/s is read from the run's log
+(training only, evaluation excluded).
+
+Each round times the engine and the reference back to back and the reported figure is the
+median of the per-round ratios, so slow phases of a shared machine hit both sides.
+
+    python benchmarks/bench_train.py                 # paper model (ResNet-32, width 16)
+    python benchmarks/bench_train.py --quick         # one round, fewer images
+    python benchmarks/bench_train.py --model resnet20 --width 8   # the quick preset's model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from longtail.engine import make_config, train
+from longtail.engine.train import prepare_data
+from longtail.models import create_model
+
+
+class PerImageDataset(Dataset):
+    """Reference-style: one image at a time, transformed in Python (as torchvision would)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, padding: int = 4) -> None:
+        self.x, self.y = x, y  # uint8 (N, C, H, W), int64 (N,)
+        self.mean = np.asarray(mean, np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(-1, 1, 1)
+        self.padding = padding
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        img = self.x[i]
+        p = self.padding
+        padded = np.pad(img, ((0, 0), (p, p), (p, p)))
+        h, w = img.shape[1:]
+        top, left = random.randint(0, 2 * p), random.randint(0, 2 * p)
+        img = padded[:, top : top + h, left : left + w]
+        if random.random() < 0.5:
+            img = img[:, :, ::-1]
+        img = (img.astype(np.float32) / 255.0 - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(img)), int(self.y[i])
+
+
+class ReferenceLDAM(torch.nn.Module):
+    """LDAM as the reference repository writes it: dense one-hot, a matmul for the margins."""
+
+    def __init__(self, counts, max_m: float = 0.5, s: float = 30.0) -> None:
+        super().__init__()
+        m = 1.0 / np.sqrt(np.sqrt(np.asarray(counts, np.float64)))
+        m = m * (max_m / m.max())
+        self.register_buffer("m_list", torch.tensor(m, dtype=torch.float32))
+        self.s = s
+
+    def forward(self, x, target):
+        index = torch.zeros_like(x, dtype=torch.uint8)
+        index.scatter_(1, target.view(-1, 1), 1)
+        index_float = index.float()
+        batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(0, 1)).view((-1, 1))
+        output = torch.where(index.bool(), x - batch_m, x)
+        return F.cross_entropy(self.s * output, target)
+
+
+def reference_epoch(data, config, workers: int) -> float:
+    """Images/s of one epoch of the reference-style loop."""
+    torch.manual_seed(config.seed)
+    model = create_model(
+        config.model, data["num_classes"], data["channels"], config.width, normed=True
+    )
+    crit = ReferenceLDAM(data["counts"].tolist())
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=2e-4
+    )
+    ds = PerImageDataset(
+        data["x_train"].numpy(), data["y_train"].numpy(), data["mean"], data["std"]
+    )
+    loader = DataLoader(
+        ds,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=False,
+    )
+    model.train()
+    for _epoch in range(2):  # the first epoch warms up allocators and threads; time the second
+        t0 = time.perf_counter()
+        seen = 0
+        for x, y in loader:
+            loss = crit(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += len(y)
+    return seen / (time.perf_counter() - t0)
+
+
+def engine_epoch(config) -> float:
+    """Images/s of the second epoch of :func:`longtail.engine.train` (training only)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        train(config, d, progress=False)
+        row = json.loads((Path(d) / "log.jsonl").read_text().splitlines()[1])
+    return row["images_per_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="resnet32")
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--images", type=int, default=3840, help="images per timed epoch")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=None, help="reference DataLoader workers")
+    ap.add_argument("--quick", action="store_true", help="1 round of 1280 images")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.images = 1, 1280
+
+    # Fashion-MNIST exp-100 (the quick Table 1 data), the head class cut so one epoch has
+    # about `images` images; the same subset feeds both loops.
+    n_max = 6000
+    while True:
+        config = make_config(
+            "paper",
+            method="ldam-drw",
+            epochs=2,
+            warmup_epochs=0,
+            drw_epoch=2,
+            lr_steps=(),
+            model=args.model,
+            width=args.width,
+            n_max=n_max,
+            eval_every=0,
+        )
+        data = prepare_data(config)
+        if len(data["y_train"]) <= args.images or n_max < 100:
+            break
+        n_max = int(n_max * 0.9)
+    n = len(data["y_train"])
+    # (the engine's run ends with a test evaluation; its log row times training only)
+    workers_options = [args.workers] if args.workers is not None else [0, 2]
+    rows = []
+    for r in range(args.rounds):
+        eng = engine_epoch(config)
+        refs = {w: reference_epoch(data, config, w) for w in workers_options}
+        best_w = max(refs, key=refs.get)
+        rows.append({"round": r, "engine": eng, "reference": refs, "best_workers": best_w})
+        print(
+            f"round {r}: engine {eng:.0f} img/s, reference "
+            + ", ".join(f"{v:.0f} img/s ({w} workers)" for w, v in refs.items()),
+            flush=True,
+        )
+    ratios = [row["engine"] / row["reference"][row["best_workers"]] for row in rows]
+    summary = {
+        "model": f"{args.model} width {args.width}",
+        "images_per_epoch": n,
+        "batch": config.batch_size,
+        "threads": torch.get_num_threads(),
+        "engine_img_s": statistics.median(r["engine"] for r in rows),
+        "reference_img_s": statistics.median(r["reference"][r["best_workers"]] for r in rows),
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['model']}, batch {summary['batch']}, {n} images/epoch, "
+            f"{summary['threads']} threads: engine {summary['engine_img_s']:.0f} img/s, "
+            f"reference {summary['reference_img_s']:.0f} img/s (best of its worker counts), "
+            f"ratio {summary['ratio_median']:.2f}x (median of {len(ratios)} paired rounds)"
+        )
+
+
+if __name__ == "__main__":
+    main()
