@@ -99,6 +99,7 @@ _TRAIN_OPTIONS = (
     "eval_every",
     "many_threshold",
     "few_threshold",
+    "compile",
 )
 
 
@@ -134,6 +135,11 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     p.add_argument("--width", type=int, help="channels of the first ResNet stage")
     p.add_argument("--n-max", type=int, help="training examples of the head class")
     p.add_argument("--threads", type=int, help="torch threads per run")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="torch.compile the training step (default: on for --preset paper, off for quick)",
+    )
     p.add_argument("--eval-every", type=int, help="evaluate every k epochs (0: at the end)")
     p.add_argument("--many-threshold", type=int, help="many-shot: > this many (default 100)")
     p.add_argument("--few-threshold", type=int, help="few-shot: < this many (default 20)")

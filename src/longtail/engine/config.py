@@ -126,6 +126,7 @@ class TrainConfig:
     many_threshold: int = 100
     few_threshold: int = 20
     channels_last: bool = True
+    compile: bool = False  # torch.compile the training step (pays off on long runs)
     flush_denormal: bool = True
     threads: int | None = None
     download: bool = True
@@ -195,18 +196,21 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The settings that make two runs the same run (everything but bookkeeping)."""
         d = self.to_dict()
-        for k in ("data_dir", "threads", "download", "eval_batch_size"):
+        # how a run executes, not what it computes (compile changes rounding only)
+        for k in ("data_dir", "threads", "download", "eval_batch_size", "compile"):
             d.pop(k, None)
         return d
 
 
-# Presets set the schedule; everything else keeps the paper's values. "quick" is a short
+# Presets set the schedule; everything else keeps the paper's values. "paper" compiles the
+# training step (torch.compile: 1.3-1.7x the eager speed on CPU here, for a one-off compile of
+# under two minutes). "quick" is a short
 # schedule (8 epochs) on a narrower, shallower CIFAR ResNet (ResNet-20 of width 8, 4.5 times
 # fewer multiply-adds than ResNet-32), sized so that a Fashion-MNIST exp-100 run takes about two
 # minutes and a step-10 run about four on a 2-core CPU, while keeping the shape of the paper's
 # schedule: warm-up, then DRW and the two lr steps at 80% and 90% of training.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "paper": {"compile": True},
     "quick": {
         "epochs": 8,
         "model": "resnet20",

@@ -26,8 +26,10 @@ import functools
 import json
 import math
 import os
+import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,6 +174,22 @@ class _Progress:
             self.bar = None
         if self.enabled:
             print(line, file=sys.stderr, flush=True)
+
+
+def _maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
+    """``torch.compile(model)`` when asked and a C++ compiler exists (inductor needs one)."""
+    if not enabled:
+        return model
+    if next(model.parameters()).device.type == "cpu":
+        cxx = os.environ.get("CXX", "g++")
+        if shutil.which(cxx) is None and shutil.which("c++") is None:
+            warnings.warn(
+                "compile=True needs a C++ compiler for torch.compile on CPU and none was found; "
+                "training eagerly.",
+                stacklevel=3,
+            )
+            return model
+    return torch.compile(model)
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -332,6 +350,7 @@ def _train(
             train_model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    step_model = _maybe_compile(train_model, config.compile)
     label = f"{config.method} {config.profile}-{config.ratio:g}"
     bar = _Progress(progress if main else False, config.epochs, label)
     samplers: dict[str, Any] = {}
@@ -363,7 +382,7 @@ def _train(
                 xb, yb = xb[rank::world], y_train.index_select(0, idx)[rank::world]
                 xb = normalize(xb.to(device), mean, std, channels_last=config.channels_last)
                 yb = yb.to(device)
-                per_sample = criterion(train_model(xb), yb)  # w_y · ℓ (reduction="none")
+                per_sample = criterion(step_model(xb), yb)  # w_y · ℓ (reduction="none")
                 den = w_dev[yb].sum() if w_dev is not None else per_sample.new_tensor(len(yb))
                 den = den.detach().clone()
                 if world > 1:
