@@ -115,6 +115,20 @@ def test_contrastive_loss_is_stable_at_tiny_temperature():
     assert loss.item() == pytest.approx(ref, rel=1e-4)
 
 
+@pytest.mark.parametrize(("b", "num_groups", "t"), [(256, 20, 2.0), (64, 40, 0.05), (33, 2, 1.0)])
+def test_contrastive_loss_paths_agree(b, num_groups, t):
+    """Integer groups take the sort-free path; the same labels as floats take the sorted one."""
+    g = torch.Generator().manual_seed(b)
+    h = torch.randn(b, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    groups = torch.randint(0, num_groups, (b,), generator=g)
+    fast = ltr.group_contrastive_loss(h, groups, t)
+    (grad_fast,) = torch.autograd.grad(fast, h)
+    sorted_ = ltr.group_contrastive_loss(h, groups.double(), t)
+    (grad_sorted,) = torch.autograd.grad(sorted_, h)
+    assert fast.item() == pytest.approx(sorted_.item(), rel=1e-12)
+    torch.testing.assert_close(grad_fast, grad_sorted, rtol=1e-9, atol=1e-15)
+
+
 def test_contrastive_loss_gradcheck():
     g = torch.Generator().manual_seed(1)
     h = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)

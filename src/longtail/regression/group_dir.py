@@ -106,12 +106,17 @@ def group_contrastive_loss(
     anchor ``i`` and a positive ``j``, the negatives are every sample at least as far from ``i``
     in group distance as ``j`` (ties included), so features get ordered by group.
 
-    Computed in O(B² log B) time and O(B²) memory, not the O(B³) of the pairwise-then-mask
-    formulation: each row's similarities are sorted by group distance and a reverse cumulative
-    log-sum-exp gives, for every threshold ``d``, the log of the sum over ``{k : d_ik >= d}``;
-    ``searchsorted`` finds where each ``d_ij``'s tie block starts. All in log space, so it is
-    stable for any temperature. ``groups`` may also be real-valued labels (then this is RnC with
-    L1 label distance and cosine similarity).
+    Computed in O(B²) memory, not the O(B³) of the pairwise-then-mask formulation. With
+    integer groups and ``t >= 1/30`` (Group-DIR's case), in O(B²) time: since ``cos <= 1``,
+    every ``exp((cos − 1)/t)`` lies in ``[e^{-2/t}, 1]`` (no overflow, and no underflow for
+    ``2/t <= 60``); one ``scatter_add`` sums each anchor's terms per group distance, a reverse
+    cumulative sum over the (at most ``G``) distances gives every ``Σ_{k : d_ik >= d}``, and the
+    log is taken once per anchor and distance, weighted by how many ``j`` share it. Otherwise
+    (real-valued labels, tinier temperatures), in O(B² log B) time and in log space, stable for
+    any temperature: each row's similarities are sorted by distance, a reverse cumulative
+    log-sum-exp gives the log of each ``Σ_{k : d_ik >= d}``, and ``searchsorted`` finds where
+    each ``d_ij``'s tie block starts. ``groups`` may be real-valued labels (then this is RnC
+    with L1 label distance and cosine similarity).
 
     The paper uses the features of one batch; with two augmented views, concatenate them (and
     repeat the groups), as RnC does.
@@ -149,6 +154,8 @@ def group_contrastive_loss(
     h = F.normalize(features.to(cd), dim=1)
     logits = h @ h.T / temperature  # (B, B)
     dist = (g.unsqueeze(1) - g.unsqueeze(0)).abs()
+    if not g.is_floating_point() and 2.0 / temperature <= 60.0:
+        return _grc_by_distance(logits, dist, temperature)
     dist.fill_diagonal_(-1)  # the anchor itself sorts first and is in no "≥ d" set
     dist, order = dist.sort(dim=1)
     a = logits.gather(1, order)
@@ -156,6 +163,20 @@ def group_contrastive_loss(
     start = torch.searchsorted(dist, dist)  # first position of each distance's tie block
     log_prob = a - suffix.gather(1, start)
     return -log_prob[:, 1:].sum() / (b * (b - 1))
+
+
+def _grc_by_distance(logits: torch.Tensor, dist: torch.Tensor, temperature: float) -> torch.Tensor:
+    """:func:`group_contrastive_loss` for integer distances, without sorting (see there)."""
+    b = logits.shape[0]
+    nd = int(dist.max()) + 1
+    dist.fill_diagonal_(nd)  # the anchor itself goes to a last column, which is dropped
+    e = torch.exp(logits - 1.0 / temperature)  # exponents in [-2/t, 0]
+    per_d = e.new_zeros(b, nd + 1).scatter_add_(1, dist, e)[:, :nd]
+    tail = per_d.flip(1).cumsum(1).flip(1)  # tail[i, d] = Σ_{k ≠ i, d_ik >= d} e_ik
+    count = e.new_zeros(b, nd + 1).scatter_add_(1, dist, torch.ones_like(e))[:, :nd]
+    log_den = count * torch.log(torch.where(count > 0, tail, torch.ones_like(tail)))
+    pos = logits.sum() - logits.diagonal().sum() - b * (b - 1) / temperature
+    return -(pos - log_den.sum()) / (b * (b - 1))
 
 
 class GroupContrastiveLoss(nn.Module):
