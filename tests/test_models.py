@@ -145,3 +145,41 @@ def test_bad_input_shape():
     m = NormedLinear(4, 3)
     with pytest.raises(ValueError, match=r"Expected `x` to be of shape \(\*, 4\)"):
         m(torch.randn(2, 5))
+
+
+# ---------------------------------------------------------------------------- CIFAR ResNets
+def test_resnet32_structure():
+    from longtail.models import ResNetCifar, create_model, resnet32
+
+    net = resnet32(num_classes=10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 31  # 1 + 3 stages x 5 blocks x 2, plus the classifier: 32 layers
+    assert sum(p.numel() for p in net.parameters()) == 464154  # 0.46M (He et al. 2016)
+    assert [c.out_channels for c in convs[::10]] == [16, 16, 32, 64]
+    # option-A shortcuts have no parameters: the only convs are 3x3
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    x = torch.randn(2, 3, 32, 32)
+    assert net.features(x).shape == (2, 64)
+    normed = create_model("resnet32", 100, in_channels=1, width=8, normed=True)
+    assert isinstance(normed, ResNetCifar) and isinstance(normed.fc, NormedLinear)
+    out = normed(torch.randn(3, 1, 28, 28))
+    assert out.shape == (3, 100) and out.abs().max() <= 1 + 1e-6  # cosine logits
+    assert create_model("resnet20", 10).layers.__len__() == 9
+
+
+@pytest.mark.parametrize("size", [8, 28, 32, 40])
+def test_resnet_any_size_and_channels(size):
+    from longtail.models import create_model
+
+    for name in ("resnet20", "small-cnn"):
+        net = create_model(name, 7, in_channels=2, width=4)
+        assert net(torch.randn(2, 2, size, size)).shape == (2, 7)
+
+
+def test_create_model_bad_input():
+    from longtail.models import create_model, resnet32
+
+    with pytest.raises(ValueError, match="Did you mean 'resnet32'"):
+        create_model("resnet33", 10)
+    with pytest.raises(ValueError, match="width"):
+        resnet32(10, width=5)

@@ -7,6 +7,7 @@
 
 from . import functional
 from .data import imbalance_counts, imbalanced_indices, imbalanced_subset
+from .engine import METHODS, TrainConfig, make_config, train
 from .losses import (
     BalancedSoftmaxLoss,
     CrossEntropyLoss,
@@ -24,12 +25,14 @@ from .losses import (
     register_loss,
 )
 from .losses.logit_adjustment import adjust_logits
-from .models import NormedLinear
+from .metrics import classification_metrics
+from .models import NormedLinear, create_model
 from .weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting, class_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "METHODS",
     "BalancedSoftmaxLoss",
     "ClassBalancedSampler",
     "CrossEntropyLoss",
@@ -43,16 +46,21 @@ __all__ = [
     "MaxMarginLoss",
     "NormedLinear",
     "SigmoidFocalLoss",
+    "TrainConfig",
     "VSLoss",
     "__version__",
     "adjust_logits",
     "class_weights",
+    "classification_metrics",
     "create_loss",
+    "create_model",
     "functional",
     "get_loss_info",
     "imbalance_counts",
     "imbalanced_indices",
     "imbalanced_subset",
     "list_losses",
+    "make_config",
     "register_loss",
+    "train",
 ]
