@@ -171,6 +171,25 @@ def test_compiled_step_resumes_exactly_and_matches_eager(npz, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-4)
 
 
+def test_calibration_of_cosine_classifiers_uses_the_loss_scale(npz, tmp_path):
+    from longtail.engine import evaluate
+    from longtail.metrics import expected_calibration_error, top1_error
+
+    config = tiny(npz, method="ldam", epochs=2)
+    record = train(config, tmp_path / "r", progress=False)
+    assert record["logit_scale"] == 30.0
+    d = prepare_data(config)
+    torch.manual_seed(0)
+    model = create_model("small-cnn", NUM_CLASSES, 1, 4, normed=True)
+    model.load_state_dict(torch.load(tmp_path / "r" / "checkpoint.pt")["model"])
+    z = evaluate(model, d["x_test"], d["mean"], d["std"], channels_last=config.channels_last)
+    assert record["metrics"]["ece"] == pytest.approx(
+        expected_calibration_error(30 * z, d["y_test"])
+    )
+    assert record["metrics"]["top1_error"] == pytest.approx(top1_error(z, d["y_test"]))
+    assert train(tiny(npz, epochs=1), progress=False)["logit_scale"] == 1.0
+
+
 def test_finished_run_is_not_retrained(npz, tmp_path):
     config = tiny(npz, epochs=1)
     first = train(config, tmp_path / "r", progress=False)

@@ -176,6 +176,26 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
 
+def _test_metrics(
+    model: nn.Module, data: dict[str, Any], config: TrainConfig, logit_scale: float
+) -> dict[str, Any]:
+    logits = evaluate(
+        model,
+        data["x_test"],
+        data["mean"],
+        data["std"],
+        config.eval_batch_size,
+        config.channels_last,
+    )
+    return classification_metrics(
+        logits * logit_scale,
+        data["y_test"].to(logits.device),
+        data["counts"],
+        many_threshold=config.many_threshold,
+        few_threshold=config.few_threshold,
+    )
+
+
 def _maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
     """``torch.compile(model)`` when asked and a C++ compiler exists (inductor needs one)."""
     if not enabled:
@@ -350,6 +370,9 @@ def _train(
             train_model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    # Cosine classifiers output z in [-1, 1]; their losses see s·z, and so must calibration
+    # (ECE on raw cosines would be a near-uniform softmax). Top-1 does not depend on s.
+    logit_scale = float(getattr(criterion, "scale", 1.0)) if spec.normed else 1.0
     step_model = _maybe_compile(train_model, config.compile)
     label = f"{config.method} {config.profile}-{config.ratio:g}"
     bar = _Progress(progress if main else False, config.epochs, label)
@@ -407,16 +430,7 @@ def _train(
             }
             last = epoch == config.epochs - 1
             if last or (config.eval_every and (epoch + 1) % config.eval_every == 0):
-                logits = evaluate(
-                    model, data["x_test"], mean, std, config.eval_batch_size, config.channels_last
-                )
-                m = classification_metrics(
-                    logits,
-                    data["y_test"].to(logits.device),
-                    counts,
-                    many_threshold=config.many_threshold,
-                    few_threshold=config.few_threshold,
-                )
+                m = _test_metrics(model, data, config, logit_scale)
                 row["test"] = {k: v for k, v in m.items() if k != "per_class_error"}
                 if best is None or m["top1_error"] < best:
                     best = m["top1_error"]
@@ -449,16 +463,7 @@ def _train(
             torch.set_flush_denormal(False)
 
     if config.epochs <= start_epoch:  # resumed a run whose training had finished
-        logits = evaluate(
-            model, data["x_test"], mean, std, config.eval_batch_size, config.channels_last
-        )
-        final_metrics = classification_metrics(
-            logits,
-            data["y_test"].to(logits.device),
-            counts,
-            many_threshold=config.many_threshold,
-            few_threshold=config.few_threshold,
-        )
+        final_metrics = _test_metrics(model, data, config, logit_scale)
     metrics = dict(final_metrics)
     if best is not None and config.eval_every:
         metrics["best_top1_error"] = best
@@ -473,6 +478,7 @@ def _train(
         "config": config.to_dict(),
         "metrics": metrics,
         "class_counts": counts.tolist(),
+        "logit_scale": logit_scale,
         "world_size": world,
         **extra,
     }
