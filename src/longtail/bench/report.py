@@ -278,8 +278,14 @@ def _higher_is_better(metric: str) -> bool:
     return metric.endswith(("_acc", "accuracy")) or metric.startswith("pearson")
 
 
+def _dataset_short(dataset: Any) -> str:
+    """A dataset given as a file (``/data/faces.npz``) is shown by its stem (``faces``)."""
+    text = str(dataset)
+    return Path(text).stem if text.lower().endswith((".npz", ".csv")) else text
+
+
 def _dataset_name(dataset: Any) -> str:
-    return DATASET_NAMES.get(str(dataset).lower(), str(dataset))
+    return DATASET_NAMES.get(str(dataset).lower(), _dataset_short(dataset))
 
 
 def _setting_title(setting: Setting) -> str:
@@ -289,7 +295,7 @@ def _setting_title(setting: Setting) -> str:
 
 def _slug(setting: Setting) -> str:
     dataset, profile, ratio = setting
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dataset}_{profile}{ratio}")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{_dataset_short(dataset)}_{profile}{ratio}")
 
 
 def _cell(stats: dict[str, Any] | None, decimals: int = 2) -> str:

@@ -1,0 +1,115 @@
+"""Benchmark grids on tiny data: one atomic record per run, resumable, and the report."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from longtail.bench.runner import ablation_jobs, run_grid, table1_jobs
+from longtail.cli import main as cli_main
+from test_engine import write_npz
+
+TINY = dict(model="small-cnn", width=4, batch_size=16, padding=1, threads=1, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> str:
+    return str(write_npz(tmp_path_factory.mktemp("bench") / "toy.npz"))
+
+
+def test_table1_grid_names_and_order():
+    jobs = table1_jobs("fashion-mnist", "quick", seeds=2)
+    assert len(jobs) == 13 * 4 * 2
+    assert jobs[0].name == "fashion-mnist_exp100_erm_s0"
+    assert [j.config.profile + str(int(j.config.ratio)) for j in jobs[::13][:4]] == [
+        "exp100",
+        "step100",
+        "exp10",
+        "step10",
+    ]
+    assert all(j.extra == {"bench": "table1"} for j in jobs)
+    assert jobs[-1].config.seed == 1
+    abl = ablation_jobs("x.npz", "quick", betas=(1.0, 2.0), deltas=(0.5,))
+    assert [j.name for j in abl] == ["x_exp100_mm-drw_b1_d0.5_s0", "x_exp100_mm-drw_b2_d0.5_s0"]
+    assert abl[1].config.to_dict()["loss_kwargs"] == {"beta": 2.0, "delta_minus": 0.5}
+
+
+def test_grid_writes_records_skips_finished_and_redoes_damaged(npz, tmp_path):
+    jobs = table1_jobs(npz, "quick", methods=("erm", "ldam-drw"), settings=(("exp", 4.0),), **TINY)
+    out = tmp_path / "grid"
+    summary = run_grid(jobs, out, progress=False)
+    assert summary == {"total": 2, "skipped": 0, "ran": 2, "failed": {}}
+    records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(records) == {"toy_exp4_erm_s0", "toy_exp4_ldam-drw_s0"}
+    for rec in records.values():
+        assert (
+            rec["bench"] == "table1" and rec["ratio"] == 4.0 and "per_class_error" in rec["metrics"]
+        )
+    # rerun: nothing trains again
+    assert run_grid(jobs, out, progress=False)["ran"] == 0
+    # a half-written record (a kill between open and rename cannot make one, an editor can)
+    damaged = out / "toy_exp4_erm_s0.json"
+    damaged.write_text(damaged.read_text()[:40])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = run_grid(jobs, out, progress=False)
+    assert summary["ran"] == 1 and not summary["failed"]
+    assert any("damaged" in str(w.message) for w in caught)
+    assert (out / "toy_exp4_erm_s0.json.damaged").exists()  # kept, not deleted
+    assert json.loads(damaged.read_text())["metrics"] == records["toy_exp4_erm_s0"]["metrics"]
+
+
+def test_grid_reports_a_failing_run_and_goes_on(npz, tmp_path):
+    jobs = table1_jobs(npz, "quick", methods=("erm",), settings=(("exp", 4.0),), **TINY)
+    jobs += table1_jobs(npz, "quick", methods=("focal",), settings=(("exp", 4.0),), **TINY)
+    (tmp_path / "g" / "work" / jobs[0].name).mkdir(parents=True)
+    (tmp_path / "g" / "work" / jobs[0].name / "config.json").write_text('{"method": "mm"}')
+    summary = run_grid(jobs, tmp_path / "g", progress=False)
+    assert list(summary["failed"]) == [jobs[0].name]
+    assert "different config" in summary["failed"][jobs[0].name]
+    assert (tmp_path / "g" / f"{jobs[1].name}.json").exists()
+
+
+def test_cli_bench_and_report(npz, tmp_path, capsys):
+    out = tmp_path / "t1"
+    common = ["--dataset", npz, "--model", "small-cnn", "--width", "4", "--epochs", "2"]
+    common += ["--threads", "1", "--out", str(out), "--no-progress"]
+    args = ["bench", "table1", *common, "--methods", "erm,mm-drw", "--settings", "exp4,step4"]
+    assert cli_main([*args, "--dry-run"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "toy_exp4_erm_s0",
+        "toy_exp4_mm-drw_s0",
+        "toy_step4_erm_s0",
+        "toy_step4_mm-drw_s0",
+    ]
+    assert cli_main(args) == 0
+    text = capsys.readouterr().out
+    assert "Table 1" in text and "MM-DRW" in text
+    assert (out / "report.md").exists()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["per_class_error_toy_exp4.png", "per_class_error_toy_step4.png"]
+    assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+    abl = tmp_path / "abl"
+    args = ["bench", "mm-ablation", *common[:-3], "--no-progress", "--out", str(abl)]
+    args += ["--settings", "exp4", "--betas", "1.0,1.5", "--deltas", "0.6"]
+    assert cli_main(args) == 0
+    assert len(list(abl.glob("*.json"))) == 2
+    assert list(abl.glob("mm_ablation_*.png"))
+    assert cli_main(["report", str(abl), "--out", str(tmp_path / "rep")]) == 0
+    assert (
+        "δ⁻" in (tmp_path / "rep" / "report.md").read_text()
+        or "delta" in (tmp_path / "rep" / "report.md").read_text().lower()
+    )
+
+
+def test_cli_bench_bad_input(npz, tmp_path, capsys):
+    base = ["bench", "table1", "--dataset", npz, "--out", str(tmp_path / "o")]
+    assert cli_main([*base, "--methods", "erm,ldam-drs"]) == 2
+    assert "ldam-drs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main([*base, "--settings", "linear100"])
+    assert cli_main(["bench", "table1", "--dataset", str(tmp_path / "no.npz"), "--out", "x"]) == 2
+    assert cli_main(["report", str(tmp_path / "empty")]) == 2
