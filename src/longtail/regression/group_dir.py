@@ -152,7 +152,7 @@ def group_contrastive_loss(
         raise expected("groups", "finite labels", "NaN or inf")
     g = g.to(cd) if g.is_floating_point() else g.long()
     h = F.normalize(features.to(cd), dim=1)
-    logits = h @ h.T / temperature  # (B, B)
+    logits = _Gram.apply(h) / temperature  # (B, B)
     dist = (g.unsqueeze(1) - g.unsqueeze(0)).abs()
     if not g.is_floating_point() and 2.0 / temperature <= 60.0:
         return _grc_by_distance(logits, dist, temperature)
@@ -163,6 +163,20 @@ def group_contrastive_loss(
     start = torch.searchsorted(dist, dist)  # first position of each distance's tie block
     log_prob = a - suffix.gather(1, start)
     return -log_prob[:, 1:].sum() / (b * (b - 1))
+
+
+class _Gram(torch.autograd.Function):
+    """``h @ h.T`` with the symmetric backward ``(G + Gᵀ) h``: one matrix product, not two."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h)
+        return h @ h.T
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (h,) = ctx.saved_tensors
+        return (grad + grad.T) @ h
 
 
 def _grc_by_distance(logits: torch.Tensor, dist: torch.Tensor, temperature: float) -> torch.Tensor:
