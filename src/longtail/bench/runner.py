@@ -1,4 +1,4 @@
-"""Benchmark grids: Table 1 and the MM ablation as lists of independent runs.
+"""Benchmark grids: Table 1, the MM ablation and the DIR benchmark as lists of independent runs.
 
 A grid writes one results record per finished run, ``OUT/<run>.json``, atomically; each run
 trains in ``OUT/work/<run>/`` (config, per-epoch checkpoint, log). Running the same grid again
@@ -18,18 +18,24 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json
 
+if TYPE_CHECKING:
+    from longtail.engine.regression import RegressionConfig
+
 __all__ = [
+    "DIR_METHODS",
     "TABLE1_METHODS",
     "TABLE1_SETTINGS",
     "Job",
     "ablation_jobs",
+    "dir_jobs",
+    "dir_sensitivity_jobs",
     "run_grid",
     "table1_jobs",
 ]
@@ -41,14 +47,25 @@ TABLE1_SETTINGS = (("exp", 100.0), ("step", 100.0), ("exp", 10.0), ("step", 10.0
 # Tables 2-3 vary β = δ⁺/δ⁻ and δ⁻ around the chosen values of MM-DRW.
 ABLATION_BETAS = (1.2, 1.5, 1.8)
 ABLATION_DELTAS = (0.6, 1.2, 1.8)
+# The DIR benchmark's rows (issue 4), and Group-DIR's sensitivity grid, one factor at a time
+# around the defaults G = 20, λ1 = λ2 = 1.
+DIR_METHODS = ("vanilla", "l1", "lds", "lds-fds", "bmc", "group-dir", "group-dir-lds")
+SENSITIVITY_GROUPS = (10, 20, 40)
+SENSITIVITY_LAMBDA1 = (0.5, 1.0, 2.0)
+SENSITIVITY_LAMBDA2 = (0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One run of a grid: its file-name-safe name, its config, and the record's extra keys."""
+    """One run of a grid: its file-name-safe name, its config, and the record's extra keys.
+
+    ``config`` is a :class:`~longtail.engine.TrainConfig` (trained by
+    :func:`longtail.engine.train`) or a :class:`~longtail.engine.regression.RegressionConfig`
+    (trained by :func:`longtail.engine.regression.train_regression`).
+    """
 
     name: str
-    config: TrainConfig
+    config: TrainConfig | RegressionConfig
     extra: dict[str, Any]
 
 
@@ -57,7 +74,7 @@ def _setting_name(profile: str, ratio: float) -> str:
 
 
 def _dataset_slug(dataset: str) -> str:
-    return Path(dataset).stem if dataset.endswith(".npz") else dataset
+    return Path(dataset).stem if dataset.endswith((".npz", ".csv")) else dataset
 
 
 def table1_jobs(
@@ -123,6 +140,68 @@ def ablation_jobs(
     return jobs
 
 
+def dir_jobs(
+    dataset: str = "diamonds",
+    preset: str = "quick",
+    seeds: int = 1,
+    methods: tuple[str, ...] | None = None,
+    **overrides: Any,
+) -> list[Job]:
+    """The DIR benchmark: methods × seeds (seed-major), ``{"bench": "dir"}`` records.
+
+    ``overrides`` are :class:`~longtail.engine.regression.RegressionConfig` fields (``target``,
+    ``epochs``, ``bins``, ...) applied to every run over the preset.
+    """
+    from longtail.engine.regression import make_regression_config
+
+    jobs = []
+    for seed in range(seeds):
+        for method in tuple(methods or DIR_METHODS):
+            cfg = make_regression_config(
+                preset, dataset=dataset, method=method, seed=seed, **overrides
+            )
+            jobs.append(Job(f"{_dataset_slug(dataset)}_{method}_s{seed}", cfg, {"bench": "dir"}))
+    return jobs
+
+
+def dir_sensitivity_jobs(
+    dataset: str = "diamonds",
+    preset: str = "quick",
+    seeds: int = 1,
+    groups: tuple[int, ...] = SENSITIVITY_GROUPS,
+    lambda1s: tuple[float, ...] = SENSITIVITY_LAMBDA1,
+    lambda2s: tuple[float, ...] = SENSITIVITY_LAMBDA2,
+    method: str = "group-dir",
+    **overrides: Any,
+) -> list[Job]:
+    """Group-DIR's sensitivity to G, λ1 and λ2, one factor at a time around the centre.
+
+    The centre is the config's (G, λ1, λ2) — 20, 1, 1 unless ``overrides`` say otherwise; each
+    factor takes its listed values with the other two at the centre, so the grid has
+    ``1 + (len(groups) - 1) + (len(lambda1s) - 1) + (len(lambda2s) - 1)`` distinct runs per
+    seed (7 with the defaults). Records carry ``{"bench": "dir-sensitivity"}``.
+    """
+    from longtail.engine.regression import make_regression_config
+
+    centre = make_regression_config(preset, dataset=dataset, method=method, **overrides)
+    c = (centre.num_groups, centre.lambda1, centre.lambda2)
+    points = [c]
+    points += [(g, c[1], c[2]) for g in groups]
+    points += [(c[0], float(a), c[2]) for a in lambda1s]
+    points += [(c[0], c[1], float(b)) for b in lambda2s]
+    points = list(dict.fromkeys((int(g), float(a), float(b)) for g, a, b in points))
+    jobs = []
+    for seed in range(seeds):
+        for g, a, b in points:
+            params = {**overrides, "num_groups": g, "lambda1": a, "lambda2": b}
+            cfg = make_regression_config(
+                preset, dataset=dataset, method=method, seed=seed, **params
+            )
+            name = f"{_dataset_slug(dataset)}_{method}_G{g}_l1-{a:g}_l2-{b:g}_s{seed}"
+            jobs.append(Job(name, cfg, {"bench": "dir-sensitivity"}))
+    return jobs
+
+
 def _finished(path: Path) -> bool:
     """Whether ``path`` holds a complete record; a damaged one is moved aside, not deleted."""
     if not path.exists():
@@ -138,12 +217,14 @@ def _finished(path: Path) -> bool:
 
 
 def _run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
+    from longtail.engine.regression import RegressionConfig, train_regression
     from longtail.engine.train import train
 
     if threads:
         torch.set_num_threads(threads)
+    run = train_regression if isinstance(job.config, RegressionConfig) else train
     t0 = time.perf_counter()
-    record = train(job.config, Path(out) / "work" / job.name, progress=progress, extra=job.extra)
+    record = run(job.config, Path(out) / "work" / job.name, progress=progress, extra=job.extra)
     atomic_write_json(Path(out) / f"{job.name}.json", record)
     return job.name, time.perf_counter() - t0
 
