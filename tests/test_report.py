@@ -272,11 +272,11 @@ def test_dir_table(records):
     assert rows["Method"] == [
         "MAE all", "MAE many", "MAE medium", "MAE few", "GM all", "GM many", "GM medium", "GM few",
     ]  # fmt: skip
-    assert list(rows)[1:] == ["group-dir", "vanilla"]
-    assert rows["group-dir"][0] == "**6.75 ± 0.35**"
-    assert rows["vanilla"][0] == "7.75 ± 0.35"
-    assert rows["vanilla"][3] == "12.75 ± 0.35"
-    assert rows["group-dir"][4] == "**3.38 ± 0.18**"
+    assert list(rows)[1:] == ["Vanilla (MSE)", "Group-DIR"]  # the DIR benchmark's order
+    assert rows["Group-DIR"][0] == "**6.75 ± 0.35**"
+    assert rows["Vanilla (MSE)"][0] == "7.75 ± 0.35"
+    assert rows["Vanilla (MSE)"][3] == "12.75 ± 0.35"
+    assert rows["Group-DIR"][4] == "**3.38 ± 0.18**"
     assert dir_markdown([r for r in records if r["bench"] != "dir"]) == ""
     assert "agedb" not in table1_markdown(records)
 

@@ -4,12 +4,14 @@ A *results record* is the JSON file that every finished run writes (ARCHITECTURE
 record")::
 
     {"method", "dataset", "profile", "ratio", "seed", "epochs", "seconds",
-     "config": {...}, "metrics": {...}, "bench": "table1" | "mm-ablation" | "dir" (optional)}
+     "config": {...}, "metrics": {...},
+     "bench": "table1" | "mm-ablation" | "dir" | "dir-sensitivity" (optional)}
 
 :func:`load_records` collects them from a folder; :func:`aggregate` turns them into mean ± std over
 seeds; :func:`table1_markdown`, :func:`tail_markdown`, :func:`ablation_markdown` and
-:func:`dir_markdown` lay them out; :func:`plot_per_class_error` and :func:`plot_ablation` draw
-them; :func:`write_report` does all of it for one folder.
+:func:`dir_markdown` (and :func:`dir_sensitivity_markdown`) lay them out;
+:func:`plot_per_class_error`, :func:`plot_ablation`, :func:`plot_dir_error` and
+:func:`plot_dir_sensitivity` draw them; :func:`write_report` does all of it for one folder.
 
 Plots need matplotlib (the ``bench`` extra: ``pip install "longtail[bench]"``), imported only
 when a plot is drawn, and drawn without pyplot, so no display or backend switch is needed.
@@ -18,6 +20,7 @@ when a plot is drawn, and drawn without pyplot, so no display or backend switch 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -36,8 +39,11 @@ __all__ = [
     "ablation_markdown",
     "aggregate",
     "dir_markdown",
+    "dir_sensitivity_markdown",
     "load_records",
     "plot_ablation",
+    "plot_dir_error",
+    "plot_dir_sensitivity",
     "plot_per_class_error",
     "table1_markdown",
     "tail_markdown",
@@ -259,14 +265,23 @@ def _bench(rec: dict[str, Any]) -> Any:
     return rec.get("bench")
 
 
-def _is_dir_record(rec: dict[str, Any]) -> bool:
+def _is_regression(rec: dict[str, Any]) -> bool:
     m = rec.get("metrics", {})
-    return _bench(rec) == "dir" or ("mae" in m and "top1_error" not in m)
+    return _bench(rec) in ("dir", "dir-sensitivity") or ("mae" in m and "top1_error" not in m)
+
+
+def _is_dir_record(rec: dict[str, Any]) -> bool:
+    """A record of the DIR table (the sensitivity sweep's Group-DIR runs have their own)."""
+    return _is_regression(rec) and _bench(rec) != "dir-sensitivity"
+
+
+def _is_sensitivity_record(rec: dict[str, Any]) -> bool:
+    return _bench(rec) == "dir-sensitivity"
 
 
 def _classification(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of Table 1 kind: everything but the MM ablation and regression."""
-    return [r for r in records if _bench(r) != "mm-ablation" and not _is_dir_record(r)]
+    return [r for r in records if _bench(r) != "mm-ablation" and not _is_regression(r)]
 
 
 def _ablation(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -560,31 +575,80 @@ def ablation_markdown(records: Iterable[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
-# ---- DIR (regression) hook --------------------------------------------------------------------
-# Deep imbalanced regression records ("bench": "dir") carry mae, mse, gm, pearson and each again
-# per shot region (mae_many, mae_medium, mae_few, ...). This section lays them out as a table;
-# write_report includes it when such records exist. DIR plots (error per label bin, ...) are to be
-# added here, next to dir_markdown, and called from write_report's DIR block.
+# ---- DIR (regression) --------------------------------------------------------------------------
+# Deep imbalanced regression records ("bench": "dir", or a lone `longtail train --task regression`
+# run) carry mae, mse, gm, pearson and each again per shot region (mae_many, mae_medium, mae_few,
+# ...), the last epoch's last_mae, last_mae_many, ..., and for the plots per-bin test errors
+# (metrics["per_bin_mae"], with "bin_edges", "train_hist", "test_hist" at the top level).
+# Records of the Group-DIR sensitivity sweep ("bench": "dir-sensitivity") have their own table
+# and plot.
 DIR_COLUMNS = tuple(
     (f"{m}{suffix}", f"{m.upper()} {region}")
     for m in ("mae", "gm")
     for suffix, region in (("", "all"), ("_many", "many"), ("_medium", "medium"), ("_few", "few"))
 )
+LAST_COLUMNS = tuple(
+    (f"last_mae{suffix}", f"MAE {region}")
+    for suffix, region in (("", "all"), ("_many", "many"), ("_medium", "medium"), ("_few", "few"))
+)
+
+#: DIR rows in the benchmark's order; other methods follow, sorted.
+DIR_METHOD_ORDER = ("vanilla", "l1", "lds", "lds-fds", "bmc", "group-dir", "group-dir-lds")
+DIR_METHOD_NAMES = {
+    "vanilla": "Vanilla (MSE)",
+    "l1": "L1",
+    "lds": "LDS",
+    "lds-fds": "LDS + FDS",
+    "bmc": "Balanced MSE (BMC)",
+    "group-dir": "Group-DIR",
+    "group-dir-lds": "Group-DIR + LDS",
+}
+
+
+def _dir_method_order(methods: Iterable[Any]) -> list[Any]:
+    methods = set(methods)
+    known = [m for m in DIR_METHOD_ORDER if m in methods]
+    return known + sorted(methods - set(DIR_METHOD_ORDER), key=str)
+
+
+def _dir_method_cell(method: Any) -> str:
+    return DIR_METHOD_NAMES.get(method, str(method))
+
+
+def _dir_title(setting: Setting, records: Sequence[dict[str, Any]]) -> str:
+    dataset, profile, ratio = setting
+    if profile != "dir":
+        return " ".join(str(x) for x in setting if x is not None)
+    targets = sorted({str(r["target"]) for r in records if r.get("target")})
+    name = f"{dataset} ({', '.join(targets)})" if targets else str(dataset)
+    widths = sorted({r.get("bin_width") for r in records if r.get("bin_width")})
+    bins = f" over {widths[0]:g}-wide bins" if len(widths) == 1 else ""
+    return name + (f", training imbalance {ratio:g}:1{bins}" if ratio is not None else "")
+
+
+def _selection_text(records: Sequence[dict[str, Any]]) -> str:
+    if records and all(r.get("selection") == "best validation MAE" for r in records):
+        epochs = _epochs_text(records).replace("at the last epoch", "").strip(" ()")
+        span = f" ({epochs})" if epochs else ""
+        return f"test metrics of the epoch with the best validation MAE{span}"
+    return "test metrics"
 
 
 def dir_markdown(records: Iterable[dict[str, Any]]) -> str:
     """Deep imbalanced regression results: MAE and GM overall and per shot region.
 
     Uses the records with ``"bench": "dir"`` (or, without a ``"bench"`` key, those whose metrics
-    have ``mae`` and no ``top1_error``). One table per setting: rows are methods, columns MAE and
+    have ``mae`` and no ``top1_error``). One table per setting (dataset, and for the DIR engine's
+    records the training imbalance): rows are methods (:data:`DIR_METHOD_ORDER`), columns MAE and
     GM (geometric mean of the absolute errors) for all, many-, medium- and few-shot label bins,
-    ``mean ± std`` over seeds, lowest per column in bold.
+    ``mean ± std`` over seeds, lowest per column in bold. When the records also have the last
+    epoch's errors (``last_mae``, ...), a second table shows those MAEs.
 
     Example:
         >>> rec = {"method": "vanilla", "bench": "dir", "dataset": "agedb", "seed": 0,
         ...        "metrics": {"mae": 7.77, "mae_few": 13.67, "gm": 5.05}}
         >>> print(dir_markdown([rec]).splitlines()[-1])
-        | vanilla | **7.77** | — | — | **13.67** | **5.05** | — | — | — |
+        | Vanilla (MSE) | **7.77** | — | — | **13.67** | **5.05** | — | — | — |
 
     Args:
         records: Results records; only the regression ones are used.
@@ -593,26 +657,132 @@ def dir_markdown(records: Iterable[dict[str, Any]]) -> str:
         Markdown text, or ``""`` when there is no regression record.
     """
     records = [r for r in records if _is_dir_record(r)]
-    aggs = {metric: aggregate(records, metric) for metric, _ in DIR_COLUMNS}
-    keys = {k for agg in aggs.values() for k in agg}
+    aggs = {metric: aggregate(records, metric) for metric, _ in (*DIR_COLUMNS, *LAST_COLUMNS)}
+    keys = {k for metric, _ in DIR_COLUMNS for k in aggs[metric]}
     parts = []
     for setting in sorted({k[1:] for k in keys}, key=_setting_order):
-        methods = _method_order({k[0] for k in keys if k[1:] == setting})
+        recs = [r for r in records if _setting(r) == setting]
+        methods = _dir_method_order({k[0] for k in keys if k[1:] == setting})
+        rows = [_dir_method_cell(m) for m in methods]
         columns = [
             _column([aggs[metric].get((m, *setting)) for m in methods], higher=False)
             for metric, _ in DIR_COLUMNS
         ]
-        counts = [s["n"] for agg in aggs.values() for k, s in agg.items() if k[1:] == setting]
-        title = " ".join(str(x) for x in setting if x is not None)
-        shots = _shots_text([r for r in records if _setting(r) == setting], " per bin")
+        counts = [
+            s["n"] for metric, _ in DIR_COLUMNS for k, s in aggs[metric].items() if k[1:] == setting
+        ]
+        shots = _shots_text(recs, " per bin")
         parts.append(
-            f"**Deep imbalanced regression, {title}.** MAE and GM by label region ({shots}), "
-            f"{_seeds_text(counts)}; lowest in bold.\n\n"
-            + _table(
-                ["Method", *(h for _, h in DIR_COLUMNS)],
-                columns,
-                [_method_cell(m) for m in methods],
+            f"**Deep imbalanced regression, {_dir_title(setting, recs)}.** MAE and GM by label "
+            f"region ({shots}), {_selection_text(recs)}, {_seeds_text(counts)}; lowest in bold."
+            "\n\n" + _table(["Method", *(h for _, h in DIR_COLUMNS)], columns, rows)
+        )
+        if any(aggs[metric].get((m, *setting)) for metric, _ in LAST_COLUMNS for m in methods):
+            last = [
+                _column([aggs[metric].get((m, *setting)) for m in methods], higher=False)
+                for metric, _ in LAST_COLUMNS
+            ]
+            parts.append(
+                "The same runs, test MAE of the last epoch's weights:\n\n"
+                + _table(["Method", *(h for _, h in LAST_COLUMNS)], last, rows)
             )
+    return "\n\n".join(parts)
+
+
+def _sensitivity_params(rec: dict[str, Any]) -> tuple[int, float, float] | None:
+    config = rec.get("config") or {}
+    try:
+        return (
+            int(config["num_groups"]),
+            float(config["lambda1"]),
+            float(config["lambda2"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        warnings.warn(
+            f"Skipping a dir-sensitivity record of {rec.get('method')!r} (seed "
+            f"{rec.get('seed')}): its config has no num_groups / lambda1 / lambda2.",
+            stacklevel=3,
+        )
+        return None
+
+
+def _mode(values: Sequence[Any]) -> Any:
+    counts: dict[Any, int] = defaultdict(int)
+    for v in values:
+        counts[v] += 1
+    return max(counts, key=counts.__getitem__)  # ties: the value seen first
+
+
+SENSITIVITY_FACTORS = (("num_groups", "G"), ("lambda1", "λ1"), ("lambda2", "λ2"))
+
+
+def _sensitivity_sweeps(
+    records: Iterable[dict[str, Any]],
+) -> dict[Setting, tuple[tuple[int, float, float], dict[str, dict[Any, list[dict[str, Any]]]]]]:
+    """Per setting: the centre (G, λ1, λ2) and, per factor, its values → records (others at
+    the centre). The centre is the most common value of each factor (one-factor-at-a-time)."""
+    by_setting: dict[Setting, list[tuple[tuple[int, float, float], dict[str, Any]]]] = defaultdict(
+        list
+    )
+    for rec in records:
+        if _is_sensitivity_record(rec):
+            params = _sensitivity_params(rec)
+            if params is not None:
+                by_setting[_setting(rec)].append((params, rec))
+    out = {}
+    for setting in sorted(by_setting, key=_setting_order):
+        pairs = by_setting[setting]
+        centre = tuple(_mode([p[i] for p, _ in pairs]) for i in range(3))
+        sweeps: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+        for i, (factor, _) in enumerate(SENSITIVITY_FACTORS):
+            values: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+            for p, rec in pairs:
+                if all(p[j] == centre[j] for j in range(3) if j != i):
+                    values[p[i]].append(rec)
+            sweeps[factor] = dict(sorted(values.items()))
+        out[setting] = (centre, sweeps)
+    return out
+
+
+def dir_sensitivity_markdown(records: Iterable[dict[str, Any]]) -> str:
+    """Group-DIR's sensitivity to G, λ1 and λ2 (``"bench": "dir-sensitivity"`` records).
+
+    One table per setting: a row per point of the one-factor-at-a-time sweep (the centre first),
+    columns test MAE all / many / medium / few, ``mean ± std`` over seeds, lowest in bold.
+
+    Returns:
+        Markdown text, or ``""`` without sensitivity records.
+    """
+    parts = []
+    for setting, (centre, sweeps) in _sensitivity_sweeps(records).items():
+        points: dict[tuple[int, float, float], list[dict[str, Any]]] = {}
+        for i, (factor, _) in enumerate(SENSITIVITY_FACTORS):
+            for value, recs in sweeps[factor].items():
+                point = tuple(value if j == i else centre[j] for j in range(3))
+                points.setdefault(point, recs)
+        order = [centre, *(p for p in points if p != centre)]
+        order = [p for p in order if p in points]
+        metrics = [m for m, _ in DIR_COLUMNS[:4]]
+        columns = []
+        for metric in metrics:
+            cells = []
+            for p in order:
+                vals = [_number(r["metrics"].get(metric)) for r in points[p]]
+                vals = [v for v in vals if v is not None]
+                cells.append(_stats(vals) if vals else None)
+            columns.append(_column(cells, higher=False))
+        names = [
+            f"G={g}, λ1={a:g}, λ2={b:g}" + (" (centre)" if (g, a, b) == centre else "")
+            for g, a, b in order
+        ]
+        recs = [r for p in order for r in points[p]]
+        counts = [len(points[p]) for p in order]
+        method = ", ".join(sorted({_dir_method_cell(r["method"]) for r in recs}))
+        parts.append(
+            f"**{method} sensitivity, {_dir_title(setting, recs)}.** One factor at a time around "
+            f"the centre; test MAE by label region, {_selection_text(recs)}, "
+            f"{_seeds_text(counts)}; lowest in bold.\n\n"
+            + _table(["Setting", *(h for _, h in DIR_COLUMNS[:4])], columns, names)
         )
     return "\n\n".join(parts)
 
@@ -859,6 +1029,185 @@ def plot_ablation(
     return _save(fig, path)
 
 
+def _per_bin_settings(records: Iterable[dict[str, Any]]) -> dict[Setting, list[dict[str, Any]]]:
+    groups: dict[Setting, list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        if not _is_dir_record(rec):
+            continue
+        per_bin, edges = rec["metrics"].get("per_bin_mae"), rec.get("bin_edges")
+        if isinstance(per_bin, list) and isinstance(edges, list) and len(edges) == len(per_bin) + 1:
+            groups[_setting(rec)].append(rec)
+    return {s: groups[s] for s in sorted(groups, key=_setting_order)}
+
+
+def _coarse_errors(rec: dict[str, Any], k: int) -> list[float]:
+    """Per-bin MAE merged over runs of ``k`` bins, weighted by the test samples of each bin."""
+    per_bin = rec["metrics"]["per_bin_mae"]
+    counts = rec.get("test_hist") or [1 if v is not None else 0 for v in per_bin]
+    out = []
+    for j in range(0, len(per_bin), k):
+        pairs = [
+            (v, c)
+            for v, c in zip(per_bin[j : j + k], counts[j : j + k], strict=True)
+            if _number(v) is not None and c
+        ]
+        n = sum(c for _, c in pairs)
+        out.append(sum(v * c for v, c in pairs) / n if n else math.nan)
+    return out
+
+
+def plot_dir_error(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+    max_points: int = 40,
+) -> Path:
+    """Test MAE against the target value for each DIR method, the training histogram beneath.
+
+    The upper panel has one line per method: the test MAE of each label bin (the record's
+    ``metrics["per_bin_mae"]`` over ``"bin_edges"``), mean over seeds; neighbouring bins are
+    merged (weighted by their test samples, ``"test_hist"``) so that at most ``max_points``
+    points are drawn. The lower panel, on the same x axis, draws the training label histogram
+    (``"train_hist"``, log scale), each bin coloured by its shot region.
+
+    Args:
+        records: Results records; DIR records with per-bin errors are used.
+        path: The PNG file to write (atomically).
+        setting: ``(dataset, "dir", ratio)`` or its file-name form; default the first one.
+        max_points: Most points per line.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If no DIR record has per-bin errors (in ``setting``).
+        ImportError: If matplotlib is missing.
+    """
+    groups = _per_bin_settings(records)
+    chosen = _pick_setting(list(groups), setting, "metrics['per_bin_mae'] and bin_edges")
+    recs = groups[chosen]
+    edges = recs[0]["bin_edges"]
+    recs = [r for r in recs if r["bin_edges"] == edges]
+    nb = len(edges) - 1
+    k = max(1, math.ceil(nb / max_points))
+    starts = list(range(0, nb, k))
+    centres = [(edges[j] + edges[min(j + k, nb)]) / 2 for j in starts]
+    by_method: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        by_method[r["method"]].append(r)
+
+    fig = _figure(9.0, 6.0)
+    ax, ax_hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
+    markers = "osD^vP*Xhp<>8"
+    seeds = sorted({len(v) for v in by_method.values()})
+    for i, method in enumerate(_dir_method_order(by_method)):
+        curves = [_coarse_errors(r, k) for r in by_method[method]]
+        mean = []
+        for j in range(len(starts)):
+            vals = [c[j] for c in curves if not math.isnan(c[j])]
+            mean.append(sum(vals) / len(vals) if vals else math.nan)
+        ax.plot(
+            centres,
+            mean,
+            marker=markers[i % len(markers)],
+            markersize=3.5,
+            linewidth=1.3,
+            label=_dir_method_cell(method),
+            color=f"C{i % 10}",
+            linestyle="-" if i < 10 else "--",
+        )
+    target = recs[0].get("target") or "target"
+    ax.set_title(
+        f"Test MAE per {target} bin, {_dir_title(chosen, recs)}\n"
+        f"(mean over {_seed_span(seeds)}; {k} bin{'s' if k > 1 else ''} of "
+        f"{edges[1] - edges[0]:g} per point)",
+        fontsize="medium",
+    )
+    ax.set_ylabel(f"test MAE ({target} units)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2, loc="upper left")
+    hist = recs[0].get("train_hist")
+    if isinstance(hist, list) and len(hist) == nb:
+        config = recs[0].get("config") or {}
+        many, few = config.get("many_threshold", 100), config.get("few_threshold", 20)
+        colours = {"many": "0.35", "medium": "C0", "few": "C3"}
+        region = ["many" if c > many else "few" if c < few else "medium" for c in hist]
+        lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
+        for name in ("many", "medium", "few"):
+            idx = [j for j in range(nb) if region[j] == name]
+            if idx:
+                ax_hist.bar(
+                    [lefts[j] for j in idx],
+                    [max(hist[j], 0.8) for j in idx],
+                    width=[widths[j] for j in idx],
+                    align="edge",
+                    color=colours[name],
+                    label=f"{name} (> {many})"
+                    if name == "many"
+                    else f"{name} (< {few})"
+                    if name == "few"
+                    else name,
+                )
+        ax_hist.set_yscale("log")
+        ax_hist.set_ylabel("train count")
+        ax_hist.legend(fontsize="x-small", loc="upper right", ncol=3)
+        ax_hist.grid(True, axis="y", alpha=0.3)
+    ax_hist.set_xlabel(f"{target} (label bins of the training set)")
+    return _save(fig, path)
+
+
+def plot_dir_sensitivity(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+) -> Path:
+    """Group-DIR's sensitivity to G, λ1 and λ2: three panels of test MAE (all and few-shot).
+
+    Each panel varies one factor with the other two at the sweep's centre (see
+    :func:`dir_sensitivity_markdown`); points are means over seeds with ± std bars, and the
+    centre is marked by a dotted line.
+
+    Raises:
+        ValueError: If there is no ``"bench": "dir-sensitivity"`` record (in ``setting``).
+        ImportError: If matplotlib is missing.
+    """
+    sweeps = _sensitivity_sweeps(records)
+    chosen = _pick_setting(list(sweeps), setting, "'bench': 'dir-sensitivity'")
+    centre, factors = sweeps[chosen]
+    fig = _figure(10.5, 3.6)
+    axes = fig.subplots(1, 3, sharey=True)
+    lines = (("mae", "all", "C0", "o"), ("mae_few", "few-shot", "C3", "s"))
+    for i, (ax, (factor, label)) in enumerate(zip(axes, SENSITIVITY_FACTORS, strict=True)):
+        values = list(factors[factor])
+        x = list(range(len(values)))
+        for metric, name, colour, marker in lines:
+            means, stds = [], []
+            for v in values:
+                vals = [_number(r["metrics"].get(metric)) for r in factors[factor][v]]
+                vals = [u for u in vals if u is not None]
+                st = _stats(vals) if vals else None
+                means.append(st["mean"] if st else math.nan)
+                stds.append(st["std"] if st else 0.0)
+            ax.errorbar(
+                x, means, yerr=stds, marker=marker, color=colour, capsize=3, label=f"MAE {name}"
+            )
+        if centre[i] in values:
+            ax.axvline(values.index(centre[i]), color="0.5", linestyle=":", linewidth=1)
+        ax.set_xticks(x, [f"{v:g}" for v in values])
+        ax.set_xlabel(label)
+        others = ", ".join(
+            f"{lab}={centre[j]:g}" for j, (_, lab) in enumerate(SENSITIVITY_FACTORS) if j != i
+        )
+        ax.set_title(f"{label} ({others})", fontsize="medium")
+        ax.grid(True, alpha=0.3)
+    recs = [r for f in factors.values() for v in f.values() for r in v]
+    target = recs[0].get("target") if recs else None
+    axes[0].set_ylabel(f"test MAE ({target} units)" if target else "test MAE")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"Group-DIR sensitivity, {_dir_title(chosen, recs)}", fontsize="medium")
+    return _save(fig, path)
+
+
 # ---- the report -------------------------------------------------------------------------------
 def write_report(
     directory: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
@@ -870,8 +1219,11 @@ def write_report(
 
     * ``per_class_error_<dataset>_<profile><ratio>.png`` for each setting with per-class errors;
     * ``mm_ablation_<dataset>_<profile><ratio>.png`` for each setting with MM ablation records;
+    * ``dir_error_<dataset>_dir<ratio>.png`` (:func:`plot_dir_error`) for each DIR setting with
+      per-bin errors, ``dir_sensitivity_<...>.png`` (:func:`plot_dir_sensitivity`) for each
+      Group-DIR sensitivity sweep;
     * ``report.md``: Table 1 (top-1 error), the tail view, the per-class plots, the ablation
-      grids and plots, and the regression table when there are regression records.
+      grids and plots, and the DIR tables and plots when there are regression records.
 
     Without matplotlib the tables are still written, with a warning and no plots.
 
@@ -930,8 +1282,15 @@ def write_report(
             sections.append(plot(plot_ablation, f"mm_ablation_{_slug(setting)}.png", setting))
     regression = dir_markdown(records)
     if regression:
-        # DIR hook: regression plots go here once they exist.
         sections += ["## Deep imbalanced regression", regression]
+        for setting in _per_bin_settings(records) if plots else []:
+            sections.append(plot(plot_dir_error, f"dir_error_{_slug(setting)}.png", setting))
+    sensitivity = dir_sensitivity_markdown(records)
+    if sensitivity:
+        sections += ["## Group-DIR sensitivity: G, λ1, λ2", sensitivity]
+        for setting in _sensitivity_sweeps(records) if plots else []:
+            name = f"dir_sensitivity_{_slug(setting)}.png"
+            sections.append(plot(plot_dir_sensitivity, name, setting))
     text = "\n\n".join(sections) + "\n"
     report = out_dir / "report.md"
     written.append(_replace_atomically(report, lambda tmp: tmp.write_text(text, encoding="utf-8")))
