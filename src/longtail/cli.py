@@ -1,6 +1,7 @@
 """The ``longtail`` command line: ``train``, ``bench``, ``report`` and ``losses``.
 
-argparse stays here: the library takes a :class:`~longtail.engine.TrainConfig`, and this module
+argparse stays here: the library takes a :class:`~longtail.engine.TrainConfig` (or, with
+``--task regression``, a :class:`~longtail.engine.regression.RegressionConfig`), and this module
 only turns options (and an optional TOML/JSON config file) into one.
 """
 
@@ -157,6 +158,8 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "classification") == "regression":
+        return _cmd_train_regression(args)
     from longtail.engine import train
 
     try:
@@ -204,6 +207,8 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.table in ("dir", "dir-sensitivity"):
+        return _cmd_bench_dir(args)
     from longtail.bench.runner import ablation_jobs, run_grid, table1_jobs
 
     options = _read_config_file(args.config)
@@ -274,6 +279,187 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return _write_report(args.directory, args.out)
 
 
+# ---- deep imbalanced regression (train --task regression, bench dir / dir-sensitivity) ----------
+# Regression options and the RegressionConfig field each sets; the shared options (--dataset,
+# --method, --epochs, --seed, --batch-size, --lr, --model, --width, --threads, --data-dir,
+# --many-threshold, --few-threshold) set the field of the same name.
+_REGRESSION_OPTIONS = (
+    "target",
+    "bins",
+    "backbone",
+    "hidden",
+    "target_transform",
+    "drop",
+    "image_size",
+    "num_groups",
+    "lambda1",
+    "lambda2",
+    "group_beta",
+    "temperature",
+    "routing",
+    "bmc_init_sigma",
+)
+_SHARED_OPTIONS = (
+    "dataset",
+    "data_dir",
+    "method",
+    "epochs",
+    "seed",
+    "batch_size",
+    "lr",
+    "model",
+    "width",
+    "threads",
+    "many_threshold",
+    "few_threshold",
+)
+_CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every", "loss_kw")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _add_regression_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "regression (--task regression, bench dir)",
+        "--dataset is diamonds (default), agedb or imdb-wiki (images under --data-dir) or a "
+        "FILE.csv; --method is one of: " + ", ".join(_regression_methods()),
+    )
+    g.add_argument("--target", help="target column (diamonds: price; required for a CSV file)")
+    g.add_argument(
+        "--bins",
+        type=float,
+        help="width of the label bins in target units (diamonds: 100, ages: 1; CSV: ~100 bins)",
+    )
+    g.add_argument("--backbone", choices=("mlp", "cnn"), help="mlp for tables, cnn for images")
+    g.add_argument("--hidden", type=_ints, help="MLP hidden sizes, e.g. 256,256")
+    g.add_argument(
+        "--target-transform",
+        choices=("standardize", "log", "none"),
+        help="what the network regresses (metrics stay in target units); default standardize",
+    )
+    g.add_argument("--drop", type=_names, help="comma-separated columns not to use as features")
+    g.add_argument("--image-size", type=int, help="images are resized to this size (default 32)")
+    g.add_argument("--num-groups", type=int, help="Group-DIR: G (default 20)")
+    g.add_argument("--lambda1", type=float, help="Group-DIR: weight of L_mse (default 1)")
+    g.add_argument("--lambda2", type=float, help="Group-DIR: weight of L_soft (default 1)")
+    g.add_argument("--group-beta", type=float, help="Group-DIR: soft-label descent β (1)")
+    g.add_argument("--temperature", type=float, help="Group-DIR: contrastive t (default 2)")
+    g.add_argument("--routing", choices=("hard", "soft"), help="Group-DIR test-time routing")
+    g.add_argument("--bmc-init-sigma", type=float, help="BMC: initial noise σ (default 1)")
+
+
+def _regression_methods() -> tuple[str, ...]:
+    from longtail.engine.regression import REGRESSION_METHODS
+
+    return tuple(REGRESSION_METHODS)
+
+
+def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
+    """(preset, RegressionConfig fields) from a config file and the options given."""
+    given = [f"--{n.replace('_', '-')}" for n in _CLASSIFICATION_ONLY if getattr(args, n, None)]
+    if given:
+        raise ValueError(
+            f"Expected regression options, but got {', '.join(given)}, which only classification "
+            "runs take (a regression data set keeps its own imbalance)."
+        )
+    options = _read_config_file(args.config)
+    options.pop("task", None)
+    preset = args.preset or options.pop("preset", "paper" if command == "train" else "quick")
+    options.pop("preset", None)
+    for name in (*_SHARED_OPTIONS, *_REGRESSION_OPTIONS):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    if options.get("dataset") is None:
+        options["dataset"] = "diamonds"
+    return preset, options
+
+
+def _cmd_train_regression(args: argparse.Namespace) -> int:
+    from longtail.engine.regression import (
+        check_regression_data,
+        make_regression_config,
+        train_regression,
+    )
+
+    try:
+        preset, options = _regression_options(args, "train")
+        config = make_regression_config(preset, **options)
+        check_regression_data(config)
+        record = train_regression(config, args.out, progress=False if args.no_progress else None)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"longtail train: error: {e}", file=sys.stderr)
+        return 2
+    m = record["metrics"]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    print(
+        f"{record['method']} on {record['dataset']} ({record['target']}): test MAE "
+        f"{num(m['mae'])}, many/medium/few {num(m['mae_many'])}/{num(m['mae_medium'])}/"
+        f"{num(m['mae_few'])}, GM {num(m['gm'])} (weights of epoch {m['best_epoch'] + 1} of "
+        f"{record['epochs']}, best validation MAE {num(m['val_mae'])}; last epoch: test MAE "
+        f"{num(m['last_mae'])}) ({record['seconds'] / 60:.1f} min)"
+    )
+    if args.out:
+        print(f"results: {Path(args.out) / 'result.json'}")
+    return 0
+
+
+def _cmd_bench_dir(args: argparse.Namespace) -> int:
+    from longtail.bench.runner import dir_jobs, dir_sensitivity_jobs, run_grid
+    from longtail.engine.regression import check_regression_data
+
+    try:
+        preset, options = _regression_options(args, "bench")
+        options.pop("method", None)
+        options.pop("seed", None)
+        dataset = options.pop("dataset")
+        if args.table == "dir":
+            methods = _names(args.methods) if args.methods else None
+            jobs = dir_jobs(dataset, preset, args.seeds, methods, **options)
+        else:
+            grid = {
+                k: v
+                for k, v in (
+                    ("groups", args.sweep_groups),
+                    ("lambda1s", _floats(args.sweep_lambda1)),
+                    ("lambda2s", _floats(args.sweep_lambda2)),
+                )
+                if v
+            }
+            jobs = dir_sensitivity_jobs(dataset, preset, args.seeds, **grid, **options)
+        # load the data and check every config once, before any run starts
+        for job in jobs:
+            check_regression_data(job.config)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"longtail bench: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        for j in jobs:
+            print(j.name)
+        return 0
+    summary = run_grid(jobs, args.out, workers=args.jobs, progress=not args.no_progress)
+    if not args.no_report:
+        _write_report(args.out, None)
+    if summary["failed"]:
+        print(f"{len(summary['failed'])} runs failed: {', '.join(summary['failed'])}")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="longtail", description="Learning from imbalanced (long-tailed) data."
@@ -291,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one run; running the same command again resumes from --out.",
     )
     _add_train_options(p)
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification (default) or deep imbalanced regression",
+    )
+    _add_regression_options(p)
     p.add_argument("--out", help="output folder (config, checkpoint, log.jsonl, result.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
@@ -300,8 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a published table: table1 or mm-ablation",
         description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
     )
-    p.add_argument("table", choices=("table1", "mm-ablation"))
+    p.add_argument(
+        "table",
+        choices=("table1", "mm-ablation", "dir", "dir-sensitivity"),
+        help="table1, mm-ablation; dir: the DIR benchmark (vanilla, l1, lds, lds-fds, bmc, "
+        "group-dir, group-dir-lds on --dataset/--target, preset quick); dir-sensitivity: "
+        "Group-DIR with G in 10,20,40, λ1 in 0.5,1,2 and λ2 in 0.5,1,2, one at a time around "
+        "G=20, λ1=λ2=1",
+    )
     _add_train_options(p, with_run=False)
+    _add_regression_options(p)
+    p.add_argument("--sweep-groups", type=_ints, help="dir-sensitivity: G values (10,20,40)")
+    p.add_argument("--sweep-lambda1", help="dir-sensitivity: λ1 values (0.5,1,2)")
+    p.add_argument("--sweep-lambda2", help="dir-sensitivity: λ2 values (0.5,1,2)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     p.add_argument("--methods", help="comma-separated methods (default: all of Table 1)")
     p.add_argument("--settings", help="comma-separated, e.g. exp100,step100,exp10,step10")
