@@ -1,0 +1,430 @@
+"""The DIR engine on tiny data the tests write: methods, resume, atomic results, CLI, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from longtail.bench.report import (
+    dir_markdown,
+    dir_sensitivity_markdown,
+    load_records,
+    plot_dir_error,
+    plot_dir_sensitivity,
+)
+from longtail.bench.runner import DIR_METHODS, dir_jobs, dir_sensitivity_jobs
+from longtail.cli import main as cli_main
+from longtail.engine import RunInterrupted, TrainConfig
+from longtail.engine.regression import (
+    REGRESSION_METHODS,
+    RegressionConfig,
+    _TargetTransform,
+    make_regression_config,
+    prepare_regression_data,
+    train_regression,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def write_csv(path: Path, n: int = 700, seed: int = 0, nan_at: int | None = None) -> Path:
+    """A learnable table with a right-skewed target: most rows are cheap, a few expensive."""
+    rng = np.random.default_rng(seed)
+    x1, x2, x3 = rng.normal(size=(3, n))
+    y = 10 * np.exp(0.9 * x1 + 0.3 * x2) + rng.normal(scale=0.5, size=n)
+    y = np.clip(y, 0.5, 120)
+    lines = ["x1,x2,x3,colour,y"]
+    for i in range(n):
+        yi = "nan" if i == nan_at else f"{y[i]:.4f}"
+        lines.append(f"{x1[i]:.5f},{x2[i]:.5f},{x3[i]:.5f},{'red' if i % 2 else 'blue'},{yi}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory) -> str:
+    return str(write_csv(tmp_path_factory.mktemp("dir") / "skewed.csv"))
+
+
+TINY = dict(
+    target="y",
+    drop=("colour",),
+    bins=5.0,
+    val_per_bin=4,
+    test_per_bin=4,
+    epochs=3,
+    batch_size=64,
+    hidden=(16, 16),
+    lr=1e-2,
+    num_groups=5,
+    many_threshold=40,
+    few_threshold=10,
+    threads=1,
+)
+
+
+def tiny(csv: str, **kw) -> RegressionConfig:
+    return RegressionConfig(**{"dataset": csv, **TINY, **kw})
+
+
+def cli_options(csv: str) -> list[str]:
+    return [
+        *("--dataset", csv, "--target", "y", "--drop", "colour", "--bins", "5"),
+        *("--hidden", "16,16", "--batch-size", "64", "--lr", "0.01", "--num-groups", "5"),
+        *("--many-threshold", "40", "--few-threshold", "10", "--threads", "1"),
+    ]
+
+
+KEYS = {"method", "dataset", "profile", "ratio", "seed", "epochs", "seconds", "config", "metrics"}
+REGION_KEYS = {
+    f"{m}_{r}" for m in ("mae", "mse", "gm", "pearson") for r in ("many", "medium", "few")
+}
+
+
+def read_log(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+
+
+# ----------------------------------------------------------------------------------------- data
+def test_data_split_is_skewed_for_training_and_balanced_for_test(csv):
+    data = prepare_regression_data(tiny(csv))
+    assert data.kind == "table" and data.feature_names == ("x1", "x2", "x3")
+    n = len(data.y_train) + len(data.y_val) + len(data.y_test)
+    assert n == 700
+    hist = np.asarray(data.train_hist)
+    assert hist.max() > 40 and hist[hist > 0].min() < 10  # many- and few-shot bins
+    test_counts = np.bincount(np.floor(data.y_test.numpy() / 5).astype(int))
+    assert test_counts.max() <= 4  # balanced: at most test_per_bin per bin
+    assert set(data.regions.regions) == {"many", "medium", "few"}
+
+
+@pytest.mark.parametrize("kind", ["standardize", "log", "none"])
+def test_target_transform_round_trip(kind):
+    y = torch.tensor([1.0, 3.0, 10.0, 120.0], dtype=torch.float64)
+    tt = _TargetTransform(kind, y)
+    z = tt.forward(y)
+    assert z.dtype == torch.float32
+    torch.testing.assert_close(tt.inverse(z), y, rtol=1e-6, atol=1e-5)
+    if kind != "none":
+        base = y.log() if kind == "log" else y
+        assert abs(float(z.double().mean())) < 1e-6 and float(base.std()) > 0
+
+
+# ------------------------------------------------------------------------------------- training
+@pytest.mark.parametrize("method", list(REGRESSION_METHODS))
+def test_every_method_trains(method, csv, tmp_path):
+    record = train_regression(tiny(csv, method=method), tmp_path / "run", progress=False)
+    assert KEYS <= set(record)
+    assert record["profile"] == "dir" and record["dataset"] == "skewed"
+    assert record["method"] == method == record["config"]["method"]
+    m = record["metrics"]
+    assert {"mae", "mse", "gm", "pearson", "last_mae", "best_epoch", "val_mae"} <= set(m)
+    assert REGION_KEYS | {"last_mae_few", "last_gm_many"} <= set(m)
+    assert np.isfinite(m["mae"]) and 0 < m["mae"] < 120  # target units (the target is 0.5..120)
+    assert m["gm"] <= m["mae"]  # geometric mean <= arithmetic mean
+    assert len(m["per_bin_mae"]) == len(record["bin_edges"]) - 1 == len(record["train_hist"])
+    assert sum(record["test_hist"]) == len(prepare_regression_data(tiny(csv)).y_test)
+    hist = [c for c in record["train_hist"] if c > 0]
+    assert record["ratio"] == pytest.approx(max(hist) / min(hist))
+    on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    log = read_log(tmp_path / "run")
+    assert [r["epoch"] for r in log] == [0, 1, 2]
+    assert all(np.isfinite(r["loss"]) for r in log)
+    # model selection: the best validation MAE's epoch, its weights tested
+    vals = [r["val_mae"] for r in log]
+    assert m["best_epoch"] == int(np.argmin(vals)) and m["val_mae"] == pytest.approx(min(vals))
+    if method.startswith("group-dir"):
+        assert {"contrastive", "mse", "soft"} <= set(log[0])
+    if method == "bmc":
+        assert log[-1]["noise_sigma"] != pytest.approx(1.0)  # σ is learned
+
+
+def test_training_learns(csv):
+    first = train_regression(tiny(csv, epochs=1, lr=1e-4), progress=False)["metrics"]["mae"]
+    trained = train_regression(tiny(csv, epochs=12), progress=False)["metrics"]["mae"]
+    assert trained < 0.6 * first
+
+
+def test_same_seed_same_result_and_seeds_differ(csv):
+    a = train_regression(tiny(csv, method="group-dir"), progress=False)
+    b = train_regression(tiny(csv, method="group-dir"), progress=False)
+    c = train_regression(tiny(csv, method="group-dir", seed=1), progress=False)
+    assert a["metrics"] == b["metrics"]
+    assert a["metrics"]["mae"] != c["metrics"]["mae"]
+
+
+@pytest.mark.parametrize("method", ["lds-fds", "bmc", "group-dir-lds"])
+def test_killed_and_resumed_equals_uninterrupted(method, csv, tmp_path):
+    config = tiny(csv, method=method, epochs=4, lr_milestones=(3,))
+    whole = train_regression(config, tmp_path / "whole", progress=False)
+
+    def kill_after_epoch_1(epoch, row):
+        if epoch == 1:
+            raise RunInterrupted("simulated kill")
+
+    with pytest.raises(RunInterrupted):
+        train_regression(config, tmp_path / "killed", progress=False, callback=kill_after_epoch_1)
+    assert not (tmp_path / "killed" / "result.json").exists()
+    state = torch.load(tmp_path / "killed" / "checkpoint.pt")
+    assert state["epoch"] == 2 and state["best"]["model"] is not None
+    if method == "lds-fds":  # the FDS statistics travel in the model's state
+        assert float(state["model"]["fds.num_samples_tracked"].sum()) > 0
+    if method == "bmc":
+        assert "noise_sigma" in state["criterion"]
+    resumed = train_regression(config, tmp_path / "killed", progress=False)
+    assert resumed["metrics"] == whole["metrics"]
+    w = torch.load(tmp_path / "whole" / "checkpoint.pt")
+    r = torch.load(tmp_path / "killed" / "checkpoint.pt")
+    for part in ("model", "criterion"):
+        assert all(torch.equal(w[part][k], r[part][k]) for k in w[part])
+    assert [x["epoch"] for x in read_log(tmp_path / "killed")] == [0, 1, 2, 3]
+
+
+def test_finished_run_is_not_retrained(csv, tmp_path):
+    config = tiny(csv, epochs=1)
+    first = train_regression(config, tmp_path / "r", progress=False)
+    calls = []
+    again = train_regression(
+        config, tmp_path / "r", progress=False, callback=lambda e, r: calls.append(e)
+    )
+    assert again == json.loads(json.dumps(first)) and calls == []
+
+
+def test_folder_of_another_run_is_refused(csv, tmp_path):
+    train_regression(tiny(csv, epochs=1), tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="holds a run with a different config"):
+        train_regression(tiny(csv, epochs=1, method="l1"), tmp_path / "r", progress=False)
+    other = tmp_path / "classification"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    with pytest.raises(ValueError, match="holds a run with a different config"):
+        train_regression(tiny(csv, epochs=1), other, progress=False)
+
+
+def test_half_written_result_is_a_clear_error(csv, tmp_path):
+    out = tmp_path / "r"
+    train_regression(tiny(csv, epochs=1), out, progress=False)
+    assert not list(out.glob("*.tmp"))  # atomic writes leave no temporaries
+    text = (out / "result.json").read_text()
+    (out / "result.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="damaged"):
+        train_regression(tiny(csv, epochs=1), out, progress=False)
+    assert (out / "checkpoint.pt").exists()
+
+
+# ------------------------------------------------------------------------------------ bad input
+def test_bad_input_gets_a_clear_message(csv, tmp_path):
+    with pytest.raises(ValueError, match="'price'"):
+        train_regression(tiny(csv, target="price"), progress=False)
+    nan_csv = str(write_csv(tmp_path / "nan.csv", nan_at=17))
+    with pytest.raises(ValueError, match=r"finite numbers.*rows \[17\]"):
+        train_regression(tiny(nan_csv), progress=False)
+    with pytest.raises(ValueError, match=r"num_groups.*at most 24"):  # 120-wide range, 5-wide bins
+        train_regression(tiny(csv, method="group-dir", num_groups=500), progress=False)
+    with pytest.raises(ValueError, match=r"num_groups.*>= 2"):
+        tiny(csv, method="group-dir", num_groups=1)
+    with pytest.raises(ValueError, match="Did you mean 'group-dir'"):
+        tiny(csv, method="group_dir")
+    with pytest.raises(ValueError, match=r"colour.*drop"):
+        train_regression(tiny(csv, drop=()), progress=False)
+    with pytest.raises(ValueError, match="target"):
+        RegressionConfig(dataset=csv)  # a CSV needs its target column
+    with pytest.raises(ValueError, match="dataset"):
+        RegressionConfig(dataset="diamond")
+    with pytest.raises(ValueError, match="backbone"):
+        tiny(csv, backbone="cnn")
+    with pytest.raises(FileNotFoundError):
+        train_regression(tiny(str(tmp_path / "missing.csv")), progress=False)
+
+
+def test_presets_and_schedule():
+    q = make_regression_config("quick")
+    assert (q.dataset, q.target, q.bins, q.backbone) == ("diamonds", "price", 100.0, "mlp")
+    assert q.milestones() == (round(2 * q.epochs / 3), round(8 * q.epochs / 9))
+    p = make_regression_config("paper")
+    assert (p.epochs, p.batch_size, p.lr, p.milestones()) == (90, 256, 1e-3, (60, 80))
+    assert [p.lr_at(e) for e in (0, 59, 60, 79, 80)] == pytest.approx(
+        [1e-3, 1e-3, 1e-4, 1e-4, 1e-5]
+    )
+    assert RegressionConfig.from_dict(q.to_dict()).identity() == q.identity()
+
+
+# --------------------------------------------------------------------------------- CNN backbone
+def write_agedb(root: Path, seed: int = 0) -> Path:
+    """An AgeDB-DIR-format folder: agedb.csv (age, path, split) and 10×10 .npy face stand-ins."""
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True)
+    rows = ["age,path,split"]
+    ages = np.concatenate([rng.integers(20, 30, 70), rng.integers(30, 60, 20)])
+    for i, age in enumerate(ages):
+        split = "train" if i % 6 else ("val" if i % 12 else "test")
+        img = (rng.random((10, 10, 3)) * 60 + (age - 20) * 4).astype(np.uint8)  # brighter: older
+        np.save(root / "img" / f"{i}.npy", img)
+        rows.append(f"{age},img/{i}.npy,{split}")
+    (root / "agedb.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("method", ["vanilla", "group-dir"])
+def test_cnn_backbone_on_image_dir_data(method, tmp_path):
+    root = write_agedb(tmp_path / "agedb")
+    config = RegressionConfig(
+        dataset="agedb",
+        data_dir=str(root),
+        method=method,
+        model="small-cnn",
+        width=4,
+        image_size=8,
+        padding=1,
+        epochs=2,
+        batch_size=16,
+        num_groups=4,
+        threads=1,
+    )
+    assert config.backbone == "cnn" and config.target == "age" and config.bins == 1.0
+    record = train_regression(config, tmp_path / "run", progress=False)
+    assert np.isfinite(record["metrics"]["mae"]) and record["bin_width"] == 1.0
+    assert record["dataset"] == "agedb" and record["target"] == "age"
+    with pytest.raises(ValueError, match="data_dir"):
+        train_regression(RegressionConfig(dataset="agedb"), progress=False)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_train_regression_resume_and_errors(csv, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--task", "regression", *cli_options(csv), "--method", "group-dir-lds"]
+    args += ["--epochs", "2", "--seed", "3", "--out", str(out)]
+    assert cli_main(args) == 0
+    text = capsys.readouterr().out
+    assert "test MAE" in text and "many/medium/few" in text and "last epoch" in text
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["method"] == "group-dir-lds" and saved["lds"] and saved["seed"] == 3
+    assert saved["task"] == "regression" and saved["hidden"] == [16, 16]
+    assert cli_main(args) == 0  # finished: the record, no training
+    base = ["train", "--task", "regression", *cli_options(csv), "--epochs", "1"]
+    for extra, message in [
+        (["--method", "nope"], "but got 'nope'"),
+        (["--target", "price"], "'price'"),
+        (["--method", "group-dir", "--num-groups", "500"], "num_groups"),
+        (["--ratio", "10"], "--ratio"),
+        (["--drop", "x3"], "colour"),
+    ]:
+        assert cli_main([*base, *extra, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("longtail train: error:")
+    nan_csv = str(write_csv(tmp_path / "nan.csv", nan_at=3))
+    assert cli_main(["train", "--task", "regression", "--dataset", nan_csv, "--target", "y"]) == 2
+    assert "finite" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # bad input leaves no half-made run folder
+
+
+def test_cli_bench_dir_and_sensitivity_with_report(csv, tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", "dir", *cli_options(csv), "--seeds", "2", "--epochs", "2"]
+    args += ["--out", str(out), "--no-progress"]
+    assert cli_main(args) == 0
+    records = sorted(out.glob("*.json"))
+    assert len(records) == 2 * len(DIR_METHODS)
+    recs = [json.loads(p.read_text()) for p in records]
+    assert {r["bench"] for r in recs} == {"dir"} and {r["seed"] for r in recs} == {0, 1}
+    assert {r["method"] for r in recs} == set(DIR_METHODS)
+    report = (out / "report.md").read_text()
+    assert "## Deep imbalanced regression" in report and "Group-DIR + LDS" in report
+    assert "best validation MAE" in report and "last epoch" in report
+    png = out / "dir_error_skewed_dir{}.png".format(f"{recs[0]['ratio']:g}")
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    stamps = {p: p.stat().st_mtime_ns for p in records}
+    assert cli_main(args) == 0  # finished runs are skipped: their records are not rewritten
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps
+    capsys.readouterr()
+
+    sens = tmp_path / "sens"
+    args = ["bench", "dir-sensitivity", *cli_options(csv), "--seeds", "1", "--epochs", "1"]
+    args += ["--sweep-groups", "3,5,8", "--out", str(sens), "--no-progress"]
+    assert cli_main(args) == 0
+    recs = [json.loads(p.read_text()) for p in sens.glob("*.json")]
+    assert len(recs) == 7 and {r["bench"] for r in recs} == {"dir-sensitivity"}
+    report = (sens / "report.md").read_text()
+    assert "## Group-DIR sensitivity" in report and "G=5, λ1=1, λ2=1 (centre)" in report
+    assert "## Deep imbalanced regression" not in report  # the sweep is not a DIR table row
+    (png,) = sens.glob("dir_sensitivity_*.png")
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert cli_main(["bench", "dir", "--dataset", csv, "--out", str(tmp_path / "x")]) == 2
+    assert "target" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- bench, report
+def test_grids():
+    jobs = dir_jobs("data/prices.csv", seeds=2, target="price")
+    assert [j.name for j in jobs[:2]] == ["prices_vanilla_s0", "prices_l1_s0"]
+    assert len(jobs) == 14 and all(j.extra == {"bench": "dir"} for j in jobs)
+    assert jobs[0].config.preset == "quick"
+    sens = dir_sensitivity_jobs(seeds=1)
+    points = [(j.config.num_groups, j.config.lambda1, j.config.lambda2) for j in sens]
+    assert points[0] == (20, 1.0, 1.0) and len(set(points)) == len(points) == 7
+    assert {p[0] for p in points} == {10, 20, 40}
+    assert {p[1] for p in points} == {p[2] for p in points} == {0.5, 1.0, 2.0}
+
+
+def dir_record(method, seed, mae, bench="dir", **config):
+    edges = [0.0, 10.0, 20.0, 30.0, 40.0]
+    return {
+        "method": method,
+        "dataset": "toy",
+        "profile": "dir",
+        "ratio": 20.0,
+        "seed": seed,
+        "epochs": 5,
+        "seconds": 1.0,
+        "bench": bench,
+        "target": "price",
+        "bin_width": 10.0,
+        "selection": "best validation MAE",
+        "config": {"num_groups": 20, "lambda1": 1.0, "lambda2": 1.0, **config},
+        "bin_edges": edges,
+        "train_hist": [200, 50, 10, 0],
+        "test_hist": [5, 5, 5, 0],
+        "metrics": {
+            "mae": mae,
+            "mae_many": mae - 1,
+            "mae_medium": mae,
+            "mae_few": mae + 3,
+            "gm": mae / 2,
+            "last_mae": mae + 0.5,
+            "per_bin_mae": [mae - 1, mae, mae + 3, None],
+        },
+    }
+
+
+def test_report_parts_on_handmade_records(tmp_path):
+    pytest.importorskip("matplotlib")
+    recs = [
+        dir_record(m, s, 5.0 + s + (m == "vanilla")) for m in ("vanilla", "bmc") for s in (0, 1)
+    ]
+    sens = [
+        dir_record("group-dir", 0, 4.0 + g / 10, "dir-sensitivity", num_groups=g)
+        for g in (10, 20, 40)
+    ]
+    sens += [dir_record("group-dir", 0, 4.5, "dir-sensitivity", lambda1=a) for a in (0.5, 2.0)]
+    text = dir_markdown(recs + sens)
+    assert "toy (price), training imbalance 20:1 over 10-wide bins" in text
+    assert text.index("Vanilla (MSE)") < text.index("Balanced MSE (BMC)")
+    assert "| Balanced MSE (BMC) | **5.50 ± 0.71** |" in text  # mean ± std over 2 seeds
+    table = dir_sensitivity_markdown(recs + sens)
+    assert "G=20, λ1=1, λ2=1 (centre) | 6.00 |" in table and "G=10" in table
+    assert dir_sensitivity_markdown(recs) == ""
+    a = plot_dir_error(recs, tmp_path / "err.png")
+    b = plot_dir_sensitivity(sens, tmp_path / "sens.png")
+    assert a.read_bytes()[:8] == b.read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(ValueError, match="dir-sensitivity"):
+        plot_dir_sensitivity(recs, tmp_path / "none.png")
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for i, r in enumerate(recs):
+        (folder / f"{i}.json").write_text(json.dumps(r))
+    assert len(load_records(folder)) == 4
