@@ -615,6 +615,15 @@ def _dir_method_cell(method: Any) -> str:
     return DIR_METHOD_NAMES.get(method, str(method))
 
 
+def _dir_decimals(cells: Iterable[dict[str, Any] | None]) -> int:
+    """Decimals for errors of this size: 2 below 10 (ages in years), 1 below 100, else 0 (US$)."""
+    means = sorted(abs(c["mean"]) for c in cells if c is not None)
+    if not means:
+        return 2
+    typical = means[len(means) // 2]
+    return 2 if typical < 10 else 1 if typical < 100 else 0
+
+
 def _dir_title(setting: Setting, records: Sequence[dict[str, Any]]) -> str:
     dataset, profile, ratio = setting
     if profile != "dir":
@@ -664,8 +673,9 @@ def dir_markdown(records: Iterable[dict[str, Any]]) -> str:
         recs = [r for r in records if _setting(r) == setting]
         methods = _dir_method_order({k[0] for k in keys if k[1:] == setting})
         rows = [_dir_method_cell(m) for m in methods]
+        dec = _dir_decimals(aggs["mae"].get((m, *setting)) for m in methods)
         columns = [
-            _column([aggs[metric].get((m, *setting)) for m in methods], higher=False)
+            _column([aggs[metric].get((m, *setting)) for m in methods], higher=False, decimals=dec)
             for metric, _ in DIR_COLUMNS
         ]
         counts = [
@@ -679,7 +689,7 @@ def dir_markdown(records: Iterable[dict[str, Any]]) -> str:
         )
         if any(aggs[metric].get((m, *setting)) for metric, _ in LAST_COLUMNS for m in methods):
             last = [
-                _column([aggs[metric].get((m, *setting)) for m in methods], higher=False)
+                _column([aggs[metric].get((m, *setting)) for m in methods], False, dec)
                 for metric, _ in LAST_COLUMNS
             ]
             parts.append(
@@ -770,7 +780,9 @@ def dir_sensitivity_markdown(records: Iterable[dict[str, Any]]) -> str:
                 vals = [_number(r["metrics"].get(metric)) for r in points[p]]
                 vals = [v for v in vals if v is not None]
                 cells.append(_stats(vals) if vals else None)
-            columns.append(_column(cells, higher=False))
+            columns.append(cells)
+        dec = _dir_decimals(c for col in columns for c in col)
+        columns = [_column(col, higher=False, decimals=dec) for col in columns]
         names = [
             f"G={g}, λ1={a:g}, λ2={b:g}" + (" (centre)" if (g, a, b) == centre else "")
             for g, a, b in order
