@@ -1,4 +1,5 @@
-"""The training engine: recipe config, named methods, the train loop with resume and DDP."""
+"""The training engine: recipe config, named methods, the train loop with resume and DDP; the
+deep imbalanced regression runs (:mod:`longtail.engine.regression`)."""
 
 from longtail.engine.config import (
     METHODS,
@@ -8,17 +9,27 @@ from longtail.engine.config import (
     get_method,
     make_config,
 )
+from longtail.engine.regression import (
+    REGRESSION_METHODS,
+    RegressionConfig,
+    make_regression_config,
+    train_regression,
+)
 from longtail.engine.train import RunInterrupted, evaluate, prepare_data, train
 
 __all__ = [
     "METHODS",
     "PRESETS",
+    "REGRESSION_METHODS",
     "MethodSpec",
+    "RegressionConfig",
     "RunInterrupted",
     "TrainConfig",
     "evaluate",
     "get_method",
     "make_config",
+    "make_regression_config",
     "prepare_data",
     "train",
+    "train_regression",
 ]

@@ -29,6 +29,9 @@ reported metric use the target in its original units (US$ for diamonds' price, y
 The network is trained on a transformed target (``target_transform``: standardised with the
 training mean and standard deviation by default, or ``log`` then standardised, or ``none``);
 predictions are mapped back before any metric. BMC's σ lives in the transformed units.
+
+Device: the first CUDA device when there is one (as :func:`longtail.engine.train`), else the CPU;
+the data stay on the CPU and each batch is moved. One process (no DDP: DIR runs are small).
 """
 
 from __future__ import annotations
@@ -789,6 +792,13 @@ def train_step(
     return {k: float(v.detach()) for k, v in {"loss": value, **parts}.items()}
 
 
+def _better(value: float, best: float) -> bool:
+    """Lower validation MAE wins; NaN (a diverged epoch) never does, and any number beats it."""
+    if math.isnan(value):
+        return False
+    return math.isnan(best) or value < best
+
+
 def _check_same_run(out_dir: Path, config: RegressionConfig) -> None:
     cfg_path = out_dir / CONFIG
     if not cfg_path.exists():
@@ -866,7 +876,7 @@ def train_regression(
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out_dir / CONFIG, config.to_dict())
 
-    device = torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tt = _TargetTransform(config.target_transform, y_train)
     z_train = tt.forward(y_train)
     bins_train = bin_index(y_train, data.edges)
@@ -953,7 +963,7 @@ def train_regression(
             model.fds.update_last_epoch_stats(epoch)
         zval, _ = _predict(model, data.x_val, data, config)
         val_mae = float((tt.inverse(zval) - data.y_val).abs().mean())
-        if best["val_mae"] is None or val_mae < best["val_mae"]:
+        if best["val_mae"] is None or _better(val_mae, best["val_mae"]):
             best = {"val_mae": val_mae, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
         dt = time.perf_counter() - t0
         seconds += dt
