@@ -22,6 +22,7 @@ from longtail.engine import RunInterrupted, TrainConfig
 from longtail.engine.regression import (
     REGRESSION_METHODS,
     RegressionConfig,
+    _better,
     _TargetTransform,
     make_regression_config,
     prepare_regression_data,
@@ -183,6 +184,12 @@ def test_killed_and_resumed_equals_uninterrupted(method, csv, tmp_path):
     for part in ("model", "criterion"):
         assert all(torch.equal(w[part][k], r[part][k]) for k in w[part])
     assert [x["epoch"] for x in read_log(tmp_path / "killed")] == [0, 1, 2, 3]
+
+
+def test_model_selection_skips_diverged_epochs():
+    nan = float("nan")
+    assert _better(1.0, 2.0) and not _better(2.0, 1.0) and not _better(1.0, 1.0)
+    assert _better(5.0, nan) and not _better(nan, 5.0) and not _better(nan, nan)
 
 
 def test_finished_run_is_not_retrained(csv, tmp_path):
