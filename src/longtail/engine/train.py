@@ -143,11 +143,11 @@ def evaluate(
 
 # ----------------------------------------------------------------------------------- helpers
 class _Progress:
-    """tqdm over the batches of an epoch when stderr is a terminal; else one line per epoch."""
+    """A line per epoch on stderr, and a tqdm bar over its batches when stderr is a terminal."""
 
     def __init__(self, enabled: bool | None, total_epochs: int, label: str) -> None:
         self.tty = sys.stderr.isatty()
-        self.enabled = self.tty if enabled is None else enabled
+        self.enabled = True if enabled is None else enabled
         self.total = total_epochs
         self.label = label
         self.bar = None
@@ -271,7 +271,8 @@ def train(
         out: Output folder for config, checkpoint, log and result; ``None`` keeps nothing on
             disk (no resume). An existing folder of the same run is resumed; a folder holding a
             different run is refused.
-        progress: Show progress (default: when stderr is a terminal).
+        progress: Show progress on stderr (default): a line per epoch, plus a bar over the
+            batches when stderr is a terminal. ``False`` is silent.
         callback: Called as ``callback(epoch, row)`` after each epoch's checkpoint is written.
         extra: Top-level keys added to the record (e.g. ``{"bench": "table1"}``).
 
