@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,6 +169,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"longtail train: error: {e}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 speaks for the run
     m = record["metrics"]
     print(
         f"{record['method']} on {record['dataset']} {record['profile']}-{record['ratio']:g}: "
