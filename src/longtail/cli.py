@@ -212,7 +212,7 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.table in ("dir", "dir-sensitivity"):
         return _cmd_bench_dir(args)
-    from longtail.bench.runner import ablation_jobs, run_grid, table1_jobs
+    from longtail.bench.runner import ablation_jobs, table1_jobs
 
     options = _read_config_file(args.config)
     for name in _TRAIN_OPTIONS:
@@ -248,6 +248,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"longtail bench: error: {e}", file=sys.stderr)
         return 2
+    return _run_jobs(jobs, args)
+
+
+def _run_jobs(jobs: list[Any], args: argparse.Namespace) -> int:
+    """List (``--dry-run``) or run a grid, then write its report; 1 if a run failed."""
+    from longtail.bench.runner import run_grid
+
     if args.dry_run:
         for j in jobs:
             print(j.name)
@@ -422,7 +429,7 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_dir(args: argparse.Namespace) -> int:
-    from longtail.bench.runner import dir_jobs, dir_sensitivity_jobs, run_grid
+    from longtail.bench.runner import dir_jobs, dir_sensitivity_jobs
     from longtail.engine.regression import check_regression_data
 
     try:
@@ -450,17 +457,7 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"longtail bench: error: {e}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        for j in jobs:
-            print(j.name)
-        return 0
-    summary = run_grid(jobs, args.out, workers=args.jobs, progress=not args.no_progress)
-    if not args.no_report:
-        _write_report(args.out, None)
-    if summary["failed"]:
-        print(f"{len(summary['failed'])} runs failed: {', '.join(summary['failed'])}")
-        return 1
-    return 0
+    return _run_jobs(jobs, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
