@@ -56,7 +56,7 @@ from torch import nn
 
 from longtail._validation import check_choice, check_positive, expected
 from longtail.data.images import normalize, random_crop_flip
-from longtail.engine.io import atomic_torch_save, atomic_write_json, read_json
+from longtail.engine.io import atomic_torch_save, atomic_write_json
 from longtail.engine.train import (
     CHECKPOINT,
     CONFIG,
@@ -65,6 +65,7 @@ from longtail.engine.train import (
     _epoch_generator,
     _Progress,
     _read_log,
+    finished_record,
 )
 from longtail.models import MODELS, create_model
 from longtail.regression import (
@@ -799,25 +800,12 @@ def _better(value: float, best: float) -> bool:
     return math.isnan(best) or value < best
 
 
-def _check_same_run(out_dir: Path, config: RegressionConfig) -> None:
-    cfg_path = out_dir / CONFIG
-    if not cfg_path.exists():
-        return
-    saved = read_json(cfg_path)
-    try:
-        same = (
-            isinstance(saved, dict)
-            and saved.get("task") == "regression"
-            and RegressionConfig.from_dict(saved).identity() == config.identity()
-        )
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        raise ValueError(
-            f"Expected output folder {str(out_dir)!r} to be empty or to hold this same run, but "
-            f"it holds a run with a different config ({cfg_path}). Use another --out, or delete "
-            "the folder to start over."
-        )
+def _same_run(saved: Any, config: RegressionConfig) -> bool:
+    return (
+        isinstance(saved, dict)
+        and saved.get("task") == "regression"
+        and RegressionConfig.from_dict(saved).identity() == config.identity()
+    )
 
 
 def train_regression(
@@ -857,11 +845,9 @@ def train_regression(
     out_dir = Path(out) if out is not None else None
     extra = extra or {}
     if out_dir is not None:
-        _check_same_run(out_dir, config)
-        if (out_dir / RESULT).exists():
-            record = read_json(out_dir / RESULT)
-            if isinstance(record, dict) and "metrics" in record:
-                return record
+        record = finished_record(out_dir, lambda saved: _same_run(saved, config))
+        if record is not None:
+            return record
 
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -289,21 +289,31 @@ def train(
             dist.destroy_process_group()
 
 
-def _check_same_run(out_dir: Path, config: TrainConfig) -> None:
+def finished_record(out_dir: Path, matches: Callable[[Any], bool]) -> dict[str, Any] | None:
+    """Open a run folder: refuse one holding another run, return the record of a finished one.
+
+    ``matches(saved_config)`` says whether the folder's ``config.json`` is this run; a config
+    that cannot even be read as one (``TypeError``/``ValueError``) is another run. Shared by the
+    classification and the regression engines.
+    """
     cfg_path = out_dir / CONFIG
-    if not cfg_path.exists():
-        return
-    saved = read_json(cfg_path)
-    try:
-        same = TrainConfig.from_dict(saved).identity() == config.identity()
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        raise ValueError(
-            f"Expected output folder {str(out_dir)!r} to be empty or to hold this same run, but "
-            f"it holds a run with a different config ({cfg_path}). Use another --out, or delete "
-            "the folder to start over."
-        )
+    if cfg_path.exists():
+        saved = read_json(cfg_path)
+        try:
+            same = matches(saved)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise ValueError(
+                f"Expected output folder {str(out_dir)!r} to be empty or to hold this same run, "
+                f"but it holds a run with a different config ({cfg_path}). Use another --out, or "
+                "delete the folder to start over."
+            )
+    if (out_dir / RESULT).exists():
+        record = read_json(out_dir / RESULT)
+        if isinstance(record, dict) and "metrics" in record:
+            return record
+    return None
 
 
 def _train(
@@ -317,11 +327,11 @@ def _train(
 ) -> dict[str, Any]:
     main = rank == 0
     if out_dir is not None:
-        _check_same_run(out_dir, config)
-        if (out_dir / RESULT).exists():
-            record = read_json(out_dir / RESULT)
-            if isinstance(record, dict) and "metrics" in record:
-                return record
+        record = finished_record(
+            out_dir, lambda saved: TrainConfig.from_dict(saved).identity() == config.identity()
+        )
+        if record is not None:
+            return record
         if main:
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(out_dir / CONFIG, config.to_dict())
