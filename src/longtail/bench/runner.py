@@ -77,6 +77,31 @@ def _dataset_slug(dataset: str) -> str:
     return Path(dataset).stem if dataset.endswith((".npz", ".csv")) else dataset
 
 
+def _classification_job(
+    bench: str,
+    dataset: str,
+    preset: str,
+    profile: str,
+    ratio: float,
+    method: str,
+    seed: int,
+    tag: str,
+    overrides: dict[str, Any],
+) -> Job:
+    """A classification run named ``<dataset>_<setting>_<method><tag>_s<seed>``."""
+    cfg = make_config(
+        preset,
+        dataset=dataset,
+        profile=profile,
+        ratio=ratio,
+        method=method,
+        seed=seed,
+        **overrides,
+    )
+    name = f"{_dataset_slug(dataset)}_{_setting_name(profile, ratio)}_{method}{tag}_s{seed}"
+    return Job(name, cfg, {"bench": bench})
+
+
 def table1_jobs(
     dataset: str = "fashion-mnist",
     preset: str = "quick",
@@ -92,17 +117,11 @@ def table1_jobs(
     for seed in range(seeds):
         for profile, ratio in settings:
             for method in methods:
-                cfg = make_config(
-                    preset,
-                    dataset=dataset,
-                    profile=profile,
-                    ratio=ratio,
-                    method=method,
-                    seed=seed,
-                    **overrides,
+                jobs.append(
+                    _classification_job(
+                        "table1", dataset, preset, profile, ratio, method, seed, "", overrides
+                    )
                 )
-                name = f"{_dataset_slug(dataset)}_{_setting_name(profile, ratio)}_{method}_s{seed}"
-                jobs.append(Job(name, cfg, {"bench": "table1"}))
     return jobs
 
 
@@ -122,21 +141,14 @@ def ablation_jobs(
         for profile, ratio in settings:
             for beta in betas:
                 for delta in deltas:
-                    cfg = make_config(
-                        preset,
-                        dataset=dataset,
-                        profile=profile,
-                        ratio=ratio,
-                        method=method,
-                        seed=seed,
-                        loss_kwargs={"beta": float(beta), "delta_minus": float(delta)},
-                        **overrides,
+                    kw = {"beta": float(beta), "delta_minus": float(delta)}
+                    tag = f"_b{beta:g}_d{delta:g}"
+                    over = {**overrides, "loss_kwargs": kw}
+                    jobs.append(
+                        _classification_job(
+                            "mm-ablation", dataset, preset, profile, ratio, method, seed, tag, over
+                        )
                     )
-                    name = (
-                        f"{_dataset_slug(dataset)}_{_setting_name(profile, ratio)}_{method}"
-                        f"_b{beta:g}_d{delta:g}_s{seed}"
-                    )
-                    jobs.append(Job(name, cfg, {"bench": "mm-ablation"}))
     return jobs
 
 
