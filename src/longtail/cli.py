@@ -84,12 +84,10 @@ def _read_config_file(path: str | None) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-_TRAIN_OPTIONS = (
+# options of `train` / `bench` that both tasks take, and those of classification alone
+_SHARED_OPTIONS = (
     "dataset",
     "data_dir",
-    "profile",
-    "ratio",
-    "n_max",
     "method",
     "epochs",
     "seed",
@@ -98,11 +96,10 @@ _TRAIN_OPTIONS = (
     "model",
     "width",
     "threads",
-    "eval_every",
     "many_threshold",
     "few_threshold",
-    "compile",
 )
+_TRAIN_OPTIONS = (*_SHARED_OPTIONS, "profile", "ratio", "n_max", "eval_every", "compile")
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -308,20 +305,6 @@ _REGRESSION_OPTIONS = (
     "temperature",
     "routing",
     "bmc_init_sigma",
-)
-_SHARED_OPTIONS = (
-    "dataset",
-    "data_dir",
-    "method",
-    "epochs",
-    "seed",
-    "batch_size",
-    "lr",
-    "model",
-    "width",
-    "threads",
-    "many_threshold",
-    "few_threshold",
 )
 _CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every", "loss_kw")
 
