@@ -21,3 +21,25 @@ def test_losses_json_and_filter(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "losses" in capsys.readouterr().out
+
+
+def test_closed_pipe_ends_quietly():
+    """`longtail losses | head -0`: the reader is gone before we write; no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "longtail", "losses"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # before the interpreter has even imported longtail
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err
