@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import longtail as lt
 from longtail.cli import main
@@ -25,10 +28,6 @@ def test_no_command_prints_help(capsys):
 
 def test_closed_pipe_ends_quietly():
     """`longtail losses | head -0`: the reader is gone before we write; no traceback."""
-    import os
-    import subprocess
-    import sys
-
     env = dict(os.environ)
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")

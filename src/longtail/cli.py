@@ -99,7 +99,8 @@ _SHARED_OPTIONS = (
     "many_threshold",
     "few_threshold",
 )
-_TRAIN_OPTIONS = (*_SHARED_OPTIONS, "profile", "ratio", "n_max", "eval_every", "compile")
+_CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every")
+_TRAIN_OPTIONS = (*_SHARED_OPTIONS, *_CLASSIFICATION_ONLY, "compile")
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -306,7 +307,6 @@ _REGRESSION_OPTIONS = (
     "routing",
     "bmc_init_sigma",
 )
-_CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every", "loss_kw")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -360,7 +360,8 @@ def _regression_methods() -> tuple[str, ...]:
 
 def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
     """(preset, RegressionConfig fields) from a config file and the options given."""
-    given = [f"--{n.replace('_', '-')}" for n in _CLASSIFICATION_ONLY if getattr(args, n, None)]
+    not_here = (*_CLASSIFICATION_ONLY, "loss_kw")
+    given = [f"--{n.replace('_', '-')}" for n in not_here if getattr(args, n, None)]
     if given:
         raise ValueError(
             f"Expected regression options, but got {', '.join(given)}, which only classification "
