@@ -319,6 +319,7 @@ def test_cli_train_regression_resume_and_errors(csv, tmp_path, capsys):
         (["--target", "price"], "'price'"),
         (["--method", "group-dir", "--num-groups", "500"], "num_groups"),
         (["--ratio", "10"], "--ratio"),
+        (["--loss-kw", "a=1"], "--loss-kw"),
         (["--drop", "x3"], "colour"),
     ]:
         assert cli_main([*base, *extra, "--out", str(tmp_path / "bad")]) == 2
