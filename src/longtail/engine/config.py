@@ -40,6 +40,8 @@ class MethodSpec:
         resample: ``"none"``, ``"cb"`` (class-balanced sampling from the start) or ``"drs"``
             (class-balanced sampling from ``drw_epoch``).
         description: One line for listings.
+        label: Display name in tables and plots (the paper's row name); reports list methods
+            in registry order.
     """
 
     name: str
@@ -49,6 +51,7 @@ class MethodSpec:
     reweight: str = "none"
     resample: str = "none"
     description: str = ""
+    label: str = ""
 
 
 def _m(*args: Any, **kwargs: Any) -> tuple[str, MethodSpec]:
@@ -60,19 +63,74 @@ def _m(*args: Any, **kwargs: Any) -> tuple[str, MethodSpec]:
 # plus two prior-aware losses. Focal uses γ = 1 as the LDAM-DRW code does for its Focal rows.
 METHODS: dict[str, MethodSpec] = dict(
     [
-        _m("erm", "ce", description="cross-entropy, uniform sampling"),
-        _m("focal", "focal", {"gamma": 1.0}, description="focal loss (γ=1)"),
-        _m("ldam", "ldam", normed=True, description="LDAM loss, cosine classifier"),
-        _m("mm", "mm", normed=True, description="Maximum Margin loss, cosine classifier"),
-        _m("cb-rs", "ce", resample="cb", description="cross-entropy, class-balanced sampling"),
-        _m("cb-rw", "ce", reweight="cb", description="cross-entropy, effective-number weights"),
-        _m("cb-focal", "focal", {"gamma": 1.0}, reweight="cb", description="focal, CB weights"),
-        _m("erm-drw", "ce", reweight="drw", description="cross-entropy + DRW (M-DRW)"),
-        _m("ldam-drw", "ldam", normed=True, reweight="drw", description="LDAM + DRW"),
-        _m("mm-drw", "mm", normed=True, reweight="drw", description="MM + DRW"),
-        _m("mm-ldam-drw", "mm-ldam", normed=True, reweight="drw", description="MM-LDAM + DRW"),
-        _m("logit-adjusted", "logit-adjusted", description="logit-adjusted loss (τ=1)"),
-        _m("balanced-softmax", "balanced-softmax", description="balanced softmax"),
+        _m("erm", "ce", description="cross-entropy, uniform sampling", label="ERM"),
+        _m("focal", "focal", {"gamma": 1.0}, description="focal loss (γ=1)", label="Focal"),
+        _m("ldam", "ldam", normed=True, description="LDAM loss, cosine classifier", label="LDAM"),
+        _m(
+            "mm",
+            "mm",
+            normed=True,
+            description="Maximum Margin loss, cosine classifier",
+            label="MM",
+        ),
+        _m(
+            "cb-rs",
+            "ce",
+            resample="cb",
+            description="cross-entropy, class-balanced sampling",
+            label="CB-RS",
+        ),
+        _m(
+            "cb-rw",
+            "ce",
+            reweight="cb",
+            description="cross-entropy, effective-number weights",
+            label="CB-RW",
+        ),
+        _m(
+            "cb-focal",
+            "focal",
+            {"gamma": 1.0},
+            reweight="cb",
+            description="focal, CB weights",
+            label="CB-Focal",
+        ),
+        _m(
+            "erm-drw",
+            "ce",
+            reweight="drw",
+            description="cross-entropy + DRW (M-DRW)",
+            label="ERM-DRW (M-DRW)",
+        ),
+        _m(
+            "ldam-drw",
+            "ldam",
+            normed=True,
+            reweight="drw",
+            description="LDAM + DRW",
+            label="LDAM-DRW",
+        ),
+        _m("mm-drw", "mm", normed=True, reweight="drw", description="MM + DRW", label="MM-DRW"),
+        _m(
+            "mm-ldam-drw",
+            "mm-ldam",
+            normed=True,
+            reweight="drw",
+            description="MM-LDAM + DRW",
+            label="MM-LDAM-DRW",
+        ),
+        _m(
+            "logit-adjusted",
+            "logit-adjusted",
+            description="logit-adjusted loss (τ=1)",
+            label="Logit adjustment",
+        ),
+        _m(
+            "balanced-softmax",
+            "balanced-softmax",
+            description="balanced softmax",
+            label="Balanced softmax",
+        ),
     ]
 )
 

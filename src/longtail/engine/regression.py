@@ -115,6 +115,7 @@ class RegressionMethod:
         lds: Weight each sample by its LDS weight.
         fds: Calibrate the training features with FDS.
         description: One line for listings.
+        label: Display name in tables and plots; reports list methods in registry order.
     """
 
     name: str
@@ -122,6 +123,7 @@ class RegressionMethod:
     lds: bool = False
     fds: bool = False
     description: str = ""
+    label: str = ""
 
 
 def _rm(*args: Any, **kwargs: Any) -> tuple[str, RegressionMethod]:
@@ -131,13 +133,31 @@ def _rm(*args: Any, **kwargs: Any) -> tuple[str, RegressionMethod]:
 
 REGRESSION_METHODS: dict[str, RegressionMethod] = dict(
     [
-        _rm("vanilla", "mse", description="plain MSE"),
-        _rm("l1", "l1", description="plain L1 (absolute error)"),
-        _rm("lds", "mse", lds=True, description="LDS-weighted MSE (Yang et al. 2021)"),
-        _rm("lds-fds", "mse", lds=True, fds=True, description="LDS-weighted MSE + FDS"),
-        _rm("bmc", "bmc", description="Balanced MSE, BMC, learnable σ (Ren et al. 2022)"),
-        _rm("group-dir", "group-dir", description="Group-DIR (Pu et al. 2025)"),
-        _rm("group-dir-lds", "group-dir", lds=True, description="Group-DIR, LDS-weighted L_mse"),
+        _rm("vanilla", "mse", description="plain MSE", label="Vanilla (MSE)"),
+        _rm("l1", "l1", description="plain L1 (absolute error)", label="L1"),
+        _rm("lds", "mse", lds=True, description="LDS-weighted MSE (Yang et al. 2021)", label="LDS"),
+        _rm(
+            "lds-fds",
+            "mse",
+            lds=True,
+            fds=True,
+            description="LDS-weighted MSE + FDS",
+            label="LDS + FDS",
+        ),
+        _rm(
+            "bmc",
+            "bmc",
+            description="Balanced MSE, BMC, learnable σ (Ren et al. 2022)",
+            label="Balanced MSE (BMC)",
+        ),
+        _rm("group-dir", "group-dir", description="Group-DIR (Pu et al. 2025)", label="Group-DIR"),
+        _rm(
+            "group-dir-lds",
+            "group-dir",
+            lds=True,
+            description="Group-DIR, LDS-weighted L_mse",
+            label="Group-DIR + LDS",
+        ),
     ]
 )
 
