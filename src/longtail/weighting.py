@@ -228,11 +228,18 @@ class _EpochSampler(Sampler[int]):
     def _global_indices(self, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def global_indices(self) -> torch.Tensor:
-        """The whole epoch's index sequence (all replicas, before padding) for this epoch."""
-        g = torch.Generator()
-        g.manual_seed(self.seed + self.epoch)
-        return self._global_indices(g)
+    def global_indices(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The whole epoch's index sequence (all replicas, before padding) for this epoch.
+
+        Args:
+            generator: Draw from this generator instead of one seeded with ``seed + epoch``
+                (a training loop that draws its augmentation from the same per-epoch
+                generator passes it here); the phase still follows :meth:`set_epoch`.
+        """
+        if generator is None:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed + self.epoch)
+        return self._global_indices(generator)
 
     def __iter__(self) -> Iterator[int]:
         indices = self.global_indices()

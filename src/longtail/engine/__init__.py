@@ -15,7 +15,8 @@ from longtail.engine.regression import (
     make_regression_config,
     train_regression,
 )
-from longtail.engine.train import RunInterrupted, evaluate, prepare_data, train
+from longtail.engine.run import RunInterrupted, TrainingDiverged, fingerprint
+from longtail.engine.train import evaluate, prepare_data, run_identity, train
 
 __all__ = [
     "METHODS",
@@ -25,11 +26,14 @@ __all__ = [
     "RegressionConfig",
     "RunInterrupted",
     "TrainConfig",
+    "TrainingDiverged",
     "evaluate",
+    "fingerprint",
     "get_method",
     "make_config",
     "make_regression_config",
     "prepare_data",
+    "run_identity",
     "train",
     "train_regression",
 ]

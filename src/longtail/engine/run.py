@@ -1,0 +1,365 @@
+"""The one run harness under every training engine: a run folder, its identity, and the epoch loop.
+
+A run lives in one output folder::
+
+    config.json      the resolved config (written before the first epoch)
+    log.jsonl        one JSON line per finished epoch, appended (and fsync'ed) as it ends
+    checkpoint.pt    the task's state (model, optimizer, ...), the epoch reached, the log so far
+                     and the run's identity: replaced atomically after every epoch
+    result.json      the results record, written atomically at the end
+
+**Identity.** A run is identified by everything that determines what it computes: the config
+(less bookkeeping such as thread counts or the data folder's path) *and a fingerprint of the
+data actually loaded* (:func:`fingerprint`). A folder is resumed or its record returned only
+when the whole identity matches; a folder of another run — another config, or the same config
+on other data — is refused with a message saying what differs. Records carry the identity
+(``record["identity"]``), so a grid and a report can tell runs apart the same way.
+
+**Kills.** Each epoch first appends its log line, then replaces the checkpoint (which also
+holds every log row so far). A kill anywhere leaves the last complete checkpoint; on resume the
+log is rewritten atomically from the checkpoint's rows, so torn lines and lines of an epoch
+that was logged but not checkpointed disappear, and the finished run's log is complete.
+
+**Engines.** An engine is a small unit over this harness (composition, not inheritance): it
+builds its model and data, then hands :func:`run_epochs` an object with ``state_dict()``,
+``load_state_dict(state)`` and ``fit_epoch(epoch) -> row``; the harness owns the folder, the
+checkpoint, the log, the divergence check and the progress lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from longtail.engine.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
+
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "LOG",
+    "RESULT",
+    "EpochTask",
+    "Progress",
+    "RunFolder",
+    "RunInterrupted",
+    "TrainingDiverged",
+    "batches",
+    "clean_json",
+    "epoch_generator",
+    "fingerprint",
+    "identity_diff",
+    "run_epochs",
+]
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+RESULT = "result.json"
+
+
+class RunInterrupted(RuntimeError):
+    """Raised by a callback to stop a run after a checkpoint (tests use it to simulate a kill)."""
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite; the run stops at that epoch."""
+
+
+# ------------------------------------------------------------------------------------ identity
+def fingerprint(*arrays: Any) -> str:
+    """A SHA-256 over the dtype, shape and bytes of tensors / arrays, in order (hex string).
+
+    Two data sets get the same fingerprint only if every array has the same dtype, shape and
+    content; the engines fingerprint the exact tensors a run trains and is tested on.
+
+    Example:
+        >>> a = torch.arange(6).reshape(2, 3)
+        >>> fingerprint(a) == fingerprint(a.clone()) != fingerprint(a.t())
+        True
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        arr = a.detach().cpu().contiguous().numpy() if isinstance(a, torch.Tensor) else a
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape};".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+def identity_diff(saved: Any, wanted: dict[str, Any], limit: int = 4) -> str:
+    """A short text naming the keys where ``saved`` and ``wanted`` differ (for error messages)."""
+    if not isinstance(saved, dict):
+        return "it holds no readable identity"
+    keys = sorted(set(saved) | set(wanted))
+    diffs = [
+        f"{k}: {saved.get(k, '(absent)')!r} there, {wanted.get(k, '(absent)')!r} here"
+        for k in keys
+        if saved.get(k, "(absent)") != wanted.get(k, "(absent)")
+    ]
+    more = f"; and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return "; ".join(diffs[:limit]) + more
+
+
+def clean_json(obj: Any) -> Any:
+    """NaN/inf floats become None, tuples lists (records are strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean_json(v) for v in obj]
+    return obj
+
+
+# -------------------------------------------------------------------------------------- folder
+class RunFolder:
+    """The output folder of one run (or none: ``path=None`` keeps nothing on disk).
+
+    Args:
+        path: The folder, or ``None``.
+        config: The resolved config (JSON-ready), written to ``config.json``.
+        config_identity: The config's part of the identity (no data fingerprint): checked
+            against ``config.json`` before any data is loaded, so a wrong folder fails fast.
+        main: Whether this process writes (rank 0 under DDP); the others only read.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        config: dict[str, Any],
+        config_identity: dict[str, Any],
+        *,
+        main: bool = True,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.config = config
+        self.config_identity = config_identity
+        self.identity: dict[str, Any] | None = None
+        self.main = main
+
+    def _refuse(self, what: str, diff: str) -> ValueError:
+        return ValueError(
+            f"Expected output folder {str(self.path)!r} to be empty or to hold this same run, "
+            f"but it holds {what} ({diff}). Use another --out, or delete the folder to start over."
+        )
+
+    def check_config(self, same_config: Callable[[Any], bool]) -> None:
+        """Refuse a folder whose ``config.json`` is another run (before loading any data)."""
+        if self.path is None or not (self.path / CONFIG).exists():
+            return
+        saved = read_json(self.path / CONFIG)
+        try:
+            same = same_config(saved)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise self._refuse(f"a run with a different config ({self.path / CONFIG})", "")
+
+    def open(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """Fix the full identity; return the record of a finished run of it, else ``None``.
+
+        A result or checkpoint of another identity (another config or other data) is refused.
+        """
+        self.identity = identity
+        if self.path is None:
+            return None
+        if (self.path / RESULT).exists():
+            record = read_json(self.path / RESULT)
+            if not isinstance(record, dict) or "metrics" not in record:
+                raise ValueError(
+                    f"Expected {str(self.path / RESULT)!r} to hold a results record, but it does "
+                    "not. Delete it to finish the run again."
+                )
+            if record.get("identity") != identity:
+                raise self._refuse(
+                    "the finished record of another run or of other data",
+                    identity_diff(record.get("identity"), identity),
+                )
+            return record
+        return None
+
+    def start(self) -> None:
+        """Create the folder and write ``config.json`` (main process only)."""
+        if self.path is not None and self.main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path / CONFIG, self.config)
+
+    def load_checkpoint(self, map_location: Any = None) -> dict[str, Any] | None:
+        """The last checkpoint of this run, ``None`` if there is none.
+
+        Raises:
+            ValueError: a damaged checkpoint, or one of another identity (e.g. the data at the
+                same path was replaced), naming the file and how to start over.
+        """
+        if self.path is None or not (self.path / CHECKPOINT).exists():
+            return None
+        path = self.path / CHECKPOINT
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:  # torch raises RuntimeError, pickle/EOF/zip errors on damage
+            raise ValueError(
+                f"Expected {str(path)!r} to be a checkpoint written by longtail, but it cannot be "
+                f"read ({type(e).__name__}: {str(e)[:120]}). Delete that file to restart the run "
+                "from epoch 0 (or delete the folder to start over)."
+            ) from None
+        if not isinstance(state, dict) or "epoch" not in state or "task" not in state:
+            raise ValueError(
+                f"Expected {str(path)!r} to hold a longtail checkpoint, but it holds another "
+                "kind of file (a checkpoint of an older longtail?). Delete it to restart the run."
+            )
+        if state.get("identity") != self.identity:
+            raise self._refuse(
+                "a checkpoint of another run or of other data",
+                identity_diff(state.get("identity"), self.identity or {}),
+            )
+        return state
+
+    def rewrite_log(self, rows: list[dict[str, Any]]) -> None:
+        """Replace ``log.jsonl`` by ``rows`` (atomically): used on resume."""
+        if self.path is not None and self.main:
+            atomic_write_text(self.path / LOG, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def save_epoch(self, row: dict[str, Any], state: dict[str, Any]) -> None:
+        """Append ``row`` to the log, then replace the checkpoint by ``state``."""
+        if self.path is None or not self.main:
+            return
+        with open(self.path / LOG, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        atomic_torch_save({**state, "identity": self.identity}, self.path / CHECKPOINT)
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        if self.path is not None and self.main:
+            atomic_write_json(self.path / RESULT, record)
+
+
+# ------------------------------------------------------------------------------------ batching
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of every random draw of ``epoch`` (order, augmentation): a pure function of
+    ``(seed, epoch)``, so a resumed run draws what an uninterrupted one draws."""
+    g = torch.Generator()
+    g.manual_seed(seed * 1_000_003 + epoch)
+    return g
+
+
+def batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Consecutive slices of ``order`` of ``batch_size`` (the last one may be shorter)."""
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+class Progress:
+    """A line per epoch on stderr, and a tqdm bar over its batches when stderr is a terminal."""
+
+    def __init__(self, enabled: bool | None, total_epochs: int, label: str) -> None:
+        self.tty = sys.stderr.isatty()
+        self.enabled = True if enabled is None else enabled
+        self.total = total_epochs
+        self.label = label
+        self.bar: Any = None
+
+    def say(self, line: str) -> None:
+        if self.enabled:
+            print(line, file=sys.stderr, flush=True)
+
+    def start(self, epoch: int, steps: int) -> None:
+        if not (self.enabled and self.tty):
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is an optional extra; fall back to lines
+            return
+        self.bar = tqdm(
+            total=steps, desc=f"{self.label} {epoch + 1}/{self.total}", leave=False, unit="batch"
+        )
+
+    def step(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    def end(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.say(line)
+
+
+def check_finite(loss: float, epoch: int, step: int, label: str) -> None:
+    """Stop a diverged run at once, saying where and what to try."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"Expected the training loss of {label} to stay finite, but it is {loss} at epoch "
+            f"{epoch} (0-based), batch {step}. The run stops here; its checkpoint holds the last "
+            "finished epoch. Try a lower learning rate (--lr), a longer warm-up, or check the "
+            "data and the loss arguments."
+        )
+
+
+# ------------------------------------------------------------------------------------ the loop
+class EpochTask(Protocol):
+    """What an engine hands :func:`run_epochs`."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def fit_epoch(self, epoch: int, progress: Progress) -> dict[str, Any]: ...
+
+
+def run_epochs(
+    task: EpochTask,
+    folder: RunFolder,
+    epochs: int,
+    progress: Progress,
+    *,
+    map_location: Any = None,
+    callback: Callable[[int, dict[str, Any]], None] | None = None,
+    barrier: Callable[[], None] | None = None,
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> tuple[list[dict[str, Any]], float, int]:
+    """Resume ``task`` from its checkpoint and train it to ``epochs``.
+
+    After each epoch the row that ``task.fit_epoch`` returns (it must hold a finite ``"loss"``
+    when it has one; ``"seconds"`` is added) is appended to the log and the checkpoint replaced.
+
+    Returns:
+        ``(log rows, training seconds, first epoch of this call)``.
+    """
+    state = folder.load_checkpoint(map_location)
+    start, seconds, rows = 0, 0.0, []
+    if state is not None:
+        task.load_state_dict(state["task"])
+        start, seconds, rows = int(state["epoch"]), float(state["seconds"]), list(state["log"])
+        progress.say(f"resuming {folder.path} from epoch {start}")
+    folder.rewrite_log(rows)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        row = task.fit_epoch(epoch, progress)
+        dt = time.perf_counter() - t0
+        seconds += dt
+        for unit in ("images", "samples"):  # throughput of whatever the task counts
+            if unit in row and dt > 0:
+                row[f"{unit}_per_s"] = row[unit] / dt
+        row = clean_json({"epoch": epoch, **row, "seconds": dt})
+        rows.append(row)
+        folder.save_epoch(
+            row, {"task": task.state_dict(), "epoch": epoch + 1, "seconds": seconds, "log": rows}
+        )
+        progress.end(describe(row) if describe is not None else f"epoch {epoch + 1}/{epochs}")
+        if barrier is not None:
+            barrier()  # nobody races ahead of the main process's checkpoint
+        if callback is not None:
+            callback(epoch, row)
+    return rows, seconds, start
