@@ -56,16 +56,15 @@ from torch import nn
 
 from longtail._validation import check_choice, check_positive, expected
 from longtail.data.images import normalize, random_crop_flip
-from longtail.engine.io import atomic_torch_save, atomic_write_json
-from longtail.engine.train import (
+from longtail.engine.io import atomic_torch_save, atomic_write_json, read_json
+from longtail.engine.run import (
     CHECKPOINT,
     CONFIG,
     LOG,
     RESULT,
-    _epoch_generator,
-    _Progress,
-    _read_log,
-    finished_record,
+    Progress,
+    RunFolder,
+    epoch_generator,
 )
 from longtail.models import MODELS, create_model
 from longtail.regression import (
@@ -820,6 +819,21 @@ def _better(value: float, best: float) -> bool:
     return math.isnan(best) or value < best
 
 
+def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
+    """Log lines of epochs < ``upto`` (lines of epochs past the checkpoint are dropped)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if isinstance(row, dict) and row.get("epoch", upto) < upto:
+            rows.append(row)
+    return rows
+
+
 def _same_run(saved: Any, config: RegressionConfig) -> bool:
     return (
         isinstance(saved, dict)
@@ -865,9 +879,14 @@ def train_regression(
     out_dir = Path(out) if out is not None else None
     extra = extra or {}
     if out_dir is not None:
-        record = finished_record(out_dir, lambda saved: _same_run(saved, config))
-        if record is not None:
-            return record
+        # stop-gap until this engine runs on the harness: refuse another run, return a record
+        RunFolder(out_dir, config.to_dict(), config.identity()).check_config(
+            lambda saved: _same_run(saved, config)
+        )
+        if (out_dir / RESULT).exists():
+            record = read_json(out_dir / RESULT)
+            if isinstance(record, dict) and "metrics" in record:
+                return record
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -930,16 +949,16 @@ def train_regression(
         start_epoch, seconds, best = state["epoch"], state["seconds"], state["best"]
         if progress is not False:
             print(f"resuming {out_dir} from epoch {start_epoch}", file=sys.stderr)
-    log_rows = _read_log(out_dir / LOG, start_epoch) if out_dir is not None else []
+    log_rows = [] if out_dir is None else _read_log(out_dir / LOG, start_epoch)
 
     label = f"{config.method} {Path(data.name).stem}"
-    bar = _Progress(progress, config.epochs, label)
+    bar = Progress(progress, config.epochs, label)
     n = len(y_train)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         lr = config.lr_at(epoch)
         optimizer.param_groups[0]["lr"] = lr  # BMC's σ keeps its own constant lr
-        g = _epoch_generator(config.seed, epoch)
+        g = epoch_generator(config.seed, epoch)
         order = torch.randperm(n, generator=g)
         steps = math.ceil(n / config.batch_size)
         bar.start(epoch, steps)
