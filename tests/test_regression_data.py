@@ -90,7 +90,7 @@ def test_load_csv_table_and_tabular_dir_standardise_with_training_statistics(tmp
         drop=["name"],
     )
     assert data.feature_names == ("x", "grade")
-    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.float32
+    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.float64
     n = len(data.split.train) + len(data.split.val) + len(data.split.test)
     assert n == len(y) == len(data.x_train) + len(data.x_val) + len(data.x_test)
     torch.testing.assert_close(data.x_train.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
@@ -119,6 +119,77 @@ def test_csv_without_target_or_with_nan_targets_and_bad_columns(tmp_path):
         ltr.tabular_dir(df, "y", ordinal={"x": ["a", "b"]})
     with pytest.raises(ValueError, match="impute"):
         ltr.tabular_dir(pd.DataFrame({"x": [1.0, np.nan, 2.0], "y": [1.0, 2.0, 3.0]}), "y")
+
+
+def _large_target_csv(path):
+    """Targets 1e9 + k, k = 0..90: float32 has only two values for them (its step there is 64)."""
+    k = np.arange(91)
+    _write_csv(path, [[f"{0.1 * i:.1f}", 1_000_000_000 + i] for i in k], ["x", "y"])
+    return path, 1e9 + k.astype(np.float64)
+
+
+def test_large_targets_keep_every_value_through_bins_regions_and_metrics(tmp_path):
+    path, y = _large_target_csv(tmp_path / "big.csv")
+    df = ltr.load_csv_table(path, "y")
+    data = ltr.tabular_dir(df, "y", bins=10.0, val_per_bin=0, test_per_bin=0)
+    assert data.y_train.dtype == torch.float64
+    assert torch.unique(data.y_train).numel() == 91
+    assert np.array_equal(np.sort(data.y_train.numpy()), y)
+    # bins of width 10 from 1e9: nine bins of 10 targets, and one of 1e9 + 90 alone
+    regions = ltr.shot_regions(data.y_train, 10.0, many_threshold=5, few_threshold=2)
+    assert regions.edges[0].item() == 1e9 and regions.edges[-1].item() == 1e9 + 100
+    assert regions.counts.tolist() == [10] * 9 + [1]
+    assert regions.regions == ("many",) * 9 + ("few",)
+    assert ltr.bin_index(data.y_train, regions.edges).tolist() == [
+        int(v - 1e9) // 10 for v in data.y_train.tolist()
+    ]
+    # a prediction off by exactly ±0.25 has an MAE of exactly 0.25, overall and per region
+    pred = data.y_train + torch.where(torch.arange(91) % 2 == 0, 0.25, -0.25).double()
+    m = ltr.regression_metrics(pred, data.y_train, None, regions=regions)
+    assert m["mae"] == m["mae_many"] == m["mae_few"] == 0.25 and m["mse"] == 0.0625
+    per_bin, counts = ltr.per_bin_mae(pred, data.y_train, regions.edges)
+    assert per_bin == [0.25] * 10 and counts == [10] * 9 + [1]
+
+
+def test_fine_bins_of_large_targets_start_at_the_smallest_target():
+    y = torch.tensor([1e9 + k for k in range(91)], dtype=torch.float64)
+    edges = ltr.fixed_width_bins(y, 1.0)
+    assert edges.numel() == 92 and edges[0].item() == 1e9 and edges[-1].item() == 1e9 + 91
+    assert ltr.bin_index(y, edges).tolist() == list(range(91))
+    assert ltr.shot_regions(y, 1.0).counts.tolist() == [1] * 91
+    # decimal widths far from zero: every edge is the double nearest to the decimal k·w
+    big = ltr.fixed_width_bins([1e8, 1e8 + 1.0], 0.1)
+    assert big.tolist() == [float(f"{100_000_000 + k / 10:.1f}") for k in range(12)]
+
+
+def test_a_bin_width_making_too_many_bins_is_refused_with_a_sensible_width():
+    with pytest.raises(ValueError, match=r"bin_width.*200,001 bins.*a width of 0\.01"):
+        ltr.fixed_width_bins([0.0, 1.0], 5e-6)
+    with pytest.raises(ValueError, match=r"10,000,000,001 bins.*0\.1 makes about 100"):
+        ltr.shot_regions([0.0, 10.0], 1e-9)
+    with pytest.raises(ValueError, match="bins"):
+        ltr.dir_split(np.array([0.0, 10.0]), bins=1e-9)
+    assert ltr.fixed_width_bins([0.0, 0.99999], 1e-5).numel() == ltr.MAX_BINS + 1  # the limit
+    assert ltr.auto_bin_width([326.0, 18823.0]) == 200.0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"\n \n", "empty file"),
+        (b"x,y\n", "only a header"),
+        (b"x,y\n1,2\n3,\x004\n", "NUL byte at byte 10"),
+        (b"x,y\n1,2\n\xff\xfe,3\n", "byte 8 is not UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary file"),
+    ],
+)
+def test_empty_header_only_and_binary_csv_files_are_named(tmp_path, content, message):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as err:
+        ltr.load_csv_table(path, "y")
+    assert str(path) in str(err.value)
 
 
 def test_load_diamonds():
@@ -239,7 +310,7 @@ def test_stsb_loader_reads_pairs_and_scores_with_literal_quotes(tmp_path):
     s = ltr.load_stsb_dir(tmp_path, "train")
     assert s.sentence1 == ['He said "hi"', "A cat."]
     assert s.sentence2 == ["A 'quoted' reply", "A dog."]
-    torch.testing.assert_close(s.scores, torch.tensor([4.2, 0.5]))
+    torch.testing.assert_close(s.scores, torch.tensor([4.2, 0.5], dtype=torch.float64))
     assert ltr.load_stsb_dir(tmp_path, "val").sentence1 == ['He said "hi"']
     with pytest.raises(FileNotFoundError, match=r"test_new\.tsv"):
         ltr.load_stsb_dir(tmp_path, "test")

@@ -15,14 +15,19 @@ DIR metrics and data.
 """
 
 from .binning import (
+    MAX_BINS,
     REGIONS,
     ShotRegions,
     assign_regions,
+    auto_bin_width,
+    bin_count,
     bin_index,
+    check_bin_count,
     equal_width_bins,
     fixed_width_bins,
     group_labels,
     max_groups,
+    regions_of_counts,
     shot_regions,
 )
 from .data import (
@@ -61,13 +66,14 @@ from .losses import (
     weighted_l1_loss,
     weighted_mse_loss,
 )
-from .metrics import geometric_mean_error, regression_metrics
+from .metrics import geometric_mean_error, per_bin_mae, regression_metrics
 from .smoothing import FDS, KERNELS, kernel_window, lds_weights
 
 __all__ = [
     "DIAMONDS_LEVELS",
     "FDS",
     "KERNELS",
+    "MAX_BINS",
     "REGIONS",
     "AgeDIRDataset",
     "BMCLoss",
@@ -84,10 +90,13 @@ __all__ = [
     "WeightedL1Loss",
     "WeightedMSELoss",
     "assign_regions",
+    "auto_bin_width",
+    "bin_count",
     "bin_index",
     "bmc_loss",
     "bni_buckets",
     "bni_loss",
+    "check_bin_count",
     "descending_soft_labels",
     "dir_split",
     "equal_width_bins",
@@ -104,7 +113,9 @@ __all__ = [
     "load_imdb_wiki_dir",
     "load_stsb_dir",
     "max_groups",
+    "per_bin_mae",
     "read_image",
+    "regions_of_counts",
     "regression_metrics",
     "shot_regions",
     "tabular_dir",

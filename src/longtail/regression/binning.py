@@ -13,6 +13,7 @@ except the last, which also holds its top edge.
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ Bins = Union[float, Sequence[float], np.ndarray, torch.Tensor]  # noqa: UP007 (a
 REGIONS = ("many", "medium", "few")
 
 
-def _as_targets(targets: Any, name: str = "targets") -> torch.Tensor:
+def as_targets(targets: Any, name: str = "targets") -> torch.Tensor:
     """Targets as a flat float64 CPU tensor; NaN or infinite values raise ``ValueError``."""
     if isinstance(targets, torch.Tensor):
         t = targets.detach().to(device="cpu", dtype=torch.float64)
@@ -80,7 +81,7 @@ def equal_width_bins(
     if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
         raise expected("num_bins", "an integer >= 1", repr(num_bins))
     if low is None or high is None:
-        t = _as_targets(targets)
+        t = as_targets(targets)
         if t.numel() == 0:
             raise expected("targets", "non-empty when low or high is not given", "no targets")
         low = float(t.min()) if low is None else low
@@ -93,36 +94,115 @@ def equal_width_bins(
     return edges
 
 
+#: The most fine bins a bin width may make: more is a typo (``--bins 1e-9``), and the per-bin
+#: tensors (histograms, FDS statistics, LDS densities) would not fit in memory.
+MAX_BINS = 100_000
+
+
+def auto_bin_width(targets: Any, num_bins: int = 100) -> float:
+    """A round bin width giving about ``num_bins`` bins over the targets' range.
+
+    ``(max − min) / num_bins`` rounded up to 1, 2 or 5 times a power of ten; 1.0 for a single
+    value.
+
+    >>> auto_bin_width([326.0, 18823.0]), auto_bin_width([0.0, 5.0]), auto_bin_width([3.0])
+    (200.0, 0.05, 1.0)
+    """
+    t = as_targets(targets)
+    span = float(t.max() - t.min()) if t.numel() else 0.0
+    if not span > 0:
+        return 1.0
+    raw = span / num_bins
+    k = math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * 10.0**k >= raw * (1 - 1e-9):
+            return float(round(m * 10.0**k, 12 - k if k < 0 else 12))
+    return float(10.0 ** (k + 1))  # pragma: no cover - m = 10 always fits
+
+
+def bin_count(low: float, high: float, bin_width: float) -> int:
+    """How many fine bins of width ``bin_width`` (aligned to its multiples) cover ``[low, high]``.
+
+    >>> bin_count(20.0, 22.5, 1.0)
+    3
+    """
+    check_positive("bin_width", bin_width)
+    return _lattice_index(float(high), bin_width) - _lattice_index(float(low), bin_width) + 1
+
+
+def check_bin_count(low: float, high: float, bin_width: float, name: str = "bin_width") -> int:
+    """:func:`bin_count`, refusing a width that makes more than :data:`MAX_BINS` bins.
+
+    The check runs before anything per bin is allocated, so ``bin_width=1e-9`` over prices fails
+    at once with the number of bins it would make and a width that makes about 100.
+
+    Raises:
+        ValueError: naming ``name`` (``"bins"`` for the engine's option).
+    """
+    n = bin_count(low, high, bin_width)
+    if n > MAX_BINS:
+        raise expected(
+            name,
+            f"a bin width that makes at most {MAX_BINS:,} bins over the targets' range "
+            f"[{low:g}, {high:g}]",
+            f"{bin_width!r}, which would make {n:,} bins (a width of "
+            f"{auto_bin_width([low, high]):g} makes about 100)",
+        )
+    return n
+
+
 def fixed_width_bins(targets: Any, bin_width: float) -> torch.Tensor:
     """Fine bins of width ``bin_width`` aligned to its multiples, covering the targets.
 
     Bin ``k`` is ``[k·w, (k+1)·w)``: with ``w = 1`` an age of 25.0 or 25.9 is in bin ``[25, 26)``,
     as the DIR benchmarks bin ages by ``int(age)``. The edges run from the bin of the smallest
     target to one past the bin of the largest, so the largest target lies inside the last bin.
-    Edges are rounded to 12 decimals so that ``k·0.1`` is the double nearest to the decimal
-    (``3·0.1`` is 0.30000000000000004 in floating point, which would put a score of 0.3 in the
-    wrong bin).
+    Each edge is the double nearest to the decimal ``k·w`` (``3·0.1`` is 0.30000000000000004 in
+    floating point, which would put a score of 0.3 in the wrong bin), also for large targets
+    such as ``1e9 + k``.
+
+    Raises:
+        ValueError: a width that would make more than :data:`MAX_BINS` bins
+            (:func:`check_bin_count`), non-finite targets, a width that is not positive.
 
     >>> fixed_width_bins([20.0, 22.5], 1.0)
     tensor([20., 21., 22., 23.], dtype=torch.float64)
     """
     check_positive("bin_width", bin_width)
-    t = _as_targets(targets)
+    t = as_targets(targets)
     if t.numel() == 0:
         raise expected("targets", "non-empty", "no targets")
+    check_bin_count(float(t.min()), float(t.max()), bin_width)
     k0 = _lattice_index(float(t.min()), bin_width)
     k1 = _lattice_index(float(t.max()), bin_width)
-    k = torch.arange(k0, k1 + 2, dtype=torch.float64)
-    return torch.round(k * bin_width, decimals=12)
+    return _lattice_edges(k0, k1 + 1, bin_width)
+
+
+def _lattice_edges(k0: int, k1: int, bin_width: float) -> torch.Tensor:
+    """``k·w`` for ``k = k0..k1`` (float64), each the double nearest to the decimal product.
+
+    ``w`` is written as its shortest decimal ``m·10^-d``; then ``k·m`` is an exact integer and
+    one correctly rounded division by ``10^d`` gives the nearest double. (Rounding ``k·w`` to 12
+    decimals instead is wrong for large ``k·w``: the scaled value exceeds float64's exact range.)
+    """
+    k = torch.arange(k0, k1 + 1, dtype=torch.float64)
+    _sign, digits, exponent = decimal.Decimal(repr(float(bin_width))).as_tuple()
+    m = int("".join(map(str, digits)))
+    exact = max(abs(k0), abs(k1)) * m < 2**53
+    if isinstance(exponent, int) and exponent < 0 and -exponent <= 22 and exact:
+        return (k * m) / 10.0**-exponent  # 10^d is exact in float64 up to d = 22
+    return k * bin_width
 
 
 def _lattice_index(x: Any, bin_width: float) -> Any:
-    """``floor(x / w)`` with a relative tolerance of 1e-6, so that 0.3 / 0.1 is bin 3, not 2.
+    """``floor(x / w)`` with a small tolerance, so that 0.3 / 0.1 is bin 3, not 2.
 
-    The tolerance also puts a float32 label such as ``float32(0.7) = 0.69999999`` in bin 7.
+    The tolerance is relative (1e-6 of ``x / w``, which also puts a float32 label such as
+    ``float32(0.7) = 0.69999999`` in bin 7) but at most 1e-3 of a bin: a relative tolerance
+    alone would move every target of ``1e9 + k`` with ``w = 1`` a thousand bins up.
     """
     q = np.asarray(x, dtype=np.float64) / bin_width
-    k = np.floor(q + 1e-6 * np.maximum(1.0, np.abs(q)))
+    k = np.floor(q + 1e-6 * np.clip(np.abs(q), 1.0, 1e3))
     return int(k) if k.ndim == 0 else k.astype(np.int64)
 
 
@@ -270,7 +350,7 @@ class ShotRegions:
         first or last bin, as :func:`bin_index` does.
         """
         labels = np.asarray((*self.regions, "few"))
-        idx = bin_of(_as_targets(targets), self.edges, self.bin_width)
+        idx = bin_of(as_targets(targets), self.edges, self.bin_width)
         outside = (idx < 0) | (idx >= len(self.regions))
         return labels[np.where(outside, len(self.regions), idx)]  # the trailing "few"
 
@@ -304,22 +384,43 @@ def shot_regions(
     >>> r.assign([0.2, 1.0, 2.9, 7.0]).tolist()
     ['many', 'medium', 'few', 'few']
     """
-    for name, v in (("many_threshold", many_threshold), ("few_threshold", few_threshold)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise expected(name, "a number >= 0", repr(v))
-    if few_threshold > many_threshold:
-        raise expected("few_threshold", f"<= many_threshold={many_threshold}", repr(few_threshold))
-    t = _as_targets(train_targets, "train_targets")
+    _check_thresholds(many_threshold, few_threshold)
+    t = as_targets(train_targets, "train_targets")
     if t.numel() == 0:
         raise expected("train_targets", "non-empty", "no targets")
     edges, width = resolve_bins(bins, t)
     idx = torch.from_numpy(bin_of(t, edges, width)).clamp_(0, edges.numel() - 2)
     counts = torch.bincount(idx, minlength=edges.numel() - 1)
-    regions = tuple(
-        "many" if c > many_threshold else "few" if c < few_threshold else "medium"
-        for c in counts.tolist()
-    )
+    regions = regions_of_counts(counts, many_threshold, few_threshold)
     return ShotRegions(edges, counts, regions, width, many_threshold, few_threshold)
+
+
+def _check_thresholds(many_threshold: float, few_threshold: float) -> None:
+    for name, v in (("many_threshold", many_threshold), ("few_threshold", few_threshold)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise expected(name, "a number >= 0", repr(v))
+    if few_threshold > many_threshold:
+        raise expected("few_threshold", f"<= many_threshold={many_threshold}", repr(few_threshold))
+
+
+def regions_of_counts(
+    counts: Any, many_threshold: float = 100, few_threshold: float = 20
+) -> tuple[str, ...]:
+    """The shot region of each bin (or class) from its training count: the one many/few rule.
+
+    More than ``many_threshold`` training samples is ``"many"``, fewer than ``few_threshold``
+    ``"few"``, anything else ``"medium"`` (so exactly 100 and exactly 20 are medium), as in Yang
+    et al. (ICML 2021) for label bins and Liu et al. (CVPR 2019) for classes. Tables and plots
+    that colour bins by region should call this rather than restate the rule.
+
+    >>> regions_of_counts([150, 100, 20, 19, 0])
+    ('many', 'medium', 'medium', 'few', 'few')
+    """
+    _check_thresholds(many_threshold, few_threshold)
+    values = counts.tolist() if isinstance(counts, torch.Tensor) else list(counts)
+    return tuple(
+        "many" if c > many_threshold else "few" if c < few_threshold else "medium" for c in values
+    )
 
 
 def assign_regions(targets: Any, regions: ShotRegions) -> np.ndarray:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import math
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .._validation import check_choice, expected
-from .binning import Bins, _as_targets, bin_of, resolve_bins
+from .binning import Bins, as_targets, bin_of, resolve_bins
 
 _EXTRA = "pip install longtail[regression]"
 
@@ -58,10 +59,10 @@ def _target_values(data: Any, target: str | None) -> torch.Tensor:
             raise expected(
                 "target", f"a column of the table, one of {_columns(data)}", repr(target)
             )
-        return _as_targets(np.asarray(data[target], dtype=np.float64), f"column {target!r}")
+        return as_targets(np.asarray(data[target], dtype=np.float64), f"column {target!r}")
     if target is not None:
         raise expected("target", "None when data is an array of targets", repr(target))
-    return _as_targets(data)
+    return as_targets(data)
 
 
 def dir_split(
@@ -123,8 +124,10 @@ def dir_split(
 
 @dataclass
 class TabularDIR:
-    """A tabular DIR data set as tensors: standardised float32 features, float32 targets.
+    """A tabular DIR data set as tensors: standardised float32 features, float64 targets.
 
+    Targets stay float64, as read: a float32 copy would merge nearby large targets (``1e9 + k``
+    for k in 0..90 has two float32 values), and with them their bins, shot regions and errors.
     ``mean`` and ``std`` are the training statistics used to standardise every split.
     """
 
@@ -210,7 +213,7 @@ def tabular_dir(
     def part(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return (
             torch.as_tensor(x[rows], dtype=torch.float32),
-            torch.as_tensor(y[rows], dtype=torch.float32),
+            torch.as_tensor(y[rows], dtype=torch.float64),
         )
 
     (xtr, ytr), (xva, yva), (xte, yte) = part(split.train), part(split.val), part(split.test)
@@ -274,27 +277,79 @@ def load_csv_table(path: str | os.PathLike, target: str) -> Any:
 
     Raises:
         ImportError: without pandas (``pip install longtail[regression]``).
-        ValueError: no column ``target``, or target values that are not finite numbers (the
-            message names the first bad rows, counted from 0 after the header).
+        ValueError: naming the file: an empty file, a header without rows, a file that is not
+            UTF-8 text (a binary file, NUL bytes), one pandas cannot parse, no column ``target``,
+            or target values that are not finite numbers (the message names the first bad rows,
+            counted from 0 after the header).
     """
     try:
         import pandas as pd
     except ImportError as err:
         raise ImportError(f"load_csv_table needs the optional package pandas: {_EXTRA}") from err
-    df = pd.read_csv(path)
-    if target not in df.columns:
+    name = repr(os.fspath(path))
+    _check_text_file(path)
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
         raise expected(
-            "target", f"a column of {os.fspath(path)!r}, one of {list(df.columns)}", repr(target)
+            f"CSV file {name}", "a table with a header row and data rows", "an empty file"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise expected(
+            f"CSV file {name}", "comma-separated text", f"a file pandas cannot parse ({err})"
+        ) from None
+    if len(df) == 0:
+        raise expected(
+            f"CSV file {name}",
+            "a table with at least one data row",
+            f"only a header ({list(df.columns)})",
         )
+    if target not in df.columns:
+        raise expected("target", f"a column of {name}, one of {list(df.columns)}", repr(target))
     values = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise expected(
-            f"column {target!r} of {os.fspath(path)!r}",
+            f"column {target!r} of {name}",
             "finite numbers",
             f"missing or non-numeric values at rows {bad[:5].tolist()}",
         )
     return df
+
+
+def _check_text_file(path: str | os.PathLike, chunk: int = 1 << 20) -> None:
+    """Refuse a file that is empty, holds NUL bytes or is not UTF-8, before pandas reads it.
+
+    pandas reports these as a bare ``EmptyDataError``, a ``UnicodeDecodeError`` or a silently
+    garbled table, none naming the file.
+    """
+    name = repr(os.fspath(path))
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    seen_text, offset = False, 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            nul = block.find(b"\0")
+            if nul >= 0:
+                raise expected(
+                    f"CSV file {name}", "text", f"a binary file (a NUL byte at byte {offset + nul})"
+                )
+            try:
+                seen_text = bool(decoder.decode(block).strip()) or seen_text
+            except UnicodeDecodeError as err:
+                raise expected(
+                    f"CSV file {name}",
+                    "UTF-8 text",
+                    f"a binary file or another encoding (byte {offset + err.start} is not UTF-8)",
+                ) from None
+            offset += len(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise expected(f"CSV file {name}", "UTF-8 text", "a file cut inside a character") from None
+    if not seen_text:
+        raise expected(
+            f"CSV file {name}", "a table with a header row and data rows", "an empty file"
+        )
 
 
 # --- AgeDB-DIR / IMDB-WIKI-DIR ---------------------------------------------------------------
@@ -352,7 +407,7 @@ class AgeDIRDataset(Dataset):
 
     ``root`` holds the split file (``agedb.csv`` / ``imdb_wiki.csv``, columns ``age, path,
     split``, as in ``YyzHarry/imbalanced-regression``) and the images at the relative ``path``.
-    Items are ``(uint8 image (3, size, size), float32 age)``; :attr:`targets` holds every age,
+    Items are ``(uint8 image (3, size, size), float64 age)``; :attr:`targets` holds every age,
     :meth:`load_all` stacks the split into one tensor (mind the memory: IMDB-WIKI-DIR's 191.5K
     training images are 29 GB at 224²; ``size=64`` is 2.4 GB).
     """
@@ -384,7 +439,7 @@ class AgeDIRDataset(Dataset):
             raise expected(f"column 'age' of {os.fspath(path)!r}", "numbers", str(err)) from err
         if any(not math.isfinite(a) for a in ages):
             raise expected(f"column 'age' of {os.fspath(path)!r}", "finite numbers", "NaN or inf")
-        self.targets = torch.tensor(ages, dtype=torch.float32)
+        self.targets = torch.tensor(ages, dtype=torch.float64)  # targets are never rounded
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -421,7 +476,7 @@ class STSBSplit:
 
     sentence1: list[str]
     sentence2: list[str]
-    scores: torch.Tensor  # float32 (N,)
+    scores: torch.Tensor  # float64 (N,)
 
 
 def load_stsb_dir(root: str | os.PathLike, split: str = "train") -> STSBSplit:
@@ -465,4 +520,4 @@ def load_stsb_dir(root: str | os.PathLike, split: str = "train") -> STSBSplit:
             if not math.isfinite(score):
                 raise expected(f"score on line {line} of {os.fspath(path)!r}", "finite", score)
             scores.append(score)
-    return STSBSplit(s1, s2, torch.tensor(scores, dtype=torch.float32))
+    return STSBSplit(s1, s2, torch.tensor(scores, dtype=torch.float64))

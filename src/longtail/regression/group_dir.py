@@ -124,7 +124,7 @@ def group_contrastive_loss(
     Args:
         features: ``(B, D)`` features ``h`` (any floating dtype; computed in at least float32).
         groups: ``(B,)`` group labels (integers, or real values).
-        temperature: ``t`` > 0 (METHODS.md: 2, as RnC).
+        temperature: ``t`` > 0 (2 by default, as in RnC).
 
     Returns:
         A scalar (float32 for half inputs). ``B < 2`` gives 0, attached to the graph.

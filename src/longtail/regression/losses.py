@@ -19,7 +19,7 @@ from torch import nn
 
 from .._validation import check_positive, check_reduction, expected
 from ..losses._reduce import compute_dtype_for
-from .binning import Bins, _as_targets, bin_of, resolve_bins
+from .binning import Bins, as_targets, bin_of, resolve_bins
 
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> torch.dtype:
@@ -271,7 +271,7 @@ def bni_buckets(train_targets: Any, bins: Bins = 1.0) -> tuple[torch.Tensor, tor
     >>> bni_buckets([0.5, 0.5, 2.5], bins=1.0)
     (tensor([0.5000, 2.5000], dtype=torch.float64), tensor([0.6667, 0.3333], dtype=torch.float64))
     """
-    t = _as_targets(train_targets, "train_targets")
+    t = as_targets(train_targets, "train_targets")
     if t.numel() == 0:
         raise expected("train_targets", "non-empty", "no targets")
     edges, width = resolve_bins(bins, t)

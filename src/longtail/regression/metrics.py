@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import expected
-from .binning import Bins, ShotRegions, _as_targets, shot_regions
+from .binning import Bins, ShotRegions, as_targets, bin_index, shot_regions
 
 METRICS = ("mae", "mse", "gm", "pearson")
 
@@ -93,7 +93,7 @@ def regression_metrics(
     """
     p = np.asarray(pred.detach().cpu() if hasattr(pred, "detach") else pred, dtype=np.float64)
     p = p.reshape(-1)  # NaN predictions give NaN metrics; NaN targets raise
-    t = _as_targets(target, "target").numpy()
+    t = as_targets(target, "target").numpy()
     if p.shape != t.shape:
         raise expected("pred", f"one prediction per target ({t.size})", f"{p.size} predictions")
     if regions is None:
@@ -104,3 +104,28 @@ def regression_metrics(
         block = _block(p[masks[name]], t[masks[name]])
         out.update({f"{k}_{name}": v for k, v in block.items()})
     return out
+
+
+def per_bin_mae(pred: Any, target: Any, edges: Any) -> tuple[list[float | None], list[int]]:
+    """Mean absolute error per label bin, and the number of targets in each bin.
+
+    Errors and bins are computed in float64 from the targets as given (never a float32 copy).
+    Targets outside the edges count in the end bins (:func:`~longtail.regression.bin_index`).
+
+    Returns:
+        ``(mae, counts)``: one entry per bin; ``mae`` is ``None`` for a bin without targets.
+
+    >>> per_bin_mae([1.0, 2.0, 6.0], [1.5, 2.0, 5.0], [0.0, 4.0, 8.0, 12.0])
+    ([0.25, 1.0, None], [2, 1, 0])
+    """
+    p = np.asarray(pred.detach().cpu() if hasattr(pred, "detach") else pred, dtype=np.float64)
+    t = as_targets(target, "target")
+    p = p.reshape(-1)
+    if p.shape[0] != t.numel():
+        raise expected("pred", f"one prediction per target ({t.numel()})", f"{p.size} predictions")
+    idx = bin_index(t, edges).numpy()
+    nb = len(edges) - 1  # bin_index checked them: 1-D, increasing
+    counts = np.bincount(idx, minlength=nb)
+    sums = np.bincount(idx, weights=np.abs(p - t.numpy()), minlength=nb)
+    mae = [float(s / c) if c > 0 else None for s, c in zip(sums, counts, strict=True)]
+    return mae, counts.tolist()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._validation import check_choice, check_in_range, check_positive, expected
-from .binning import Bins, _as_targets, bin_of, resolve_bins
+from .binning import Bins, as_targets, bin_of, resolve_bins
 
 KERNELS = ("gaussian", "triang", "laplace")
 
@@ -43,7 +43,7 @@ def kernel_window(
 
     Args:
         kind: ``"gaussian"``, ``"triang"`` or ``"laplace"``.
-        ks: odd kernel size (5 in METHODS.md; the AgeDB scripts default to 9 with σ = 1).
+        ks: odd kernel size (5 by default here; the AgeDB scripts default to 9 with σ = 1).
         sigma: σ of the Gaussian and Laplace kernels (ignored by ``"triang"``).
         normalize: ``"peak"`` (largest value 1: LDS) or ``"sum"`` (sums to 1: FDS).
 
@@ -142,7 +142,7 @@ def lds_weights(
         train_targets: the training targets ``(N,)``; NaN raises ``ValueError``.
         bins: a bin width (1 year for ages) or explicit bin edges; targets outside explicit edges
             are clamped to the end bins.
-        kernel, ks, sigma: the kernel (METHODS.md: Gaussian, size 5, σ 2).
+        kernel, ks, sigma: the kernel (by default Gaussian, size 5, σ 2).
         reweight: ``"inverse"`` or ``"sqrt_inv"``.
         mode: ``"reflect"`` or ``"constant"`` (see above).
         clip: optional ``(low, high)`` bounds on the (square-rooted) counts before smoothing.
@@ -156,7 +156,7 @@ def lds_weights(
     check_choice("reweight", reweight, ("inverse", "sqrt_inv"))
     check_choice("mode", mode, ("reflect", "constant"))
     _check_kernel(kernel, ks, sigma)
-    t = _as_targets(train_targets, "train_targets")
+    t = as_targets(train_targets, "train_targets")
     if t.numel() == 0:
         raise expected("train_targets", "non-empty", "no targets")
     edges, width = resolve_bins(bins, t)
@@ -223,7 +223,7 @@ class FDS(nn.Module):
         bucket_start: first tracked bin; lower bins are merged into it.
         start_update: first epoch whose features update the statistics (0).
         start_smooth: first epoch whose features are calibrated (1).
-        kernel, ks, sigma: smoothing kernel (METHODS.md: Gaussian, 5, 2).
+        kernel, ks, sigma: smoothing kernel (longtail defaults: Gaussian, 5, 2).
         momentum: ``m`` (0.9); ``None`` is the cumulative average over epochs.
     """
 
