@@ -1,0 +1,241 @@
+"""Words for tables and plots: method, dataset and setting names, row labels, recipe captions.
+
+Display names come from the registries (:data:`longtail.engine.config.METHODS`,
+:data:`longtail.engine.regression.REGRESSION_METHODS`, :mod:`longtail.data.registry`); a method
+or dataset they do not know is shown by its own name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from longtail.bench.records import (
+    Column,
+    Row,
+    Setting,
+    Table,
+    is_method_key,
+    thaw,
+)
+from longtail.data.registry import dataset_label, get_dataset
+from longtail.engine.config import METHODS
+from longtail.engine.regression import REGRESSION_METHODS, RegressionConfig
+
+PROFILE_NAMES = {"exp": "long-tailed", "step": "step"}
+
+METRIC_NAMES = {
+    "top1_error": "Top-1 error (%)",
+    "balanced_accuracy": "Balanced accuracy (%)",
+    "many_acc": "Many-shot accuracy (%)",
+    "medium_acc": "Medium-shot accuracy (%)",
+    "few_acc": "Few-shot accuracy (%)",
+    "ece": "ECE (%)",
+}
+
+# How loss settings are written in row labels (the papers' symbols); others keep their names.
+PARAM_SYMBOLS = {
+    "beta": "β",
+    "delta_minus": "δ⁻",
+    "delta_plus": "δ⁺",
+    "gamma": "γ",
+    "tau": "τ",
+    "num_groups": "G",
+    "lambda1": "λ1",
+    "lambda2": "λ2",
+}
+
+LEGACY_NOTE = (
+    "Recorded without a data fingerprint: these runs are told apart by their saved config alone."
+)
+
+_MISSING = object()
+
+
+def method_label(method: Any) -> str:
+    """The registry's display name of ``method``, else the name itself."""
+    spec = METHODS.get(method) or REGRESSION_METHODS.get(method)
+    return spec.label if spec is not None and spec.label else str(method)
+
+
+def dataset_stem(dataset: Any) -> str:
+    """The dataset as in file names: its name, or a file's stem (``/data/faces.npz``: faces)."""
+    text = str(dataset)
+    return Path(text).stem if text.lower().endswith((".npz", ".csv")) else text
+
+
+def setting_title(setting: Setting) -> str:
+    dataset, profile, ratio = setting
+    return f"{dataset_label(str(dataset))} {PROFILE_NAMES.get(profile, profile)} {ratio}"
+
+
+def slug(setting: Setting) -> str:
+    """File-name form of a setting: ``fashion-mnist_exp100``."""
+    dataset, profile, ratio = setting
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dataset_stem(dataset)}_{profile}{ratio}")
+
+
+def column_titles(columns: Sequence[Column], title: Any = setting_title) -> list[str]:
+    """Titles of ``columns``; two columns of one setting on other data show the fingerprints."""
+    plain = [title(c.setting) for c in columns]
+    return [
+        f"{t} (data {str(c.data)[:8]})" if plain.count(t) > 1 else t
+        for t, c in zip(plain, columns, strict=True)
+    ]
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+# ---- rows -------------------------------------------------------------------------------------
+def _reference(method: Any) -> dict[str, Any] | None:
+    """The registry's settings of ``method`` (its row needs no parameters), ``None`` if unknown."""
+    if method in METHODS:
+        spec = METHODS[method]
+        return {
+            "loss": spec.loss,
+            "normed": spec.normed,
+            "reweight": spec.reweight,
+            "resample": spec.resample,
+            **spec.loss_kwargs,
+        }
+    if method in REGRESSION_METHODS:
+        spec = REGRESSION_METHODS[method]
+        defaults = {
+            f.name: f.default
+            for f in dataclasses.fields(RegressionConfig)
+            if is_method_key(f.name) and f.default is not dataclasses.MISSING
+        }
+        return {**defaults, "loss": spec.loss, "lds": spec.lds, "fds": spec.fds}
+    return None
+
+
+def _shown_params(row: Row, varying: set[str]) -> dict[str, Any]:
+    """The settings that tell ``row`` apart: those off the registry's, and ``varying``."""
+    variant = thaw(row.variant)
+    kwargs = variant.pop("loss_kwargs", {})
+    kwargs = kwargs if isinstance(kwargs, dict) else {"loss_kwargs": kwargs}
+    ref = _reference(row.method)
+    shown = {}
+    for key, value in [*variant.items(), *kwargs.items()]:
+        if key in shown:
+            continue
+        if key in varying:
+            shown[key] = value
+        elif ref is not None and ref.get(key, _MISSING) != value:
+            shown[key] = value
+        elif ref is None and key in kwargs:  # an unknown method: its loss settings
+            shown[key] = value
+    return shown
+
+
+def row_labels(rows: Sequence[Row]) -> dict[Row, str]:
+    """Labels of the rows of one table: the method's label, with the loss settings that differ
+    from the registry's or between rows of one method, e.g. ``"MM-DRW (β=1.2, δ⁻=0.6)"``."""
+    by_method: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_method.setdefault(row.method, []).append(row.params)
+    labels = {}
+    for row in rows:
+        params = by_method[row.method]
+        keys = {k for p in params for k in p}
+        varying = {k for k in keys if len({repr(p.get(k, _MISSING)) for p in params}) > 1}
+        shown = _shown_params(row, varying)
+        text = ", ".join(f"{PARAM_SYMBOLS.get(k, k)}={format_value(v)}" for k, v in shown.items())
+        labels[row] = method_label(row.method) + (f" ({text})" if text else "")
+    return labels
+
+
+# ---- captions ---------------------------------------------------------------------------------
+def seed_span(counts: Iterable[int]) -> str:
+    """``"3 seeds"``, ``"1 seed"`` or ``"2–3 seeds"`` for the numbers of runs behind the cells."""
+    ns = sorted(set(counts))
+    if not ns:
+        return "no seeds"
+    if len(ns) == 1:
+        return f"{ns[0]} seed" + ("" if ns[0] == 1 else "s")
+    return f"{ns[0]}–{ns[-1]} seeds"
+
+
+def seeds_text(counts: Iterable[int]) -> str:
+    counts = list(counts)
+    if set(counts) == {1}:
+        return "1 seed (no ± shown)"
+    return f"mean ± sample std over {seed_span(counts)}"
+
+
+def shots_text(recipe: dict[str, Any], unit: str) -> str:
+    """The shot-group thresholds of a recipe (default 100 / 20), as words."""
+    many = recipe.get("many_threshold", 100)
+    few = recipe.get("few_threshold", 20)
+    return f"many: > {many} training examples{unit}, few: < {few}"
+
+
+def _n_max_text(n_max: Any, datasets: Iterable[Any]) -> str:
+    if n_max is not None:
+        return f"n_max {format_value(n_max)}"
+    defaults = {}
+    for d in datasets:
+        try:
+            defaults[dataset_label(str(d))] = get_dataset(str(d)).n_max
+        except ValueError:
+            defaults[dataset_stem(d)] = None
+    if len(set(defaults.values())) == 1 and None not in defaults.values():
+        return f"n_max {next(iter(defaults.values()))} (the dataset's default)"
+    return (
+        "n_max: the full head class ("
+        + ", ".join(f"{name} {n if n is not None else 'all'}" for name, n in defaults.items())
+        + ")"
+    )
+
+
+def _model_text(recipe: dict[str, Any]) -> str | None:
+    if recipe.get("backbone") == "mlp" and isinstance(recipe.get("hidden"), list):
+        return "MLP " + "-".join(str(h) for h in recipe["hidden"])
+    if "model" in recipe:
+        width = f" of width {recipe['width']}" if "width" in recipe else ""
+        return f"{recipe['model']}{width}"
+    return None
+
+
+# Recipe keys every caption states when the records have them.
+_STATED = ("preset", "epochs", "n_max", "backbone", "hidden", "model", "width")
+
+
+def varying_keys(tables: Sequence[Table]) -> list[str]:
+    """Recipe keys whose values differ between ``tables`` (stated in each caption)."""
+    keys = sorted({k for t in tables for k in t.recipe})
+    return [k for k in keys if len({repr(t.recipe.get(k, _MISSING)) for t in tables}) > 1]
+
+
+def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
+    """``"Recipe: preset quick, 8 epochs, n_max 6000 (...), resnet20 of width 8."``, with the
+    ``varying`` keys too and, for legacy records, :data:`LEGACY_NOTE`."""
+    r = table.recipe
+    presets = sorted({str((rec.get("config") or {}).get("preset")) for rec in table.records})
+    parts = []
+    if "preset" in r or presets != ["None"]:
+        parts.append(f"preset {r['preset'] if 'preset' in r else '/'.join(presets)}")
+    if "epochs" in r:
+        parts.append(f"{r['epochs']} epochs")
+    if "n_max" in r:
+        parts.append(
+            _n_max_text(r["n_max"], sorted({c.setting[0] for c in table.columns}, key=str))
+        )
+    model = _model_text(r)
+    if model:
+        parts.append(model)
+    parts += [f"{k} {format_value(r[k])}" for k in varying if k in r and k not in _STATED]
+    text = f"Recipe: {', '.join(parts)}." if parts else ""
+    if not table.fingerprinted:
+        text = f"{text} {LEGACY_NOTE}".strip()
+    return text

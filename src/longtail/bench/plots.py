@@ -1,0 +1,556 @@
+"""Plots from results records: per-class error, the MM ablation's heat map, DIR error per label
+bin and Group-DIR's sensitivity.
+
+Plots need matplotlib (the ``bench`` extra: ``pip install "longtail[bench]"``), imported only
+when a plot is drawn, and drawn without pyplot, so no display or backend switch is needed. As in
+the tables, only the seeds of one configuration are averaged: runs of other recipes or loss
+settings in the same setting are drawn as lines (or panels) of their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from longtail._validation import expected
+from longtail.bench.labels import row_labels, seed_span, setting_title, slug
+from longtail.bench.records import (
+    Column,
+    Setting,
+    Table,
+    _ratio,
+    by_setting,
+    cell_stats,
+    classification,
+    dir_records,
+    distinct_runs,
+    group_tables,
+    number,
+    setting_order,
+)
+from longtail.bench.tables import (
+    SENSITIVITY_FACTORS,
+    AblationGrid,
+    Sweep,
+    ablation_grids,
+    dir_title,
+    sensitivity_sweeps,
+)
+
+__all__ = ["plot_ablation", "plot_dir_error", "plot_dir_sensitivity", "plot_per_class_error"]
+
+MARKERS = "osD^vP*Xhp<>8"
+Line = tuple[str, list[dict[str, Any]]]  # (label, the runs of one configuration)
+
+
+# ---- drawing and saving -----------------------------------------------------------------------
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            'Plots need matplotlib: pip install "longtail[bench]" (or matplotlib).'
+        ) from err
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write through ``write(tmp)`` into a temporary file beside ``path``, then rename it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    return replace_atomically(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+
+
+def pick_setting(available: Sequence[Setting], setting: Any, what: str) -> Setting:
+    """The setting chosen by ``setting`` (a tuple or its :func:`slug`), default the first."""
+    if not available:
+        raise ValueError(f"Expected records with {what}, but got none.")
+    if setting is None:
+        return available[0]
+    if isinstance(setting, (tuple, list)) and len(setting) == 3:
+        setting = (setting[0], setting[1], _ratio(setting[2]))
+    for s in available:
+        if setting in (s, slug(s)):
+            return s
+    raise expected(
+        "setting",
+        f"one of {[slug(s) for s in available]} (or a (dataset, profile, ratio) tuple)",
+        repr(setting),
+    )
+
+
+def _lines(tables: Sequence[Table], setting: Setting) -> list[Line]:
+    """One line per configuration in ``setting``: rows of each table, labelled by row, and by
+    recipe (and data) where the plot holds several."""
+    cells = [
+        (i, t, row, col)
+        for i, t in enumerate(tables)
+        for col in t.columns
+        if col.setting == setting
+        for row in t.rows
+        if t.runs(row, col)
+    ]
+    groups = {(i, col) for i, _, _, col in cells}
+    out = []
+    for i, table, row, col in cells:
+        label = row_labels(table.rows)[row]
+        if len(groups) > 1:
+            label += f" [{_tag(i, col, groups)}]"
+        out.append((label, table.runs(row, col)))
+    return out
+
+
+def _tag(i: int, column: Column, groups: set[tuple[int, Column]]) -> str:
+    recipes = {j for j, _ in groups}
+    parts = [f"recipe {'abcdefghijklmnopqrstuvwxyz'[i % 26]}"] if len(recipes) > 1 else []
+    if len({c for j, c in groups if j == i}) > 1:
+        parts.append(f"data {str(column.data)[:8]}")
+    return ", ".join(parts)
+
+
+# ---- per-class error --------------------------------------------------------------------------
+def _train_counts(records: Sequence[dict[str, Any]], num_classes: int) -> list[float] | None:
+    """Training examples per class of a setting: from the records, else from its profile."""
+    from longtail.data.registry import get_dataset
+
+    for rec in records:
+        config = rec.get("config") or {}
+        for counts in (
+            rec.get("class_counts"),
+            rec.get("train_counts"),
+            config.get("train_counts"),
+        ):
+            if isinstance(counts, list) and len(counts) == num_classes:
+                return [float(c) for c in counts]
+    rec = records[0]
+    n_max = (rec.get("config") or {}).get("n_max")
+    if not n_max:
+        try:
+            n_max = get_dataset(str(rec.get("dataset"))).n_max
+        except ValueError:
+            return None
+    if not n_max or rec.get("profile") not in ("exp", "step"):
+        return None
+    try:
+        from longtail.data.profiles import imbalance_counts
+
+        return [
+            float(c) for c in imbalance_counts(n_max, num_classes, rec["ratio"], rec["profile"])
+        ]
+    except (ValueError, TypeError):
+        return None
+
+
+def _per_class_records(records: Iterable[dict[str, Any]]) -> dict[Setting, list[dict[str, Any]]]:
+    recs = [
+        r
+        for r in distinct_runs(classification(records))
+        if isinstance(r["metrics"].get("per_class_error"), list)
+    ]
+    return by_setting(recs)
+
+
+def per_class_settings(records: Iterable[dict[str, Any]]) -> list[Setting]:
+    """Settings that :func:`plot_per_class_error` can draw, in table order."""
+    return list(_per_class_records(records))
+
+
+def _mean_per_class(records: Sequence[dict[str, Any]], num_classes: int) -> list[float]:
+    out = []
+    for c in range(num_classes):
+        vals = [number(r["metrics"]["per_class_error"][c]) for r in records]
+        vals = [v for v in vals if v is not None]
+        out.append(sum(vals) / len(vals) if vals else math.nan)
+    return out
+
+
+def _class_names(dataset: Any, num_classes: int) -> tuple[str, ...] | None:
+    """The registry's class names of ``dataset`` when it names that many classes."""
+    from longtail.data.registry import get_dataset
+
+    try:
+        names = get_dataset(str(dataset)).class_names
+    except ValueError:
+        return None
+    return names if len(names) == num_classes else None
+
+
+def _class_axis(
+    ax: Any, ax_counts: Any, counts: list[float] | None, order: list[int], names: Any
+) -> None:
+    x = list(range(len(order)))
+    ticks = x[:: max(1, len(order) // 25)]
+    labels = [names[order[t]] if names else str(order[t]) for t in ticks]
+    rotation = 30 if names and max(len(n) for n in names) > 3 else 0
+    xlabel = (
+        "class (sorted by training count, most frequent first)"
+        if counts is not None
+        else "class index (training counts unknown; head classes first)"
+    )
+    if ax_counts is None:
+        ax.set_xticks(ticks, labels, rotation=rotation, ha="right" if rotation else "center")
+        ax.set_xlabel(xlabel)
+        return
+    ax_counts.bar(x, [counts[c] for c in order], color="0.6")
+    ax_counts.set_yscale("log")
+    ax_counts.set_ylabel("train count")
+    ax_counts.grid(True, axis="y", alpha=0.3)
+    ax_counts.set_xticks(ticks, labels, rotation=rotation, ha="right" if rotation else "center")
+    ax_counts.set_xlabel(xlabel)
+
+
+def plot_per_class_error(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+) -> Path:
+    """Per-class test error of every method, classes sorted by training count (the paper's Fig. 3).
+
+    The upper panel has one line with markers per method (mean over distinct seeds; runs of
+    another recipe or loss setting are lines of their own), classes on the x axis from the most
+    to the least frequent in training; the lower panel draws the training counts as bars (log
+    scale). The counts come from the records (``"class_counts"``, as the engine writes them, or
+    ``"train_counts"`` at the top level or in ``"config"``), else from the profile
+    (``config["n_max"]``, or the dataset registry's head-class size); without either, classes
+    stay in index order (the head first, as the profiles build them) and the lower panel is left
+    out.
+
+    Args:
+        records: Results records; those with ``metrics["per_class_error"]`` are used.
+        path: The PNG file to write (atomically).
+        setting: ``(dataset, profile, ratio)`` or its file-name form ``"cifar10_exp100"``; default
+            the first setting with data (datasets sorted, long-tailed before step, 100 before 10).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If no record has per-class errors, or ``setting`` has none.
+        ImportError: If matplotlib is missing.
+    """
+    groups = _per_class_records(records)
+    chosen = pick_setting(list(groups), setting, "metrics['per_class_error']")
+    recs = groups[chosen]
+    num_classes = max(len(r["metrics"]["per_class_error"]) for r in recs)
+    recs = [r for r in recs if len(r["metrics"]["per_class_error"]) == num_classes]
+    counts = _train_counts(recs, num_classes)
+    order = list(range(num_classes))
+    if counts is not None:
+        order.sort(key=lambda c: -counts[c])
+    fig = _figure(max(7.0, min(16.0, 0.25 * num_classes + 5)), 5.5 if counts else 4.2)
+    if counts is not None:
+        ax, ax_counts = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    else:
+        ax, ax_counts = fig.subplots(1, 1), None
+    lines = _lines(group_tables(recs), chosen)
+    for i, (label, runs) in enumerate(lines):
+        err = _mean_per_class(runs, num_classes)
+        ax.plot(
+            range(num_classes),
+            [err[c] for c in order],
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=4,
+            linewidth=1.2,
+            label=label,
+            color=f"C{i % 10}",
+            linestyle="-" if i < 10 else "--",
+        )
+    seeds = seed_span(len(runs) for _, runs in lines)
+    ax.set_title(f"Per-class top-1 error, {setting_title(chosen)} (mean over {seeds})")
+    ax.set_ylabel("test error (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2 if len(lines) > 6 else 1, loc="best")
+    _class_axis(ax, ax_counts, counts, order, _class_names(chosen[0], num_classes))
+    return _save(fig, path)
+
+
+# ---- the MM ablation --------------------------------------------------------------------------
+def _heat_map(fig: Any, ax: Any, grid: AblationGrid, title: str) -> None:
+    cells = {p: cell_stats(runs, "top1_error") for p, runs in grid.cells.items()}
+    betas = sorted({b for b, _ in cells})
+    deltas = sorted({d for _, d in cells})
+    values = [
+        [cells[(b, d)]["mean"] if cells.get((b, d)) else math.nan for d in deltas] for b in betas
+    ]
+    finite = [v for row in values for v in row if not math.isnan(v)]
+    low, high = min(finite), max(finite)
+    image = ax.imshow(values, cmap="viridis_r", aspect="auto", vmin=low, vmax=high)
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            if math.isnan(v):
+                ax.text(j, i, "not run", ha="center", va="center", color="0.5")
+                continue
+            light = high == low or (v - low) / (high - low) < 0.5
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="black" if light else "white",
+                fontweight="bold" if round(v, 2) == round(low, 2) else "normal",
+            )
+    ax.set_xticks(range(len(deltas)), [f"{d:g}" for d in deltas])
+    ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
+    ax.set_xlabel("δ⁻")
+    ax.set_ylabel("β  (δ⁺ = β·δ⁻)")
+    ax.set_title(f"{title}: top-1 error (%)", fontsize="medium")
+    fig.colorbar(image, ax=ax, label="top-1 error (%)")
+
+
+def plot_ablation(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+) -> Path:
+    """Heat map of the MM ablation's β × δ⁻ grid of mean top-1 error, values in the cells.
+
+    One panel per grid in the setting (:func:`~longtail.bench.tables.ablation_markdown`: one
+    per method, loss settings and recipe; normally just one).
+
+    Args:
+        records: Results records; those with ``"bench": "mm-ablation"`` are used.
+        path: The PNG file to write (atomically).
+        setting: ``(dataset, profile, ratio)`` or ``"cifar10_exp100"``; default the first
+            setting with ablation records.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If there is no ablation record (in ``setting``).
+        ImportError: If matplotlib is missing.
+    """
+    from longtail.bench.tables import ablation_title
+
+    grids = [g for g in ablation_grids(records) if any(cell_stats(r, "top1_error") for r in
+                                                       g.cells.values())]  # fmt: skip
+    settings = list(dict.fromkeys(g.setting for g in grids))
+    chosen = pick_setting(settings, setting, "'bench': 'mm-ablation'")
+    panels = [g for g in grids if g.setting == chosen]
+    sizes = [(len({b for b, _ in g.cells}), len({d for _, d in g.cells})) for g in panels]
+    width = sum(max(3.5, 0.9 * nd + 2.0) for _, nd in sizes)
+    height = max(3.0, 0.6 * max(nb for nb, _ in sizes) + 1.8)
+    fig = _figure(width, height)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, grid in zip(axes, panels, strict=True):
+        title = ablation_title(grid, grids).rsplit(", ", 1)[0] if len(panels) > 1 else None
+        _heat_map(fig, ax, grid, title or row_labels(grid.table.rows)[grid.row])
+    fig.suptitle(f"MM ablation, {setting_title(chosen)}")
+    return _save(fig, path)
+
+
+# ---- DIR error per label bin ------------------------------------------------------------------
+def _per_bin_records(records: Iterable[dict[str, Any]]) -> dict[Setting, list[dict[str, Any]]]:
+    recs = []
+    for rec in distinct_runs(dir_records(records)):
+        per_bin, edges = rec["metrics"].get("per_bin_mae"), rec.get("bin_edges")
+        if isinstance(per_bin, list) and isinstance(edges, list) and len(edges) == len(per_bin) + 1:
+            recs.append(rec)
+    return by_setting(recs)
+
+
+def per_bin_settings(records: Iterable[dict[str, Any]]) -> list[Setting]:
+    """Settings that :func:`plot_dir_error` can draw, in table order."""
+    return list(_per_bin_records(records))
+
+
+def _coarse_errors(rec: dict[str, Any], k: int) -> list[float]:
+    """Per-bin MAE merged over runs of ``k`` bins, weighted by the test samples of each bin."""
+    per_bin = rec["metrics"]["per_bin_mae"]
+    counts = rec.get("test_hist") or [1 if v is not None else 0 for v in per_bin]
+    out = []
+    for j in range(0, len(per_bin), k):
+        pairs = [
+            (v, c)
+            for v, c in zip(per_bin[j : j + k], counts[j : j + k], strict=True)
+            if number(v) is not None and c
+        ]
+        n = sum(c for _, c in pairs)
+        out.append(sum(v * c for v, c in pairs) / n if n else math.nan)
+    return out
+
+
+def _region(count: float, many: float, few: float) -> str:
+    """The shot region of a bin with ``count`` training samples (more than ``many``: many-shot,
+    fewer than ``few``: few-shot), as :func:`longtail.regression.shot_regions` labels bins."""
+    return "many" if count > many else "few" if count < few else "medium"
+
+
+def _histogram(ax: Any, rec: dict[str, Any], edges: list[float]) -> None:
+    """The training label histogram of ``rec`` on ``ax``, each bin coloured by its region."""
+    hist = rec.get("train_hist")
+    nb = len(edges) - 1
+    if not (isinstance(hist, list) and len(hist) == nb):
+        return
+    config = rec.get("config") or {}
+    many, few = config.get("many_threshold", 100), config.get("few_threshold", 20)
+    colours = {"many": "0.35", "medium": "C0", "few": "C3"}
+    names = {"many": f"many (> {many})", "medium": "medium", "few": f"few (< {few})"}
+    region = [_region(c, many, few) for c in hist]
+    lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
+    for name in ("many", "medium", "few"):
+        idx = [j for j in range(nb) if region[j] == name]
+        if idx:
+            ax.bar(
+                [lefts[j] for j in idx],
+                [max(hist[j], 0.8) for j in idx],
+                width=[widths[j] for j in idx],
+                align="edge",
+                color=colours[name],
+                label=names[name],
+            )
+    ax.set_yscale("log")
+    ax.set_ylabel("train count")
+    ax.legend(fontsize="x-small", loc="upper right", ncol=3)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def plot_dir_error(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+    max_points: int = 40,
+) -> Path:
+    """Test MAE against the target value for each DIR method, the training histogram beneath.
+
+    The upper panel has one line per method (and per recipe or loss setting, if several): the
+    test MAE of each label bin (the record's ``metrics["per_bin_mae"]`` over ``"bin_edges"``),
+    mean over distinct seeds; neighbouring bins are merged (weighted by their test samples,
+    ``"test_hist"``) so that at most ``max_points`` points are drawn. The lower panel, on the
+    same x axis, draws the training label histogram (``"train_hist"``, log scale), each bin
+    coloured by its shot region.
+
+    Args:
+        records: Results records; DIR records with per-bin errors are used.
+        path: The PNG file to write (atomically).
+        setting: ``(dataset, "dir", ratio)`` or its file-name form; default the first one.
+        max_points: Most points per line.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If no DIR record has per-bin errors (in ``setting``).
+        ImportError: If matplotlib is missing.
+    """
+    groups = _per_bin_records(records)
+    chosen = pick_setting(list(groups), setting, "metrics['per_bin_mae'] and bin_edges")
+    edges = groups[chosen][0]["bin_edges"]
+    recs = [r for r in groups[chosen] if r["bin_edges"] == edges]
+    nb = len(edges) - 1
+    k = max(1, math.ceil(nb / max_points))
+    starts = list(range(0, nb, k))
+    centres = [(edges[j] + edges[min(j + k, nb)]) / 2 for j in starts]
+    fig = _figure(9.0, 6.0)
+    ax, ax_hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
+    lines = _lines(group_tables(recs), chosen)
+    for i, (label, runs) in enumerate(lines):
+        curves = [_coarse_errors(r, k) for r in runs]
+        mean = []
+        for j in range(len(starts)):
+            vals = [c[j] for c in curves if not math.isnan(c[j])]
+            mean.append(sum(vals) / len(vals) if vals else math.nan)
+        ax.plot(
+            centres,
+            mean,
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=3.5,
+            linewidth=1.3,
+            label=label,
+            color=f"C{i % 10}",
+            linestyle="-" if i < 10 else "--",
+        )
+    target = recs[0].get("target") or "target"
+    ax.set_title(
+        f"Test MAE per {target} bin, {dir_title(chosen, recs)}\n"
+        f"(mean over {seed_span(len(runs) for _, runs in lines)}; {k} bin{'s' if k > 1 else ''} "
+        f"of {edges[1] - edges[0]:g} per point)",
+        fontsize="medium",
+    )
+    ax.set_ylabel(f"test MAE ({target} units)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2, loc="upper left")
+    _histogram(ax_hist, recs[0], edges)
+    ax_hist.set_xlabel(f"{target} (label bins of the training set)")
+    return _save(fig, path)
+
+
+# ---- Group-DIR sensitivity --------------------------------------------------------------------
+def _sweep_panels(axes: Sequence[Any], sweep: Sweep, title: str) -> None:
+    lines = (("mae", "all", "C0", "o"), ("mae_few", "few-shot", "C3", "s"))
+    factors = sweep.factors
+    for i, (ax, (factor, label)) in enumerate(zip(axes, SENSITIVITY_FACTORS, strict=True)):
+        values = list(factors[factor])
+        x = list(range(len(values)))
+        for metric, name, colour, marker in lines:
+            stats = [cell_stats(factors[factor][v], metric) for v in values]
+            ax.errorbar(
+                x,
+                [s["mean"] if s else math.nan for s in stats],
+                yerr=[s["std"] if s else 0.0 for s in stats],
+                marker=marker,
+                color=colour,
+                capsize=3,
+                label=f"MAE {name}",
+            )
+        if sweep.centre[i] in values:
+            ax.axvline(values.index(sweep.centre[i]), color="0.5", linestyle=":", linewidth=1)
+        ax.set_xticks(x, [f"{v:g}" for v in values])
+        ax.set_xlabel(label)
+        others = ", ".join(
+            f"{lab}={sweep.centre[j]:g}" for j, (_, lab) in enumerate(SENSITIVITY_FACTORS) if j != i
+        )
+        ax.set_title(f"{title}{label} ({others})", fontsize="medium")
+        ax.grid(True, alpha=0.3)
+
+
+def plot_dir_sensitivity(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+) -> Path:
+    """Group-DIR's sensitivity to G, λ1 and λ2: three panels of test MAE (all and few-shot).
+
+    Each panel varies one factor with the other two at the sweep's centre (see
+    :func:`~longtail.bench.tables.dir_sensitivity_markdown`); points are means over distinct
+    seeds with ± std bars, and the centre is marked by a dotted line. Several sweeps in the
+    setting (other recipes or settings of the method) are rows of panels of their own.
+
+    Raises:
+        ValueError: If there is no ``"bench": "dir-sensitivity"`` record (in ``setting``).
+        ImportError: If matplotlib is missing.
+    """
+    sweeps = sensitivity_sweeps(records)
+    settings = sorted({s.column.setting for s in sweeps}, key=setting_order)
+    chosen = pick_setting(settings, setting, "'bench': 'dir-sensitivity'")
+    mine = [s for s in sweeps if s.column.setting == chosen]
+    fig = _figure(10.5, 3.6 * len(mine))
+    axes = fig.subplots(len(mine), 3, sharey=True, squeeze=False)
+    for row_axes, sweep in zip(axes, mine, strict=True):
+        label = row_labels(sweep.table.rows)[sweep.row]
+        _sweep_panels(row_axes, sweep, f"{label}: " if len(mine) > 1 else "")
+    recs = [r for s in mine for runs in s.points.values() for r in runs]
+    target = recs[0].get("target") if recs else None
+    for row_axes in axes:
+        row_axes[0].set_ylabel(f"test MAE ({target} units)" if target else "test MAE")
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"Group-DIR sensitivity, {dir_title(chosen, recs)}", fontsize="medium")
+    return _save(fig, path)
