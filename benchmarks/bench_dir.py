@@ -25,14 +25,14 @@ import time
 
 import torch
 
-from longtail.engine.regression import DIRNet, _mlp, train_step
+from longtail.engine.regression import DIRNet, mlp, train_step
 from longtail.regression import GroupDIRHead, GroupDIRLoss, group_labels
 
 
 def build(kind: str, in_features: int, hidden: tuple[int, ...], groups: int, seed: int = 0):
     """Model, criterion and Adam of the engine for ``kind`` = "vanilla" or "group-dir"."""
     torch.manual_seed(seed)
-    encoder = _mlp(in_features, hidden)
+    encoder = mlp(in_features, hidden)
     dim = hidden[-1]
     if kind == "group-dir":
         model = DIRNet(encoder, dim, GroupDIRHead(dim, groups))

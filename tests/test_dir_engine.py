@@ -22,8 +22,8 @@ from longtail.engine import RunInterrupted, TrainConfig
 from longtail.engine.regression import (
     REGRESSION_METHODS,
     RegressionConfig,
-    _better,
-    _TargetTransform,
+    TargetTransform,
+    better,
     make_regression_config,
     prepare_regression_data,
     train_regression,
@@ -106,7 +106,7 @@ def test_data_split_is_skewed_for_training_and_balanced_for_test(csv):
 @pytest.mark.parametrize("kind", ["standardize", "log", "none"])
 def test_target_transform_round_trip(kind):
     y = torch.tensor([1.0, 3.0, 10.0, 120.0], dtype=torch.float64)
-    tt = _TargetTransform(kind, y)
+    tt = TargetTransform(kind, y)
     z = tt.forward(y)
     assert z.dtype == torch.float32
     torch.testing.assert_close(tt.inverse(z), y, rtol=1e-6, atol=1e-5)
@@ -172,15 +172,16 @@ def test_killed_and_resumed_equals_uninterrupted(method, csv, tmp_path):
         train_regression(config, tmp_path / "killed", progress=False, callback=kill_after_epoch_1)
     assert not (tmp_path / "killed" / "result.json").exists()
     state = torch.load(tmp_path / "killed" / "checkpoint.pt")
-    assert state["epoch"] == 2 and state["best"]["model"] is not None
+    task = state["task"]
+    assert state["epoch"] == 2 and task["best"]["model"] is not None
     if method == "lds-fds":  # the FDS statistics travel in the model's state
-        assert float(state["model"]["fds.num_samples_tracked"].sum()) > 0
+        assert float(task["model"]["fds.num_samples_tracked"].sum()) > 0
     if method == "bmc":
-        assert "noise_sigma" in state["criterion"]
+        assert "noise_sigma" in task["criterion"]
     resumed = train_regression(config, tmp_path / "killed", progress=False)
     assert resumed["metrics"] == whole["metrics"]
-    w = torch.load(tmp_path / "whole" / "checkpoint.pt")
-    r = torch.load(tmp_path / "killed" / "checkpoint.pt")
+    w = torch.load(tmp_path / "whole" / "checkpoint.pt")["task"]
+    r = torch.load(tmp_path / "killed" / "checkpoint.pt")["task"]
     for part in ("model", "criterion"):
         assert all(torch.equal(w[part][k], r[part][k]) for k in w[part])
     assert [x["epoch"] for x in read_log(tmp_path / "killed")] == [0, 1, 2, 3]
@@ -188,8 +189,8 @@ def test_killed_and_resumed_equals_uninterrupted(method, csv, tmp_path):
 
 def test_model_selection_skips_diverged_epochs():
     nan = float("nan")
-    assert _better(1.0, 2.0) and not _better(2.0, 1.0) and not _better(1.0, 1.0)
-    assert _better(5.0, nan) and not _better(nan, 5.0) and not _better(nan, nan)
+    assert better(1.0, 2.0) and not better(2.0, 1.0) and not better(1.0, 1.0)
+    assert better(5.0, nan) and not better(nan, 5.0) and not better(nan, nan)
 
 
 def test_finished_run_is_not_retrained(csv, tmp_path):

@@ -32,6 +32,7 @@ from .binning import (
 )
 from .data import (
     DIAMONDS_LEVELS,
+    IMAGE_SPLIT_FILES,
     AgeDIRDataset,
     DIRSplit,
     STSBSplit,
@@ -40,6 +41,7 @@ from .data import (
     load_agedb_dir,
     load_csv_table,
     load_diamonds,
+    load_image_dir,
     load_imdb_wiki_dir,
     load_stsb_dir,
     read_image,
@@ -72,6 +74,7 @@ from .smoothing import FDS, KERNELS, kernel_window, lds_weights
 __all__ = [
     "DIAMONDS_LEVELS",
     "FDS",
+    "IMAGE_SPLIT_FILES",
     "KERNELS",
     "MAX_BINS",
     "REGIONS",
@@ -110,6 +113,7 @@ __all__ = [
     "load_agedb_dir",
     "load_csv_table",
     "load_diamonds",
+    "load_image_dir",
     "load_imdb_wiki_dir",
     "load_stsb_dir",
     "max_groups",

@@ -305,7 +305,11 @@ def group_labels(
 def resolve_bins(bins: Bins, train_targets: Any) -> tuple[torch.Tensor, float | None]:
     """``bins`` (a width or explicit edges) as ``(edges, bin_width or None)``."""
     if isinstance(bins, (int, float)) and not isinstance(bins, bool):
-        return fixed_width_bins(train_targets, float(bins)), float(bins)
+        check_positive("bins", bins)
+        t = as_targets(train_targets)
+        if t.numel():  # refused under the callers' name, `bins`, before anything is allocated
+            check_bin_count(float(t.min()), float(t.max()), float(bins), name="bins")
+        return fixed_width_bins(t, float(bins)), float(bins)
     return _check_edges(bins), None
 
 

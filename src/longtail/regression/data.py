@@ -455,16 +455,29 @@ class AgeDIRDataset(Dataset):
         return images, self.targets.clone()
 
 
+#: The image DIR benchmarks (registry names) and their split files, in the layout of
+#: :class:`AgeDIRDataset`; the dataset registry holds their labels, targets and bin widths.
+IMAGE_SPLIT_FILES = {"agedb": "agedb.csv", "imdb-wiki": "imdb_wiki.csv"}
+
+
+def load_image_dir(
+    name: str, root: str | os.PathLike, split: str = "train", size: int = 64
+) -> AgeDIRDataset:
+    """The image DIR benchmark ``name`` (a key of :data:`IMAGE_SPLIT_FILES`) from ``root``."""
+    check_choice("name", name, tuple(IMAGE_SPLIT_FILES))
+    return AgeDIRDataset(root, IMAGE_SPLIT_FILES[name], split, size)
+
+
 def load_agedb_dir(root: str | os.PathLike, split: str = "train", size: int = 64) -> AgeDIRDataset:
     """AgeDB-DIR (12.2K / 2.1K / 2.1K) from ``root/agedb.csv`` and the images it lists."""
-    return AgeDIRDataset(root, "agedb.csv", split, size)
+    return load_image_dir("agedb", root, split, size)
 
 
 def load_imdb_wiki_dir(
     root: str | os.PathLike, split: str = "train", size: int = 64
 ) -> AgeDIRDataset:
     """IMDB-WIKI-DIR (191.5K / 11K / 11K) from ``root/imdb_wiki.csv`` and the images it lists."""
-    return AgeDIRDataset(root, "imdb_wiki.csv", split, size)
+    return load_image_dir("imdb-wiki", root, split, size)
 
 
 # --- STS-B-DIR -------------------------------------------------------------------------------
