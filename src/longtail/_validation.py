@@ -9,7 +9,8 @@ User input is never checked with ``assert`` (it vanishes under ``python -O``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,16 @@ REDUCTIONS = ("mean", "sum", "none")
 def expected(name: str, what: str, got: Any) -> ValueError:
     """Build the package's one error message: ``Expected `name` to be what, but got got.``"""
     return ValueError(f"Expected `{name}` to be {what}, but got {got}.")
+
+
+def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
+    """A hint naming the entries of ``known`` close to ``word`` (``""`` when none is close).
+
+    Returns:
+        ``" Did you mean 'epochs'?"`` (leading space included), ready to append to a message.
+    """
+    close = difflib.get_close_matches(str(word), list(known), n=n, cutoff=0.6)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

@@ -1,20 +1,31 @@
 """The training recipe as data: a config dataclass, named methods and presets.
 
-The paper recipe is that of the LDAM-DRW and MM repositories (METHODS.md §4): ResNet-32, 200
-epochs, batch 128, SGD (lr 0.1, momentum 0.9, weight decay 2e-4), linear warm-up over 5 epochs,
-lr × 0.01 from epoch 160 and × 0.0001 from epoch 180, deferred re-weighting from epoch 160 with
-effective-number weights (β = 0.9999), random 4-pixel-padded crops and horizontal flips.
+The paper recipe is that of the LDAM-DRW code (Cao et al., NeurIPS 2019), which the MM paper
+keeps: ResNet-32, 200 epochs, batch 128, SGD (lr 0.1, momentum 0.9, weight decay 2e-4), linear
+warm-up over 5 epochs, lr × 0.01 from epoch 160 and × 0.0001 from epoch 180, deferred
+re-weighting from epoch 160 with effective-number weights (β = 0.9999), random 4-pixel-padded
+crops and horizontal flips.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from longtail._validation import check_choice, expected
+from longtail._validation import (
+    check_choice,
+    check_in_range,
+    check_positive,
+    did_you_mean,
+    expected,
+)
+from longtail.losses import create_loss, get_loss_info
+from longtail.models import MODELS
 
 __all__ = [
     "METHODS",
@@ -23,6 +34,7 @@ __all__ = [
     "TrainConfig",
     "get_method",
     "make_config",
+    "rescaled_schedule",
 ]
 
 
@@ -52,6 +64,22 @@ class MethodSpec:
     resample: str = "none"
     description: str = ""
     label: str = ""
+
+    def __post_init__(self) -> None:
+        check_choice("reweight", self.reweight, ("none", "drw", "cb"))
+        check_choice("resample", self.resample, ("none", "cb", "drs"))
+
+    @property
+    def deferred(self) -> str | None:
+        """``"DRW"`` or ``"DRS"`` when the method defers re-weighting or re-sampling, else None.
+
+        The deferred phase is what defines such a method: without it, LDAM-DRW is LDAM.
+        """
+        if self.reweight == "drw":
+            return "DRW"
+        if self.resample == "drs":
+            return "DRS"
+        return None
 
 
 def _m(*args: Any, **kwargs: Any) -> tuple[str, MethodSpec]:
@@ -139,12 +167,93 @@ def get_method(name: str) -> MethodSpec:
     """The :class:`MethodSpec` named ``name``; unknown names raise ``ValueError``."""
     try:
         return METHODS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(METHODS), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"Expected argument `method` to be one of {', '.join(METHODS)}, but got {name!r}.{hint}"
         ) from None
+
+
+def _non_deferred(spec: MethodSpec) -> str:
+    """What a deferred method trains as when its deferred phase never starts."""
+    plain = dataclasses.replace(
+        spec,
+        reweight="none" if spec.reweight == "drw" else spec.reweight,
+        resample="none" if spec.resample == "drs" else spec.resample,
+    )
+    for other in METHODS.values():
+        same = (other.loss, other.loss_kwargs, other.normed, other.reweight, other.resample)
+        if same == (plain.loss, plain.loss_kwargs, plain.normed, plain.reweight, plain.resample):
+            return f"method {other.name!r}"
+    return f"the {spec.loss!r} loss without {spec.deferred}"
+
+
+# Loss arguments that the training engine sets itself: the training class counts, the epoch's
+# class weights (DRW / CB re-weighting replaces any `weight` every epoch), and the reduction
+# (it asks for per-sample losses and weights and averages them itself). A value given for one
+# of them would be ignored, so it is refused.
+ENGINE_LOSS_KWARGS = ("class_counts", "weight", "reduction")
+
+
+def _loss_parameters(loss: str) -> tuple[list[str], bool]:
+    """Keyword parameters of the loss's constructor, and whether it takes ``**kwargs``."""
+    params = inspect.signature(get_loss_info(loss).cls.__init__).parameters
+    names = [
+        n
+        for n, p in params.items()
+        if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return names, any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _check_loss_kwargs(method: str, spec: MethodSpec, own: Any) -> None:
+    """Refuse loss arguments the method's loss does not take, before any run starts.
+
+    What is checked is what the engine will pass: the method's own ``loss_kwargs`` updated by
+    the run's. Scalar values are also tried on the loss (built for two classes), so that a value
+    the loss refuses (``max_margin=-1``) fails here and not after the run folder is written.
+    """
+    if not isinstance(own, dict) or not all(isinstance(k, str) for k in own):
+        raise expected("loss_kwargs", "a dict of loss keyword arguments", repr(own))
+    kwargs = {**spec.loss_kwargs, **own}
+    names, takes_any = _loss_parameters(spec.loss)
+    settable = [n for n in names if n not in ENGINE_LOSS_KWARGS]
+    for key, value in kwargs.items():
+        if key in ENGINE_LOSS_KWARGS:
+            raise expected(
+                "loss_kwargs",
+                f"arguments of the {spec.loss!r} loss of method {method!r}",
+                f"{key!r}, which the training engine sets itself (it passes the class counts, "
+                "each epoch's class weights, and asks for per-sample losses)",
+            )
+        if key not in names and not takes_any:
+            raise ValueError(
+                str(
+                    expected(
+                        "loss_kwargs",
+                        f"arguments of the {spec.loss!r} loss of method {method!r} "
+                        f"({', '.join(settable) or 'it takes none'})",
+                        repr(key),
+                    )
+                )
+                + did_you_mean(key, settable)
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise expected(f"loss_kwargs[{key!r}]", "a finite number", repr(value))
+    if all(v is None or isinstance(v, (bool, int, float, str)) for v in kwargs.values()):
+        try:
+            create_loss(spec.loss, class_counts=[2, 1], **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{err} (loss_kwargs of method {method!r})") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _epochs_text(first: int, last: int) -> str:
+    return f"epoch {first}" if first == last else f"epochs {first}-{last}"
 
 
 @dataclass
@@ -155,6 +264,13 @@ class TrainConfig:
     from ``lr/5`` to ``lr``; ``lr_steps = ((160, 0.01), (180, 0.0001))`` multiplies the base
     learning rate by 0.01 from epoch 160 on and by 0.0001 from 180 on; ``drw_epoch`` is the
     first epoch with deferred weights or samples.
+
+    Construction checks every value (a ``ValueError`` names the field): numbers must be finite,
+    loss arguments must be arguments of the method's loss, and a deferred method (DRW or DRS)
+    needs ``drw_epoch < epochs``; otherwise its deferred phase never happens and the run would
+    be that of the non-deferred method under the deferred method's name. Schedules that are
+    legal but odd (a step after the last epoch, two steps at one epoch, ...) are listed by
+    :meth:`schedule_warnings`.
     """
 
     dataset: str = "fashion-mnist"
@@ -191,17 +307,42 @@ class TrainConfig:
     preset: str = "paper"
 
     def __post_init__(self) -> None:
-        get_method(self.method)
+        spec = get_method(self.method)
         check_choice("profile", self.profile, ("exp", "step"))
-        if not (isinstance(self.ratio, int | float) and self.ratio >= 1):
-            raise expected("ratio", "a number >= 1 (n_max / n_min)", repr(self.ratio))
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        check_choice("preset", self.preset, tuple(PRESETS))
+        check_choice("model", self.model, MODELS)
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise expected("dataset", "a dataset name or the path of an .npz file", self.dataset)
+        if not (
+            isinstance(self.ratio, int | float)
+            and not isinstance(self.ratio, bool)
+            and math.isfinite(self.ratio)
+            and self.ratio >= 1
+        ):
+            raise expected("ratio", "a finite number >= 1 (n_max / n_min)", repr(self.ratio))
+        check_positive("lr", self.lr)
+        check_positive("momentum", self.momentum, allow_zero=True)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        check_in_range("cb_beta", self.cb_beta, 0.0, 1.0)
+        for name in ("epochs", "batch_size", "eval_batch_size", "width"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if not _is_int(v) or v < 1:
                 raise expected(name, "a positive integer", repr(v))
-        for name in ("warmup_epochs", "drw_epoch", "eval_every", "padding", "seed"):
+        for name in ("n_max", "threads"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
+            if v is not None and (not _is_int(v) or v < 1):
+                raise expected(name, "a positive integer or None", repr(v))
+        for name in (
+            "warmup_epochs",
+            "drw_epoch",
+            "eval_every",
+            "padding",
+            "seed",
+            "many_threshold",
+            "few_threshold",
+        ):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 0:
                 raise expected(name, "a non-negative integer", repr(v))
         if self.few_threshold > self.many_threshold:
             raise expected(
@@ -209,8 +350,35 @@ class TrainConfig:
                 f"<= many_threshold ({self.many_threshold})",
                 repr(self.few_threshold),
             )
-        self.lr_steps = tuple((int(e), float(f)) for e, f in self.lr_steps)
+        self.lr_steps = self._checked_lr_steps(self.lr_steps)
         self.ratio = float(self.ratio)
+        _check_loss_kwargs(self.method, spec, self.loss_kwargs)
+        if spec.deferred and self.drw_epoch >= self.epochs:
+            raise expected(
+                "drw_epoch",
+                f"less than epochs ({self.epochs}) for method {self.method!r} (0-based epochs: "
+                f"its {spec.deferred} phase must start within the run, or the run trains as "
+                f"{_non_deferred(spec)}; give more epochs)",
+                self.drw_epoch,
+            )
+
+    @staticmethod
+    def _checked_lr_steps(steps: Any) -> tuple[tuple[int, float], ...]:
+        what = "a sequence of (epoch, factor) pairs: epochs non-negative integers, factors > 0"
+        try:
+            pairs = [tuple(s) for s in steps]
+        except TypeError:
+            raise expected("lr_steps", what, repr(steps)) from None
+        out = []
+        for pair in pairs:
+            if len(pair) != 2:
+                raise expected("lr_steps", what, repr(steps))
+            epoch, factor = pair
+            if not _is_int(epoch) or epoch < 0:
+                raise expected("lr_steps", what, f"epoch {epoch!r} in {steps!r}")
+            check_positive(f"lr_steps factor of epoch {epoch}", factor)
+            out.append((epoch, float(factor)))
+        return tuple(out)
 
     @property
     def spec(self) -> MethodSpec:
@@ -225,6 +393,101 @@ class TrainConfig:
             if epoch >= start:
                 factor = f
         return self.lr * factor
+
+    def describe_schedule(self) -> str:
+        """The run's schedule in one line, with 0-based epochs.
+
+        Example:
+            >>> print(make_config("quick", method="ldam-drw").describe_schedule())
+            ... # doctest: +NORMALIZE_WHITESPACE
+            schedule (0-based epochs): 8 epochs, epochs 0-7; warm-up: 1 epoch (epoch 0 already
+            at the full lr); lr 0.1, × 0.01 from epoch 6, × 0.0001 from epoch 7; DRW (deferred
+            re-weighting) from epoch 6
+        """
+        e, w, last = self.epochs, self.warmup_epochs, self.epochs - 1
+
+        def when(epoch: int) -> str:
+            return f"epoch {epoch}" + (" (after the last epoch: never)" if epoch > last else "")
+
+        parts = [f"{e} epoch{'s' if e > 1 else ''}, {_epochs_text(0, last)}"]
+        if w == 0:
+            parts.append("no warm-up")
+        elif w == 1:
+            # the ramp is lr·(epoch+1)/w, so one epoch of warm-up already runs at the full lr
+            parts.append("warm-up: 1 epoch (epoch 0 already at the full lr)")
+        else:
+            ramp = f"lr ramps from {self.lr / w:g} to {self.lr:g}"
+            parts.append(f"warm-up: {_epochs_text(0, w - 1)} ({ramp})")
+        lr = f"lr {self.lr:g}"
+        lr += "".join(f", × {f:g} from {when(s)}" for s, f in self.lr_steps) or ", no steps"
+        parts.append(lr)
+        spec = self.spec
+        if spec.reweight == "drw":
+            parts.append(f"DRW (deferred re-weighting) from {when(self.drw_epoch)}")
+        elif spec.reweight == "cb":
+            parts.append("class-balanced weights from epoch 0")
+        if spec.resample == "drs":
+            parts.append(f"DRS (deferred re-sampling) from {when(self.drw_epoch)}")
+        elif spec.resample == "cb":
+            parts.append("class-balanced sampling from epoch 0")
+        return "schedule (0-based epochs): " + "; ".join(parts)
+
+    def schedule_warnings(self) -> list[str]:
+        """Phases of the schedule that cannot happen as written, one sentence each.
+
+        Lists an lr step after the last epoch, at epoch 0 (no step: a different base lr) or
+        inside the warm-up (it takes effect only when the warm-up ends), two lr steps at one
+        epoch, steps out of order, a warm-up as long as the run, and, for a deferred method
+        (DRW, DRS), a start at epoch 0 (not deferred) or inside the warm-up. A deferred start at
+        or after ``epochs`` is no warning: construction refuses it. The paper's schedule starts
+        DRW with the first lr step, by design, so that coincidence is not listed.
+        """
+        e, w, last = self.epochs, self.warmup_epochs, self.epochs - 1
+        out = []
+        if w >= e and w > 1:
+            out.append(
+                f"the warm-up ({w} epochs) lasts the whole run of {e} epochs"
+                + (f": the lr never reaches {self.lr:g}" if w > e else "")
+            )
+        seen: dict[int, float] = {}
+        for s, f in self.lr_steps:
+            if s > last:
+                out.append(
+                    f"the lr step × {f:g} at epoch {s} never happens: the last epoch is {last}"
+                )
+            elif s == 0:
+                out.append(
+                    f"the lr step × {f:g} at epoch 0 is no step: it scales lr from the start"
+                )
+            elif s < w:
+                out.append(
+                    f"the lr step × {f:g} at epoch {s} falls inside the warm-up "
+                    f"({_epochs_text(0, w - 1)}) and takes effect only at epoch {w}"
+                )
+            if s in seen:
+                out.append(
+                    f"the lr steps × {seen[s]:g} and × {f:g} are both at epoch {s}: "
+                    f"only × {f:g} applies"
+                )
+            seen[s] = f
+        starts = [s for s, _ in self.lr_steps]
+        if starts != sorted(starts):
+            out.append(
+                f"the lr steps are not in epoch order ({starts}): a step listed later wins "
+                "from its epoch on, even over a step of a later epoch"
+            )
+        phase = self.spec.deferred
+        if phase and self.drw_epoch == 0:
+            out.append(
+                f"{phase} starts at epoch 0, so nothing is deferred: {self.method!r} trains "
+                "class-balanced from the start"
+            )
+        elif phase and self.drw_epoch < w:
+            out.append(
+                f"{phase} starts at epoch {self.drw_epoch}, inside the warm-up "
+                f"({_epochs_text(0, w - 1)})"
+            )
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists), with the method's resolved loss settings."""
@@ -280,19 +543,55 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+_SCHEDULE_KEYS = ("drw_epoch", "lr_steps", "warmup_epochs")
+
+
+def rescaled_schedule(epochs: int) -> dict[str, Any]:
+    """The paper's schedule shape for a run of ``epochs`` epochs (0-based).
+
+    The paper's 200 epochs start DRW and the first lr step (× 0.01) at 80% of training, the
+    second step (× 0.0001) at 90%, after 2.5% of warm-up (at least one epoch). Rounding those
+    fractions can merge phases or push them past the end on short runs, so the phases are then
+    moved apart: for ``epochs >= 3``, ``warmup_epochs < drw_epoch == first step < second step <
+    epochs`` always holds (the warm-up shrinks first, down to none at 3 epochs). Two epochs
+    cannot hold all three phases: there is no warm-up, DRW and the first step start at epoch 1,
+    and the second step is left at epoch 2, after the run, where
+    :meth:`TrainConfig.schedule_warnings` reports it. One epoch holds no DRW: a deferred
+    method is refused (:class:`TrainConfig` raises), and the others get both lr steps after
+    the run, reported the same way.
+
+    Example:
+        >>> rescaled_schedule(20)
+        {'drw_epoch': 16, 'lr_steps': ((16, 0.01), (18, 0.0001)), 'warmup_epochs': 1}
+    """
+    if epochs >= 3:
+        second = max(2, min(round(0.9 * epochs), epochs - 1))
+        first = max(1, min(round(0.8 * epochs), second - 1))
+        warmup = min(max(1, round(0.025 * epochs)), first - 1)
+    else:
+        first, second, warmup = 1, 2, 0
+    return {
+        "drw_epoch": first,
+        "lr_steps": ((first, 0.01), (second, 0.0001)),
+        "warmup_epochs": warmup,
+    }
+
 
 def make_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from a preset, updated by ``overrides`` (``None`` values ignored).
 
-    When ``epochs`` is overridden without the schedule, the schedule is rescaled to keep the
-    preset's proportions (DRW and lr steps at 80% / 90% of training, warm-up 2.5%, at least 1).
+    When ``epochs`` is overridden and none of ``drw_epoch``, ``lr_steps``, ``warmup_epochs``
+    is, the schedule is rescaled to the new length by :func:`rescaled_schedule` (DRW and the lr
+    steps at 80% / 90% of training, warm-up 2.5%, phases kept apart and inside the run where the
+    run is long enough for that; see there for runs of one or two epochs). When any of them is
+    given, none is rescaled: the schedule is taken as written, checked by :class:`TrainConfig`.
     """
     check_choice("preset", preset, tuple(PRESETS))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     base = {**PRESETS[preset], **overrides, "preset": preset}
-    if "epochs" in overrides and not {"drw_epoch", "lr_steps", "warmup_epochs"} & set(overrides):
-        e = int(overrides["epochs"])
-        base["drw_epoch"] = round(0.8 * e)
-        base["lr_steps"] = ((round(0.8 * e), 0.01), (round(0.9 * e), 0.0001))
-        base["warmup_epochs"] = max(1, round(0.025 * e)) if e > 1 else 0
+    if "epochs" in overrides and not set(_SCHEDULE_KEYS) & set(overrides):
+        epochs = overrides["epochs"]
+        if not _is_int(epochs) or epochs < 1:
+            raise expected("epochs", "a positive integer", repr(epochs))
+        base.update(rescaled_schedule(epochs))
     return TrainConfig(**base)
