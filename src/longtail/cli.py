@@ -3,12 +3,24 @@
 argparse stays here: the library takes a :class:`~longtail.engine.TrainConfig` (or, with
 ``--task regression``, a :class:`~longtail.engine.regression.RegressionConfig`), and this module
 only turns options (and an optional TOML/JSON config file) into one.
+
+Everything a command is given is checked before anything is written: a mistake (an unknown
+config key, a loss argument the loss does not take, a read-only ``--out``, ...) ends the command
+with one line on stderr, ``longtail COMMAND: error: ...``, and exit status 2, leaving no output
+folder behind.
+
+A config file and the command line are merged by one rule, :func:`_apply_config_file`: every key
+of the file must be an option of the command or a setting of its config dataclass; the file's
+values become the parser's defaults, and the command line is parsed again, so an option given on
+the command line wins.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -16,9 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._validation import did_you_mean, expected
 from .engine.config import METHODS, PRESETS, TrainConfig, make_config
 from .losses import get_loss_info, list_losses
 from .models import MODELS
+
+# Errors that are the user's input, not a bug: one line on stderr and exit status 2.
+_USER_ERRORS = (ValueError, FileNotFoundError)
 
 
 def _cmd_losses(args: argparse.Namespace) -> int:
@@ -48,6 +64,7 @@ def _cmd_losses(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- parsing option values
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -55,36 +72,292 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _loss_kwargs(pairs: list[str] | None) -> dict[str, Any] | None:
-    if not pairs:
-        return None
+def _loss_kwargs(pairs: list[str] | None) -> dict[str, Any]:
     out = {}
-    for pair in pairs:
+    for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"longtail: --loss-kw expects KEY=VALUE, but got {pair!r}")
+            raise expected("--loss-kw", "KEY=VALUE, e.g. delta_minus=1.2", repr(pair))
         out[key.replace("-", "_")] = _parse_value(value)
     return out
 
 
-def _read_config_file(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.exists():
-        raise SystemExit(f"longtail: config file {path!r} does not exist")
-    if p.suffix == ".toml":
+def _distinct(option: str, values: Sequence[Any]) -> None:
+    """Refuse a list naming a value twice: two runs of one grid would share a name and a folder."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise expected(option, "a list of distinct values", f"{v!r} twice")
+        seen.add(v)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _distinct_names(option: str, text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    names = _names(text)
+    _distinct(option, names)
+    return names
+
+
+def _settings(text: str | None) -> tuple[tuple[str, float], ...] | None:
+    """``exp100,step10`` as ``(("exp", 100.0), ("step", 10.0))``."""
+    if not text:
+        return None
+    out = []
+    for part in _names(text):
+        profile = "step" if part.startswith("step") else "exp" if part.startswith("exp") else None
         try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            raise SystemExit("longtail: TOML config files need Python >= 3.11; use JSON") from None
-        data = tomllib.loads(p.read_text())
-    else:
-        data = json.loads(p.read_text())
-    return {k.replace("-", "_"): v for k, v in data.items()}
+            ratio = float(part[len(profile) :]) if profile else None
+        except ValueError:
+            ratio = None
+        if ratio is None:
+            raise expected("--settings", "comma-separated settings like exp100,step10", repr(part))
+        out.append((profile, ratio))
+    _distinct("--settings", out)
+    return tuple(out)
 
 
-# options of `train` / `bench` that both tasks take, and those of classification alone
+def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        values = tuple(float(v) for v in _names(text))
+    except ValueError:
+        raise expected(option, "comma-separated numbers", repr(text)) from None
+    if not all(math.isfinite(v) for v in values):
+        raise expected(option, "finite numbers", repr(text))
+    _distinct(option, values)
+    return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _check_count(option: str, value: int) -> None:
+    if value < 1:
+        raise expected(option, "a positive integer", value)
+
+
+def _check_out(out: str | None) -> None:
+    """Refuse an output folder that cannot be made or written, before anything is written.
+
+    The folder need not exist: its nearest existing parent must then be a folder this user may
+    write to.
+    """
+    if out is None:
+        return
+    # os.path's checks answer False where the path cannot be looked at (no permission)
+    path = Path(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise expected("--out", "a folder (or a path where one can be made)", f"the file {out!r}")
+    existing = path
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        raise expected(
+            "--out",
+            "a folder (or a path where one can be made)",
+            f"{out!r}, inside the file {str(existing)!r}",
+        )
+    # access() also answers "read-only file system" (EROFS), for root too
+    if not os.access(existing, os.W_OK | os.X_OK):
+        got = (
+            f"the read-only folder {out!r}"
+            if existing == path
+            else f"{out!r}, whose parent {str(existing)!r} is read-only"
+        )
+        raise expected("--out", "a folder this user can write to (or create)", got)
+
+
+# ------------------------------------------------------------ config file + command line merge
+# What a config file may not hold: the file itself, and the output folder (one file of
+# settings serves many --out folders).
+_INVOCATION_ONLY = {
+    "config": "a config file cannot name another config file",
+    "out": "give the output folder on the command line (--out)",
+    "loss_kw": "write loss arguments as a table: loss_kwargs = {max_margin = 0.3}",
+}
+
+# What a bench sets for each run of its grid, and the option that chooses it instead.
+_BENCH_SETS: dict[str, dict[str, str]] = {
+    "table1": {
+        "method": "use --methods",
+        "seed": "use --seeds",
+        "profile": "use --settings",
+        "ratio": "use --settings",
+    },
+    "mm-ablation": {
+        "method": "the ablation trains mm-drw",
+        "seed": "use --seeds",
+        "profile": "use --settings",
+        "ratio": "use --settings",
+        "loss_kwargs": "the ablation sets beta and delta_minus; use --betas and --deltas",
+    },
+    "dir": {"method": "use --methods", "seed": "use --seeds"},
+    "dir-sensitivity": {"method": "the sensitivity grid trains group-dir", "seed": "use --seeds"},
+}
+_REGRESSION_TABLES = ("dir", "dir-sensitivity")
+
+
+def _config_fields(task: str) -> tuple[str, ...]:
+    """Settings of the config dataclass of ``task``: what a config file may set besides options."""
+    if task == "regression":
+        from longtail.engine.regression import RegressionConfig
+
+        return tuple(f.name for f in dataclasses.fields(RegressionConfig))
+    return tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """``{dest: action}`` for the optional arguments of ``parser`` (``--help`` aside)."""
+    # argparse has no public listing of a parser's actions
+    return {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
+
+
+def _file_value(action: argparse.Action, key: str, value: Any, path: str) -> Any:
+    """A config file's value for an option, converted and checked as argparse would do it.
+
+    argparse converts a string default with the option's type but leaves other defaults as
+    they are and never checks them against the choices; a file's value gets both here.
+    """
+    option = action.option_strings[-1]
+    where = f"{value!r} in {path!r}"
+    if action.nargs == 0:  # a flag: --no-download, --compile / --no-compile
+        if not isinstance(value, bool):
+            raise expected(key, f"true or false (the flag {option})", where)
+        return value
+    if action.type is not None and not isinstance(value, list | dict):
+        if isinstance(value, bool):
+            raise expected(key, f"a value of {option}, not true/false", where)
+        try:
+            value = action.type(str(value))
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            name = getattr(action.type, "__name__", "value")
+            raise expected(key, f"a valid {name} for {option}", where) from None
+    if action.choices is not None and value not in action.choices:
+        message = expected(key, f"one of {', '.join(map(str, action.choices))}", where)
+        raise ValueError(f"{message}{did_you_mean(value, action.choices)}")
+    return value
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise LookupError(command)
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    """The settings of a TOML (``.toml``) or JSON file, keys with ``-`` spelt ``_``."""
+    p = Path(path)
+    if not p.is_file():
+        raise expected("--config", "an existing TOML or JSON file", repr(path))
+    try:
+        if p.suffix == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise expected(
+                    "--config", "a JSON file (TOML needs Python >= 3.11)", repr(path)
+                ) from None
+            data = tomllib.loads(p.read_text())
+        else:
+            data = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as err:  # TOMLDecodeError, JSONDecodeError
+        if isinstance(err, ValueError) and str(err).startswith("Expected `--config`"):
+            raise
+        kind = "TOML" if p.suffix == ".toml" else "JSON"
+        raise expected("--config", f"a valid {kind} file", f"{path!r}: {err}") from None
+    if not isinstance(data, dict):
+        raise expected("--config", "a table of settings", f"{type(data).__name__} in {path!r}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _task(args: argparse.Namespace) -> str:
+    if args.command == "bench":
+        return "regression" if args.table in _REGRESSION_TABLES else "classification"
+    task = getattr(args, "task", "classification")
+    if task not in ("classification", "regression"):
+        raise expected("task", "'classification' or 'regression'", repr(task))
+    return task
+
+
+def _apply_config_file(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, args: argparse.Namespace
+) -> argparse.Namespace:
+    """Merge ``args.config`` into the command line: the file's values become defaults.
+
+    Every key must be an option of the command or a setting of the run's config dataclass
+    (``TrainConfig`` or ``RegressionConfig``, e.g. ``momentum``, ``loss_kwargs``), spelt with
+    ``_`` or ``-``; an unknown key is refused with the close matches. A bench refuses the
+    settings it sets itself (``method``, ``seed``, ...), naming the option that chooses them.
+
+    Returns:
+        The command line parsed again over the file's defaults.
+    """
+    path = args.config
+    values = _read_config_file(path)
+    sub = _subparser(parser, args.command)
+    actions = _option_actions(sub)
+    bench_sets = _BENCH_SETS.get(args.table, {}) if args.command == "bench" else {}
+    if args.command == "bench" and "task" in values:
+        # one file may serve `train --task regression` and `bench dir`; the table decides
+        want = _task(args)
+        if values.pop("task") != want:
+            raise expected("task", f"{want!r} for `bench {args.table}`", f"another in {path!r}")
+    fields = set(_config_fields("classification")) | set(_config_fields("regression"))
+    known = sorted((set(actions) | fields) - set(_INVOCATION_ONLY))
+    for key in values:
+        if key in _INVOCATION_ONLY:
+            raise expected(
+                "config key", f"a setting ({_INVOCATION_ONLY[key]})", f"{key!r} in {path!r}"
+            )
+        if key in bench_sets:
+            raise expected(
+                "config key",
+                f"a setting that `bench {args.table}` does not set itself",
+                f"{key!r} in {path!r} ({bench_sets[key]})",
+            )
+        if key not in known:
+            message = expected(
+                "config key", f"an option of `longtail {args.command}`", f"{key!r} in {path!r}"
+            )
+            raise ValueError(f"{message}{did_you_mean(key, known)}")
+        if key in actions:
+            values[key] = _file_value(actions[key], key, values[key], path)
+    sub.set_defaults(**values)
+    args = parser.parse_args(argv)
+    # the task is known once the file's `task` is applied: keys of the other task are refused
+    task = _task(args)
+    mine = set(actions) | set(_config_fields(task))
+    for key in values:
+        if key not in mine and key != "task":
+            raise expected(
+                "config key", f"a setting of {task} runs", f"{key!r} in {path!r}, which is not"
+            )
+    return args
+
+
+def _fields_from_args(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """The config-dataclass settings that the command line or the config file gave."""
+    return {
+        name: getattr(args, name)
+        for name in _config_fields(task)
+        if getattr(args, name, None) is not None
+    }
+
+
+# options of `train` / `bench` that both tasks take, and those of one task alone
 _SHARED_OPTIONS = (
     "dataset",
     "data_dir",
@@ -100,27 +373,58 @@ _SHARED_OPTIONS = (
     "few_threshold",
 )
 _CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every")
-_TRAIN_OPTIONS = (*_SHARED_OPTIONS, *_CLASSIFICATION_ONLY, "compile")
+# Regression options and the RegressionConfig field each sets; the shared options set the
+# field of the same name.
+_REGRESSION_OPTIONS = (
+    "target",
+    "bins",
+    "backbone",
+    "hidden",
+    "target_transform",
+    "drop",
+    "image_size",
+    "num_groups",
+    "lambda1",
+    "lambda2",
+    "group_beta",
+    "temperature",
+    "routing",
+    "bmc_init_sigma",
+)
+
+
+def _refuse_options(args: argparse.Namespace, names: Sequence[str], task: str, why: str) -> None:
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) is not None]
+    if given:
+        raise ValueError(f"Expected {task} options, but got {', '.join(given)}, which only {why}.")
+
+
+def _classification_options(args: argparse.Namespace, default_preset: str) -> dict[str, Any]:
+    """(TrainConfig settings with ``preset``) from a config file and the options given."""
+    _refuse_options(args, _REGRESSION_OPTIONS, "classification", "regression runs take")
+    options = _fields_from_args(args, "classification")
+    options["preset"] = options.get("preset") or default_preset
+    own = options.get("loss_kwargs", {})
+    if not isinstance(own, dict):
+        raise expected("loss_kwargs", "a table of loss keyword arguments", repr(own))
+    kw = _loss_kwargs(args.loss_kw)
+    if kw:
+        options["loss_kwargs"] = {**own, **kw}
+    if args.no_download:
+        options["download"] = False
+    return options
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    options = _read_config_file(args.config)
-    preset = args.preset or options.pop("preset", "paper")
-    options.pop("preset", None)
-    for name in _TRAIN_OPTIONS:
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    kw = _loss_kwargs(args.loss_kw)
-    if kw:
-        options["loss_kwargs"] = {**options.get("loss_kwargs", {}), **kw}
-    if args.no_download:
-        options["download"] = False
-    return make_config(preset, **options)
+    options = _classification_options(args, "paper")
+    return make_config(options.pop("preset"), **options)
 
 
 def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> None:
-    p.add_argument("--config", help="TOML or JSON file of options (command-line options win)")
+    p.add_argument(
+        "--config",
+        help="TOML or JSON file of options and config settings (command-line options win)",
+    )
     p.add_argument(
         "--dataset",
         help="fashion-mnist (default), mnist, cifar10, cifar100, or a path to an .npz file",
@@ -157,16 +461,14 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    if getattr(args, "task", "classification") == "regression":
+    if _task(args) == "regression":
         return _cmd_train_regression(args)
-    from longtail.engine import train
+    from longtail.engine import prepare_data, train
 
-    try:
-        config = _config_from_args(args)
-        record = train(config, args.out, progress=False if args.no_progress else None)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"longtail train: error: {e}", file=sys.stderr)
-        return 2
+    config = _config_from_args(args)
+    _check_out(args.out)
+    prepare_data(config)  # a missing or malformed dataset fails here, before --out is made
+    record = train(config, args.out, progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
     m = record["metrics"]
@@ -185,67 +487,49 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def _settings(text: str | None) -> tuple[tuple[str, float], ...] | None:
-    if not text:
-        return None
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        profile = "step" if part.startswith("step") else "exp" if part.startswith("exp") else None
-        if profile is None:
-            raise SystemExit(f"longtail: a setting is like exp100 or step10, but got {part!r}")
-        try:
-            out.append((profile, float(part[len(profile) :])))
-        except ValueError:
-            raise SystemExit(
-                f"longtail: a setting is like exp100 or step10, got {part!r}"
-            ) from None
-    return tuple(out)
-
-
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    return tuple(float(v) for v in text.split(",")) if text else None
+def _check_grid(jobs: list[Any], args: argparse.Namespace) -> None:
+    """What every grid needs before its first run: runs, distinct names, a writable --out."""
+    if not jobs:
+        raise expected("grid", "at least one run", "none")
+    _distinct("run names of the grid", [j.name for j in jobs])
+    _check_count("--jobs", args.jobs)
+    _check_out(args.out)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.table in ("dir", "dir-sensitivity"):
+    _check_count("--seeds", args.seeds)
+    if args.table in _REGRESSION_TABLES:
         return _cmd_bench_dir(args)
     from longtail.bench.runner import ablation_jobs, table1_jobs
+    from longtail.engine import prepare_data
 
-    options = _read_config_file(args.config)
-    for name in _TRAIN_OPTIONS:
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    if args.no_download:
-        options["download"] = False
-    kw = _loss_kwargs(args.loss_kw)
+    options = _classification_options(args, "quick")
+    preset = options.pop("preset")
     dataset = options.pop("dataset", "fashion-mnist")
-    preset = args.preset or options.pop("preset", "quick")
-    options.pop("preset", None)
-    try:
-        if args.table == "table1":
-            if kw:
-                options["loss_kwargs"] = kw
-            methods = tuple(args.methods.split(",")) if args.methods else None
-            jobs = table1_jobs(
-                dataset, preset, args.seeds, methods, _settings(args.settings), **options
+    settings = _settings(args.settings)
+    if args.table == "table1":
+        methods = _distinct_names("--methods", args.methods)
+        jobs = table1_jobs(dataset, preset, args.seeds, methods, settings, **options)
+    else:
+        if "loss_kwargs" in options:
+            raise expected(
+                "--loss-kw",
+                "absent for mm-ablation (it sets beta and delta_minus; use --betas, --deltas)",
+                repr(options["loss_kwargs"]),
             )
-        else:
-            grid = {}
-            if args.betas:
-                grid["betas"] = _floats(args.betas)
-            if args.deltas:
-                grid["deltas"] = _floats(args.deltas)
-            settings = _settings(args.settings) or (("exp", 100.0),)
-            jobs = ablation_jobs(dataset, preset, args.seeds, settings=settings, **grid, **options)
-        # load the data once up front: a missing dataset fails here, before any run starts
-        from longtail.engine.train import prepare_data
-
-        prepare_data(jobs[0].config)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"longtail bench: error: {e}", file=sys.stderr)
-        return 2
+        grid = {
+            k: v
+            for k, v in (
+                ("betas", _floats("--betas", args.betas)),
+                ("deltas", _floats("--deltas", args.deltas)),
+            )
+            if v
+        }
+        settings = settings or (("exp", 100.0),)
+        jobs = ablation_jobs(dataset, preset, args.seeds, settings=settings, **grid, **options)
+    _check_grid(jobs, args)
+    # load the data once up front: a missing dataset fails here, before any run starts
+    prepare_data(jobs[0].config)
     return _run_jobs(jobs, args)
 
 
@@ -271,7 +555,7 @@ def _write_report(directory: str, out: str | None) -> int:
 
     try:
         paths = write_report(directory, out)
-    except (ValueError, FileNotFoundError) as e:
+    except _USER_ERRORS as e:
         print(f"longtail report: error: {e}", file=sys.stderr)
         return 2
     for p in paths:
@@ -288,40 +572,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 # ---- deep imbalanced regression (train --task regression, bench dir / dir-sensitivity) ----------
-# Regression options and the RegressionConfig field each sets; the shared options (--dataset,
-# --method, --epochs, --seed, --batch-size, --lr, --model, --width, --threads, --data-dir,
-# --many-threshold, --few-threshold) set the field of the same name.
-_REGRESSION_OPTIONS = (
-    "target",
-    "bins",
-    "backbone",
-    "hidden",
-    "target_transform",
-    "drop",
-    "image_size",
-    "num_groups",
-    "lambda1",
-    "lambda2",
-    "group_beta",
-    "temperature",
-    "routing",
-    "bmc_init_sigma",
-)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
 def _add_regression_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "regression (--task regression, bench dir)",
@@ -360,24 +610,21 @@ def _regression_methods() -> tuple[str, ...]:
 
 def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
     """(preset, RegressionConfig fields) from a config file and the options given."""
-    not_here = (*_CLASSIFICATION_ONLY, "loss_kw")
-    given = [f"--{n.replace('_', '-')}" for n in not_here if getattr(args, n, None)]
-    if given:
-        raise ValueError(
-            f"Expected regression options, but got {', '.join(given)}, which only classification "
-            "runs take (a regression data set keeps its own imbalance)."
-        )
-    options = _read_config_file(args.config)
-    options.pop("task", None)
-    preset = args.preset or options.pop("preset", "paper" if command == "train" else "quick")
-    options.pop("preset", None)
-    for name in (*_SHARED_OPTIONS, *_REGRESSION_OPTIONS):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    if options.get("dataset") is None:
-        options["dataset"] = "diamonds"
+    _refuse_options(
+        args,
+        (*_CLASSIFICATION_ONLY, "loss_kw", "compile"),
+        "regression",
+        "classification runs take (a regression data set keeps its own imbalance)",
+    )
+    options = _fields_from_args(args, "regression")
+    preset = options.pop("preset", None) or ("paper" if command == "train" else "quick")
+    options.setdefault("dataset", "diamonds")
     return preset, options
+
+
+def _regression_errors(err: ImportError) -> ValueError:
+    """A missing optional dependency is the user's to install: one line, not a traceback."""
+    return ValueError(str(err))
 
 
 def _cmd_train_regression(args: argparse.Namespace) -> int:
@@ -387,14 +634,14 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
         train_regression,
     )
 
+    preset, options = _regression_options(args, "train")
+    config = make_regression_config(preset, **options)
+    _check_out(args.out)
     try:
-        preset, options = _regression_options(args, "train")
-        config = make_regression_config(preset, **options)
         check_regression_data(config)
         record = train_regression(config, args.out, progress=False if args.no_progress else None)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"longtail train: error: {e}", file=sys.stderr)
-        return 2
+    except ImportError as e:
+        raise _regression_errors(e) from e
     m = record["metrics"]
 
     def num(v: Any) -> str:
@@ -416,31 +663,29 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
     from longtail.bench.runner import dir_jobs, dir_sensitivity_jobs
     from longtail.engine.regression import check_regression_data
 
+    preset, options = _regression_options(args, "bench")
+    dataset = options.pop("dataset")
+    if args.table == "dir":
+        methods = _distinct_names("--methods", args.methods)
+        jobs = dir_jobs(dataset, preset, args.seeds, methods, **options)
+    else:
+        grid = {
+            k: v
+            for k, v in (
+                ("groups", args.sweep_groups),
+                ("lambda1s", _floats("--sweep-lambda1", args.sweep_lambda1)),
+                ("lambda2s", _floats("--sweep-lambda2", args.sweep_lambda2)),
+            )
+            if v
+        }
+        jobs = dir_sensitivity_jobs(dataset, preset, args.seeds, **grid, **options)
+    _check_grid(jobs, args)
     try:
-        preset, options = _regression_options(args, "bench")
-        options.pop("method", None)
-        options.pop("seed", None)
-        dataset = options.pop("dataset")
-        if args.table == "dir":
-            methods = _names(args.methods) if args.methods else None
-            jobs = dir_jobs(dataset, preset, args.seeds, methods, **options)
-        else:
-            grid = {
-                k: v
-                for k, v in (
-                    ("groups", args.sweep_groups),
-                    ("lambda1s", _floats(args.sweep_lambda1)),
-                    ("lambda2s", _floats(args.sweep_lambda2)),
-                )
-                if v
-            }
-            jobs = dir_sensitivity_jobs(dataset, preset, args.seeds, **grid, **options)
         # load the data and check every config once, before any run starts
         for job in jobs:
             check_regression_data(job.config)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"longtail bench: error: {e}", file=sys.stderr)
-        return 2
+    except ImportError as e:
+        raise _regression_errors(e) from e
     return _run_jobs(jobs, args)
 
 
@@ -516,7 +761,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "config", None):
+            args = _apply_config_file(parser, argv, args)
         return args.func(args)
+    except _USER_ERRORS as e:
+        print(f"longtail {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader of our output went away (``longtail report DIR | head``): the work is
         # done and written; stop quietly, as other command-line tools do, instead of a
