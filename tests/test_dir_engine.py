@@ -18,7 +18,7 @@ from longtail.bench.report import (
 )
 from longtail.bench.runner import DIR_METHODS, dir_jobs, dir_sensitivity_jobs
 from longtail.cli import main as cli_main
-from longtail.engine import RunInterrupted, TrainConfig
+from longtail.engine import RunInterrupted, TrainConfig, TrainingDiverged, fingerprint
 from longtail.engine.regression import (
     REGRESSION_METHODS,
     RegressionConfig,
@@ -26,6 +26,7 @@ from longtail.engine.regression import (
     better,
     make_regression_config,
     prepare_regression_data,
+    run_identity,
     train_regression,
 )
 
@@ -223,6 +224,136 @@ def test_half_written_result_is_a_clear_error(csv, tmp_path):
     with pytest.raises(ValueError, match="damaged"):
         train_regression(tiny(csv, epochs=1), out, progress=False)
     assert (out / "checkpoint.pt").exists()
+
+
+def test_resuming_after_the_csv_was_replaced_is_refused(tmp_path):
+    path = write_csv(tmp_path / "prices.csv", seed=0)
+    config = tiny(str(path), epochs=3)
+
+    def kill_after_epoch_0(epoch, row):
+        if epoch == 0:
+            raise RunInterrupted("simulated kill")
+
+    with pytest.raises(RunInterrupted):
+        train_regression(config, tmp_path / "run", progress=False, callback=kill_after_epoch_0)
+    write_csv(path, seed=1)  # other rows, same path, same config
+    with pytest.raises(ValueError, match=r"checkpoint of another run or of other data.*data:"):
+        train_regression(config, tmp_path / "run", progress=False)
+    # a finished run is not handed out for other data either
+    done = train_regression(config, tmp_path / "done", progress=False)
+    write_csv(path, seed=2)
+    with pytest.raises(ValueError, match="finished record of another run or of other data"):
+        train_regression(config, tmp_path / "done", progress=False)
+    write_csv(path, seed=1)  # the same rows again: the same run, its record is returned
+    assert train_regression(config, tmp_path / "done", progress=False) == done
+
+
+def test_record_identity_is_the_config_and_the_data_used(csv, tmp_path):
+    config = tiny(csv, epochs=1)
+    record = train_regression(config, tmp_path / "r", progress=False)
+    data = prepare_regression_data(config)
+    tensors = (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+    assert (
+        record["identity"]
+        == run_identity(config)
+        == {
+            **config.identity(),
+            "data": fingerprint(*tensors),
+        }
+    )
+    assert record["data"] == {
+        "fingerprint": fingerprint(*tensors),
+        "train_size": len(data.y_train),
+        "val_size": len(data.y_val),
+        "test_size": len(data.y_test),
+    }
+    assert record["train_regions"] == list(data.regions.regions)
+
+
+def test_a_run_killed_at_several_points_resumes_to_the_same_metrics_and_a_complete_log(
+    csv, tmp_path
+):
+    config = tiny(csv, method="lds-fds", epochs=5, lr_milestones=(3,))
+    whole = train_regression(config, tmp_path / "whole", progress=False)
+    out = tmp_path / "killed"
+    for kill_at in (0, 2, 3):
+
+        def kill(epoch, row, kill_at=kill_at):
+            if epoch == kill_at:
+                raise RunInterrupted("simulated kill")
+
+        with pytest.raises(RunInterrupted):
+            train_regression(config, out, progress=False, callback=kill)
+        assert len(read_log(out)) == kill_at + 1 and not (out / "result.json").exists()
+        # a kill after the log line of the next epoch, and one that cut a line in half
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps({"epoch": kill_at + 1, "loss": 0.0}) + "\n" + '{"epoch": 9, "lo')
+    resumed = train_regression(config, out, progress=False)
+    assert resumed["metrics"] == whole["metrics"]
+    assert resumed["identity"] == whole["identity"]
+
+    def comparable(rows):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in rows]
+
+    assert [r["epoch"] for r in read_log(out)] == [0, 1, 2, 3, 4]
+    assert comparable(read_log(out)) == comparable(read_log(tmp_path / "whole"))
+
+
+def test_a_diverging_run_stops_with_a_hint(csv, tmp_path):
+    with pytest.raises(TrainingDiverged, match="--lr"):
+        train_regression(tiny(csv, lr=1e30, epochs=3), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "result.json").exists()
+
+
+def write_large_target_csv(path: Path) -> Path:
+    """Targets 1e9 + k (k = 0..90, k < 30 three times over): float32 has two values for them."""
+    k = np.concatenate([np.arange(91), np.arange(30), np.arange(30)])
+    rows = [f"{0.01 * i:.2f},{1_000_000_000 + i}" for i in k]
+    path.write_text("x,y\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_large_targets_keep_their_values_through_the_engine(tmp_path):
+    path = write_large_target_csv(tmp_path / "big.csv")
+    config = RegressionConfig(
+        dataset=str(path), target="y", bins=10.0, val_per_bin=3, test_per_bin=3, epochs=1,
+        hidden=(4,), batch_size=64, many_threshold=20, few_threshold=5, threads=1,
+    )  # fmt: skip
+    data = prepare_regression_data(config)
+    y = torch.cat([data.y_train, data.y_val, data.y_test])
+    assert y.dtype == torch.float64 and torch.unique(y).numel() == 91
+    assert data.edges[0].item() == 1e9 and data.edges[-1].item() == 1e9 + 100
+    # bins 0-2 hold 30 rows each (24 for training), bins 3-8 ten (4), bin 9 one (1)
+    assert data.train_hist == [24, 24, 24, 4, 4, 4, 4, 4, 4, 1]
+    assert data.regions.regions == ("many",) * 3 + ("few",) * 7
+    record = train_regression(config, progress=False)
+    assert record["bin_edges"][0] == 1e9 and record["test_hist"] == [3] * 9 + [0]
+    assert len(record["metrics"]["per_bin_mae"]) == 10
+
+
+def test_a_bin_width_making_too_many_bins_is_refused_before_training(csv, tmp_path):
+    with pytest.raises(ValueError, match=r"`bins`.*would make 1,19\d,\d{3} bins.*a width of 2 "):
+        prepare_regression_data(tiny(csv, bins=1e-4))
+    assert cli_main(["train", "--task", "regression", *cli_options(csv), "--bins", "1e-9"]) == 2
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "empty file"), (b"x1,y\n", "only a header"), (b"x1,y\n\x00\x01\x02", "binary")],
+)
+def test_empty_header_only_and_binary_csv_are_refused_naming_the_file(
+    content, message, tmp_path, capsys
+):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as err:
+        train_regression(tiny(str(path)), progress=False)
+    assert str(path) in str(err.value)
+    args = ["train", "--task", "regression", "--dataset", str(path), "--target", "y"]
+    assert cli_main([*args, "--out", str(tmp_path / "run")]) == 2
+    text = capsys.readouterr().err
+    assert str(path) in text and message in text
+    assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------------------------ bad input
