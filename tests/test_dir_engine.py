@@ -503,6 +503,10 @@ def test_grids():
     jobs = dir_jobs("data/prices.csv", seeds=2, target="price")
     assert [j.name for j in jobs[:2]] == ["prices_vanilla_s0", "prices_l1_s0"]
     assert len(jobs) == 14 and all(j.extra == {"bench": "dir"} for j in jobs)
+    # the grid's methods are the method table's, in its order (one list of DIR methods)
+    assert [j.config.method for j in jobs if j.config.seed == 0] == list(REGRESSION_METHODS)
+    assert tuple(DIR_METHODS) == tuple(REGRESSION_METHODS)
+    assert all(spec.label for spec in REGRESSION_METHODS.values())
     assert jobs[0].config.preset == "quick"
     sens = dir_sensitivity_jobs(seeds=1)
     points = [(j.config.num_groups, j.config.lambda1, j.config.lambda2) for j in sens]

@@ -137,6 +137,22 @@ def test_shot_regions_boundaries_exactly_at_100_and_20():
     assert m["few"].sum() == 5 and m["many"].sum() == 2 and m["medium"].sum() == 2
 
 
+def test_one_many_few_rule_for_label_bins_and_classes():
+    from longtail.metrics import shot_accuracy
+
+    counts = [500, 101, 100, 21, 20, 19, 1]
+    regions = ltr.regions_of_counts(counts)
+    assert regions == ("many", "many", "medium", "medium", "medium", "few", "few")
+    y = np.repeat(np.arange(len(counts)) + 0.5, counts)
+    assert ltr.shot_regions(y, 1.0).regions == regions
+    for name in ("many", "medium", "few"):  # classification groups classes by the same rule
+        acc = torch.tensor([1.0 if r == name else 0.0 for r in regions])
+        assert shot_accuracy(acc, counts)[f"{name}_acc"] == 100.0
+    assert ltr.regions_of_counts(torch.tensor([5, 3, 1]), 4, 2) == ("many", "medium", "few")
+    with pytest.raises(ValueError, match="few_threshold"):
+        ltr.regions_of_counts([1], 2, 5)
+
+
 def test_shot_regions_with_explicit_edges_clamp_and_custom_thresholds():
     y = [0.1] * 5 + [1.5] * 3 + [2.5]
     r = ltr.shot_regions(y, bins=[0.0, 1.0, 2.0, 3.0], many_threshold=4, few_threshold=2)
