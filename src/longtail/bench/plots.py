@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from longtail._validation import expected
-from longtail.bench.labels import row_labels, seed_span, setting_title, slug
+from longtail.bench.labels import (
+    format_value,
+    row_labels,
+    seed_span,
+    setting_title,
+    slug,
+    varying_keys,
+)
 from longtail.bench.records import (
     Column,
     Setting,
@@ -41,6 +48,7 @@ from longtail.bench.tables import (
     dir_title,
     sensitivity_sweeps,
 )
+from longtail.regression import regions_of_counts
 
 __all__ = ["plot_ablation", "plot_dir_error", "plot_dir_sensitivity", "plot_per_class_error"]
 
@@ -97,31 +105,43 @@ def pick_setting(available: Sequence[Setting], setting: Any, what: str) -> Setti
 
 def _lines(tables: Sequence[Table], setting: Setting) -> list[Line]:
     """One line per configuration in ``setting``: rows of each table, labelled by row, and by
-    recipe (and data) where the plot holds several."""
+    what sets their recipe (and data) apart where the plot holds several."""
     cells = [
-        (i, t, row, col)
-        for i, t in enumerate(tables)
+        (t, row, col)
+        for t in tables
         for col in t.columns
         if col.setting == setting
         for row in t.rows
         if t.runs(row, col)
     ]
-    groups = {(i, col) for i, _, _, col in cells}
+    groups = list(dict.fromkeys((id(t), col) for t, _, col in cells))
+    mine = [t for t in tables if any(t is u for u, _, _ in cells)]
+    varying = varying_keys(mine)
     out = []
-    for i, table, row, col in cells:
+    for table, row, col in cells:
         label = row_labels(table.rows)[row]
         if len(groups) > 1:
-            label += f" [{_tag(i, col, groups)}]"
+            label += f" [{_tag(table, col, varying, mine, groups)}]"
         out.append((label, table.runs(row, col)))
     return out
 
 
-def _tag(i: int, column: Column, groups: set[tuple[int, Column]]) -> str:
-    recipes = {j for j, _ in groups}
-    parts = [f"recipe {'abcdefghijklmnopqrstuvwxyz'[i % 26]}"] if len(recipes) > 1 else []
-    if len({c for j, c in groups if j == i}) > 1:
+def _tag(
+    table: Table,
+    column: Column,
+    varying: list[str],
+    tables: Sequence[Table],
+    groups: Sequence[tuple[int, Column]],
+) -> str:
+    """What sets the runs of ``table`` in ``column`` apart from the other lines' runs."""
+    parts = [f"{k} {format_value(table.recipe[k])}" for k in varying if k in table.recipe]
+    if not table.fingerprinted and any(t.fingerprinted for t in tables):
+        parts.append("no data fingerprint")
+    elif table.fingerprinted and not all(t.fingerprinted for t in tables):
+        parts.append("data fingerprinted")
+    if sum(1 for i, _ in groups if i == id(table)) > 1:
         parts.append(f"data {str(column.data)[:8]}")
-    return ", ".join(parts)
+    return ", ".join(parts) or "another recipe"
 
 
 # ---- per-class error --------------------------------------------------------------------------
@@ -338,11 +358,9 @@ def plot_ablation(
         ValueError: If there is no ablation record (in ``setting``).
         ImportError: If matplotlib is missing.
     """
-    from longtail.bench.tables import ablation_title
-
-    grids = [g for g in ablation_grids(records) if any(cell_stats(r, "top1_error") for r in
-                                                       g.cells.values())]  # fmt: skip
-    settings = list(dict.fromkeys(g.setting for g in grids))
+    grids = ablation_grids(records)
+    grids = [g for g in grids if any(cell_stats(r, "top1_error") for r in g.cells.values())]
+    settings = sorted({g.setting for g in grids}, key=setting_order)
     chosen = pick_setting(settings, setting, "'bench': 'mm-ablation'")
     panels = [g for g in grids if g.setting == chosen]
     sizes = [(len({b for b, _ in g.cells}), len({d for _, d in g.cells})) for g in panels]
@@ -350,9 +368,10 @@ def plot_ablation(
     height = max(3.0, 0.6 * max(nb for nb, _ in sizes) + 1.8)
     fig = _figure(width, height)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    several = len({id(g.table) for g in grids}) > 1
     for ax, grid in zip(axes, panels, strict=True):
-        title = ablation_title(grid, grids).rsplit(", ", 1)[0] if len(panels) > 1 else None
-        _heat_map(fig, ax, grid, title or row_labels(grid.table.rows)[grid.row])
+        title = row_labels(grid.table.rows)[grid.row]
+        _heat_map(fig, ax, grid, title + (f" (recipe {grid.name})" if several else ""))
     fig.suptitle(f"MM ablation, {setting_title(chosen)}")
     return _save(fig, path)
 
@@ -388,12 +407,6 @@ def _coarse_errors(rec: dict[str, Any], k: int) -> list[float]:
     return out
 
 
-def _region(count: float, many: float, few: float) -> str:
-    """The shot region of a bin with ``count`` training samples (more than ``many``: many-shot,
-    fewer than ``few``: few-shot), as :func:`longtail.regression.shot_regions` labels bins."""
-    return "many" if count > many else "few" if count < few else "medium"
-
-
 def _histogram(ax: Any, rec: dict[str, Any], edges: list[float]) -> None:
     """The training label histogram of ``rec`` on ``ax``, each bin coloured by its region."""
     hist = rec.get("train_hist")
@@ -404,7 +417,7 @@ def _histogram(ax: Any, rec: dict[str, Any], edges: list[float]) -> None:
     many, few = config.get("many_threshold", 100), config.get("few_threshold", 20)
     colours = {"many": "0.35", "medium": "C0", "few": "C3"}
     names = {"many": f"many (> {many})", "medium": "medium", "few": f"few (< {few})"}
-    region = [_region(c, many, few) for c in hist]
+    region = regions_of_counts(hist, many, few)
     lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
     for name in ("many", "medium", "few"):
         idx = [j for j in range(nb) if region[j] == name]
