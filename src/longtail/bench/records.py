@@ -206,6 +206,8 @@ def freeze(value: Any) -> Any:
         return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
         return ("[]", *(freeze(v) for v in value))
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"  # NaN != NaN would make every copy of a NaN metric look different
     return value
 
 
@@ -344,12 +346,15 @@ class Table:
 
     @property
     def rows(self) -> list[Row]:
-        return sorted({r for r, _, _ in self.cells}, key=lambda r: (method_rank(r.method), repr(r)))
+        # registry order; rows of one method in the order first met (stable sort)
+        return sorted(
+            dict.fromkeys(r for r, _, _ in self.cells), key=lambda r: method_rank(r.method)
+        )
 
     @property
     def columns(self) -> list[Column]:
-        cols = {c for _, c, _ in self.cells}
-        return sorted(cols, key=lambda c: (setting_order(c.setting), str(c.data)))
+        cols = dict.fromkeys(c for _, c, _ in self.cells)
+        return sorted(cols, key=lambda c: setting_order(c.setting))
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -410,6 +415,7 @@ def group_tables(records: Iterable[dict[str, Any]], defining: Sequence[str] = ()
         if key not in tables:
             tables[key] = Table(recipe, column.data is not None)
         tables[key].cells.setdefault((row, column, point), []).append(rec)
+    # fingerprinted before legacy, then by preset and epochs, else in the order first met
     return [tables[k] for k in sorted(tables, key=_table_order)]
 
 
@@ -417,7 +423,7 @@ def _table_order(key: tuple[bool, Any]) -> tuple[Any, ...]:
     legacy, recipe = key
     values = dict(recipe)
     epochs = number(values.get("epochs"))
-    return (legacy, str(values.get("preset")), math.inf if epochs is None else epochs, repr(recipe))
+    return (legacy, str(values.get("preset")), math.inf if epochs is None else epochs)
 
 
 # ---- statistics -------------------------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""The report averages only seeds of one run: copies count once, other recipes are other tables.
+
+Records here look like the engine's: a resolved config, and for new records an identity (the
+config less bookkeeping, plus the data's fingerprint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from longtail.bench.report import (
+    METHOD_ORDER,
+    ablation_markdown,
+    aggregate,
+    dir_markdown,
+    table1_markdown,
+    write_report,
+)
+from longtail.data import registry
+from longtail.engine.config import METHODS
+from longtail.engine.regression import REGRESSION_METHODS
+
+BOOKKEEPING = ("data_dir", "threads", "download", "eval_batch_size", "compile")
+
+
+def record(
+    method="erm",
+    seed=0,
+    error=20.0,
+    *,
+    epochs=8,
+    n_max=None,
+    loss_kwargs=None,
+    fingerprint=None,
+    profile="exp",
+    ratio=100.0,
+    bench="table1",
+):
+    """A Table 1 record; with ``fingerprint``, a new one (identity and data), else a legacy one."""
+    spec = METHODS.get(method)
+    config = {
+        "dataset": "fashion-mnist",
+        "data_dir": None,
+        "profile": profile,
+        "ratio": ratio,
+        "n_max": n_max,
+        "method": method,
+        "loss_kwargs": {**(spec.loss_kwargs if spec else {}), **(loss_kwargs or {})},
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": 128,
+        "lr": 0.1,
+        "model": "resnet20",
+        "width": 8,
+        "eval_batch_size": 1000,
+        "many_threshold": 100,
+        "few_threshold": 20,
+        "compile": False,
+        "threads": None,
+        "download": True,
+        "preset": "quick",
+    }
+    rec = {
+        "method": method,
+        "dataset": "fashion-mnist",
+        "profile": profile,
+        "ratio": ratio,
+        "seed": seed,
+        "epochs": epochs,
+        "seconds": 1.0,
+        "config": config,
+        "metrics": {"top1_error": error, "balanced_accuracy": 100.0 - error},
+        "bench": bench,
+    }
+    if fingerprint is not None:
+        identity = {k: v for k, v in config.items() if k not in BOOKKEEPING}
+        rec["identity"] = {**identity, "data": fingerprint}
+        rec["data"] = {"fingerprint": fingerprint, "train_size": 100, "test_size": 10}
+    return rec
+
+
+def write(path: Path, rec: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+
+
+def rows(markdown: str) -> dict[str, list[str]]:
+    """``{first cell: other cells}`` of the markdown table rows."""
+    out = {}
+    for line in markdown.splitlines():
+        if line.startswith("| ") and not line.startswith("|:"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[cells[0]] = cells[1:]
+    return out
+
+
+def captions(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("**Table 1")]
+
+
+def report_text(folder: Path, tmp_path: Path) -> str:
+    paths = write_report(folder, tmp_path / "report")
+    return paths[-1].read_text(encoding="utf-8")
+
+
+# ---- copies of a run --------------------------------------------------------------------------
+@pytest.mark.parametrize("fingerprint", [None, "ab12cd34ef56"])
+def test_a_record_copied_into_a_subfolder_counts_once(tmp_path, fingerprint):
+    pytest.importorskip("matplotlib")
+    folder = tmp_path / "results"
+    write(folder / "erm_s0.json", record(seed=0, error=20.0, fingerprint=fingerprint))
+    write(folder / "erm_s1.json", record(seed=1, error=22.0, fingerprint=fingerprint))
+    write(folder / "backup" / "erm_s0.json", record(seed=0, error=20.0, fingerprint=fingerprint))
+    text = report_text(folder, tmp_path)
+    table = text[text.index("**Table 1") : text.index("**Tail view")]
+    assert rows(table)["ERM"][0] == "**21.00 ± 1.41**"  # not 20.67 over "3 seeds"
+    assert "2 seeds" in captions(table)[0] and "3 seeds" not in text
+    assert text.count("2 runs from") == 1 and "1 more record(s) were copies" in text
+
+
+def test_seed_counts_are_distinct_seeds():
+    recs = [record(seed=s, error=e) for s, e in [(0, 20.0), (1, 22.0), (0, 20.0), (1, 22.0)]]
+    assert aggregate(recs)[("erm", "fashion-mnist", "exp", 100)]["n"] == 2
+    text = table1_markdown(recs, tail_view=False)
+    assert "2 seeds" in text and "4 seeds" not in text
+
+
+def test_copies_with_different_metrics_warn_and_keep_the_first(tmp_path):
+    folder = tmp_path / "results"
+    write(folder / "a" / "erm_s0.json", record(seed=0, error=20.0))
+    write(folder / "b" / "erm_s0.json", record(seed=0, error=30.0))
+    with pytest.warns(UserWarning, match=r"same run.*different metrics.*keeping .*a/erm_s0\.json"):
+        paths = write_report(folder, tmp_path / "out")
+    text = paths[-1].read_text(encoding="utf-8")
+    assert "| ERM | **20.00** |" in text and "25.00" not in text
+
+
+# ---- different configurations are never averaged ---------------------------------------------
+def test_records_differing_in_epochs_are_separate_tables():
+    recs = [record(seed=s, error=e, epochs=8) for s, e in [(0, 20.0), (1, 22.0)]]
+    recs += [record(seed=0, error=10.0, epochs=16)]
+    text = table1_markdown(recs, tail_view=False)
+    first, second = captions(text)
+    assert first.startswith("**Table 1a.**") and second.startswith("**Table 1b.**")
+    assert "8 epochs" in first and "2 seeds" in first and "16 epochs" in second
+    for caption in (first, second):  # the recipe of each table, in its caption
+        assert "preset quick" in caption and "n_max 6000" in caption and "resnet20" in caption
+    a, b = text.split("**Table 1b.**")
+    assert rows(a)["ERM"] == ["**21.00 ± 1.41**"] and rows(b)["ERM"] == ["**10.00**"]
+    assert "17.33" not in text  # the mean of all three
+    with pytest.raises(ValueError, match="configuration"):
+        aggregate(recs)
+
+
+def test_records_differing_in_n_max_are_separate_tables():
+    recs = [record(seed=0, error=20.0), record(seed=0, error=30.0, n_max=1000)]
+    first, second = captions(table1_markdown(recs, tail_view=False))
+    assert "n_max 6000 (the dataset's default)" in first and "n_max 1000" in second
+    assert "25.00" not in table1_markdown(recs)
+
+
+def test_records_differing_in_an_unstated_recipe_key_say_how():
+    recs = [record(seed=0, error=20.0), record(seed=0, error=30.0)]
+    recs[1]["config"]["lr"] = 0.05
+    first, second = captions(table1_markdown(recs, tail_view=False))
+    assert "lr 0.1" in first and "lr 0.05" in second
+
+
+def test_records_differing_in_loss_kwargs_are_separate_rows():
+    recs = [record("mm-drw", s, e) for s, e in [(0, 20.0), (1, 22.0)]]
+    recs += [record("mm-drw", 0, 30.0, loss_kwargs={"beta": 1.2, "delta_minus": 0.6})]
+    recs += [record("focal", 0, 25.0)]  # its registry kwargs (γ = 1): no parameters shown
+    text = table1_markdown(recs, tail_view=False)
+    assert len(captions(text)) == 1  # one recipe: one table, the kwargs make rows
+    table = rows(text)
+    assert table["MM-DRW"] == ["**21.00 ± 1.41**"]
+    assert table["MM-DRW (β=1.2, δ⁻=0.6)"] == ["30.00"]
+    assert "Focal" in table and "24.00" not in text  # no mean over both MM-DRW rows
+    assert list(table)[1:] == ["Focal", "MM-DRW", "MM-DRW (β=1.2, δ⁻=0.6)"]
+
+
+def test_the_mm_ablation_stays_a_grid_of_its_kwargs_and_splits_by_recipe():
+    def abl(beta, delta, error, epochs=8):
+        kwargs = {"beta": beta, "delta_minus": delta}
+        return record("mm-drw", 0, error, loss_kwargs=kwargs, epochs=epochs, bench="mm-ablation")
+
+    recs = [abl(1.2, 0.6, 20.0), abl(1.5, 0.6, 21.0), abl(1.2, 0.6, 10.0, epochs=16)]
+    text = ablation_markdown(recs)
+    first, second = text.split("\n\n**MM ablation")
+    assert "MM-DRW, Fashion-MNIST long-tailed 100" in first and "8 epochs" in first
+    assert rows(first)["β \\ δ⁻"] == ["0.6"] and rows(first)["1.2"] == ["**20.00**"]
+    assert "16 epochs" in second and rows(second)["1.2"] == ["**10.00**"]
+    assert "15.00" not in text
+
+
+def test_dir_records_differing_in_epochs_are_separate_tables():
+    def dir_rec(seed, mae, epochs):
+        return {
+            "method": "vanilla",
+            "dataset": "diamonds",
+            "profile": "dir",
+            "ratio": 942.0,
+            "seed": seed,
+            "epochs": epochs,
+            "bench": "dir",
+            "config": {
+                "dataset": "diamonds",
+                "method": "vanilla",
+                "epochs": epochs,
+                "seed": seed,
+                "preset": "quick",
+                "backbone": "mlp",
+                "hidden": [128, 128],
+                "threads": seed + 1,
+            },
+            "metrics": {"mae": mae},
+        }
+
+    recs = [dir_rec(0, 700.0, 45), dir_rec(1, 710.0, 45), dir_rec(0, 600.0, 90)]
+    text = dir_markdown(recs)
+    parts = text.split("**Deep imbalanced regression")[1:]
+    assert len(parts) == 2  # thread counts are bookkeeping: seeds 0 and 1 are one config
+    assert "45 epochs" in parts[0] and "MLP 128-128" in parts[0] and "2 seeds" in parts[0]
+    assert "90 epochs" in parts[1] and "**600** |" in parts[1]
+    assert "670" not in text
+
+
+# ---- legacy records ---------------------------------------------------------------------------
+def test_legacy_records_are_labelled_and_not_merged_with_fingerprinted_ones():
+    legacy = [record(seed=s, error=e) for s, e in [(0, 20.0), (1, 22.0)]]
+    new = [record(seed=s, error=e, fingerprint="ab12") for s, e in [(0, 10.0), (1, 12.0)]]
+    first, second = captions(table1_markdown(new + legacy, tail_view=False))
+    assert "without a data fingerprint" not in first and "11.00" in table1_markdown(new)
+    assert "without a data fingerprint" in second
+    text = table1_markdown(new + legacy, tail_view=False)
+    assert rows(text.split("**Table 1b.**")[1])["ERM"] == ["**21.00 ± 1.41**"]
+    assert "16.00" not in text  # the mean over both kinds
+    assert "without a data fingerprint" not in table1_markdown(new)
+
+
+def test_records_on_other_data_are_not_seeds_of_one_run():
+    recs = [
+        record(seed=0, error=20.0, fingerprint="aaaa1111"),
+        record(seed=1, error=30.0, fingerprint="bbbb2222"),
+    ]
+    text = table1_markdown(recs, tail_view=False)
+    header = rows(text)["Method"]
+    assert header == ["Fashion-MNIST long-tailed 100 (data aaaa1111)",
+                      "Fashion-MNIST long-tailed 100 (data bbbb2222)"]  # fmt: skip
+    assert "25.00" not in text
+
+
+# ---- the registries ---------------------------------------------------------------------------
+def test_report_order_follows_the_method_registry():
+    assert METHOD_ORDER == tuple(METHODS)
+    methods = [*METHODS, "loss:zeta", "loss:alpha"]
+    recs = [record(m, 0, 20.0 + i) for i, m in enumerate(methods)]
+    body = list(rows(table1_markdown(recs, tail_view=False)))[1:]
+    assert body == [spec.label for spec in METHODS.values()] + ["loss:alpha", "loss:zeta"]
+    saved = dict(METHODS)
+    try:  # a registry in another order: the report follows it
+        METHODS.clear()
+        METHODS.update(reversed(saved.items()))
+        body = list(rows(table1_markdown(recs, tail_view=False)))[1:]
+    finally:
+        METHODS.clear()
+        METHODS.update(saved)
+    assert body == [spec.label for spec in reversed(saved.values())] + ["loss:alpha", "loss:zeta"]
+
+
+def test_labels_come_from_the_registries(monkeypatch):
+    renamed = dataclasses.replace(METHODS["erm"], label="Plain cross-entropy")
+    monkeypatch.setitem(METHODS, "erm", renamed)
+    info = dataclasses.replace(registry.get_dataset("fashion-mnist"), label="Zalando FM")
+    monkeypatch.setitem(registry._REGISTRY, "fashion-mnist", info)
+    text = table1_markdown([record("erm", 0, 20.0)], tail_view=False)
+    assert rows(text)["Method"] == ["Zalando FM long-tailed 100"]
+    assert "Plain cross-entropy" in rows(text)
+    vanilla = dataclasses.replace(REGRESSION_METHODS["vanilla"], label="Least squares")
+    monkeypatch.setitem(REGRESSION_METHODS, "vanilla", vanilla)
+    dir_rec = {"method": "vanilla", "bench": "dir", "dataset": "agedb", "metrics": {"mae": 7.0}}
+    assert "| Least squares | **7.00** |" in dir_markdown([dir_rec])
+
+
+def test_the_committed_results_still_report(tmp_path):
+    pytest.importorskip("matplotlib")
+    root = Path(__file__).resolve().parents[1] / "results"
+    folders = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        pytest.skip("no committed results")
+    for folder in folders:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no copies, no junk: no warning at all
+            paths = write_report(folder, tmp_path / folder.name)
+        text = paths[-1].read_text(encoding="utf-8")
+        assert "Recipe: preset quick" in text and "without a data fingerprint" in text
+        assert all(p.stat().st_size > 0 for p in paths)
+
+
+# ---- plots ------------------------------------------------------------------------------------
+def test_plots_draw_other_recipes_as_their_own_lines(tmp_path):
+    pytest.importorskip("matplotlib")
+    from longtail.bench.plots import _lines, plot_ablation, plot_per_class_error
+    from longtail.bench.records import group_tables
+
+    recs = [record(seed=s, error=20.0, epochs=8) for s in (0, 1)] + [record(epochs=16)]
+    for rec in recs:
+        rec["metrics"]["per_class_error"] = [10.0 * c for c in range(10)]
+    lines = _lines(group_tables(recs), ("fashion-mnist", "exp", 100))
+    assert [(label, len(runs)) for label, runs in lines] == [
+        ("ERM [epochs 8]", 2),  # the two seeds of 8 epochs
+        ("ERM [epochs 16]", 1),
+    ]
+    png = plot_per_class_error(recs, tmp_path / "pc.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    abl = [dict(r, bench="mm-ablation", method="mm-drw") for r in recs]
+    for rec in abl:
+        rec["config"] = dict(rec["config"], loss_kwargs={"beta": 1.2, "delta_minus": 0.6})
+    assert plot_ablation(abl, tmp_path / "abl.png").read_bytes()[:4] == b"\x89PNG"
