@@ -246,11 +246,15 @@ def serve(monkeypatch, files: dict[str, bytes]) -> list[str]:
 
 def test_load_mnist_download(no_system_data, monkeypatch, capsys):
     arrays = mnist_arrays(seed=3)
-    base = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    base = idx_module._MIRRORS["fashion-mnist"][0]
+    assert base.startswith("https://")
     files = {}
     for split, names in MNIST_FILES.items():
         for name, array in zip(names, arrays[split], strict=True):
-            files[f"{base}{name}.gz"] = gzip.compress(idx_bytes(array))
+            files[f"{base}{name}.gz"] = data = gzip.compress(idx_bytes(array))
+            # these stand-in files pass the check only under their own checksums
+            digest = hashlib.sha256(data).hexdigest()
+            monkeypatch.setitem(idx_module._SHA256["fashion-mnist"], f"{name}.gz", digest)
     asked = serve(monkeypatch, files)
     ds = load_mnist(download=True)
     cache = no_system_data / "cache" / "longtail" / "fashion-mnist"
@@ -321,10 +325,13 @@ def test_load_cifar_folder_or_parent(tmp_path, num_classes):
 
 
 @pytest.mark.parametrize("num_classes", [10, 100])
-def test_load_cifar_archive(tmp_path, num_classes):
+def test_load_cifar_archive(tmp_path, monkeypatch, num_classes):
     arrays = write_cifar(tmp_path / "src", num_classes)
     name = cifar_module._ARCHIVES[num_classes]
     archive = make_tar(tmp_path / "src" / cifar_module._FOLDERS[num_classes], tmp_path / name)
+    # a local archive is extracted only with the official MD5: give this one's as official
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    monkeypatch.setitem(cifar_module._ARCHIVE_MD5, num_classes, md5)
     (tmp_path / "a").mkdir()
     moved = archive.rename(tmp_path / "a" / name)
     check_cifar(load_cifar(moved, num_classes, download=False), arrays, num_classes)
@@ -394,8 +401,12 @@ def test_load_cifar_label_out_of_range(tmp_path):
         load_cifar(tmp_path, download=False)
 
 
-def test_load_cifar_bad_archive(tmp_path):
+def test_load_cifar_bad_archive(tmp_path, monkeypatch):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(ValueError, match=r"MD5 .*not the official CIFAR-10"):
+        load_cifar(tmp_path, download=False)
+    # even a file that passed the checksum can fail to open
+    monkeypatch.setitem(cifar_module._ARCHIVE_MD5, 10, hashlib.md5(b"not a tar").hexdigest())
     with pytest.raises(ValueError, match=r"not a readable \.tar\.gz"):
         load_cifar(tmp_path, download=False)
     with pytest.raises(ValueError, match="num_classes"):
@@ -539,9 +550,9 @@ def test_channel_stats_hand_made():
 
 
 def test_channel_stats_matches_numpy_over_chunks(monkeypatch):
-    from longtail.data import images
+    from longtail.data import dataset
 
-    monkeypatch.setattr(images, "_STATS_CHUNK", 3)
+    monkeypatch.setattr(dataset, "_STATS_CHUNK", 3)
     x = torch.randint(
         0, 256, (10, 3, 5, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
     )

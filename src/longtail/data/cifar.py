@@ -9,10 +9,12 @@ red, then green, then blue values, each row by row.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
+import shutil
 import tarfile
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +22,17 @@ import numpy as np
 import torch
 
 from longtail._validation import check_choice, expected
-from longtail.data.images import ImageDataset, _download
+from longtail.data._fetch import cache_dir, check_digests, download_verified
+from longtail.data.dataset import ImageDataset
 
 __all__ = ["load_cifar"]
 
 _URL = "https://www.cs.toronto.edu/~kriz/"
 _FOLDERS = {10: "cifar-10-batches-py", 100: "cifar-100-python"}
 _ARCHIVES = {10: "cifar-10-python.tar.gz", 100: "cifar-100-python.tar.gz"}
-# MD5 of the official archives (published with them); checked after a download, so that only the
-# genuine archive's pickles are ever unpickled.
+# MD5 of the official archives, as https://www.cs.toronto.edu/~kriz/cifar.html publishes them
+# (it publishes no other checksum); checked before any archive, downloaded or local, is
+# extracted.
 _ARCHIVE_MD5 = {10: "c58f30108f718f92721af3b95e74349a", 100: "eb9058c3a382ffc7106e4002c42a8d85"}
 _SPLITS = {
     10: {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
@@ -38,29 +42,38 @@ _LABEL_KEYS = {10: "labels", 100: "fine_labels"}
 _IMAGE_BYTES = 3 * 32 * 32
 
 
-def _cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/longtail``, by default ``~/.cache/longtail``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "longtail"
-
-
 def _has_files(folder: Path, num_classes: int) -> bool:
     names = [n for files in _SPLITS[num_classes].values() for n in files]
     return all((folder / n).is_file() for n in names)
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _extract(archive: Path, num_classes: int) -> Path:
-    """Extract the archive's CIFAR folder next to it and return the folder."""
+    """Extract the archive's CIFAR folder next to it and return the folder.
+
+    Only members inside the CIFAR folder are extracted, and only regular files and folders
+    whose paths stay inside it (tarfile's ``"data"`` filter checks the same again where it
+    exists). They are extracted into a temporary folder first and each file is then renamed
+    into place, so an interrupted extraction never leaves a truncated batch file behind.
+    """
     folder_name = _FOLDERS[num_classes]
     dest = archive.parent
+    staging = Path(tempfile.mkdtemp(dir=dest, prefix=f".{folder_name}.", suffix=".part"))
+    try:
+        _extract_into(archive, num_classes, staging)
+        (dest / folder_name).mkdir(exist_ok=True)
+        for item in sorted((staging / folder_name).rglob("*")):
+            target = dest / item.relative_to(staging)
+            if item.is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest / folder_name
+
+
+def _extract_into(archive: Path, num_classes: int, dest: Path) -> None:
+    folder_name = _FOLDERS[num_classes]
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = []
@@ -82,13 +95,22 @@ def _extract(archive: Path, num_classes: int) -> Path:
                 tar.extractall(dest, members=members)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise ValueError(f"{archive}: not a readable .tar.gz archive ({err}).") from err
-    return dest / folder_name
 
 
 def _extract_checked(archive: Path, num_classes: int) -> Path:
-    """The archive's folder next to it, extracted unless already complete."""
+    """The archive's folder next to it, extracted (once its MD5 is checked) unless complete."""
     folder = archive.parent / _FOLDERS[num_classes]
     if not _has_files(folder, num_classes):
+        try:
+            check_digests(archive, md5=_ARCHIVE_MD5[num_classes])
+        except ValueError as err:
+            # a local archive is the user's file: say what is wrong, but leave it in place
+            raise ValueError(
+                f"{err} It is not the official CIFAR-{num_classes} python archive "
+                f"({_URL}{_ARCHIVES[num_classes]}), so it is not extracted. Delete it to "
+                "download the official one, or unpack a copy you trust yourself and pass its "
+                "folder."
+            ) from None
         _extract(archive, num_classes)
     if not _has_files(folder, num_classes):
         names = ", ".join(n for files in _SPLITS[num_classes].values() for n in files)
@@ -118,17 +140,73 @@ def _locate(root: Path, num_classes: int, download: bool) -> Path:
     if not download:
         raise FileNotFoundError(message)
     try:
-        _download(_URL + archive_name, archive)
+        # checked against the published MD5 before it is renamed into place
+        download_verified(_URL + archive_name, archive, md5=_ARCHIVE_MD5[num_classes])
     except OSError as err:  # urllib.error.URLError is an OSError
         raise FileNotFoundError(f"{message} Downloading into {root} failed: {err}") from err
-    digest = _md5(archive)
-    if digest != _ARCHIVE_MD5[num_classes]:
-        archive.unlink()
-        raise ValueError(
-            f"{archive}: downloaded archive has MD5 {digest}, expected "
-            f"{_ARCHIVE_MD5[num_classes]}; the file was removed."
-        )
     return _extract_checked(archive, num_classes)
+
+
+def _latin1_encode(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as Python 3 writes bytes into protocol-2 pickles, and nothing more."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError(
+            f"_codecs.encode is allowed only as encode(str, 'latin1'), got {encoding!r}"
+        )
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], Callable[..., Any]]:
+    """The globals a pickled numpy array names, mapped to this numpy's own objects.
+
+    Arrays pickle as ``_reconstruct(ndarray, shape, dtype)`` plus a state (protocols 0 to 4) or
+    ``_frombuffer(buffer, dtype, shape, order)`` (protocol 5), dtypes as ``dtype(...)`` plus a
+    state. Pickles written under numpy 1 name the module ``numpy.core``, under numpy 2
+    ``numpy._core``; both are mapped to the functions this numpy itself pickles with, which are
+    taken from a pickled array (so no deprecated module is imported). None of them can call
+    anything but numpy's array and dtype constructors.
+    """
+    reconstruct = np.zeros(1).__reduce__()[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    allowed: dict[tuple[str, str], Callable[..., Any]] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        if getattr(frombuffer, "__name__", "") == "_frombuffer":
+            allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+_ALLOWED_GLOBALS = _numpy_globals()
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR batches: dicts, lists, bytes, str, numbers and numpy arrays only.
+
+    Unpickling runs whatever callable a pickle names (a crafted file can name ``os.system``);
+    every callable is resolved through :meth:`find_class` (also for the copyreg extension
+    codes), and this one resolves only the few numpy constructors an array needs. Anything else
+    stops the load before it is called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"it names the global {module}.{name}; a CIFAR batch holds only dicts, lists, "
+                "bytes and numpy arrays, so nothing else is loaded"
+            ) from None
+
+
+def _unpickle(path: Path) -> Any:
+    """Load one batch file with :class:`_BatchUnpickler` (``encoding="bytes"``, as the
+    dataset's page prescribes for these Python 2 pickles)."""
+    with open(path, "rb") as f:
+        return _BatchUnpickler(f, encoding="bytes").load()
 
 
 def _get(batch: dict, key: str) -> Any:
@@ -141,8 +219,7 @@ def _get(batch: dict, key: str) -> Any:
 def _read_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     label_key = _LABEL_KEYS[num_classes]
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+        batch = _unpickle(path)
     except FileNotFoundError:
         raise
     except Exception as err:  # a corrupt pickle can raise almost anything
@@ -189,13 +266,15 @@ def load_cifar(
     ``root`` may be the data folder itself (``.../cifar-10-batches-py``), the folder holding it,
     or the ``.tar.gz`` archive (extracted next to itself). A folder without the data but with
     the archive in it has the archive extracted. Otherwise, with ``download``, the archive is
-    downloaded into ``root`` (atomically, announced on stderr), checked against its published
-    MD5 and extracted.
+    downloaded into ``root`` (announced on stderr), checked against its published MD5 before it
+    is renamed into place, and extracted.
 
-    Security: the files are Python pickles, read with ``pickle.load(f, encoding="bytes")`` as
-    the dataset's own page prescribes. Unpickling can run arbitrary code, so only load files
-    from a source you trust; a download is checked against the official archive's MD5 before it
-    is unpacked.
+    Security: the files are Python pickles, and unpickling can run arbitrary code. They are read
+    with a restricted unpickler that accepts only dicts, lists, bytes, numbers and numpy arrays
+    and refuses any other global (a crafted file fails with a ``ValueError`` before its payload
+    can run). An archive, downloaded or found locally, is extracted only if it has the official
+    archive's published MD5, and extraction refuses members that would land outside its folder
+    (absolute paths, ``..``, links, devices).
 
     Args:
         root: See above; default the user cache ``~/.cache/longtail`` (``$XDG_CACHE_HOME``).
@@ -209,12 +288,13 @@ def load_cifar(
     Raises:
         FileNotFoundError: If the data is not found and not downloaded (the message says how
             to get it).
-        ValueError: If a file cannot be unpickled, lacks the expected keys, has data of the
-            wrong dtype or size, or labels outside ``0 .. num_classes - 1``; or if a downloaded
-            archive fails its checksum.
+        ValueError: If a file cannot be unpickled (or names anything but numpy arrays), lacks
+            the expected keys, has data of the wrong dtype or size, or labels outside
+            ``0 .. num_classes - 1``; or if an archive, downloaded or local, fails its MD5 check
+            or holds an unsafe member.
     """
     check_choice("num_classes", num_classes, tuple(_FOLDERS))
-    root = _cache_dir() if root is None else Path(root)
+    root = cache_dir() if root is None else Path(root)
     folder = _locate(root, num_classes, download)
     splits = {}
     for split, names in _SPLITS[num_classes].items():

@@ -10,19 +10,19 @@ augment them with :func:`random_crop_flip` and turn them into network input with
 from __future__ import annotations
 
 import difflib
-import math
 import os
-import sys
-import tempfile
-import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from longtail._labels import check_int
 from longtail._validation import expected
+from longtail.data.cifar import load_cifar
+from longtail.data.dataset import ImageDataset
+from longtail.data.idx import load_mnist
+from longtail.data.npz import load_npz
+from longtail.data.registry import DatasetInfo, get_dataset, list_datasets
 
 __all__ = [
     "DATASETS",
@@ -32,141 +32,18 @@ __all__ = [
     "random_crop_flip",
 ]
 
-#: Names accepted by :func:`load_image_dataset` (besides paths to ``.npz`` files).
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100")
+#: The registered image classification datasets (:mod:`longtail.data.registry`), the names
+#: accepted by :func:`load_image_dataset` besides their aliases and paths to ``.npz`` files.
+DATASETS = tuple(list_datasets("classification"))
 
-# Images per chunk in ImageDataset.channel_stats: 4096 CIFAR images are 100 MB in float64.
-_STATS_CHUNK = 4096
-
-
-@dataclass(repr=False)
-class ImageDataset:
-    """An image classification dataset held in memory: train and test images and labels.
-
-    Images are ``uint8`` tensors ``(N, C, H, W)`` (pixel values 0..255), labels ``int64``
-    tensors ``(N,)`` in ``0 .. num_classes - 1``. Train and test images share ``C, H, W``. The
-    fields are checked on construction.
-
-    Example:
-        >>> ds = ImageDataset(
-        ...     name="toy",
-        ...     x_train=torch.zeros(3, 1, 2, 2, dtype=torch.uint8),
-        ...     y_train=torch.tensor([0, 2, 2]),
-        ...     x_test=torch.full((1, 1, 2, 2), 255, dtype=torch.uint8),
-        ...     y_test=torch.tensor([1]),
-        ...     num_classes=3,
-        ... )
-        >>> ds
-        ImageDataset(name='toy', train=3 x (1, 2, 2), test=1, num_classes=3)
-        >>> ds.class_counts.tolist(), ds.channels, ds.image_size
-        ([1, 0, 2], 1, (2, 2))
-
-    Attributes:
-        name: The dataset's name (``"cifar10"``, or the stem of an ``.npz`` file).
-        x_train: Training images, ``uint8`` ``(N_train, C, H, W)``.
-        y_train: Training labels, ``int64`` ``(N_train,)``.
-        x_test: Test images, ``uint8`` ``(N_test, C, H, W)``.
-        y_test: Test labels, ``int64`` ``(N_test,)``.
-        num_classes: Number of classes ``K``; every label is in ``0 .. K - 1``.
-
-    Raises:
-        ValueError: If a field has the wrong type, dtype or shape, the train and test images
-            differ in ``C, H, W``, or a label is out of range.
-    """
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-
-    def __post_init__(self) -> None:
-        self.num_classes = check_int("num_classes", self.num_classes, minimum=1)
-        for split in ("train", "test"):
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 4:
-                got = (
-                    f"{x.dtype} tensor of shape {tuple(x.shape)}"
-                    if isinstance(x, torch.Tensor)
-                    else type(x).__name__
-                )
-                raise expected(f"x_{split}", "a uint8 tensor (N, C, H, W)", got)
-            if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1:
-                got = (
-                    f"{y.dtype} tensor of shape {tuple(y.shape)}"
-                    if isinstance(y, torch.Tensor)
-                    else type(y).__name__
-                )
-                raise expected(f"y_{split}", "an int64 tensor (N,)", got)
-            if len(y) != len(x):
-                raise expected(
-                    f"y_{split}", f"of length {len(x)} (one label per image)", f"length {len(y)}"
-                )
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-                bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
-                raise expected(
-                    f"y_{split}",
-                    f"labels in [0, {self.num_classes - 1}] (num_classes={self.num_classes})",
-                    f"label {bad}",
-                )
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise expected(
-                "x_test",
-                f"images of the training images' shape (C, H, W) = {tuple(self.x_train.shape[1:])}",
-                f"{tuple(self.x_test.shape[1:])}",
-            )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(name={self.name!r}, "
-            f"train={len(self.x_train)} x {tuple(self.x_train.shape[1:])}, "
-            f"test={len(self.x_test)}, num_classes={self.num_classes})"
-        )
-
-    @property
-    def channels(self) -> int:
-        """Number of image channels ``C`` (1 for grey-scale, 3 for RGB)."""
-        return int(self.x_train.shape[1])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        """Image height and width ``(H, W)``."""
-        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
-
-    @property
-    def class_counts(self) -> torch.Tensor:
-        """Training examples per class, ``int64`` of length ``num_classes``."""
-        return torch.bincount(self.y_train, minlength=self.num_classes)
-
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and standard deviation of the training images, in ``[0, 1]`` units.
-
-        The statistics are over every pixel of every training image (the standard deviation is
-        the population one, ``ddof = 0``), the values :func:`normalize` expects. Sums are taken
-        in ``float64`` over chunks of images, which is exact for ``uint8`` data of this size and
-        keeps the extra memory to one chunk.
-
-        Returns:
-            ``(mean, std)``, two tuples of ``C`` floats.
-        """
-        x = self.x_train
-        c = x.shape[1]
-        total = torch.zeros(c, dtype=torch.float64, device=x.device)
-        total_sq = torch.zeros(c, dtype=torch.float64, device=x.device)
-        for chunk in x.split(_STATS_CHUNK):
-            v = chunk.to(torch.float64)
-            total += v.sum(dim=(0, 2, 3))
-            total_sq += v.square().sum(dim=(0, 2, 3))
-        n = x.shape[0] * x.shape[2] * x.shape[3]
-        if n == 0:
-            raise expected("x_train", "at least one pixel to compute statistics", "no images")
-        mean = total / n
-        var = (total_sq / n - mean.square()).clamp_min(0)
-        return (
-            tuple(float(m) / 255 for m in mean.tolist()),
-            tuple(math.sqrt(s) / 255 for s in var.tolist()),
-        )
+# The loader of each registered image dataset: (data_dir, download) -> ImageDataset. The
+# registry holds what a dataset is; where its files come from stays next to each loader.
+_LOADERS: dict[str, Callable[[str | os.PathLike | None, bool], ImageDataset]] = {
+    "fashion-mnist": lambda root, download: load_mnist(root, "fashion-mnist", download),
+    "mnist": lambda root, download: load_mnist(root, "mnist", download),
+    "cifar10": lambda root, download: load_cifar(root, 10, download),
+    "cifar100": lambda root, download: load_cifar(root, 100, download),
+}
 
 
 def _check_images(name: str, x: torch.Tensor) -> None:
@@ -298,19 +175,12 @@ def normalize(
     return out.div_(255).sub_(stats[0]).div_(stats[1])
 
 
-def _download(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` atomically (a temporary file in its folder, then a rename)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    print(f"longtail: downloading {url} to {dest}", file=sys.stderr)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+def _registered(key: str) -> DatasetInfo | None:
+    """The registry entry of ``key`` (a name or alias, any case), or ``None``."""
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return get_dataset(key)
+    except ValueError:
+        return None
 
 
 def load_image_dataset(
@@ -320,14 +190,19 @@ def load_image_dataset(
 ) -> ImageDataset:
     """Load an image dataset by name, or from an ``.npz`` file.
 
+    A name is looked up in the dataset registry (:func:`~longtail.data.registry.get_dataset`,
+    so aliases such as ``"fmnist"`` or ``"cifar-10"`` work, in any case):
+
     * ``"fashion-mnist"``, ``"mnist"``: :func:`~longtail.data.load_mnist`.
     * ``"cifar10"``, ``"cifar100"``: :func:`~longtail.data.load_cifar`.
-    * a path ending in ``.npz``, or naming any existing file (read as an ``.npz`` archive):
-      :func:`~longtail.data.load_npz`; a relative path that does not exist is also looked for
-      in ``data_dir``.
+
+    Anything else that ends in ``.npz``, or names an existing file (read as an ``.npz``
+    archive), is loaded with :func:`~longtail.data.load_npz`; a relative path that does not
+    exist is also looked for in ``data_dir``.
 
     Args:
-        name_or_path: One of :data:`DATASETS` (case-insensitive) or a path to an ``.npz`` file.
+        name_or_path: One of :data:`DATASETS` or an alias (case-insensitive), or a path to an
+            ``.npz`` file.
         data_dir: The folder holding the data (the loaders' ``root``); default each loader's
             own search path.
         download: Download a named dataset that is not found. Default ``True``.
@@ -336,27 +211,34 @@ def load_image_dataset(
         The :class:`ImageDataset`.
 
     Raises:
-        ValueError: On a name that is neither a known dataset nor an ``.npz`` path.
+        ValueError: On a name that is neither a registered image dataset nor an ``.npz`` path
+            (a registered regression dataset is refused by name).
         FileNotFoundError: If the data is not found (and not downloaded).
     """
-    from longtail.data.cifar import load_cifar
-    from longtail.data.idx import load_mnist
-    from longtail.data.npz import load_npz
-
     text = os.fspath(name_or_path)
-    key = text.lower()
-    if key in ("fashion-mnist", "mnist"):
-        return load_mnist(root=data_dir, variant=key, download=download)
-    if key in ("cifar10", "cifar100"):
-        return load_cifar(data_dir, num_classes=int(key[5:]), download=download)
+    info = _registered(text)
+    if info is not None:
+        name = info.name
+        if info.task != "classification":
+            raise expected(
+                "name_or_path",
+                f"an image classification dataset (one of {DATASETS}) or an .npz file",
+                f"{text!r}, a {info.task} dataset",
+            )
+        if name not in _LOADERS:  # registered, but nobody wrote its loader yet
+            raise expected(
+                "name_or_path", f"a dataset with a loader, one of {tuple(_LOADERS)}", repr(text)
+            )
+        return _LOADERS[name](data_dir, download)
     path = Path(text)
-    if key.endswith(".npz") or path.is_file():
+    if text.lower().endswith(".npz") or path.is_file():
         if not path.exists() and data_dir is not None and not path.is_absolute():
             in_dir = Path(data_dir) / path
             if in_dir.exists():
                 path = in_dir
         return load_npz(path)
-    close = difflib.get_close_matches(key, DATASETS, n=3, cutoff=0.5)
+    spellings = [key for n in DATASETS for key in (n, *get_dataset(n).aliases)]
+    close = difflib.get_close_matches(text.lower(), spellings, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
         f"Expected `name_or_path` to be one of the datasets {DATASETS} or a path to an .npz "

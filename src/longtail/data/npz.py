@@ -11,7 +11,7 @@ import torch
 
 from longtail._labels import check_int
 from longtail._validation import expected
-from longtail.data.images import ImageDataset
+from longtail.data.dataset import ImageDataset
 
 __all__ = ["load_npz"]
 
