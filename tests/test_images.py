@@ -421,7 +421,7 @@ def npz_arrays(layout: str, seed: int = 0) -> dict:
     x_test = rng.integers(0, 256, (2, *shape[layout][1:]), dtype=np.uint8)
     return {
         "x_train": x_train,
-        "y_train": np.array([0, 1, 2, 3, 1]),
+        "y_train": np.array([0, 1, 2, 4, 1]),
         "x_test": x_test,
         "y_test": np.array([4, 0], dtype=np.int32),
     }
@@ -439,20 +439,23 @@ def test_load_npz_layouts(tmp_path, layout):
         "NHWC": lambda a: a.transpose(0, 3, 1, 2),
         "NHW1": lambda a: a.transpose(0, 3, 1, 2),
     }[layout]
-    assert ds.name == f"set_{layout}" and ds.num_classes == 5  # the largest label is in test
+    # labels 0, 1, 2, 4: renumbered to 0..3, class 3 standing for label 4
+    assert ds.name == f"set_{layout}" and ds.num_classes == 4 and ds.classes == (0, 1, 2, 4)
     assert ds.x_train.is_contiguous() and ds.x_train.dtype == torch.uint8
     np.testing.assert_array_equal(ds.x_train.numpy(), to_nchw(arrays["x_train"]))
     np.testing.assert_array_equal(ds.x_test.numpy(), to_nchw(arrays["x_test"]))
-    assert ds.y_test.dtype == torch.int64 and ds.y_test.tolist() == [4, 0]
+    assert ds.y_test.dtype == torch.int64 and ds.y_test.tolist() == [3, 0]
 
 
 def test_load_npz_num_classes_array(tmp_path):
     path = tmp_path / "k.npz"
     np.savez(path, **npz_arrays("NHW"), num_classes=np.array(8))
     ds = load_npz(path)
-    assert ds.num_classes == 8 and ds.class_counts.tolist() == [1, 2, 1, 1, 0, 0, 0, 0]
+    # with num_classes in the file, labels are used as they are (no renumbering)
+    assert ds.num_classes == 8 and ds.class_counts.tolist() == [1, 2, 1, 0, 1, 0, 0, 0]
+    assert ds.classes == tuple(range(8)) and ds.y_test.tolist() == [4, 0]
     np.savez(path, **npz_arrays("NHW"), num_classes=np.array(4))
-    with pytest.raises(ValueError, match=r"y_test.*labels in \[0, 3\].*label 4"):
+    with pytest.raises(ValueError, match=r"y_train.*labels in \[0, 3\].*label 4"):
         load_npz(path)
 
 
@@ -463,8 +466,9 @@ def test_load_npz_num_classes_array(tmp_path):
         ({"x_train": np.zeros((5, 6, 7), np.float32)}, "uint8"),
         ({"x_train": np.zeros((5, 6), np.uint8)}, r"\(N, H, W\)"),
         ({"y_train": np.array([0, 1, 2])}, "5 labels"),
-        ({"y_train": np.array([0, 1, -2, 0, 1])}, "non-negative"),
-        ({"y_train": np.array([0.0, 1, 2, 0, 1])}, "integer class labels"),
+        ({"y_train": np.array([0, 1, 2.5, 0, 1])}, "integer class labels.*non-integer label 2.5"),
+        ({"y_train": np.array([True, False, True, True, False])}, "integer class labels"),
+        ({"y_test": np.array([4, 3])}, r"class 3 .*in the test set but not in y_train"),
         ({"x_test": np.zeros((2, 6, 8), np.uint8)}, "training images' shape"),
     ],
 )
