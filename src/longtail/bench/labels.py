@@ -181,21 +181,21 @@ def shots_text(recipe: dict[str, Any], unit: str) -> str:
 
 
 def _n_max_text(n_max: Any, datasets: Iterable[Any]) -> str:
+    """The head-class size of a recipe: its own, or (``None``) each dataset's registry default."""
     if n_max is not None:
         return f"n_max {format_value(n_max)}"
     defaults = {}
     for d in datasets:
         try:
             defaults[dataset_label(str(d))] = get_dataset(str(d)).n_max
-        except ValueError:
+        except ValueError:  # a file: every example of its head class
             defaults[dataset_stem(d)] = None
-    if len(set(defaults.values())) == 1 and None not in defaults.values():
-        return f"n_max {next(iter(defaults.values()))} (the dataset's default)"
-    return (
-        "n_max: the full head class ("
-        + ", ".join(f"{name} {n if n is not None else 'all'}" for name, n in defaults.items())
-        + ")"
-    )
+    values = set(defaults.values())
+    if len(values) == 1:
+        value = values.pop()
+        return f"n_max {value} (the dataset's default)" if value else "n_max: the whole head class"
+    each = ", ".join(f"{name} {n or 'all'}" for name, n in defaults.items())
+    return f"n_max: each dataset's default ({each})"
 
 
 def _model_text(recipe: dict[str, Any]) -> str | None:

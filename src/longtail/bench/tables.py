@@ -38,6 +38,7 @@ from longtail.bench.records import (
     number,
     sensitivity_records,
 )
+from longtail.data.registry import dataset_label
 
 __all__ = [
     "DIR_COLUMNS",
@@ -370,8 +371,6 @@ def dir_decimals(cells: Iterable[Stats | None]) -> int:
 
 def dir_title(setting: Setting, records: Sequence[dict[str, Any]]) -> str:
     """``"diamonds (price), training imbalance 942:1 over 100-wide bins"``."""
-    from longtail.data.registry import dataset_label
-
     dataset, profile, ratio = setting
     if profile != "dir":
         return " ".join(str(x) for x in setting if x is not None)
