@@ -23,6 +23,11 @@ gather, and the backward is the closed form
 computed in place from one ``softmax`` call. The softmax is taken of the saved log-probabilities
 with the softmax kernel, not with ``exp``: on CPU ``torch.exp`` is about 20× slower on the very
 negative log-probabilities that scaled logits (s = 30) produce.
+
+The adjusted logits are written into a fresh row-major ``(M, C)`` buffer whatever the layout of the
+caller's logits (transposed, a slice, the column-major view of a ``(1, C, H, W)`` map), so the loss
+and its gradient do not depend on the layout; the in-place ``log_softmax`` is only correct on such
+a buffer.
 """
 
 from __future__ import annotations
@@ -42,6 +47,18 @@ def mm_delta(gap: torch.Tensor, delta_minus: float | torch.Tensor, beta: float) 
     return delta.add_(gap.abs()).neg_().exp_()
 
 
+def _row_major_buffer(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A fresh row-major ``(M, C)`` buffer for the adjusted logits, whatever ``logits``' layout.
+
+    Out-of-place ops would give their result the caller's strides (a transposed ``(C, M).t()``,
+    or the ``(1, C, H, W)`` input that :func:`flatten_inputs` flattens to a column-major view),
+    and the CPU ``_log_softmax(..., out=)`` kernel writes its result as if ``out`` were row-major
+    whatever its strides (pytorch/pytorch#75923): the log-probabilities came out permuted.
+    Writing the adjusted logits into this buffer with ``out=`` costs no extra pass.
+    """
+    return torch.empty(logits.shape, dtype=dtype, device=logits.device)
+
+
 class _AdjustedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, target, scale, class_scale, class_bias, margin, mm_dm, mm_beta):  # type: ignore[override]
@@ -53,16 +70,30 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
                 if class_bias is not None
                 else torch.zeros((), dtype=ctype, device=logits.device)
             )
-            adj = torch.addcmul(b, logits, a)
+            adj = torch.addcmul(b, logits, a, out=_row_major_buffer(logits, ctype))
         elif class_bias is not None:
-            adj = torch.add(class_bias.to(ctype) * scale, logits, alpha=scale)
-        elif scale != 1.0 or logits.dtype != ctype:
-            adj = logits.to(ctype) * scale
+            adj = torch.add(
+                class_bias.to(ctype) * scale,
+                logits,
+                alpha=scale,
+                out=_row_major_buffer(logits, ctype),
+            )
+        elif scale != 1.0 and logits.dtype == ctype:
+            adj = torch.mul(logits, scale, out=_row_major_buffer(logits, ctype))
+        elif (
+            scale != 1.0
+            or logits.dtype != ctype
+            or margin is not None
+            or mm_dm is not None
+            or not logits.is_contiguous()
+        ):
+            # upcast before scaling: a half product s·z would round (and overflow past 65504/s)
+            adj = _row_major_buffer(logits, ctype).copy_(logits)
+            if scale != 1.0:
+                adj.mul_(scale)
         else:
-            adj = logits
+            adj = logits  # nothing to adjust, already row-major: log_softmax makes the copy
         idx = target.unsqueeze(1)
-        if (margin is not None or mm_dm is not None) and adj is logits:
-            adj = adj.clone()
         if mm_dm is not None:
             # MM: the max over j ≠ y read from the buffer we own anyway, with the target column
             # masked for one amax pass (no top-k, no extra (M, C) copy).
@@ -74,13 +105,16 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         elif margin is not None:
             adj.scatter_add_(1, idx, margin.to(ctype).unsqueeze(1) * (-scale))
         if adj is not logits and adj.device.type == "cpu":
-            # The buffer is ours: write the log-probabilities over it (one (M, C) allocation
-            # fewer; the CPU kernel reads each row before writing it, checked bit-exact in tests).
+            # The buffer is ours and row-major (see _row_major_buffer): write the log-probabilities
+            # over it (one (M, C) allocation fewer; the CPU kernel reads each row before writing
+            # it, checked bit-exact in tests).
             logp = torch._log_softmax(adj, 1, False, out=adj)
         else:
             logp = torch.log_softmax(adj, dim=1)
         del adj
         loss = logp.gather(1, idx).squeeze(1).neg()
+        # logp is row-major, so is the gradient built from it; autograd maps it back through the
+        # caller's views (transpose, movedim/reshape) to the caller's layout.
         ctx.save_for_backward(logp, target, class_scale)
         ctx.scale = scale
         ctx.in_dtype = logits.dtype
