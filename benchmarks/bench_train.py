@@ -155,10 +155,9 @@ def main() -> None:
         config = make_config(
             "paper",
             dataset=str(npz),
-            method="ldam-drw",
+            method="ldam",  # the same computation; a DRW phase would not fit two epochs
             epochs=2,
             warmup_epochs=0,
-            drw_epoch=2,
             lr_steps=(),
             model=args.model,
             width=args.width,

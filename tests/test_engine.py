@@ -91,7 +91,9 @@ def test_data_is_long_tailed_and_test_balanced(npz):
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_recipe_trains(method, npz, tmp_path):
-    record = train(tiny(npz, method=method, epochs=2), tmp_path / "run", progress=False)
+    record = train(
+        tiny(npz, method=method, epochs=2, drw_epoch=1), tmp_path / "run", progress=False
+    )
     assert KEYS <= set(record)
     assert METRIC_KEYS <= set(record["metrics"])
     assert len(record["metrics"]["per_class_error"]) == NUM_CLASSES
@@ -145,8 +147,8 @@ def test_killed_and_resumed_equals_uninterrupted(method, npz, tmp_path):
     assert torch.load(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 2
     resumed = train(config, tmp_path / "killed", progress=False)
     assert resumed["metrics"] == whole["metrics"]
-    w = torch.load(tmp_path / "whole" / "checkpoint.pt")["model"]
-    r = torch.load(tmp_path / "killed" / "checkpoint.pt")["model"]
+    w = torch.load(tmp_path / "whole" / "checkpoint.pt")["task"]["model"]
+    r = torch.load(tmp_path / "killed" / "checkpoint.pt")["task"]["model"]
     assert all(torch.equal(w[k], r[k]) for k in w)
     log = (tmp_path / "killed" / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in log] == [0, 1, 2, 3]
@@ -165,8 +167,8 @@ def test_compiled_step_resumes_exactly_and_matches_eager(npz, tmp_path):
     assert train(config, tmp_path / "killed", progress=False)["metrics"] == whole["metrics"]
     eager = tiny(npz, method="ldam-drw", epochs=3, compile=False)
     train(eager, tmp_path / "eager", progress=False)
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt")["model"]
-    b = torch.load(tmp_path / "eager" / "checkpoint.pt")["model"]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt")["task"]["model"]
+    b = torch.load(tmp_path / "eager" / "checkpoint.pt")["task"]["model"]
     for k in a:  # fused kernels round differently, nothing more
         torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-4)
 
@@ -181,7 +183,7 @@ def test_calibration_of_cosine_classifiers_uses_the_loss_scale(npz, tmp_path):
     d = prepare_data(config)
     torch.manual_seed(0)
     model = create_model("small-cnn", NUM_CLASSES, 1, 4, normed=True)
-    model.load_state_dict(torch.load(tmp_path / "r" / "checkpoint.pt")["model"])
+    model.load_state_dict(torch.load(tmp_path / "r" / "checkpoint.pt")["task"]["model"])
     z = evaluate(model, d["x_test"], d["mean"], d["std"], channels_last=config.channels_last)
     assert record["metrics"]["ece"] == pytest.approx(
         expected_calibration_error(30 * z, d["y_test"])
@@ -269,7 +271,7 @@ def test_cli_train_resume_and_errors(npz, tmp_path, capsys):
 def test_cli_label_outside_classes(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     x = np.zeros((4, 8, 8), np.uint8)
-    np.savez(bad, x_train=x, y_train=np.array([0, 1, 2, -1]), x_test=x, y_test=np.zeros(4, int))
+    np.savez(bad, x_train=x, y_train=np.array([0, 1, 2.5, 1]), x_test=x, y_test=np.zeros(4))
     assert cli_main(["train", "--dataset", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "label" in capsys.readouterr().err.lower()
 
@@ -298,7 +300,15 @@ def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig, out: str)
 def test_ddp_step_equals_one_process_on_the_global_batch(method, npz, tmp_path):
     # One epoch of one step: the whole long-tailed set (24 examples, ratio 1.5) is one batch.
     config = tiny(
-        npz, method=method, ratio=1.5, n_max=8, epochs=1, batch_size=32, eval_every=0, lr_steps=()
+        npz,
+        method=method,
+        ratio=1.5,
+        n_max=8,
+        epochs=1,
+        drw_epoch=0,
+        batch_size=32,
+        eval_every=0,
+        lr_steps=(),
     )
     assert len(prepare_data(config)["y_train"]) <= 32
     single = train(config, tmp_path / "single", progress=False)
@@ -308,8 +318,8 @@ def test_ddp_step_equals_one_process_on_the_global_batch(method, npz, tmp_path):
         nprocs=2,
         start_method="spawn",
     )
-    a = torch.load(tmp_path / "single" / "checkpoint.pt")["model"]
-    b = torch.load(tmp_path / "ddp" / "checkpoint.pt")["model"]
+    a = torch.load(tmp_path / "single" / "checkpoint.pt")["task"]["model"]
+    b = torch.load(tmp_path / "ddp" / "checkpoint.pt")["task"]["model"]
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
     ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())

@@ -9,21 +9,26 @@ loses at most the epoch in progress. Runs are independent jobs: locally a proces
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import shutil
 import sys
+import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json
+from longtail.engine.regression import REGRESSION_METHODS
+from longtail.engine.run import identity_diff, stored_identity
 
 if TYPE_CHECKING:
     from longtail.engine.regression import RegressionConfig
@@ -36,6 +41,7 @@ __all__ = [
     "ablation_jobs",
     "dir_jobs",
     "dir_sensitivity_jobs",
+    "job_identity",
     "run_grid",
     "table1_jobs",
 ]
@@ -47,9 +53,8 @@ TABLE1_SETTINGS = (("exp", 100.0), ("step", 100.0), ("exp", 10.0), ("step", 10.0
 # Tables 2-3 vary β = δ⁺/δ⁻ and δ⁻ around the chosen values of MM-DRW.
 ABLATION_BETAS = (1.2, 1.5, 1.8)
 ABLATION_DELTAS = (0.6, 1.2, 1.8)
-# The DIR benchmark's rows (issue 4), and Group-DIR's sensitivity grid, one factor at a time
-# around the defaults G = 20, λ1 = λ2 = 1.
-DIR_METHODS = ("vanilla", "l1", "lds", "lds-fds", "bmc", "group-dir", "group-dir-lds")
+# Group-DIR's sensitivity grid, one factor at a time around the defaults G = 20, λ1 = λ2 = 1.
+DIR_METHODS = tuple(REGRESSION_METHODS)  # the DIR table, in its registry order
 SENSITIVITY_GROUPS = (10, 20, 40)
 SENSITIVITY_LAMBDA1 = (0.5, 1.0, 2.0)
 SENSITIVITY_LAMBDA2 = (0.5, 1.0, 2.0)
@@ -214,18 +219,75 @@ def dir_sensitivity_jobs(
     return jobs
 
 
-def _finished(path: Path) -> bool:
-    """Whether ``path`` holds a complete record; a damaged one is moved aside, not deleted."""
+def job_identity(job: Job) -> dict[str, Any]:
+    """The full identity of ``job``'s run (config and data fingerprint), without training it."""
+    from longtail.engine.regression import RegressionConfig
+    from longtail.engine.regression import run_identity as regression_identity
+    from longtail.engine.train import run_identity
+
+    if isinstance(job.config, RegressionConfig):
+        return regression_identity(job.config)
+    return run_identity(job.config)
+
+
+def _superseded_path(out: Path, name: str) -> Path:
+    folder = out / "work" / "superseded"
+    folder.mkdir(parents=True, exist_ok=True)
+    k = 0
+    while (folder / f"{name}.{k}.json").exists():
+        k += 1
+    return folder / f"{name}.{k}.json"
+
+
+def _record_status(path: Path, identity: dict[str, Any]) -> tuple[str, str]:
+    """``("finished" | "missing" | "stale", why)`` of the record at ``path`` for ``identity``.
+
+    A damaged record is moved aside (``.json.damaged``), not deleted. A record of another
+    identity (the grid's config changed, the data changed, or it predates data fingerprints)
+    is *stale*: it is never reused.
+    """
     if not path.exists():
-        return False
+        return "missing", ""
     try:
         rec = read_json(path)
     except ValueError as e:
         aside = path.with_suffix(".json.damaged")
         os.replace(path, aside)
-        warnings.warn(f"{e} Moved it to {aside.name}; the run will be redone.", stacklevel=2)
-        return False
-    return isinstance(rec, dict) and "metrics" in rec
+        warnings.warn(f"{e} Moved it to {aside.name}; the run will be redone.", stacklevel=3)
+        return "missing", ""
+    if not (isinstance(rec, dict) and "metrics" in rec):
+        return "missing", ""
+    if rec.get("identity") == identity:
+        return "finished", ""
+    if "identity" not in rec:
+        return "stale", "recorded without a data fingerprint"
+    return "stale", identity_diff(rec.get("identity"), identity, limit=3)
+
+
+def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
+    """Remove the grid's work folder of a run when it holds another identity.
+
+    The folder is the grid's scratch space (the record beside it is the result), so a folder
+    of a changed config is not a reason to refuse the new run. An unreadable folder is left for
+    the engine to report.
+    """
+    saved = stored_identity(work)
+    if saved is None:
+        cfg = work / "config.json"
+        if not cfg.exists():
+            return False
+        try:
+            config = read_json(cfg)
+        except ValueError:
+            return False
+        gone = not isinstance(config, dict) or any(
+            k in config and config[k] != v for k, v in identity.items() if k != "data"
+        )
+    else:
+        gone = saved != identity
+    if gone:
+        shutil.rmtree(work)
+    return gone
 
 
 def _run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
@@ -241,6 +303,86 @@ def _run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[s
     return job.name, time.perf_counter() - t0
 
 
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as the grid's main process is gone (killed, crashed)."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)  # checkpoints are atomic: the run resumes with the grid
+
+    threading.Thread(target=loop, daemon=True, name="longtail-parent-watch").start()
+
+
+def _worker(job: Job, out: str, threads: int, queue: Any, parent: int) -> None:
+    _watch_parent(parent)
+    try:
+        name, secs = _run_job(job, out, threads, False)
+    except BaseException:
+        queue.put((job.name, "error", traceback.format_exc()))
+        raise SystemExit(1) from None
+    queue.put((name, "ok", secs))
+
+
+def _drain(queue: Any, wait: float) -> list[tuple[str, str, Any]]:
+    got = []
+    try:
+        got.append(queue.get(timeout=wait))
+        while True:
+            got.append(queue.get_nowait())
+    except Empty:
+        pass
+    return got
+
+
+def _run_parallel(
+    todo: list[Job],
+    out: Path,
+    workers: int,
+    on_done: Callable[[str, float], None],
+    on_fail: Callable[[str, str], None],
+) -> None:
+    """Each run in its own process, ``workers`` at a time.
+
+    One process per run (not a pool): a worker that dies (out of memory, a signal) fails only
+    its own run, and every worker exits when this process dies.
+    """
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    pending, running = list(todo), {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job = pending.pop(0)
+                proc = ctx.Process(
+                    target=_worker, args=(job, str(out), threads, queue, os.getpid()), daemon=True
+                )
+                proc.start()
+                running[job.name] = proc
+            for name, status, value in _drain(queue, 0.5):
+                running.pop(name).join()
+                (on_done if status == "ok" else on_fail)(name, value)
+            for name, proc in list(running.items()):
+                if proc.is_alive():
+                    continue
+                late = [m for m in _drain(queue, 1.0)]
+                for n, status, value in late:
+                    running.pop(n).join()
+                    (on_done if status == "ok" else on_fail)(n, value)
+                if name in running:
+                    running.pop(name)
+                    code = proc.exitcode
+                    why = f"signal {-code}" if code is not None and code < 0 else f"status {code}"
+                    on_fail(name, f"its worker process died ({why}) before finishing the run\n")
+    finally:
+        for proc in running.values():
+            proc.terminate()
+        for proc in running.values():
+            proc.join()
+
+
 def run_grid(
     jobs: list[Job],
     out: str | os.PathLike[str],
@@ -249,61 +391,75 @@ def run_grid(
 ) -> dict[str, Any]:
     """Run ``jobs`` (skipping finished ones), ``workers`` at a time; return a summary.
 
-    With ``workers > 1`` each run gets ``cores // workers`` threads in its own process. A run
-    that fails is reported (with its traceback) and the others go on.
+    A run is finished only when its record's whole identity (config and data fingerprint)
+    equals the job's; a record of another identity is moved to ``OUT/work/superseded/`` and the
+    run trains again. With ``workers > 1`` each run gets ``cores // workers`` threads in its own
+    process. A run that fails is reported (with its traceback) and the others go on.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
-        raise ValueError("Expected grid jobs with distinct names, but got duplicates.")
-    todo = [j for j in jobs if not _finished(out / f"{j.name}.json")]
-    done = len(jobs) - len(todo)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"Expected grid jobs with distinct names, but got duplicates: {dup}.")
     say = progress is not False
+    todo, stale = [], 0
+    for j in jobs:
+        identity = job_identity(j)
+        status, why = _record_status(out / f"{j.name}.json", identity)
+        if status == "finished":
+            continue
+        if status == "stale":
+            stale += 1
+            aside = _superseded_path(out, j.name)
+            os.replace(out / f"{j.name}.json", aside)
+            if say:
+                print(
+                    f"{j.name}: its record is of another run ({why}); moved it to "
+                    f"{aside.relative_to(out)} and training again",
+                    file=sys.stderr,
+                )
+        if _clear_stale_work(out / "work" / j.name, identity) and say:
+            print(f"{j.name}: removed the work folder of another config", file=sys.stderr)
+        todo.append(j)
+    done = len(jobs) - len(todo)
     if say:
         print(
             f"{len(jobs)} runs: {done} already finished, {len(todo)} to run "
-            f"({workers} at a time) -> {out}",
+            f"({stale} of them replace records of another config or data; "
+            f"{workers} at a time) -> {out}",
             file=sys.stderr,
             flush=True,
         )
     failed: dict[str, str] = {}
     t0 = time.perf_counter()
+    finished = 0
 
-    def report(name: str, secs: float, k: int) -> None:
+    def on_done(name: str, secs: float) -> None:
+        nonlocal finished
+        finished += 1
         if say:
             elapsed = time.perf_counter() - t0
-            eta = elapsed / k * (len(todo) - k)
+            eta = elapsed / finished * (len(todo) - finished - len(failed))
             print(
-                f"[{done + k}/{len(jobs)}] {name} finished in {secs / 60:.1f} min "
+                f"[{done + finished}/{len(jobs)}] {name} finished in {secs / 60:.1f} min "
                 f"(elapsed {elapsed / 60:.1f} min, ~{eta / 60:.0f} min left)",
                 file=sys.stderr,
                 flush=True,
             )
 
+    def on_fail(name: str, tb: str) -> None:
+        failed[name] = tb
+        print(f"{name} FAILED:\n{tb}", file=sys.stderr)
+
     if workers <= 1:
-        for k, job in enumerate(todo, 1):
+        for job in todo:
             try:
-                name, secs = _run_job(
-                    job, str(out), None, progress if progress is not None else True
-                )
-                report(name, secs, k)
+                on_done(*_run_job(job, str(out), None, progress if progress is not None else True))
             except KeyboardInterrupt:
                 raise
             except Exception:
-                failed[job.name] = traceback.format_exc()
-                print(f"{job.name} FAILED:\n{failed[job.name]}", file=sys.stderr)
+                on_fail(job.name, traceback.format_exc())
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_job, j, str(out), threads, False): j for j in todo}
-            for k, fut in enumerate(cf.as_completed(futures), 1):
-                job = futures[fut]
-                try:
-                    name, secs = fut.result()
-                    report(name, secs, k)
-                except Exception:
-                    failed[job.name] = traceback.format_exc()
-                    print(f"{job.name} FAILED:\n{failed[job.name]}", file=sys.stderr)
+        _run_parallel(todo, out, workers, on_done, on_fail)
     return {"total": len(jobs), "skipped": done, "ran": len(todo), "failed": failed}

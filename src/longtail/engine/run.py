@@ -59,6 +59,7 @@ __all__ = [
     "fingerprint",
     "identity_diff",
     "run_epochs",
+    "stored_identity",
 ]
 
 CONFIG = "config.json"
@@ -92,7 +93,7 @@ def fingerprint(*arrays: Any) -> str:
         arr = a.detach().cpu().contiguous().numpy() if isinstance(a, torch.Tensor) else a
         arr = np.ascontiguousarray(arr)
         h.update(f"{arr.dtype.str}{arr.shape};".encode())
-        h.update(memoryview(arr).cast("B"))
+        h.update(arr.reshape(-1).view(np.uint8).data if arr.size else b"")
     return h.hexdigest()
 
 
@@ -242,6 +243,22 @@ class RunFolder:
     def write_record(self, record: dict[str, Any]) -> None:
         if self.path is not None and self.main:
             atomic_write_json(self.path / RESULT, record)
+
+
+def stored_identity(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The identity a run folder's result or checkpoint records; ``None`` when there is none
+    or it cannot be read (the engine reports damaged files when it opens the folder)."""
+    path = Path(path)
+    try:
+        if (path / RESULT).exists():
+            rec = read_json(path / RESULT)
+            return rec.get("identity") if isinstance(rec, dict) else None
+        if (path / CHECKPOINT).exists():
+            state = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)
+            return state.get("identity") if isinstance(state, dict) else None
+    except Exception:  # damaged: not ours to judge here
+        return None
+    return None
 
 
 # ------------------------------------------------------------------------------------ batching

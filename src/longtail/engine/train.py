@@ -17,6 +17,7 @@ converts BatchNorm to ``SyncBatchNorm``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -85,7 +86,7 @@ def _prepare_cached(
     idx = torch.as_tensor(imbalanced_indices(data.y_train, counts=counts, seed=0))
     x_train = data.x_train.index_select(0, idx)
     y_train = data.y_train.index_select(0, idx)
-    lt = ImageDataset(data.name, x_train, y_train, data.x_test, data.y_test, data.num_classes)
+    lt = dataclasses.replace(data, x_train=x_train, y_train=y_train)
     mean, std = lt.channel_stats()
     return {
         "x_train": x_train,
@@ -97,6 +98,7 @@ def _prepare_cached(
         "std": std,
         "num_classes": data.num_classes,
         "channels": data.x_train.shape[1],
+        "classes": list(data.classes),  # the source label of each class index
         "fingerprint": fingerprint(x_train, y_train, data.x_test, data.y_test),
     }
 
@@ -107,8 +109,10 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     Returns a dict with ``x_train``/``y_train`` (the imbalanced subset, uint8 / int64),
     ``x_test``/``y_test`` (balanced, untouched), ``counts`` (training counts per class),
     ``mean``/``std`` (channel statistics of the long-tailed training images), ``num_classes``,
-    ``channels`` and ``fingerprint`` (:func:`~longtail.engine.run.fingerprint` of the four
-    tensors: what the run's identity records of its data).
+    ``channels``, ``classes`` (the source data's label of each class index: labels that were
+    not ``0 .. K - 1`` are renumbered in sorted order) and ``fingerprint``
+    (:func:`~longtail.engine.run.fingerprint` of the four tensors: what the run's identity
+    records of its data).
     """
     stamp = _file_stamp(config.dataset, config.data_dir)
     return dict(
@@ -457,6 +461,7 @@ def _train(
         "config": config.to_dict(),
         "metrics": metrics,
         "class_counts": data["counts"].tolist(),
+        "classes": data["classes"],
         "logit_scale": task.logit_scale,
         "world_size": world,
         "identity": folder.identity,
