@@ -36,6 +36,7 @@ __all__ = [
     "expected_calibration_error",
     "per_class_accuracy",
     "per_class_error",
+    "regions_of_counts",
     "shot_accuracy",
     "top1_error",
 ]
@@ -254,12 +255,34 @@ def _check_thresholds(many_threshold: float, few_threshold: float) -> None:
         )
 
 
+def regions_of_counts(
+    counts: Any, many_threshold: float = 100, few_threshold: float = 20
+) -> tuple[str, ...]:
+    """The shot region of each class (or label bin) from its training count: the one rule.
+
+    More than ``many_threshold`` training examples is ``"many"``, fewer than ``few_threshold``
+    ``"few"``, anything else ``"medium"`` (so exactly 100 and exactly 20 are medium), as in Liu
+    et al. (CVPR 2019) for classes and Yang et al. (ICML 2021) for label bins. Every many /
+    medium / few split in longtail (shot accuracy, DIR regions, tables, plots) calls this.
+
+    >>> regions_of_counts([150, 100, 20, 19, 0])
+    ('many', 'medium', 'medium', 'few', 'few')
+    """
+    _check_thresholds(many_threshold, few_threshold)
+    values = counts.tolist() if isinstance(counts, torch.Tensor) else list(counts)
+    return tuple(
+        "many" if c > many_threshold else "few" if c < few_threshold else "medium" for c in values
+    )
+
+
 def _shot_groups(
     acc: torch.Tensor, counts: torch.Tensor, many_threshold: float, few_threshold: float
 ) -> dict[str, float]:
-    many = counts > many_threshold
-    few = counts < few_threshold
-    medium = ~many & ~few
+    regions = regions_of_counts(counts, many_threshold, few_threshold)
+    many, medium, few = (
+        torch.tensor([r == name for r in regions], dtype=torch.bool, device=acc.device)
+        for name in ("many", "medium", "few")
+    )
     return {
         "many_acc": 100.0 * _nanmean(acc[many]),
         "medium_acc": 100.0 * _nanmean(acc[medium]),

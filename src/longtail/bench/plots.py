@@ -48,7 +48,7 @@ from longtail.bench.tables import (
     dir_title,
     sensitivity_sweeps,
 )
-from longtail.regression import regions_of_counts
+from longtail.metrics import regions_of_counts
 
 __all__ = ["plot_ablation", "plot_dir_error", "plot_dir_sensitivity", "plot_per_class_error"]
 

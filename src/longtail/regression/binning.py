@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._validation import check_positive, expected
+from ..metrics import regions_of_counts
 
 # A bin specification: a bin width (fine bins aligned to its multiples) or explicit edges.
 Bins = Union[float, Sequence[float], np.ndarray, torch.Tensor]  # noqa: UP007 (a runtime alias)
@@ -405,26 +406,6 @@ def _check_thresholds(many_threshold: float, few_threshold: float) -> None:
             raise expected(name, "a number >= 0", repr(v))
     if few_threshold > many_threshold:
         raise expected("few_threshold", f"<= many_threshold={many_threshold}", repr(few_threshold))
-
-
-def regions_of_counts(
-    counts: Any, many_threshold: float = 100, few_threshold: float = 20
-) -> tuple[str, ...]:
-    """The shot region of each bin (or class) from its training count: the one many/few rule.
-
-    More than ``many_threshold`` training samples is ``"many"``, fewer than ``few_threshold``
-    ``"few"``, anything else ``"medium"`` (so exactly 100 and exactly 20 are medium), as in Yang
-    et al. (ICML 2021) for label bins and Liu et al. (CVPR 2019) for classes. Tables and plots
-    that colour bins by region should call this rather than restate the rule.
-
-    >>> regions_of_counts([150, 100, 20, 19, 0])
-    ('many', 'medium', 'medium', 'few', 'few')
-    """
-    _check_thresholds(many_threshold, few_threshold)
-    values = counts.tolist() if isinstance(counts, torch.Tensor) else list(counts)
-    return tuple(
-        "many" if c > many_threshold else "few" if c < few_threshold else "medium" for c in values
-    )
 
 
 def assign_regions(targets: Any, regions: ShotRegions) -> np.ndarray:
