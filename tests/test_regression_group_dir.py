@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import resource
-import time
 
 import pytest
 import torch
@@ -175,10 +174,8 @@ def test_contrastive_loss_memory_is_quadratic_not_cubic():
     # intermediate would be 4·B bytes per pair, 512 times that
     assert biggest <= 16 * b * b
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
     loss = ltr.group_contrastive_loss(h, groups)
     loss.backward()
-    assert time.perf_counter() - start < 60
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 2 * 1024 * 1024  # far below the 34 GB of a B³ tensor
     assert torch.isfinite(loss) and torch.isfinite(h.grad).all()

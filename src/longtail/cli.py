@@ -725,8 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "table",
         choices=("table1", "mm-ablation", "dir", "dir-sensitivity"),
-        help="table1, mm-ablation; dir: the DIR benchmark (vanilla, l1, lds, lds-fds, bmc, "
-        "group-dir, group-dir-lds on --dataset/--target, preset quick); dir-sensitivity: "
+        help="table1, mm-ablation; dir: the DIR benchmark ("
+        + ", ".join(_regression_methods())
+        + " on --dataset/--target, preset quick); dir-sensitivity: "
         "Group-DIR with G in 10,20,40, λ1 in 0.5,1,2 and λ2 in 0.5,1,2, one at a time around "
         "G=20, λ1=λ2=1",
     )
