@@ -55,6 +55,7 @@ __all__ = [
     "TrainingDiverged",
     "batches",
     "clean_json",
+    "environment",
     "epoch_generator",
     "fingerprint",
     "identity_diff",
@@ -120,6 +121,34 @@ def clean_json(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [clean_json(v) for v in obj]
     return obj
+
+
+def environment(device: Any = None) -> dict[str, Any]:
+    """Where a run ran: library versions, the CPU (or GPU), the thread count.
+
+    Not part of the identity (a run on another machine is the same run), but recorded: floating
+    point results of the same run differ in their last digits between CPU models and thread
+    counts, and a reader comparing numbers needs to know.
+    """
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+    }
+    if device is not None and torch.device(device).type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
 
 
 # -------------------------------------------------------------------------------------- folder

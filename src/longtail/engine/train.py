@@ -40,6 +40,7 @@ from longtail.engine.run import (
     RunInterrupted,
     batches,
     check_finite,
+    environment,
     epoch_generator,
     fingerprint,
     run_epochs,
@@ -473,6 +474,7 @@ def _train(
         },
         "schedule": config.describe_schedule(),
         "schedule_warnings": warnings_,
+        "environment": environment(task.device),
         **extra,
     }
     folder.write_record(record)

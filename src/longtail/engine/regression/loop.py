@@ -35,6 +35,7 @@ from longtail.engine.run import (
     batches,
     check_finite,
     clean_json,
+    environment,
     epoch_generator,
     run_epochs,
 )
@@ -317,6 +318,7 @@ def _record(
             "selection": "best validation MAE",
             "identity": identity,
             "data": {"fingerprint": data.fingerprint, **data.sizes()},
+            "environment": environment(),
             **extra,
         }
     )
