@@ -31,6 +31,7 @@ from . import __version__
 from ._validation import did_you_mean, expected
 from .engine.config import METHODS, PRESETS, TrainConfig, make_config
 from .losses import get_loss_info, list_losses
+from .data.registry import list_datasets
 from .models import MODELS
 
 # Errors that are the user's input, not a bug: one line on stderr and exit status 2.
@@ -427,7 +428,8 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     )
     p.add_argument(
         "--dataset",
-        help="fashion-mnist (default), mnist, cifar10, cifar100, or a path to an .npz file",
+        help=", ".join(list_datasets("classification"))
+        + " (default fashion-mnist), or a path to an .npz file",
     )
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--no-download", action="store_true", help="never download a dataset")
@@ -575,8 +577,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _add_regression_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "regression (--task regression, bench dir)",
-        "--dataset is diamonds (default), agedb or imdb-wiki (images under --data-dir) or a "
-        "FILE.csv; --method is one of: " + ", ".join(_regression_methods()),
+        "--dataset is one of "
+        + ", ".join(list_datasets("regression"))
+        + " (default diamonds; image sets under --data-dir) or a FILE.csv; --method is one of: "
+        + ", ".join(_regression_methods()),
     )
     g.add_argument("--target", help="target column (diamonds: price; required for a CSV file)")
     g.add_argument(
