@@ -29,9 +29,9 @@ from typing import Any
 
 from . import __version__
 from ._validation import did_you_mean, expected
+from .data.registry import list_datasets
 from .engine.config import METHODS, PRESETS, TrainConfig, make_config
 from .losses import get_loss_info, list_losses
-from .data.registry import list_datasets
 from .models import MODELS
 
 # Errors that are the user's input, not a bug: one line on stderr and exit status 2.
