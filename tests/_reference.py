@@ -1,12 +1,24 @@
 """Independent, loop-based transcriptions of each paper's formula (float64, pure Python math).
 
 These are deliberately naive: one sample at a time, one class at a time, written from the papers'
-equations (and METHODS.md), sharing no code with longtail. Tests compare longtail against them.
+equations, sharing no code with longtail. Tests compare longtail against them.
+
+:data:`REFERENCES` maps every registered loss to its transcription; the registry-wide contract
+(tests/test_loss_contract.py) checks each loss against its entry, and *fails* for a loss without
+one. A new loss adds one entry here (see :class:`Reference`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The problem every reference is checked on: C classes with these training counts (long-tailed,
+#: all > 0). Per-class settings in :data:`REFERENCES` have C entries.
+COUNTS = [500, 120, 40, 9, 2]
+C = len(COUNTS)
 
 
 def logsumexp(values: list[float]) -> float:
@@ -21,6 +33,21 @@ def ce_row(row: list[float], y: int) -> float:
 
 def ce(z, y) -> list[float]:
     return [ce_row(list(r), t) for r, t in zip(z, y, strict=True)]
+
+
+def ce_smoothed(z, y, weight=None, reduction="mean", eps=0.0):
+    """torch's label-smoothed, weighted cross-entropy, written out:
+    ℓ_i = (1−ε) w_y (−log p_y) + ε/C Σ_c w_c (−log p_c); "mean" divides by Σ_i w_{y_i}."""
+    c = len(z[0])
+    w = [1.0] * c if weight is None else list(weight)
+    per, den = [], 0.0
+    for row, t in zip(z, y, strict=True):
+        nll = [ce_row(list(row), k) for k in range(c)]
+        per.append((1 - eps) * w[t] * nll[t] + eps / c * sum(w[k] * nll[k] for k in range(c)))
+        den += w[t]
+    if reduction == "none":
+        return per
+    return sum(per) if reduction == "sum" else sum(per) / den
 
 
 def ldam_margins(counts, max_m=0.5) -> list[float]:
@@ -116,6 +143,7 @@ def vs(z, y, counts, gamma=0.3, tau=1.0) -> list[float]:
 
 
 def reduce(losses, y, weight=None, reduction="mean"):
+    """torch's reduction of per-sample losses: weight w_{y_i}; "mean" is Σ w ℓ / Σ w."""
     w = [1.0 if weight is None else weight[t] for t in y]
     if reduction == "none":
         return [wi * li for wi, li in zip(w, losses, strict=True)]
@@ -123,3 +151,99 @@ def reduce(losses, y, weight=None, reduction="mean"):
     if reduction == "sum":
         return total
     return total / sum(w)
+
+
+def reduce_elements(rows, weight=None, reduction="mean"):
+    """BCE's reduction of per-element losses: weight w_c multiplies column c; "mean" is over all
+    elements (torchvision's sigmoid focal, ``BCEWithLogitsLoss``)."""
+    out = [[(1.0 if weight is None else weight[c]) * v for c, v in enumerate(r)] for r in rows]
+    if reduction == "none":
+        return out
+    total = sum(sum(r) for r in out)
+    if reduction == "sum":
+        return total
+    return total / sum(len(r) for r in out)
+
+
+# ------------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class Reference:
+    """The transcription of one registered loss.
+
+    Attributes:
+        loss: ``(z, target, counts, weight, reduction, kw) -> value``: ``z`` the logits as nested
+            lists of floats, ``target`` a list of class indices (``"index"`` losses) or of 0/1
+            rows (``"multilabel"``), ``counts`` :data:`COUNTS`, ``weight`` None or a list of C
+            floats, ``reduction`` ``"mean" | "sum" | "none"``, ``kw`` the hyper-parameters (the
+            registry's defaults updated by one of ``settings``). Returns a float, or a list
+            (nested for per-element losses) for ``"none"``.
+        settings: hyper-parameters to check besides the defaults (``{}`` is the defaults): pick
+            values that make each hyper-parameter matter, from the paper's own settings.
+    """
+
+    loss: Callable[..., Any]
+    settings: tuple[dict[str, Any], ...] = field(default=({},))
+
+
+def _per_sample(fn):
+    """A Reference.loss from a per-sample transcription ``fn(z, y, counts, kw)``."""
+
+    def loss(z, y, counts, weight, reduction, kw):
+        return reduce(fn(z, y, counts, kw), y, weight, reduction)
+
+    return loss
+
+
+def _ce(z, y, counts, weight, reduction, kw):
+    return ce_smoothed(z, y, weight, reduction, kw.get("label_smoothing", 0.0))
+
+
+def _sigmoid_focal(z, t, counts, weight, reduction, kw):
+    alpha, pw = kw["alpha"], kw["pos_weight"]
+    rows = sigmoid_focal(z, t, kw["gamma"], alpha, pw)
+    return reduce_elements(rows, weight, reduction)
+
+
+ALPHA = [0.1, 0.3, 0.5, 0.7, 0.9]  # per-class settings, one value per class of COUNTS
+POS_WEIGHT = [1.0, 2.0, 3.0, 0.5, 1.5]
+
+REFERENCES: dict[str, Reference] = {
+    "ce": Reference(_ce, ({}, {"label_smoothing": 0.1})),
+    "focal": Reference(
+        _per_sample(lambda z, y, n, kw: focal(z, y, kw["gamma"], kw["alpha"])),
+        ({}, {"gamma": 0.5}, {"gamma": 1.0, "alpha": ALPHA}),
+    ),
+    "sigmoid-focal": Reference(
+        _sigmoid_focal,
+        (
+            {},
+            {"gamma": 0.0, "alpha": None},
+            {"gamma": 1.5, "alpha": ALPHA, "pos_weight": POS_WEIGHT},
+        ),
+    ),
+    "ldam": Reference(
+        _per_sample(lambda z, y, n, kw: ldam(z, y, n, kw["max_margin"], kw["scale"])),
+        ({}, {"max_margin": 0.3, "scale": 10.0}),
+    ),
+    "mm": Reference(
+        _per_sample(lambda z, y, n, kw: mm(z, y, kw["delta_minus"], kw["beta"], kw["scale"])),
+        ({}, {"delta_minus": 1.2, "beta": 1.3, "scale": 19.0}),
+    ),
+    "mm-ldam": Reference(
+        _per_sample(
+            lambda z, y, n, kw: mm(
+                z, y, kw["delta_minus"], kw["beta"], kw["scale"], n, kw["max_margin"]
+            )
+        ),
+        # the official HMM-LDAM script's CIFAR-100 exp-100 setting
+        ({}, {"delta_minus": 1.29, "beta": 1.528, "scale": 19.0, "max_margin": 0.4}),
+    ),
+    "logit-adjusted": Reference(
+        _per_sample(lambda z, y, n, kw: logit_adjusted(z, y, n, kw["tau"])), ({}, {"tau": 0.5})
+    ),
+    "balanced-softmax": Reference(_per_sample(lambda z, y, n, kw: balanced_softmax(z, y, n))),
+    "vs": Reference(
+        _per_sample(lambda z, y, n, kw: vs(z, y, n, kw["gamma"], kw["tau"])),
+        ({}, {"gamma": 0.2, "tau": 1.5}),
+    ),
+}

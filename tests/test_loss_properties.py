@@ -11,6 +11,8 @@ is covered without a new test.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -18,12 +20,10 @@ from hypothesis import strategies as st
 
 import longtail as lt
 from longtail import functional as LF
+from longtail.losses.max_margin import mm_margin_fn
+from test_loss_contract import FLAT_ONLY, NO_HALF  # the exemptions are listed once, there
 
 LOSSES = lt.list_losses()
-# Losses that take only (N, C) logits, and losses that refuse half inputs. None today: a new loss
-# that cannot take (N, C, d1, ...) or float16 / bfloat16 inputs says so here, visibly.
-FLAT_ONLY: frozenset[str] = frozenset()
-NO_HALF: frozenset[str] = frozenset()
 
 DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 # Tolerance by the dtype of the tensor compared (half inputs give float32 losses, half gradients).
@@ -116,7 +116,7 @@ def problems(draw, name: str):
         target = torch.randint(0, c, (n, *spatial), generator=g)
         if draw(st.booleans()):  # some labels ignored
             target = target.masked_fill(torch.rand(target.shape, generator=g) < 0.3, -100)
-    crit = lt.create_loss(name, class_counts=counts, weight=weight, reduction=reduction)
+    crit = lt.create_loss_for_counts(name, counts, weight=weight, reduction=reduction)
     return crit, z, target, g
 
 
@@ -187,7 +187,7 @@ def test_flat_layouts_every_dtype(name, layout):
 
 def _crit_and_target(name, z, g, reduction="mean"):
     counts = [50, 20, 5, 2, 1, 7, 3][: z.shape[1]]
-    crit = lt.create_loss(name, class_counts=counts, reduction=reduction)
+    crit = lt.create_loss_for_counts(name, counts, reduction=reduction)
     if lt.get_loss_info(name).target == "multilabel":
         return crit, (torch.rand(z.shape, generator=g) > 0.5).to(z.dtype)
     return crit, torch.randint(0, z.shape[1], (z.shape[0], *z.shape[2:]), generator=g)
@@ -247,8 +247,8 @@ ADJUSTMENTS = {
     "class-scale": {"class_scale": torch.tensor([1.0, 0.5, 0.8, 0.2, 0.9])},
     "margin": {"scale": 30.0, "margin": "per-sample"},
     "margin, scale 1": {"margin": "per-sample"},
-    "mm": {"scale": 30.0, "mm_delta_minus": 0.6, "mm_beta": 1.5},
-    "mm, scale 1": {"mm_delta_minus": 0.6, "mm_beta": 1.5},
+    "mm": {"scale": 30.0, "margin_fn": functools.partial(mm_margin_fn, delta_minus=0.6, beta=1.5)},
+    "mm, scale 1": {"margin_fn": functools.partial(mm_margin_fn, delta_minus=0.6, beta=1.5)},
 }
 
 

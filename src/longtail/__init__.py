@@ -5,21 +5,13 @@
 >>> crit = lt.create_loss("ldam", class_counts=counts)
 """
 
-from . import functional
+from . import functional, losses
 from .data import imbalance_counts, imbalanced_indices, imbalanced_subset
 from .engine import METHODS, TrainConfig, make_config, train
 from .losses import (
-    BalancedSoftmaxLoss,
-    CrossEntropyLoss,
-    FocalLoss,
-    LDAMLoss,
-    LogitAdjustedLoss,
     LossInfo,
-    MaxMarginLoss,
-    MMLDAMLoss,
-    SigmoidFocalLoss,
-    VSLoss,
     create_loss,
+    create_loss_for_counts,
     get_loss_info,
     list_losses,
     register_loss,
@@ -29,30 +21,26 @@ from .metrics import classification_metrics
 from .models import NormedLinear, create_model
 from .weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting, class_weights
 
+# Every registered loss module (FocalLoss, LDAMLoss, ...), from the registry: a new loss file is
+# exported here without an edit.
+globals().update(losses.module_exports())
+
 __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
-    "BalancedSoftmaxLoss",
     "ClassBalancedSampler",
-    "CrossEntropyLoss",
     "DeferredResampler",
     "DeferredReweighting",
-    "FocalLoss",
-    "LDAMLoss",
-    "LogitAdjustedLoss",
     "LossInfo",
-    "MMLDAMLoss",
-    "MaxMarginLoss",
     "NormedLinear",
-    "SigmoidFocalLoss",
     "TrainConfig",
-    "VSLoss",
     "__version__",
     "adjust_logits",
     "class_weights",
     "classification_metrics",
     "create_loss",
+    "create_loss_for_counts",
     "create_model",
     "functional",
     "get_loss_info",
@@ -60,7 +48,9 @@ __all__ = [
     "imbalanced_indices",
     "imbalanced_subset",
     "list_losses",
+    "losses",
     "make_config",
     "register_loss",
     "train",
 ]
+__all__ += losses.module_exports()  # every registered loss module, from the registry

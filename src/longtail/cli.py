@@ -31,6 +31,7 @@ from . import __version__
 from ._validation import did_you_mean, expected
 from .data.registry import list_datasets
 from .engine.config import METHODS, PRESETS, TrainConfig, make_config
+from .losses import FAMILIES as LOSS_FAMILIES
 from .losses import get_loss_info, list_losses
 from .models import MODELS
 
@@ -39,29 +40,66 @@ _USER_ERRORS = (ValueError, FileNotFoundError)
 
 
 def _cmd_losses(args: argparse.Namespace) -> int:
-    names = list_losses(args.filter)
+    """``longtail losses [GLOB] [--family F] [--json | --markdown]``: the loss registry.
+
+    ``--markdown`` prints the README's loss table (tests/test_readme.py checks that the README
+    holds exactly this output, so the table cannot drift from the registry).
+    """
+    names = list_losses(args.filter, family=args.family)
+    infos = [get_loss_info(n) for n in names]
+
+    def defaults(info: Any) -> list[str]:
+        return [f"{k}={v!r}" for k, v in info.defaults.items()]
+
     if args.json:
-        rows = []
-        for n in names:
-            info = get_loss_info(n)
-            rows.append(
-                {
-                    "name": n,
-                    "description": info.description,
-                    "paper": info.paper,
-                    "needs_counts": info.needs_counts,
-                    "target": info.target,
-                    "defaults": info.defaults,
-                }
-            )
-        print(json.dumps(rows, indent=2))
+        rows = [
+            {
+                "name": info.name,
+                "family": info.family,
+                "description": info.description,
+                "paper": info.paper,
+                "needs_counts": info.needs_counts,
+                "target": info.target,
+                "defaults": dict(info.defaults),
+                "uncertain": list(info.uncertain),
+                "stop_gradient": info.stop_gradient,
+                "compiles": info.compiles,
+            }
+            for info in infos
+        ]
+        print(json.dumps(rows, indent=2, default=repr))
         return 0
-    width = max((len(n) for n in names), default=4)
-    print(f"{'name':<{width}}  counts  {'paper':<28}  description")
-    for n in names:
-        info = get_loss_info(n)
-        counts = "yes" if info.needs_counts else "-"
-        print(f"{n:<{width}}  {counts:<6}  {info.paper:<28}  {info.description}")
+    if args.markdown:
+
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|")
+
+        print("| name | family | counts | defaults | loss | paper |")
+        print("|---|---|---|---|---|---|")
+        for info in infos:
+            shown = ", ".join(f"`{d}`" for d in defaults(info)) or "—"
+            counts = "yes" if info.needs_counts else ""
+            paper = "—" if info.paper == "-" else info.paper
+            print(
+                f"| `{info.name}` | {info.family} | {counts} | {cell(shown)} "
+                f"| {cell(info.description)} | {cell(paper)} |"
+            )
+        return 0
+    header = ("name", "family", "counts", "defaults", "paper", "description")
+    rows = [
+        (
+            info.name,
+            info.family,
+            "yes" if info.needs_counts else "-",
+            ", ".join(defaults(info)) or "-",
+            info.paper,
+            info.description,
+        )
+        for info in infos
+    ]
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0
 
 
@@ -699,9 +737,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"longtail {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("losses", help="list the registered losses with their papers")
+    p = sub.add_parser(
+        "losses", help="list the registered losses: family, defaults, paper, description"
+    )
     p.add_argument("filter", nargs="?", default="", help="glob on the name, e.g. 'mm*'")
-    p.add_argument("--json", action="store_true", help="print the registry as JSON")
+    p.add_argument(
+        "--family", choices=tuple(LOSS_FAMILIES), help="only the losses of this family"
+    )
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the registry as JSON")
+    shown.add_argument(
+        "--markdown", action="store_true", help="print the README's loss table (markdown)"
+    )
     p.set_defaults(func=_cmd_losses)
 
     p = sub.add_parser(

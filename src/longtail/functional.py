@@ -1,33 +1,22 @@
-"""Every longtail loss as a function, in the manner of ``torch.nn.functional``."""
+"""Every longtail loss as a function, in the manner of ``torch.nn.functional``.
 
-from .losses._adjusted import adjusted_cross_entropy
-from .losses.cross_entropy import cross_entropy
-from .losses.focal import focal_loss, sigmoid_focal_loss
-from .losses.ldam import ldam_loss, ldam_margins
-from .losses.logit_adjustment import (
-    adjust_logits,
-    balanced_softmax_loss,
-    log_prior,
-    logit_adjusted_loss,
-    vs_factors,
-    vs_loss,
-)
-from .losses.max_margin import max_margin_loss, mm_ldam_loss, mm_margin
+The names come from the loss registry: each registered loss's function and each helper marked
+with :func:`longtail.losses.export_function` (``ldam_margins``, ``mm_margin``, ``log_prior``, ...),
+so a new loss is here as soon as its file in ``longtail/losses/`` registers it.
+"""
 
-__all__ = [
-    "adjust_logits",
-    "adjusted_cross_entropy",
-    "balanced_softmax_loss",
-    "cross_entropy",
-    "focal_loss",
-    "ldam_loss",
-    "ldam_margins",
-    "log_prior",
-    "logit_adjusted_loss",
-    "max_margin_loss",
-    "mm_ldam_loss",
-    "mm_margin",
-    "sigmoid_focal_loss",
-    "vs_factors",
-    "vs_loss",
-]
+from typing import Any
+
+from .losses import functional_exports as _functional_exports
+
+globals().update(_functional_exports())
+
+__all__ = sorted(_functional_exports())
+
+
+def __getattr__(name: str) -> Any:
+    # a loss registered after this module was imported (a user's own, from outside the package)
+    try:
+        return _functional_exports()[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

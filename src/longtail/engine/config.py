@@ -24,7 +24,7 @@ from longtail._validation import (
     did_you_mean,
     expected,
 )
-from longtail.losses import create_loss, get_loss_info
+from longtail.losses import create_loss_for_counts, get_loss_info
 from longtail.models import MODELS
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "MethodSpec",
     "TrainConfig",
     "get_method",
+    "loss_method",
     "make_config",
     "rescaled_schedule",
 ]
@@ -163,15 +164,54 @@ METHODS: dict[str, MethodSpec] = dict(
 )
 
 
+#: ``--method loss:NAME`` trains any registered single-label loss as a method of its own.
+LOSS_METHOD_PREFIX = "loss:"
+
+
+def loss_method(loss: str) -> MethodSpec:
+    """The method ``loss:NAME``: the registered loss ``NAME`` alone, built on the fly.
+
+    Plain logits (no cosine classifier), no re-weighting, no re-sampling, the loss's own defaults;
+    so a loss put in the registry can be put in Table 1 (``table1_jobs(methods=("loss:vs",))``)
+    without a line of code. Multi-label losses are refused: the engine feeds one class index per
+    sample.
+
+    Example:
+        >>> loss_method("vs").loss, loss_method("vs").name
+        ('vs', 'loss:vs')
+    """
+    try:
+        info = get_loss_info(loss)
+    except ValueError as err:
+        raise ValueError(f"{err} (method {LOSS_METHOD_PREFIX}{loss})") from None
+    if not info.single_label:
+        raise expected(
+            "method",
+            f"{LOSS_METHOD_PREFIX}NAME with a single-label loss (the engine trains on one class "
+            f"index per sample)",
+            f"{LOSS_METHOD_PREFIX}{loss}, whose target is {info.target!r}",
+        )
+    return MethodSpec(
+        name=f"{LOSS_METHOD_PREFIX}{loss}",
+        loss=loss,
+        description=f"the {loss!r} loss with its defaults: {info.description}",
+        label=f"{LOSS_METHOD_PREFIX}{loss}",
+    )
+
+
 def get_method(name: str) -> MethodSpec:
-    """The :class:`MethodSpec` named ``name``; unknown names raise ``ValueError``."""
+    """The :class:`MethodSpec` named ``name``: a method of :data:`METHODS`, or ``loss:NAME`` for a
+    registered single-label loss (:func:`loss_method`); unknown names raise ``ValueError``."""
+    if isinstance(name, str) and name.startswith(LOSS_METHOD_PREFIX):
+        return loss_method(name[len(LOSS_METHOD_PREFIX) :])
     try:
         return METHODS[name]
     except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(METHODS), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
-            f"Expected argument `method` to be one of {', '.join(METHODS)}, but got {name!r}.{hint}"
+            f"Expected argument `method` to be one of {', '.join(METHODS)} (or "
+            f"{LOSS_METHOD_PREFIX}NAME for a loss of `longtail losses`), but got {name!r}.{hint}"
         ) from None
 
 
@@ -243,7 +283,7 @@ def _check_loss_kwargs(method: str, spec: MethodSpec, own: Any) -> None:
             raise expected(f"loss_kwargs[{key!r}]", "a finite number", repr(value))
     if all(v is None or isinstance(v, (bool, int, float, str)) for v in kwargs.values()):
         try:
-            create_loss(spec.loss, class_counts=[2, 1], **kwargs)
+            create_loss_for_counts(spec.loss, [2, 1], **kwargs)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{err} (loss_kwargs of method {method!r})") from None
 

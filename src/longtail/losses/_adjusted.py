@@ -7,9 +7,10 @@ Most imbalance-aware losses are
     \\ell_i = \\mathrm{CE}\\big(s\\,(a \\odot z_i + b - \\Delta_i e_{y_i}),\\ y_i\\big)
 
 with a per-class scale ``a`` (VS loss), a per-class bias ``b`` (logit adjustment, balanced softmax,
-VS), a per-sample target margin ``Δ_i`` (LDAM, MM) and a global scale ``s`` (LDAM, MM).
-``a``, ``b``, ``Δ`` and ``s`` are constants of the loss: no gradient flows into them (for MM
-this is the stop-gradient on Δ of the official code).
+VS), a per-sample target margin ``Δ_i`` (LDAM: a constant per class; MM: a function of the logits,
+given as ``margin_fn``) and a global scale ``s`` (LDAM, MM). ``a``, ``b``, ``Δ`` and ``s`` are
+constants of the loss: no gradient flows into them (for MM this is the stop-gradient on Δ of the
+official code). The primitive knows no particular loss: a loss is a choice of these four.
 
 Composed from generic tensor ops this costs several passes over the ``(N, C)`` logits forward and
 as many again in autograd's backward; here the forward is one affine pass, one ``log_softmax`` and a
@@ -32,19 +33,19 @@ a buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._validation import check_counts_length
 from ._reduce import flatten_inputs, reduce_loss
+from ._registry import export_function
 
-
-def mm_delta(gap: torch.Tensor, delta_minus: float | torch.Tensor, beta: float) -> torch.Tensor:
-    """Δ of the MM loss from the gap ``g = z_y − max_{j≠y} z_j``: ``exp(−|g| − δ)``, with
-    ``δ = β·δ⁻`` where ``g ≥ 0`` (the target is an argmax, ties included), else ``δ⁻``."""
-    # δ = δ⁻ + [g ≥ 0]·(β − 1)·δ⁻, built in the gap's dtype (a where() of two Python numbers
-    # would come out in the default dtype and cost float64 inputs their precision)
-    delta = (gap >= 0).to(gap.dtype).mul_(delta_minus * (beta - 1)).add_(delta_minus)
-    return delta.add_(gap.abs()).neg_().exp_()
+#: A per-sample target margin computed from the logits: ``margin_fn(z, idx, s)`` gets the
+#: ``(M, C)`` buffer ``z = s·(a ⊙ logits + b)`` (owned by the primitive: the function may overwrite
+#: its target column, which the primitive rewrites afterwards), the ``(M, 1)`` labels and ``s``,
+#: and returns ``Δ`` as ``(M, 1)``, in units of the unscaled logits. It runs without gradient.
+MarginFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def _row_major_buffer(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -61,7 +62,7 @@ def _row_major_buffer(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 class _AdjustedCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, target, scale, class_scale, class_bias, margin, mm_dm, mm_beta):  # type: ignore[override]
+    def forward(ctx, logits, target, scale, class_scale, class_bias, margin, margin_fn):  # type: ignore[override]
         ctype = torch.promote_types(logits.dtype, torch.float32)
         if class_scale is not None:
             a = class_scale.to(ctype) * scale
@@ -84,7 +85,7 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
             scale != 1.0
             or logits.dtype != ctype
             or margin is not None
-            or mm_dm is not None
+            or margin_fn is not None
             or not logits.is_contiguous()
         ):
             # upcast before scaling: a half product s·z would round (and overflow past 65504/s)
@@ -94,14 +95,12 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         else:
             adj = logits  # nothing to adjust, already row-major: log_softmax makes the copy
         idx = target.unsqueeze(1)
-        if mm_dm is not None:
-            # MM: the max over j ≠ y read from the buffer we own anyway, with the target column
-            # masked for one amax pass (no top-k, no extra (M, C) copy).
+        if margin_fn is not None:
+            # the margin reads the buffer we own anyway (MM masks the target column in it for one
+            # amax pass: no top-k, no extra (M, C) copy), then the target column is rewritten
             zy = adj.gather(1, idx)
-            adj.scatter_(1, idx, float("-inf"))
-            gap = (zy - adj.amax(1, keepdim=True)) / scale
-            delta = mm_delta(gap, mm_dm.unsqueeze(1) if torch.is_tensor(mm_dm) else mm_dm, mm_beta)
-            adj.scatter_(1, idx, zy - scale * delta)
+            delta = margin_fn(adj, idx, scale)
+            adj.scatter_(1, idx, zy - scale * delta.to(zy.dtype))
         elif margin is not None:
             adj.scatter_add_(1, idx, margin.to(ctype).unsqueeze(1) * (-scale))
         if adj is not logits and adj.device.type == "cpu":
@@ -130,9 +129,10 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         grad.mul_((coef * ctx.scale if ctx.scale != 1.0 else coef).unsqueeze(1))
         if class_scale is not None:
             grad.mul_(class_scale.to(grad.dtype))
-        return grad.to(ctx.in_dtype), None, None, None, None, None, None, None
+        return grad.to(ctx.in_dtype), None, None, None, None, None, None
 
 
+@export_function
 def adjusted_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -141,10 +141,12 @@ def adjusted_cross_entropy(
     class_scale: torch.Tensor | None = None,
     class_bias: torch.Tensor | None = None,
     margin: torch.Tensor | None = None,
-    mm_delta_minus: float | torch.Tensor | None = None,
-    mm_beta: float = 1.0,
+    margin_fn: MarginFn | None = None,
 ) -> torch.Tensor:
     """Per-sample ``CE(scale · (class_scale ⊙ z + class_bias − margin_i e_{y_i}), y_i)``.
+
+    The fused primitive under the imbalance losses (see the module docstring): one affine pass,
+    one ``log_softmax``, and the closed-form backward ``s·a ⊙ (softmax − e_y)``.
 
     Args:
         logits: ``(M, C)`` floating logits (any float dtype; computed in at least float32).
@@ -153,26 +155,18 @@ def adjusted_cross_entropy(
         class_scale: ``(C,)`` multiplicative per-class factor ``a`` or None.
         class_bias: ``(C,)`` additive per-class bias ``b`` or None.
         margin: ``(M,)`` per-sample margin ``Δ_i`` subtracted from the target logit, or None.
-        mm_delta_minus: instead of ``margin``, the MM loss's δ⁻ (a number or ``(M,)`` per sample):
-            the margin is then :func:`mm_delta` of the gap of ``class_scale ⊙ z + class_bias``,
-            computed inside, as a constant.
-        mm_beta: the MM loss's β (δ⁺ = β δ⁻).
+        margin_fn: instead of ``margin``, a margin computed from the logits inside, as a
+            constant (see :data:`MarginFn`; the MM loss's is
+            :func:`longtail.losses.max_margin.mm_margin_fn`).
 
     Returns:
         ``(M,)`` per-sample losses in the compute dtype (float32 for half inputs). Gradients flow to
         ``logits`` only.
     """
-    if margin is not None and mm_delta_minus is not None:
-        raise ValueError("Expected `margin` or `mm_delta_minus`, but got both.")
+    if margin is not None and margin_fn is not None:
+        raise ValueError("Expected `margin` or `margin_fn`, but got both.")
     return _AdjustedCrossEntropy.apply(
-        logits,
-        target,
-        float(scale),
-        class_scale,
-        class_bias,
-        margin,
-        mm_delta_minus,
-        float(mm_beta),
+        logits, target, float(scale), class_scale, class_bias, margin, margin_fn
     )
 
 
@@ -187,15 +181,15 @@ def adjusted_loss(
     class_scale: torch.Tensor | None = None,
     class_bias: torch.Tensor | None = None,
     class_margin: torch.Tensor | None = None,
-    mm_delta_minus: float | torch.Tensor | None = None,
-    mm_beta: float = 1.0,
+    margin_fn: MarginFn | None = None,
+    min_classes: int = 1,
 ) -> torch.Tensor:
     """A class-index loss built on :func:`adjusted_cross_entropy`: checks and flattens the
     inputs, looks up per-class quantities (all ``(C,)``, derived from ``class_counts``) for each
     sample, and applies weight / ignore_index / reduction.
 
-    ``class_margin`` is a per-class target margin (LDAM); ``mm_delta_minus`` is the MM loss's δ⁻,
-    a number or a per-class ``(C,)`` tensor (MM-LDAM).
+    ``class_margin`` is a per-class target margin (LDAM); ``margin_fn`` one computed from the
+    logits (MM), which needs ``min_classes=2`` (a max over the other classes).
     """
     flat = flatten_inputs(
         logits,
@@ -203,7 +197,7 @@ def adjusted_loss(
         weight=weight,
         ignore_index=ignore_index,
         reduction=reduction,
-        min_classes=2 if mm_delta_minus is not None else 1,
+        min_classes=min_classes,
     )
     dev, dt = flat.logits.device, flat.compute_dtype
 
@@ -215,9 +209,6 @@ def adjusted_loss(
 
     class_scale, class_bias = per_class(class_scale), per_class(class_bias)
     margin = None if class_margin is None else per_class(class_margin)[flat.target]
-    dm = per_class(mm_delta_minus)
-    if torch.is_tensor(dm):
-        dm = dm[flat.target]
     loss = adjusted_cross_entropy(
         flat.logits,
         flat.target,
@@ -225,7 +216,6 @@ def adjusted_loss(
         class_scale=class_scale,
         class_bias=class_bias,
         margin=margin,
-        mm_delta_minus=dm,
-        mm_beta=mm_beta,
+        margin_fn=margin_fn,
     )
     return reduce_loss(loss, flat, weight, reduction)

@@ -1,7 +1,8 @@
-"""Shared pieces of the loss modules: weight / reduction / ignore_index held as module state."""
+"""Shared pieces of the loss modules: weight / ignore_index / reduction held as module state."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -23,13 +24,18 @@ def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
 
 
 class WeightedLoss(nn.Module):
-    """Base of the class-index losses: ``weight`` (a buffer), ``reduction``, ``ignore_index``.
+    """Base of the loss modules: ``weight`` (a buffer), ``ignore_index``, ``reduction``.
 
     ``weight`` is a buffer, so ``.to(device)``, ``state_dict()`` and DDP carry it. Deferred
-    re-weighting changes it during training with :meth:`set_weight`.
+    re-weighting changes it during training with :meth:`set_weight`; the training engine sets
+    ``reduction = "none"`` on a built loss and weights and averages the per-sample values itself.
+
+    A subclass takes the three keyword-only, last, in this order (the registry's conventions),
+    and keeps each other constructor argument as an attribute (or buffer) of the same name, which
+    ``repr`` shows.
     """
 
-    def __init__(self, weight: Any = None, reduction: str = "mean", ignore_index: int = -100):
+    def __init__(self, *, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
         check_reduction(reduction)
         self.reduction = reduction
@@ -53,7 +59,17 @@ class WeightedLoss(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+        parts = []
+        for name, p in inspect.signature(type(self)).parameters.items():
+            if name == "class_counts" or p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                continue
+            value = getattr(self, name, None)
+            if isinstance(value, torch.Tensor):  # a per-class buffer: its shape, not its values
+                value = str(tuple(value.shape))
+            else:
+                value = repr(value)
+            parts.append(f"{name}={value}")
+        return ", ".join(parts)
 
 
 def _module_device(module: nn.Module) -> torch.device:

@@ -7,15 +7,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_class_vector, check_in_range, expected
+from .._validation import check_class_vector, check_in_range, check_reduction, expected
 from ._base import WeightedLoss
 from ._reduce import compute_dtype_for, flatten_inputs
-from ._registry import LossInfo, register_loss
+from ._registry import register_loss
 
 
 def cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
+    *,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
@@ -43,12 +44,13 @@ def cross_entropy(
         weight: per-class rescaling ``(C,)``.
         ignore_index: label to skip (index targets only).
         reduction: ``"mean" | "sum" | "none"``.
-        label_smoothing: ε in [0, 1].
+        label_smoothing: ε in [0, 1]; default 0 (none), as torch.
 
     Returns:
         The loss in float32 for half inputs (as under autocast), else in the input dtype.
         ``"mean"`` of an empty batch is ``0`` (torch gives ``nan``).
     """
+    check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
     if isinstance(target, torch.Tensor) and target.is_floating_point():
         if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
@@ -88,32 +90,34 @@ def cross_entropy(
     )
 
 
+@register_loss(
+    name="ce",
+    function=cross_entropy,
+    family="standard",
+    description="cross-entropy, torch semantics (weight, ignore_index, smoothing, soft labels)",
+    paper="-",
+)
 class CrossEntropyLoss(WeightedLoss):
     """Module form of :func:`cross_entropy` (``weight`` is a buffer)."""
 
     def __init__(
         self,
+        *,
         weight: Any = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
     ):
-        super().__init__(weight, reduction, ignore_index)
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy(
-            logits, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+            logits,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
         )
-
-
-register_loss(
-    LossInfo(
-        name="ce",
-        cls=CrossEntropyLoss,
-        function=cross_entropy,
-        description="cross-entropy, torch semantics (weight, ignore_index, smoothing, soft labels)",
-        paper="-",
-    )
-)

@@ -6,12 +6,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .._validation import check_positive, check_reduction, expected
 from ._base import WeightedLoss, per_class_tensor
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
-from ._registry import LossInfo, register_loss
+from ._registry import register_loss
 
 
 def _alpha_vector(alpha: Any, num_classes: int, like: torch.Tensor) -> torch.Tensor | None:
@@ -30,6 +29,7 @@ def _alpha_vector(alpha: Any, num_classes: int, like: torch.Tensor) -> torch.Ten
 def focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
+    *,
     gamma: float = 2.0,
     alpha: Any = None,
     weight: torch.Tensor | None = None,
@@ -56,7 +56,8 @@ def focal_loss(
     Args:
         logits: ``(N, C)`` or ``(N, C, d1, ...)``.
         target: class indices ``(N, d1, ...)``.
-        gamma: focusing parameter γ ≥ 0 (paper default 2; γ = 0 is cross-entropy).
+        gamma: focusing parameter γ ≥ 0; default 2, the paper's (its Table 1a, for detection);
+            γ = 0 is cross-entropy. The LDAM-DRW code (and longtail's ``focal`` method) uses 1.
         alpha: a per-class factor ``(C,)`` (or one number for all classes) that multiplies the loss;
             it does not enter the denominator of ``"mean"``. Default: none.
         weight: per-class weight with torch's weighted mean ``Σ w ℓ / Σ w`` (class-balanced focal
@@ -81,18 +82,26 @@ def focal_loss(
     return reduce_loss(loss, flat, weight, reduction)
 
 
+@register_loss(
+    name="focal",
+    function=focal_loss,
+    family="imbalance",
+    description="softmax focal loss −α_y (1−p_y)^γ log p_y, p from the unweighted softmax",
+    paper="Lin et al., ICCV 2017",
+)
 class FocalLoss(WeightedLoss):
     """Module form of :func:`focal_loss`; ``alpha`` and ``weight`` are buffers."""
 
     def __init__(
         self,
+        *,
         gamma: float = 2.0,
         alpha: Any = None,
         weight: Any = None,
         ignore_index: int = -100,
         reduction: str = "mean",
     ):
-        super().__init__(weight, reduction, ignore_index)
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("gamma", gamma, allow_zero=True)
         self.gamma = gamma
         self.register_buffer(
@@ -101,11 +110,14 @@ class FocalLoss(WeightedLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(
-            logits, target, self.gamma, self.alpha, self.weight, self.ignore_index, self.reduction
+            logits,
+            target,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, " + super().extra_repr()
 
 
 class _SoftTargetFocal(torch.autograd.Function):
@@ -252,32 +264,61 @@ class _BinaryFocal(torch.autograd.Function):
         return grad * (g * ctx.scale), None, None, None, None, None, None
 
 
+def _masked_reduce(loss: torch.Tensor, ignored: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce element losses with the ``ignored`` entries (a mask broadcastable to ``loss``) left
+    out of the sum and of the count."""
+    loss = torch.where(ignored, loss.new_zeros(()), loss)
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    count = (~ignored).expand(loss.shape).sum()
+    # nothing left (an empty batch, every row ignored): the 0 of the sum, not 0/0
+    return total / count.clamp_min(1).to(total.dtype)
+
+
 def sigmoid_focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
+    *,
     gamma: float = 2.0,
     alpha: Any = 0.25,
     pos_weight: Any = None,
     weight: Any = None,
+    ignore_index: int = -100,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Sigmoid focal loss for binary and multi-label targets (torchvision semantics, extended).
+    """Sigmoid focal loss for binary and multi-label targets (Lin et al., "Focal Loss for Dense
+    Object Detection", ICCV 2017), with torchvision's semantics, extended.
 
     .. math::
 
         \\ell = \\alpha_t (1 - p_t)^{\\gamma}\\, \\mathrm{BCE}(x, t),\\quad
         p = \\sigma(x),\\ p_t = p t + (1-p)(1-t),\\ \\alpha_t = \\alpha t + (1-\\alpha)(1-t)
 
+    Shape:
+        - logits: any shape; for per-class ``alpha``/``pos_weight``/``weight`` the class dim is 1.
+        - target: 0/1 (or soft) targets of the logits' shape, or integer class indices ``(N,)``
+          for ``(N, C)`` logits (one-hot rows, never built).
+        - output: a scalar, or the logits' shape with ``reduction="none"``; float32 for half
+          inputs, else the input's dtype.
+
     Args:
-        logits: any shape; for per-class ``alpha``/``pos_weight``/``weight`` the class dim is 1.
-        target: 0/1 (or soft) targets of ``logits``' shape, or integer class indices ``(N,)`` for
-            ``(N, C)`` logits (turned into one-hot rows).
-        gamma: focusing parameter γ ≥ 0 (default 2, as torchvision).
-        alpha: balance of positives in [0, 1] (default 0.25, torchvision); a ``(C,)`` tensor gives
-            one per class; ``None`` (or a negative number, torchvision's convention) turns it off.
+        logits: any floating dtype; half inputs are computed in float32.
+        target: see Shape.
+        gamma: focusing parameter γ ≥ 0; default 2, the paper's and torchvision's.
+        alpha: balance of positives in [0, 1]; default 0.25, the paper's and torchvision's; a
+            ``(C,)`` tensor gives one per class; ``None`` (or a negative number, torchvision's
+            convention) turns it off.
         pos_weight: per-class weight of the positive term, as in ``BCEWithLogitsLoss``.
-        weight: per-class rescaling of each element, as ``BCEWithLogitsLoss``'s ``weight``.
-        reduction: ``"mean"`` (over all elements, as torchvision), ``"sum"`` or ``"none"``.
+        weight: per-class rescaling of each element, as ``BCEWithLogitsLoss``'s ``weight`` (a
+            factor, not the denominator of ``"mean"``).
+        ignore_index: a class-index target equal to it drops its whole row; a dense target entry
+            equal to it drops that entry (a missing label). Dropped entries are 0 with
+            ``"none"`` and count neither in the sum nor in the mean's denominator.
+        reduction: ``"mean"`` (over all elements not ignored, as torchvision over all elements),
+            ``"sum"`` or ``"none"``.
     """
     check_reduction(reduction)
     check_positive("gamma", gamma, allow_zero=True)
@@ -285,15 +326,27 @@ def sigmoid_focal_loss(
         raise expected(
             "logits", "a floating-point tensor", getattr(logits, "dtype", type(logits).__name__)
         )
+    if not isinstance(target, torch.Tensor) or target.is_complex():
+        raise expected("target", "a tensor", type(target).__name__)
     ctype = compute_dtype_for(logits.dtype)
     x = logits.to(ctype)
     idx = t = None
+    ignored = None  # where entries are ignored: (N, 1) rows for index targets, else x's shape
     if not target.is_floating_point() and logits.dim() == 2 and target.shape == logits.shape[:1]:
         c = logits.shape[1]
-        bad = (target < 0) | (target >= c)
+        labels = target.long()
+        drop = labels == ignore_index
+        bad = ((labels < 0) | (labels >= c)) & ~drop
         if bad.any():
-            raise expected("target", f"class indices in [0, {c})", target[bad][:5].tolist())
-        idx = target.long().unsqueeze(1)
+            raise expected(
+                "target",
+                f"class indices in [0, {c}) (or ignore_index={ignore_index})",
+                f"labels {labels[bad][:5].tolist()}",
+            )
+        if drop.any():
+            ignored = drop.unsqueeze(1)
+            labels = labels.masked_fill(drop, 0)
+        idx = labels.unsqueeze(1)
     elif target.shape != logits.shape:
         raise expected(
             "target",
@@ -303,6 +356,10 @@ def sigmoid_focal_loss(
         )
     else:
         t = target.to(ctype)
+        drop = t == ignore_index
+        if drop.any():
+            ignored = drop
+            t = t.masked_fill(drop, 0)
 
     def per_class(v: Any, name: str) -> Any:
         if v is None or isinstance(v, (int, float)):
@@ -322,6 +379,7 @@ def sigmoid_focal_loss(
         a = per_class(alpha, "alpha")
     pw = per_class(pos_weight, "pos_weight")
     w = per_class(weight, "weight")
+    inner = reduction if ignored is None else "none"
 
     if t is not None and not bool(((t == 0) | (t == 1)).all()):
         if ((t < 0) | (t > 1)).any():
@@ -329,6 +387,8 @@ def sigmoid_focal_loss(
         loss = _SoftTargetFocal.apply(x, t, float(gamma), a, pw)
         if w is not None:
             loss = loss * w
+        if ignored is not None:
+            return _masked_reduce(loss, ignored, reduction)
         if reduction == "none":
             return loss
         return loss.sum() if reduction == "sum" else loss.mean()
@@ -346,59 +406,48 @@ def sigmoid_focal_loss(
     if idx is not None:  # per-class factors as (1, C) rows
         f1 = f1.reshape(1, -1) if f1.dim() else f1
         f0 = f0.reshape(1, -1) if f0.dim() else f0
-    return _BinaryFocal.apply(x, idx, t, float(gamma), f0, f1, reduction)
+    loss = _BinaryFocal.apply(x, idx, t, float(gamma), f0, f1, inner)
+    return loss if ignored is None else _masked_reduce(loss, ignored, reduction)
 
 
-class SigmoidFocalLoss(nn.Module):
+@register_loss(
+    name="sigmoid-focal",
+    function=sigmoid_focal_loss,
+    family="multilabel",
+    description="sigmoid focal (binary/multi-label; torchvision + per-class α, pos_weight)",
+    paper="Lin et al., ICCV 2017",
+    target="multilabel",
+)
+class SigmoidFocalLoss(WeightedLoss):
     """Module form of :func:`sigmoid_focal_loss`; per-class tensors are buffers."""
 
     def __init__(
         self,
+        *,
         gamma: float = 2.0,
         alpha: Any = 0.25,
         pos_weight: Any = None,
         weight: Any = None,
+        ignore_index: int = -100,
         reduction: str = "mean",
     ):
-        super().__init__()
-        check_reduction(reduction)
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("gamma", gamma, allow_zero=True)
         self.gamma = gamma
-        self.reduction = reduction
         if alpha is not None and not isinstance(alpha, (int, float)):
             self.register_buffer("alpha", per_class_tensor(alpha, "alpha"))
         else:
             self.alpha = alpha
         self.register_buffer("pos_weight", per_class_tensor(pos_weight, "pos_weight"))
-        self.register_buffer("weight", per_class_tensor(weight, "weight"))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sigmoid_focal_loss(
-            logits, target, self.gamma, self.alpha, self.pos_weight, self.weight, self.reduction
+            logits,
+            target,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            pos_weight=self.pos_weight,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
         )
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, reduction={self.reduction!r}"
-
-
-register_loss(
-    LossInfo(
-        name="focal",
-        cls=FocalLoss,
-        function=focal_loss,
-        description="softmax focal loss −α_y (1−p_y)^γ log p_y, p from the unweighted softmax",
-        paper="Lin et al., ICCV 2017",
-        defaults={"gamma": 2.0},
-    )
-)
-register_loss(
-    LossInfo(
-        name="sigmoid-focal",
-        cls=SigmoidFocalLoss,
-        function=sigmoid_focal_loss,
-        description="sigmoid focal (binary/multi-label; torchvision + per-class α, pos_weight)",
-        paper="Lin et al., ICCV 2017",
-        defaults={"gamma": 2.0, "alpha": 0.25},
-        target="multilabel",
-    )
-)

@@ -10,9 +10,10 @@ import torch
 from .._validation import as_counts, check_positive
 from ._adjusted import adjusted_loss
 from ._base import WeightedLoss, counts_buffer
-from ._registry import LossInfo, register_loss
+from ._registry import export_function, register_loss
 
 
+@export_function
 def ldam_margins(class_counts: Any, max_margin: float = 0.5) -> torch.Tensor:
     """Per-class LDAM margins ``m_c = max_margin · n_c^(−1/4) / max_k n_k^(−1/4)`` (float64, CPU).
 
@@ -44,13 +45,15 @@ def ldam_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     class_counts: Any,
+    *,
     max_margin: float = 0.5,
     scale: float = 30.0,
     weight: torch.Tensor | None = None,
-    reduction: str = "mean",
     ignore_index: int = -100,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """LDAM loss: cross-entropy with a class-dependent margin on the target logit.
+    """LDAM loss (Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin
+    Loss", NeurIPS 2019): cross-entropy with a class-dependent margin on the target logit.
 
     .. math::
 
@@ -77,10 +80,11 @@ def ldam_loss(
         logits: ``(N, C)`` (or ``(N, C, d1, ...)``).
         target: class indices.
         class_counts: training examples per class ``(C,)``, all > 0.
-        max_margin: the largest margin (the rarest class), 0.5 in the paper's CIFAR runs.
-        scale: logit scale ``s``, 30 in the official code.
+        max_margin: the largest margin (the rarest class); default 0.5, the paper's CIFAR runs
+            and the official code (``kaidic/LDAM-DRW``).
+        scale: logit scale ``s``; default 30, the official code's.
         weight: per-class weights (e.g. DRW), weighted mean as in torch.
-        reduction, ignore_index: as in ``torch.nn.functional.cross_entropy``.
+        ignore_index, reduction: as in ``torch.nn.functional.cross_entropy``.
     """
     check_positive("scale", scale)
     return _ldam(
@@ -94,19 +98,28 @@ def ldam_loss(
     )
 
 
+@register_loss(
+    name="ldam",
+    function=ldam_loss,
+    family="imbalance",
+    description="label-distribution-aware margin: CE(s(z − m_y e_y)), m_c ∝ n_c^(−1/4)",
+    paper="Cao et al., NeurIPS 2019",
+    needs_counts=True,
+)
 class LDAMLoss(WeightedLoss):
     """Module form of :func:`ldam_loss`; counts and margins are buffers."""
 
     def __init__(
         self,
         class_counts: Any,
+        *,
         max_margin: float = 0.5,
         scale: float = 30.0,
         weight: Any = None,
-        reduction: str = "mean",
         ignore_index: int = -100,
+        reduction: str = "mean",
     ):
-        super().__init__(weight, reduction, ignore_index)
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("scale", scale)
         counts_buffer(self, class_counts, allow_zero=False)
         self.max_margin = max_margin
@@ -117,19 +130,3 @@ class LDAMLoss(WeightedLoss):
         return _ldam(
             logits, target, self.margins, self.scale, self.weight, self.ignore_index, self.reduction
         )
-
-    def extra_repr(self) -> str:
-        return f"max_margin={self.max_margin}, scale={self.scale}, " + super().extra_repr()
-
-
-register_loss(
-    LossInfo(
-        name="ldam",
-        cls=LDAMLoss,
-        function=ldam_loss,
-        description="label-distribution-aware margin: CE(s(z − m_y e_y)), m_c ∝ n_c^(−1/4)",
-        paper="Cao et al., NeurIPS 2019",
-        needs_counts=True,
-        defaults={"max_margin": 0.5, "scale": 30.0},
-    )
-)
