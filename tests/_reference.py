@@ -87,6 +87,21 @@ def mm(z, y, delta_minus, beta, s=30.0, counts=None, max_m=0.5) -> list[float]:
     return out
 
 
+def mm_gradient(z, y, delta_minus, beta, s=30.0, counts=None, max_m=0.5) -> list[list[float]]:
+    """∂ mean ℓ / ∂z of the MM loss with Δ a constant (the official code's no_grad):
+    s (softmax(s(z − Δ e_y)) − e_y) / N, row by row."""
+    m = ldam_margins(counts, max_m) if counts is not None else None
+    out = []
+    for row, t in zip(z, y, strict=True):
+        d = mm_delta_row(list(row), t, delta_minus - (m[t] if m is not None else 0.0), beta)
+        adj = [s * (v - (d if c == t else 0.0)) for c, v in enumerate(row)]
+        lse = logsumexp(adj)
+        out.append(
+            [s * (math.exp(a - lse) - (1.0 if c == t else 0.0)) / len(z) for c, a in enumerate(adj)]
+        )
+    return out
+
+
 def focal(z, y, gamma, alpha=None) -> list[float]:
     out = []
     for row, t in zip(z, y, strict=True):
@@ -179,10 +194,14 @@ class Reference:
             (nested for per-element losses) for ``"none"``.
         settings: hyper-parameters to check besides the defaults (``{}`` is the defaults): pick
             values that make each hyper-parameter matter, from the paper's own settings.
+        gradient: for a loss whose registry entry has ``stop_gradient`` (gradcheck cannot check
+            it), the gradient its paper's code computes: ``(z, y, counts, kw) -> rows`` of the
+            gradient of the unweighted ``"mean"`` with respect to ``z``.
     """
 
     loss: Callable[..., Any]
     settings: tuple[dict[str, Any], ...] = field(default=({},))
+    gradient: Callable[..., Any] | None = None
 
 
 def _per_sample(fn):
@@ -228,6 +247,7 @@ REFERENCES: dict[str, Reference] = {
     "mm": Reference(
         _per_sample(lambda z, y, n, kw: mm(z, y, kw["delta_minus"], kw["beta"], kw["scale"])),
         ({}, {"delta_minus": 1.2, "beta": 1.3, "scale": 19.0}),
+        gradient=lambda z, y, n, kw: mm_gradient(z, y, kw["delta_minus"], kw["beta"], kw["scale"]),
     ),
     "mm-ldam": Reference(
         _per_sample(
@@ -237,6 +257,9 @@ REFERENCES: dict[str, Reference] = {
         ),
         # the official HMM-LDAM script's CIFAR-100 exp-100 setting
         ({}, {"delta_minus": 1.29, "beta": 1.528, "scale": 19.0, "max_margin": 0.4}),
+        gradient=lambda z, y, n, kw: mm_gradient(
+            z, y, kw["delta_minus"], kw["beta"], kw["scale"], n, kw["max_margin"]
+        ),
     ),
     "logit-adjusted": Reference(
         _per_sample(lambda z, y, n, kw: logit_adjusted(z, y, n, kw["tau"])), ({}, {"tau": 0.5})

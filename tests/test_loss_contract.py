@@ -212,12 +212,20 @@ def test_module_equals_function(name):
 
 
 @pytest.mark.parametrize("name", LOSSES)
-def test_batch_of_one(name):
+def test_batch_of_one_and_absent_classes(name):
     z, target = inputs(name, n=1, seed=2)
     for reduction in REDUCTIONS:
         got = build(name, reduction=reduction).double()(z, target)
         torch.testing.assert_close(got, expected_value(name, z, target, {}, None, reduction))
         assert got.shape == (() if reduction != "none" else tuple(target.shape))
+    z, target = inputs(name, n=10, seed=2)
+    if target.is_floating_point():
+        target[:, 2:] = 0  # classes 2.. never positive
+    else:
+        target = target % 2  # classes 2.. absent from the batch
+    w = torch.tensor(WEIGHT, dtype=torch.float64)
+    got = build(name, weight=w).double()(z, target)
+    torch.testing.assert_close(got, expected_value(name, z, target, {}, WEIGHT, "mean"))
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -245,12 +253,22 @@ def test_gradcheck_float64(name):
             assert torch.autograd.gradcheck(lambda x, c=crit: c(x, target), (z,), fast_mode=True)
 
 
-def test_stop_gradient_losses_say_what_is_constant():
-    """gradcheck cannot check them (the numeric derivative sees the constant move): each says
-    what it holds constant, and tests/test_losses.py checks that gradient against its formula."""
-    for name in LOSSES:
-        note = info(name).stop_gradient
-        assert note == "" or len(note) > 10
+@pytest.mark.parametrize("name", [n for n in LOSSES if lt.get_loss_info(n).stop_gradient])
+def test_stop_gradient_matches_the_papers_code(name):
+    """gradcheck cannot check a loss that holds part of itself constant (the numeric derivative
+    sees it move): its reference gives the gradient the paper's code computes instead."""
+    grad_ref = reference(name).gradient
+    assert grad_ref is not None, (
+        f"{name!r} declares stop_gradient ({info(name).stop_gradient}): give its Reference a "
+        "`gradient` in tests/_reference.py"
+    )
+    z, target = inputs(name, n=6, seed=3)
+    for setting in reference(name).settings:
+        x = z.clone().requires_grad_(True)
+        build(name, **tensor_setting(setting)).double()(x, target).backward()
+        kw = {**info(name).defaults, **setting}
+        want = grad_ref(z.tolist(), target.tolist(), COUNTS, kw)
+        torch.testing.assert_close(x.grad, torch.tensor(want, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("name", [n for n in LOSSES if n not in NO_HALF])

@@ -23,8 +23,6 @@ from longtail.losses import _registry
 
 COUNTS = [500, 200, 90, 40, 12, 5]
 C = len(COUNTS)
-MM_FAMILY = ("mm", "mm-ldam")  # Δ is a stop-gradient constant: gradcheck does not apply
-MM_SETTING = {"delta_minus": 1.29, "beta": 1.528, "scale": 19.0}
 NEEDS_POSITIVE_COUNTS = ("ldam", "mm-ldam", "logit-adjusted", "balanced-softmax", "vs")
 
 
@@ -401,24 +399,6 @@ def test_sigmoid_focal_extreme_logits_every_gamma(gamma, reduction):
     assert wrong.item() == pytest.approx((1e4 + math.log(2) * 0.5**gamma) / 2, rel=1e-4)
 
 
-@pytest.mark.parametrize("name", MM_FAMILY)
-def test_mm_gradient_treats_delta_as_constant(name):
-    """The official code computes Δ under no_grad: ∂ℓ/∂z = s(softmax(s(z − Δe_y)) − e_y)/N."""
-    kw = MM_SETTING
-    z, y = batch(8)
-    z.requires_grad_(True)
-    lt.create_loss_for_counts(name, COUNTS, **kw).double()(z, y).backward()
-    m = ref.ldam_margins(COUNTS) if name == "mm-ldam" else [0.0] * C
-    deltas = [
-        ref.mm_delta_row(row, t, kw["delta_minus"] - m[t], kw["beta"])
-        for row, t in zip(z.detach().tolist(), y.tolist(), strict=True)
-    ]
-    s = kw["scale"]
-    adj = s * (z.detach() - torch.tensor(deltas, dtype=torch.float64)[:, None] * F.one_hot(y, C))
-    want = s * (adj.softmax(1) - F.one_hot(y, C)) / len(y)
-    torch.testing.assert_close(z.grad, want)
-
-
 def test_focal_alpha_scales_without_entering_the_mean():
     z, y = batch(20)
     alpha = torch.linspace(0.1, 1.0, C, dtype=torch.float64)
@@ -649,3 +629,27 @@ def test_table1_grid_takes_loss_methods(tmp_path):
     assert [j.config.method for j in jobs] == ["erm", "loss:vs"]
     assert jobs[1].config.spec.loss == "vs" and jobs[1].config.to_dict()["loss"] == "vs"
     assert len({j.name for j in jobs}) == 2
+
+
+# -------------------------------------------------------------------------- `longtail losses`
+def test_losses_listing_shows_family_and_defaults(capsys):
+    from longtail.cli import main
+
+    assert main(["losses"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "family", "counts", "defaults", "paper", "description"]
+    focal = next(line for line in lines if line.startswith("focal "))
+    assert "imbalance" in focal and "gamma=2.0" in focal and "Lin et al." in focal
+    assert main(["losses", "--family", "multilabel"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert listed == ["sigmoid-focal"]
+    assert main(["losses", "mm*", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["mm", "mm-ldam"]
+    assert rows[0]["family"] == "imbalance" and rows[0]["defaults"]["beta"] == 1.5
+    assert rows[0]["uncertain"] == ["scale"] and rows[0]["stop_gradient"]
+    assert main(["losses", "--markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + len(lt.list_losses())
+    mm = next(row for row in table if row.startswith("| `mm` |"))
+    assert "\\|g\\|" in mm  # a | inside a cell is escaped, or it splits the cell

@@ -342,13 +342,9 @@ def create_loss(name: str, class_counts: Any = None, **kwargs: Any) -> nn.Module
     info = get_loss_info(name)
     for key in kwargs:
         if key not in info.keywords:
-            accepted = ", ".join(info.keywords) or "none"
-            what = f"a keyword argument of loss {name!r} ({accepted})"
-            if key == "class_counts":  # reached only through **{"class_counts": ...}: unlikely
-                what = f"{what}; class_counts is its own argument"
-            raise ValueError(
-                str(expected("kwargs", what, repr(key))) + did_you_mean(key, info.keywords)
-            )
+            what = f"a keyword argument of loss {name!r} ({', '.join(info.keywords)})"
+            hint = did_you_mean(key, info.keywords)
+            raise ValueError(str(expected("kwargs", what, repr(key))) + hint)
     if info.needs_counts:
         if class_counts is None:
             raise expected("class_counts", f"the training class counts for loss {name!r}", "None")
