@@ -303,7 +303,7 @@ def build_cases(n: int, c: int, losses: Sequence[str], seed: int = 0) -> list[Ca
             )
         )
     for name in losses:
-        criterion = lt.create_loss(name, class_counts=counts)
+        criterion = lt.create_loss_for_counts(name, counts)
         kind = lt.get_loss_info(name).target
         # multi-label losses are fed the int64 index targets too (one positive per row)
         cases.append(Case(name, kind, logits, lambda m=criterion: m(logits, target)))

@@ -741,9 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
         "losses", help="list the registered losses: family, defaults, paper, description"
     )
     p.add_argument("filter", nargs="?", default="", help="glob on the name, e.g. 'mm*'")
-    p.add_argument(
-        "--family", choices=tuple(LOSS_FAMILIES), help="only the losses of this family"
-    )
+    p.add_argument("--family", choices=tuple(LOSS_FAMILIES), help="only the losses of this family")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print the registry as JSON")
     shown.add_argument(

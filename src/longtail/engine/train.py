@@ -45,7 +45,7 @@ from longtail.engine.run import (
     fingerprint,
     run_epochs,
 )
-from longtail.losses import create_loss
+from longtail.losses import create_loss_for_counts
 from longtail.metrics import classification_metrics
 from longtail.models import create_model
 from longtail.weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting
@@ -219,8 +219,8 @@ class _Classification:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         counts = data["counts"]
-        criterion = create_loss(
-            spec.loss, class_counts=counts.tolist(), **{**spec.loss_kwargs, **config.loss_kwargs}
+        criterion = create_loss_for_counts(
+            spec.loss, counts.tolist(), **{**spec.loss_kwargs, **config.loss_kwargs}
         )
         criterion.reduction = "none"  # weighting and normalisation happen in fit_epoch
         self.criterion = criterion.to(self.device)

@@ -59,9 +59,9 @@ TARGETS: dict[str, str] = {
 CONVENTIONS: tuple[str, ...] = ("weight", "ignore_index", "reduction", "label_smoothing")
 
 #: What :func:`create_loss` does with ``class_counts`` given to a loss that does not use them:
-#: ``"warn"`` (a ``FutureWarning``; the counts are ignored) while the callers that pass counts
-#: uniformly (the training engine) move to :func:`create_loss_for_counts`, then ``"error"``.
-UNUSED_COUNTS = "warn"
+#: ``"error"`` (a ``ValueError``: silently ignored counts hide a wrong loss choice). Callers that
+#: have counts for every loss (a training engine) use :func:`create_loss_for_counts`.
+UNUSED_COUNTS = "error"
 
 _NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
