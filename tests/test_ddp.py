@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 
@@ -46,6 +47,10 @@ def _worker(rank: int, store: str, out: str) -> None:
         result = {"cb": list(cb), "cb_len": len(cb), "drs": list(drs), "params": params}
         with open(f"{out}.{rank}", "w") as f:
             json.dump(result, f)
+        # a DDP Reducer alive at group destruction or interpreter exit aborts the process now
+        # and then (seen with OMP_NUM_THREADS=1 in about 1 run of 5): free it first
+        del model
+        gc.collect()
     finally:
         dist.destroy_process_group()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import math
 import os
 import shutil
@@ -403,6 +404,11 @@ def train(
     try:
         return _train(config, out, world, rank, progress, callback, extra or {})
     finally:
+        if world > 1:
+            # DistributedDataParallel sits in reference cycles; a Reducer still alive when the
+            # group is destroyed or the interpreter exits aborts the process now and then
+            # ("terminate called without an active exception"), so free it first
+            gc.collect()
         if own_group:
             dist.destroy_process_group()
 
