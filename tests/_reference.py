@@ -10,9 +10,11 @@ one. A new loss adds one entry here (see :class:`Reference`).
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: The problem every reference is checked on: C classes with these training counts (long-tailed,
@@ -270,3 +272,16 @@ REFERENCES: dict[str, Reference] = {
         ({}, {"gamma": 0.2, "tau": 1.5}),
     ),
 }
+
+
+# ------------------------------------------------------------------------- the loss families
+# Each family of losses keeps its transcriptions in its own tests/_reference_<family>.py, which
+# imports this module and adds to REFERENCES; it may also add equivalences (dicts with the fields
+# of test_loss_contract.Equivalence) and visible exemptions. Importing them here means a new
+# family touches no shared test file.
+FAMILY_EQUIVALENCES: list[dict[str, Any]] = []
+FLAT_ONLY: set[str] = set()  # losses that take only (N, C) logits (say why where added)
+NO_HALF: set[str] = set()  # losses that refuse float16 / bfloat16 inputs (say why where added)
+
+for _path in sorted(Path(__file__).parent.glob("_reference_*.py")):
+    importlib.import_module(_path.stem)

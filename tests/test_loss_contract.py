@@ -4,8 +4,9 @@ A loss registered with ``@register_loss`` is checked here without a new test; wh
 
 * its loop-based transcription in ``tests/_reference.py`` (``REFERENCES[name]``): the tests
   *fail* for a loss without one, they do not skip it;
-* where its paper gives one, an equivalence in :data:`EQUIVALENCES` below (loss X at setting S
-  equals loss Y, or a torch function);
+* where its paper gives one, an equivalence in :data:`EQUIVALENCES` below or in its family's
+  ``tests/_reference_<family>.py`` (``FAMILY_EQUIVALENCES``): loss X at setting S equals loss Y,
+  or a torch function;
 * if a property cannot hold, a visible exemption with its reason: in the registry
   (``compiles=False`` + ``compile_note``; ``stop_gradient`` for a gradient that is not the true
   derivative, which gradcheck cannot check) or in :data:`FLAT_ONLY` / :data:`NO_HALF` below.
@@ -41,10 +42,10 @@ from longtail.losses import _registry
 LOSSES = lt.list_losses()
 COUNTS, C = ref.COUNTS, ref.C
 
-# Losses that take only (N, C) logits, and losses that refuse half inputs: none today. A new loss
-# that cannot take (N, C, d1, ...) or float16 / bfloat16 inputs says so here, visibly.
-FLAT_ONLY: frozenset[str] = frozenset()
-NO_HALF: frozenset[str] = frozenset()
+# Losses that take only (N, C) logits, and losses that refuse half inputs: a family adds them to
+# the sets in its tests/_reference_<family>.py, visibly, with the reason.
+FLAT_ONLY: frozenset[str] = frozenset(ref.FLAT_ONLY)
+NO_HALF: frozenset[str] = frozenset(ref.NO_HALF)
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -574,6 +575,9 @@ EQUIVALENCES: list[Equivalence] = [
         "vs", {"gamma": 0.7}, "ce", why="uniform counts: Δ = 1, ι constant", counts=UNIFORM
     ),
 ]
+
+
+EQUIVALENCES += [Equivalence(**d) for d in ref.FAMILY_EQUIVALENCES]
 
 
 def _equivalence_side(name: str, kwargs: dict, counts, reduction: str) -> torch.nn.Module:
