@@ -282,6 +282,10 @@ REFERENCES: dict[str, Reference] = {
 FAMILY_EQUIVALENCES: list[dict[str, Any]] = []
 FLAT_ONLY: set[str] = set()  # losses that take only (N, C) logits (say why where added)
 NO_HALF: set[str] = set()  # losses that refuse float16 / bfloat16 inputs (say why where added)
+# Stateful losses (running statistics, a stage, a dual variable): their function takes the state
+# explicitly, and STATE[name](module) gives the keyword arguments that pass the module's current
+# state to it, so "module == function" is checked on the same state.
+STATE: dict[str, Callable[[Any], dict[str, Any]]] = {}
 
 for _path in sorted(Path(__file__).parent.glob("_reference_*.py")):
     importlib.import_module(_path.stem)

@@ -207,8 +207,10 @@ def test_module_equals_function(name):
     for setting in reference(name).settings:
         kw = tensor_setting(setting)
         for reduction in REDUCTIONS:
-            mod = build(name, **kw, weight=w, reduction=reduction)(z, target)
-            fn = call_function(name, z, target, **kw, weight=w, reduction=reduction)
+            module = build(name, **kw, weight=w, reduction=reduction)
+            state = ref.STATE[name](module) if name in ref.STATE else {}  # before it moves
+            mod = module(z, target)
+            fn = call_function(name, z, target, **kw, **state, weight=w, reduction=reduction)
             torch.testing.assert_close(mod, fn, rtol=0, atol=0)
 
 
