@@ -278,6 +278,52 @@ def _masked_reduce(loss: torch.Tensor, ignored: torch.Tensor, reduction: str) ->
     return total / count.clamp_min(1).to(total.dtype)
 
 
+def _sigmoid_targets(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, ctype: torch.dtype
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """``(idx, t, ignored)``: class indices ``(N, 1)`` or dense targets of the logits' shape
+    (one of the two), and where entries are ignored ((N, 1) rows for indices, else x's shape)."""
+    if not target.is_floating_point() and logits.dim() == 2 and target.shape == logits.shape[:1]:
+        c = logits.shape[1]
+        labels = target.long()
+        drop = labels == ignore_index
+        bad = ((labels < 0) | (labels >= c)) & ~drop
+        if bad.any():
+            raise expected(
+                "target",
+                f"class indices in [0, {c}) (or ignore_index={ignore_index})",
+                f"labels {labels[bad][:5].tolist()}",
+            )
+        ignored = drop.unsqueeze(1) if drop.any() else None
+        if ignored is not None:
+            labels = labels.masked_fill(drop, 0)
+        return labels.unsqueeze(1), None, ignored
+    if target.shape != logits.shape:
+        raise expected(
+            "target",
+            f"0/1 targets of the logits' shape {tuple(logits.shape)}"
+            + (f" or class indices of shape ({logits.shape[0]},)" if logits.dim() == 2 else ""),
+            f"shape {tuple(target.shape)}",
+        )
+    t = target.to(ctype)
+    drop = t == ignore_index
+    if drop.any():
+        return None, t.masked_fill(drop, 0), drop
+    return None, t, None
+
+
+def _per_class_factor(v: Any, name: str, x: torch.Tensor) -> Any:
+    """A scalar as it is, or one value per class shaped to broadcast along dim 1 of ``x``."""
+    if v is None or isinstance(v, (int, float)):
+        return v
+    v = per_class_tensor(v, name)
+    if x.dim() < 2 or v.numel() != x.shape[1]:
+        raise expected(name, "one value per class (dim 1 of logits)", f"shape {tuple(v.shape)}")
+    shape = [1] * x.dim()
+    shape[1] = -1
+    return v.to(device=x.device, dtype=x.dtype).reshape(shape)
+
+
 def sigmoid_focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -330,55 +376,15 @@ def sigmoid_focal_loss(
         raise expected("target", "a tensor", type(target).__name__)
     ctype = compute_dtype_for(logits.dtype)
     x = logits.to(ctype)
-    idx = t = None
-    ignored = None  # where entries are ignored: (N, 1) rows for index targets, else x's shape
-    if not target.is_floating_point() and logits.dim() == 2 and target.shape == logits.shape[:1]:
-        c = logits.shape[1]
-        labels = target.long()
-        drop = labels == ignore_index
-        bad = ((labels < 0) | (labels >= c)) & ~drop
-        if bad.any():
-            raise expected(
-                "target",
-                f"class indices in [0, {c}) (or ignore_index={ignore_index})",
-                f"labels {labels[bad][:5].tolist()}",
-            )
-        if drop.any():
-            ignored = drop.unsqueeze(1)
-            labels = labels.masked_fill(drop, 0)
-        idx = labels.unsqueeze(1)
-    elif target.shape != logits.shape:
-        raise expected(
-            "target",
-            f"0/1 targets of the logits' shape {tuple(logits.shape)}"
-            + (f" or class indices of shape ({logits.shape[0]},)" if logits.dim() == 2 else ""),
-            f"shape {tuple(target.shape)}",
-        )
-    else:
-        t = target.to(ctype)
-        drop = t == ignore_index
-        if drop.any():
-            ignored = drop
-            t = t.masked_fill(drop, 0)
-
-    def per_class(v: Any, name: str) -> Any:
-        if v is None or isinstance(v, (int, float)):
-            return v
-        v = per_class_tensor(v, name)
-        if logits.dim() < 2 or v.numel() != logits.shape[1]:
-            raise expected(name, "one value per class (dim 1 of logits)", f"shape {tuple(v.shape)}")
-        shape = [1] * logits.dim()
-        shape[1] = -1
-        return v.to(device=x.device, dtype=ctype).reshape(shape)
-
+    idx, t, ignored = _sigmoid_targets(logits, target, ignore_index, ctype)
     if isinstance(alpha, (int, float)):
         a = None if alpha < 0 else float(alpha)
         if a is not None and a > 1:
             raise expected("alpha", "in [0, 1] (or negative to disable)", alpha)
     else:
-        a = per_class(alpha, "alpha")
-    pw = per_class(pos_weight, "pos_weight")
-    w = per_class(weight, "weight")
+        a = _per_class_factor(alpha, "alpha", x)
+    pw = _per_class_factor(pos_weight, "pos_weight", x)
+    w = _per_class_factor(weight, "weight", x)
     inner = reduction if ignored is None else "none"
 
     if t is not None and not bool(((t == 0) | (t == 1)).all()):
