@@ -12,7 +12,9 @@ and compares it with ``torch.nn.functional.cross_entropy`` in the same process:
   so that is what cross-entropy costs on the logits they actually feed it. ``F.cross_entropy(z)``
   on the unscaled logits is reported as a second baseline. Targets are int64 class indices drawn
   from the long-tailed class distribution ``lt.imbalance_counts(5000, C, 100)``, which is also the
-  ``class_counts`` every loss is built with. ``sigmoid-focal`` is a multi-label loss; it is called
+  ``class_counts`` every loss is built with; a loss of real-valued targets (kind ``"value"``:
+  class k stands for the value k) gets those indices moved by uniform(−0.5, 0.5), clamped to
+  [0, C − 1]. ``sigmoid-focal`` is a multi-label loss; it is called
   with the same int64 index targets (its one-positive-per-row path), and compared also with
   ``F.binary_cross_entropy_with_logits`` on the equivalent one-hot float targets.
 * **Time.** After warm-up, all callables (the baselines and every loss) run in round-robin
@@ -302,11 +304,18 @@ def build_cases(n: int, c: int, losses: Sequence[str], seed: int = 0) -> list[Ca
                 lambda: F.binary_cross_entropy_with_logits(logits, onehot),
             )
         )
+    values = None
+    if any(lt.get_loss_info(name).target == "value" for name in losses):
+        # regression targets for the "value" losses (class k stands for the value k): the class
+        # indices moved by up to half a class, so the values keep the long-tailed distribution
+        jitter = torch.rand(n, generator=gen) - 0.5
+        values = (target.float() + jitter).clamp(0, c - 1)
     for name in losses:
         criterion = lt.create_loss_for_counts(name, counts)
         kind = lt.get_loss_info(name).target
         # multi-label losses are fed the int64 index targets too (one positive per row)
-        cases.append(Case(name, kind, logits, lambda m=criterion: m(logits, target)))
+        y = values if kind == "value" else target
+        cases.append(Case(name, kind, logits, lambda m=criterion, y=y: m(logits, y)))
         if name in REFERENCE_STYLE:
             fn = REFERENCE_STYLE[name]
             margins = lt.functional.ldam_margins(counts).float()

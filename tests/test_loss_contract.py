@@ -72,9 +72,17 @@ def inputs(name: str, n: int = 8, dtype=torch.float64, seed: int = 0, spatial=()
         target = (torch.rand(z.shape, generator=g) > 0.5).to(dtype)
     elif info(name).target == "soft":
         target = torch.rand(z.shape, generator=g, dtype=torch.float64).softmax(1).to(dtype)
+    elif info(name).target == "value":
+        target = _values(g, (n, *spatial)).to(dtype)
     else:
         target = torch.randint(0, C, (n, *spatial), generator=g)
     return z, target
+
+
+def _values(g: torch.Generator, shape) -> torch.Tensor:
+    """Real-valued targets over the classes' default values 0..C-1 (a "value" loss), on a grid of
+    1/32: exact in float16 and bfloat16, so half inputs see the same targets."""
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * (C - 1) * 32).round() / 32
 
 
 WEIGHT = [0.5, 2.0, 1.0, 3.0, 0.25]
@@ -222,7 +230,9 @@ def test_batch_of_one_and_absent_classes(name):
         torch.testing.assert_close(got, expected_value(name, z, target, {}, None, reduction))
         assert got.shape == (() if reduction != "none" else tuple(target.shape))
     z, target = inputs(name, n=10, seed=2)
-    if target.is_floating_point():
+    if info(name).target == "value":
+        target = target * 0.25  # values in [0, 1]: the classes nearest them are 0 and 1
+    elif target.is_floating_point():
         target[:, 2:] = 0  # classes 2.. never positive
     else:
         target = target % 2  # classes 2.. absent from the batch
@@ -307,6 +317,8 @@ def test_extreme_logits_stay_finite(name, dtype):
 # ------------------------------------------------------------------------- ignore_index, dims
 def _index_target(name: str, n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
+    if info(name).target == "value":  # real values, ignore_index compared as a value
+        return _values(g, (n,))
     return torch.randint(0, C, (n,), generator=g)
 
 
@@ -342,14 +354,15 @@ def test_ignoring_an_entry_is_dropping_it(name):
 def test_spatial_inputs_match_flattened(name):
     z, target = inputs(name, n=2, seed=7, spatial=(3, 2))
     flat_z = z.movedim(1, -1).reshape(-1, C)
-    if target.is_floating_point():
+    per_class = target.is_floating_point() and info(name).target != "value"  # (N, C, d1, ...)
+    if per_class:
         flat_t = target.movedim(1, -1).reshape(-1, C)
     else:
         flat_t = target.reshape(-1)
     none = build(name, reduction="none").double()(z, target)
     assert none.shape == target.shape
     flat_none = build(name, reduction="none").double()(flat_z, flat_t)
-    if target.is_floating_point():
+    if per_class:
         flat_none = flat_none.reshape(2, 3, 2, C).movedim(-1, 1)
     torch.testing.assert_close(none, flat_none.reshape(none.shape))
     mean = build(name).double()
@@ -369,9 +382,11 @@ def test_bad_input_is_a_clear_value_error(name):
     bad_shape = torch.rand(6, C - 1) if i.target != "index" else target[:5]
     with pytest.raises(ValueError, match="Expected `target`"):
         crit(z, bad_shape)
-    with pytest.raises(ValueError, match=rf"class indices in \[0, {C}\)"):
+    # a "value" loss: C and -1 lie outside the values 0..C-1 the classes stand for
+    outside = r"Expected `target` to be values in" if i.target == "value" else None
+    with pytest.raises(ValueError, match=outside or rf"class indices in \[0, {C}\)"):
         crit(z, torch.tensor([0, 1, 2, 3, 4, C]))
-    with pytest.raises(ValueError, match=rf"class indices in \[0, {C}\)"):
+    with pytest.raises(ValueError, match=outside or rf"class indices in \[0, {C}\)"):
         crit(z, torch.tensor([0, 1, 2, 3, 4, -1]))
     with pytest.raises(ValueError, match="Expected `logits`"):
         crit(torch.zeros(6, C, dtype=torch.long), target)

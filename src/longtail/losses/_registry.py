@@ -52,6 +52,8 @@ TARGETS: dict[str, str] = {
     "index": "integer class indices (N,) or (N, d1, ...)",
     "multilabel": "0/1 or soft targets of the logits' shape (or class indices for (N, C) logits)",
     "soft": "class-probability rows of the logits' shape (or class indices)",
+    "value": "real-valued regression targets (N,) or (N, d1, ...), within the support the classes "
+    "stand for (class k stands for the value k unless the loss is given `values`)",
 }
 
 #: The keyword-only arguments every loss shares, in this order, last in every signature
