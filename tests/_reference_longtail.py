@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
+
 from _reference import FAMILY_EQUIVALENCES, REFERENCES, STATE, Reference, logsumexp, reduce
 
 
@@ -116,5 +119,117 @@ FAMILY_EQUIVALENCES += [
         "kwargs": {"p": 0.0, "q": 0.0},
         "other": "ce",
         "why": "both factors off (p = q = 0): S = 1, cross-entropy (Wang et al.)",
+    },
+]
+
+
+# ----------------------------------------------------------------------- random draws (torch)
+def drop_draws(seed, rows, cols, gamma):
+    """Softmax EQL's β for ``rows`` × ``cols`` (tail classes): uniform float32 draws < γ from a
+    generator seeded with ``seed`` (None: 0, a fresh module's base seed at step 0)."""
+    if rows == 0 or cols == 0:
+        return [[] for _ in range(rows)]
+    g = torch.Generator().manual_seed(0 if seed is None else seed)
+    return (torch.rand((rows, cols), generator=g, dtype=torch.float32) < gamma).tolist()
+
+
+# ------------------------------------------------------------------------------- softmax EQL
+def softmax_eql(z, y, counts, threshold, gamma, seed=None):
+    """ℓ = −log(e^{z_y} / Σ_k w̃_k e^{z_k}), w̃_k = 1 − β T_λ(f_k)(1 − y_k), f = n / Σn."""
+    total = sum(counts)
+    tail = [k for k, n in enumerate(counts) if n / total < threshold]
+    beta = drop_draws(seed, len(z), len(tail), gamma) if gamma > 0 else None
+    out = []
+    for i, (row, t) in enumerate(zip(z, y, strict=True)):
+        w = [1.0] * len(row)
+        if beta is not None:
+            for col, k in enumerate(tail):
+                if k != t and beta[i][col]:
+                    w[k] = 0.0
+        denom = [v for k, v in enumerate(row) if w[k] > 0]
+        out.append(logsumexp(denom) - row[t])
+    return out
+
+
+REFERENCES["softmax-eql"] = Reference(
+    lambda z, y, n, w, r, kw: reduce(
+        softmax_eql(z, y, n, kw["threshold"], kw["gamma"], kw["seed"]), y, w, r
+    ),
+    # λ = 0.05 makes classes 3 and 4 of COUNTS tail classes, λ = 0.1 three of them
+    ({}, {"threshold": 0.05}, {"threshold": 0.1, "gamma": 0.5}, {"gamma": 1.0, "threshold": 0.05}),
+)
+STATE["softmax-eql"] = lambda m: {"seed": m.draw_seed()}
+
+
+# ------------------------------------------------------------------------------------ EQL v2
+def eqlv2_weights(pos, neg, gamma, mu, alpha):
+    """(q_c, r_c): r = 1 / (1 + exp(−γ (G⁺/G⁻ − μ))), q = 1 + α (1 − r); ratio 100 where
+    nothing is accumulated (the official code's initial value)."""
+    q, r = [], []
+    for gp, gn in zip(pos, neg, strict=True):
+        ratio = 100.0 if gp == 0 and gn == 0 else gp / (gn + 1e-10)
+        rc = 1.0 / (1.0 + math.exp(-gamma * (ratio - mu)))
+        r.append(rc)
+        q.append(1.0 + alpha * (1.0 - rc))
+    return q, r
+
+
+def _bce(x, t):
+    """−[t log σ(x) + (1 − t) log(1 − σ(x))], stable."""
+    return max(x, 0.0) - x * t + math.log1p(math.exp(-abs(x)))
+
+
+def eqlv2(z, y, gamma, mu, alpha, pos=None, neg=None):
+    c = len(z[0])
+    if pos is None:
+        q, r = [1.0] * c, [1.0] * c
+    else:
+        q, r = eqlv2_weights(pos, neg, gamma, mu, alpha)
+    return [
+        sum((q[k] if k == t else r[k]) * _bce(v, 1.0 if k == t else 0.0) for k, v in enumerate(row))
+        for row, t in zip(z, y, strict=True)
+    ]
+
+
+REFERENCES["eqlv2"] = Reference(
+    lambda z, y, n, w, r, kw: reduce(
+        eqlv2(z, y, kw["gamma"], kw["mu"], kw["alpha"], kw["pos_grad"], kw["neg_grad"]), y, w, r
+    ),
+    # the statistics are state (see seesaw): a fresh module has weights 1 whatever γ, μ, α; the
+    # weighted forms are checked in tests/test_losses_longtail.py
+    ({}, {"gamma": 6.0, "mu": 0.5, "alpha": 2.0}),
+)
+STATE["eqlv2"] = lambda m: {
+    "pos_grad": None if m.pos_grad is None else m.pos_grad.clone(),
+    "neg_grad": None if m.neg_grad is None else m.neg_grad.clone(),
+}
+
+
+def sum_of_bce_on_one_hot(z, y, reduction):
+    """Σ_c BCE(z_c, [c = y]) per sample (the official EQL v2's ``Σ BCE / n`` for "mean")."""
+    per = F.binary_cross_entropy_with_logits(
+        z, F.one_hot(y, z.shape[1]).to(z), reduction="none"
+    ).sum(1)
+    return per if reduction == "none" else per.mean()
+
+
+FAMILY_EQUIVALENCES += [
+    {
+        "loss": "softmax-eql",
+        "kwargs": {"threshold": 0.0},
+        "other": "ce",
+        "why": "λ = 0: no tail class, every w̃ = 1, cross-entropy (Tan et al. 2020)",
+    },
+    {
+        "loss": "softmax-eql",
+        "kwargs": {"threshold": 0.5, "gamma": 0.0},
+        "other": "ce",
+        "why": "γ = 0: β is never 1, cross-entropy (Tan et al. 2020)",
+    },
+    {
+        "loss": "eqlv2",
+        "kwargs": {},
+        "other": sum_of_bce_on_one_hot,
+        "why": "no statistics yet: every weight 1, the sigmoid BCE summed over classes (Tan 2021)",
     },
 ]
