@@ -1,5 +1,5 @@
 """Loop-based transcriptions of the regression-as-classification losses (HL-Gauss, two-hot, R2CCP,
-Z-Error, NTL-MSE, NTL-WAS) from the papers' formulas (and,
+Z-Error, NTL-MSE, NTL-WAS) and of LDR-KL, ALDR-KL, OVR and SOVR, from the papers' formulas (and,
 where longtail follows it, the official code's), in plain Python floats. Shares no code with
 longtail.
 
@@ -129,6 +129,111 @@ def _ntl(wasserstein: bool):
     return loss
 
 
+# ------------------------------------------------------------------------------- LDR / ALDR
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def _normalized(row: list[float], how) -> list[float]:
+    """The official code's normalisations: softplus / mean softplus, or z / mean |z|."""
+    if how == "softplus":
+        sp = [_softplus(x) for x in row]
+        m = sum(sp) / len(sp)
+        return [s / m for s in sp]
+    if how == "l1":
+        m = sum(abs(x) for x in row) / len(row)
+        return [x / m for x in row]
+    return list(row)
+
+
+def _ldr_value(zt: list[float], y: int, margin: float, lam: float) -> float:
+    """λ log (1/C) Σ_k exp((c [k≠y] + z_k − z_y) / λ)."""
+    a = [((margin if k != y else 0.0) + zt[k] - zt[y]) / lam for k in range(len(zt))]
+    return lam * (logsumexp(a) - math.log(len(zt)))
+
+
+def _ldr(z, t, counts, weight, reduction, kw):
+    out = [
+        _ldr_value(_normalized(list(row), kw["normalize"]), y, kw["margin"], kw["lam"])
+        for row, y in zip(z, t, strict=True)
+    ]
+    return reduce(out, t, weight, reduction)
+
+
+def _aldr_lambda(zt: list[float], lam0: float, alpha: float) -> float:
+    """One step from λ₀: p = softmax(z/λ₀), λ = λ₀ − λ₀ KL(p ‖ 1/C) / (α log C)."""
+    c = len(zt)
+    p = _softmax([x / lam0 for x in zt])
+    kl = sum(pk * math.log(c * pk) for pk in p if pk > 0)
+    return lam0 - lam0 * kl / (alpha * math.log(c))
+
+
+def _aldr(z, t, counts, weight, reduction, kw):
+    lam0, alpha = kw["lam"], kw["alpha"]
+    out = []
+    for row, y in zip(z, t, strict=True):
+        zt = _normalized(list(row), kw["normalize"])
+        lam = _aldr_lambda(zt, lam0, alpha)
+        penalty = alpha * math.log(len(zt)) / (2 * lam0) * (lam - lam0) ** 2
+        out.append(_ldr_value(zt, y, kw["margin"], lam) - penalty)
+    return reduce(out, t, weight, reduction)
+
+
+def _aldr_gradient(z, t, counts, kw):
+    """∂ mean ℓ / ∂z with λ_i a constant (the official code detaches it): on the normalised
+    scores softmax((c[k≠y] + z̃)/λ_i) − e_y, then through the normalisation's Jacobian."""
+    lam0, alpha, how = kw["lam"], kw["alpha"], kw["normalize"]
+    n = len(z)
+    rows = []
+    for row, y in zip(z, t, strict=True):
+        row = list(row)
+        c = len(row)
+        zt = _normalized(row, how)
+        lam = _aldr_lambda(zt, lam0, alpha)
+        s = _softmax([((kw["margin"] if k != y else 0.0) + zt[k]) / lam for k in range(c)])
+        g = [s[k] - (1.0 if k == y else 0.0) for k in range(c)]  # ∂ℓ/∂z̃
+        if how == "l1":
+            m = sum(abs(x) for x in row) / c
+            dot = sum(gk * xk for gk, xk in zip(g, row, strict=True))
+            g = [
+                g[j] / m - math.copysign(1.0, row[j]) * dot / (c * m * m) if row[j] else g[j] / m
+                for j in range(c)
+            ]
+        elif how == "softplus":
+            sp = [_softplus(x) for x in row]
+            m = sum(sp) / c
+            dot = sum(gk * sk for gk, sk in zip(g, sp, strict=True))
+            sig = [1 / (1 + math.exp(-x)) for x in row]
+            g = [sig[j] * (g[j] / m - dot / (c * m * m)) for j in range(c)]
+        rows.append([gj / n for gj in g])
+    return rows
+
+
+# ------------------------------------------------------------------------------- OVR / SOVR
+def _ovr_row(row: list[float], y: int) -> float:
+    """Kanai et al.: softplus(−z_y) + Σ_{k≠y} softplus(z_k)."""
+    return _softplus(-row[y]) + sum(_softplus(x) for k, x in enumerate(row) if k != y)
+
+
+def _ovr(z, t, counts, weight, reduction, kw):
+    return reduce([_ovr_row(list(r), y) for r, y in zip(z, t, strict=True)], t, weight, reduction)
+
+
+def _sovr(z, t, counts, weight, reduction, kw):
+    """OVR for the ⌊ρ n⌋ entries of smallest margin z_y − max_{k≠y} z_k (ties by position)."""
+    rows = [list(r) for r in z]
+    margins = [
+        r[y] - max(x for k, x in enumerate(r) if k != y) for r, y in zip(rows, t, strict=True)
+    ]
+    k = int(kw["ratio"] * len(rows))
+    switched = set(sorted(range(len(rows)), key=lambda i: (margins[i], i))[:k])
+    out = [
+        _ovr_row(r, y) if i in switched else logsumexp(r) - r[y]
+        for i, (r, y) in enumerate(zip(rows, t, strict=True))
+    ]
+    return reduce(out, t, weight, reduction)
+
+
 # ------------------------------------------------------------------------------ the references
 UNEVEN = [-1.0, 0.5, 2.0, 3.0, 5.0]  # increasing, unequal gaps, spanning the targets in [0, 4]
 SHUFFLED = [2.0, -1.0, 0.5, 4.0, 3.0]  # number tokens need no order
@@ -151,11 +256,50 @@ REFERENCES["z-error"] = Reference(
 )
 REFERENCES["ntl-mse"] = Reference(_ntl(False), ({}, {"ntl_weight": 0.3, "values": SHUFFLED}))
 REFERENCES["ntl-was"] = Reference(_ntl(True), ({}, {"ntl_weight": 2.0, "values": SHUFFLED}))
+REFERENCES["ldr-kl"] = Reference(
+    _ldr,
+    (
+        {},
+        {"normalize": None, "margin": 1.0, "lam": 1.0},
+        {"normalize": "l1", "margin": 0.3, "lam": 0.5},
+    ),
+)
+REFERENCES["aldr-kl"] = Reference(
+    _aldr,
+    (
+        {},
+        {"normalize": None, "margin": 0.5, "lam": 1.0, "alpha": 3.0},
+        {"normalize": "softplus", "lam": 0.5, "alpha": 1.5},
+    ),
+    gradient=_aldr_gradient,
+)
+REFERENCES["ovr"] = Reference(_ovr)
+REFERENCES["sovr"] = Reference(_sovr, ({}, {"ratio": 0.75}, {"ratio": 1.0}))
 
 
 # ------------------------------------------------------------------------------ equivalences
 def _reduced(per: torch.Tensor, reduction: str) -> torch.Tensor:
     return per if reduction == "none" else per.sum() if reduction == "sum" else per.mean()
+
+
+def ce_minus_log_c(z, y, reduction):
+    return _reduced(F.cross_entropy(z, y, reduction="none") - math.log(z.shape[1]), reduction)
+
+
+def crammer_singer(margin: float):
+    def crammer_singer_hinge(z, y, reduction):
+        idx = y.unsqueeze(1)
+        zy = z.gather(1, idx).squeeze(1)
+        worst = (z + margin).scatter(1, idx, float("-inf")).amax(1)
+        return _reduced((worst - zy).clamp_min(0), reduction)
+
+    return crammer_singer_hinge
+
+
+def bce_one_hot_summed(z, y, reduction):
+    target = F.one_hot(y, z.shape[1]).to(z)
+    per = F.binary_cross_entropy_with_logits(z, target, reduction="none").sum(1)
+    return _reduced(per, reduction)
 
 
 def mse_of_expected_value(z, y, reduction):
@@ -221,5 +365,48 @@ FAMILY_EQUIVALENCES += [
         "kwargs": {"threshold": 1e9},
         "other": mse_of_expected_value,
         "why": "τ → ∞ masks nothing: the squared error of the predicted value (Godin)",
+    },
+    {
+        "loss": "ldr-kl",
+        "kwargs": {"lam": 1.0, "margin": 0.0, "normalize": None},
+        "other": ce_minus_log_c,
+        "why": "λ = 1, c = 0: cross-entropy minus log C (Zhu et al., §3)",
+    },
+    {
+        "loss": "ldr-kl",
+        "kwargs": {"lam": 1e-9, "margin": 0.5, "normalize": None},
+        "other": crammer_singer(0.5),
+        "why": "λ → 0: the Crammer-Singer hinge with margin c (Zhu et al., §3)",
+    },
+    {
+        "loss": "aldr-kl",
+        "kwargs": {"alpha": 1e12, "normalize": "softplus"},
+        "other": "ldr-kl",
+        "other_kwargs": {"normalize": "softplus"},
+        "why": "α → ∞ keeps every λ_i at λ₀ and the penalty vanishes: LDR-KL (Zhu et al., §5)",
+    },
+    {
+        "loss": "aldr-kl",
+        "kwargs": {"alpha": 1e12, "normalize": None, "lam": 1.0, "margin": 0.0},
+        "other": ce_minus_log_c,
+        "why": "α → ∞, λ₀ = 1, c = 0, raw scores: cross-entropy minus log C (Zhu et al.)",
+    },
+    {
+        "loss": "ovr",
+        "kwargs": {},
+        "other": bce_one_hot_summed,
+        "why": "one logistic loss per class: BCE with logits on the one-hot, summed (Kanai et al.)",
+    },
+    {
+        "loss": "sovr",
+        "kwargs": {"ratio": 0.0},
+        "other": "ce",
+        "why": "no sample switched: cross-entropy (Kanai et al.)",
+    },
+    {
+        "loss": "sovr",
+        "kwargs": {"ratio": 1.0},
+        "other": "ovr",
+        "why": "every sample switched: the one-vs-rest loss (Kanai et al.)",
     },
 ]
