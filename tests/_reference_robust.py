@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 
 from _reference import FAMILY_EQUIVALENCES, REFERENCES, Reference, reduce
@@ -115,6 +116,102 @@ REFERENCES.update(
 )
 
 
+# --------------------------------------------------------- Mao, Mohri & Zhong, ICML 2023
+def comp_sum(row, y, kw) -> float:
+    """Φ^τ(u), u = Σ_{y'≠y} exp(z_{y'} − z_y)."""
+    tau = kw["tau"]
+    u = sum(math.exp(v - row[y]) for j, v in enumerate(row) if j != y)
+    if tau == 1.0:
+        return math.log(1.0 + u)
+    return ((1.0 + u) ** (1.0 - tau) - 1.0) / (1.0 - tau)
+
+
+# ------------------------------------------------------- Hui, Belkin & Wright, ICML 2023
+def squentropy(row, y, kw=None) -> float:
+    c = len(row)
+    return ce(row, y) + sum(v * v for j, v in enumerate(row) if j != y) / (c - 1)
+
+
+# ------------------------------------------------------- de Brébisson & Vincent, 2016
+def z_loss(row, y, kw) -> float:
+    c = len(row)
+    mu = sum(row) / c
+    var = sum(v * v for v in row) / c - mu * mu
+    z = (row[y] - mu) / math.sqrt(var)
+    t = kw["a"] * (kw["b"] - z)
+    softplus = t + math.log1p(math.exp(-t)) if t > 0 else math.log1p(math.exp(t))
+    return softplus / kw["a"]
+
+
+# ----------------------------------------------------------------- Zhao et al., AAAI 2022
+def encouraging(row, y, kw) -> float:
+    """−log p + ρ·bonus(p), the conservative bonus: log(1 − p) up to LE, then its tangent
+    (the official code, with its clamp of 1 − p at 1e-5 in the log)."""
+    p = softmax(row)[y]
+    le = kw["log_end"]
+    if le < 1.0 and p > le:
+        bonus = (p - le) / (le - 1.0) + math.log(1.0 - le)
+    else:
+        bonus = math.log(max(1.0 - p, 1e-5))
+    return -math.log(p) + kw["bonus_weight"] * bonus
+
+
+# ------------------------------------------------------------------ Sun et al., arXiv 2021
+def sparse_softmax(row, y, kw) -> float:
+    """log Σ_{j ∈ Ω_k ∪ {y}} e^{z_j} − z_y, Ω_k the indices of the k largest logits."""
+    order = sorted(range(len(row)), key=lambda j: -row[j])
+    omega = set(order[: kw["k"]]) | {y}
+    m = max(row[j] for j in omega)
+    return m + math.log(sum(math.exp(row[j] - m) for j in omega)) - row[y]
+
+
+# ------------------------------------------------------- Martins & Astudillo, ICML 2016
+def sparsemax_tau(row) -> tuple[float, int]:
+    """τ(z) and |S(z)| by the paper's Algorithm 1 (sort, then the largest k with
+    1 + k z_(k) > Σ_{j≤k} z_(j))."""
+    zs = sorted(row, reverse=True)
+    k_z, cum, cum_k = 0, 0.0, 0.0
+    for k, v in enumerate(zs, start=1):
+        cum += v
+        if 1.0 + k * v > cum:
+            k_z, cum_k = k, cum
+    return (cum_k - 1.0) / k_z, k_z
+
+
+def sparsemax_row(row) -> list[float]:
+    tau, _ = sparsemax_tau(row)
+    return [max(v - tau, 0.0) for v in row]
+
+
+def sparsemax_loss(row, y, kw=None) -> float:
+    """−z_y + ½ Σ_{j∈S} (z_j² − τ²) + ½ (the paper's Eq. 17)."""
+    tau, _ = sparsemax_tau(row)
+    support = [v for v in row if v > tau]
+    return -row[y] + 0.5 * sum(v * v - tau * tau for v in support) + 0.5
+
+
+REFERENCES.update(
+    {
+        # τ = 0 (sum-exponential), 0.5, 1.5 (GCE-like), 2 (MAE) from the paper's family
+        "comp-sum": Reference(
+            _per_sample(comp_sum), ({}, {"tau": 0.0}, {"tau": 0.5}, {"tau": 1.5}, {"tau": 2.0})
+        ),
+        "squentropy": Reference(_per_sample(squentropy)),
+        "z-loss": Reference(_per_sample(z_loss), ({}, {"a": 1.0, "b": 1.0}, {"a": 5.0, "b": -0.5})),
+        # LE = 0.75 (default), 1 (the full bonus), 0.5 with half the bonus
+        "encouraging": Reference(
+            _per_sample(encouraging),
+            ({}, {"log_end": 1.0}, {"log_end": 0.5, "bonus_weight": 0.5}, {"log_end": 0.2}),
+        ),
+        # the default k = 10 ≥ C is cross-entropy; k = 1, 2, 3 are sparse
+        "sparse-softmax": Reference(
+            _per_sample(sparse_softmax), ({}, {"k": 1}, {"k": 2}, {"k": 3})
+        ),
+        "sparsemax": Reference(_per_sample(sparsemax_loss)),
+    }
+)
+
+
 # ---------------------------------------------------------------------------- equivalences
 def _ce_fn(z, y, reduction):
     return F.cross_entropy(z, y, reduction=reduction)
@@ -167,5 +264,50 @@ FAMILY_EQUIVALENCES += [
         kwargs={"q": 1e-9},
         other=_ce_fn,
         why="q → 0 is CE (Zhang & Sabuncu; the error is q (log p)² / 2 ≈ 1e-8 here)",
+    ),
+]
+
+
+def _sum_exponential(z, y, reduction):
+    """Σ_{y'≠y} e^{z_{y'} − z_y}: the comp-sum loss at τ = 0 (Mao et al.)."""
+    out = torch.exp(z - z.gather(1, y[:, None])).sum(1) - 1.0
+    return out if reduction == "none" else out.mean()
+
+
+FAMILY_EQUIVALENCES += [
+    dict(
+        loss="comp-sum", kwargs={"tau": 1.0}, other="ce", why="τ = 1 is cross-entropy (Mao et al.)"
+    ),
+    dict(
+        loss="comp-sum",
+        kwargs={"tau": 0.0},
+        other=_sum_exponential,
+        why="τ = 0 is the sum-exponential loss (Mao et al.)",
+    ),
+    dict(
+        loss="comp-sum",
+        kwargs={"tau": 1.7},
+        other="gce",
+        other_kwargs={"q": 0.7},
+        why="τ ∈ (1, 2] is GCE with q = τ − 1 (Mao et al.)",
+    ),
+    dict(
+        loss="comp-sum",
+        kwargs={"tau": 2.0},
+        other="gce",
+        other_kwargs={"q": 1.0},
+        why="τ = 2 is 1 − p_y: GCE at q = 1, half the MAE (Mao et al.)",
+    ),
+    dict(
+        loss="encouraging",
+        kwargs={"bonus_weight": 0.0},
+        other="ce",
+        why="no bonus is cross-entropy (Zhao et al.)",
+    ),
+    dict(
+        loss="sparse-softmax",
+        kwargs={"k": 5},
+        other="ce",
+        why="k = C keeps every class: the softmax (Sun et al.)",
     ),
 ]

@@ -13,6 +13,7 @@ transcription in tests/_reference_robust.py).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -233,3 +234,277 @@ def test_sgd_lowers_the_loss(name):
         crit(model(x), y).backward()
         opt.step()
     assert crit(model(x), y).item() < first
+
+
+# ============================================================ the "standard extra" losses
+EXTRA = ("comp-sum", "squentropy", "z-loss", "encouraging", "sparse-softmax", "sparsemax")
+
+
+# ------------------------------------------------------------ Mao et al., ICML 2023
+@PROPERTY
+@given(z=logits(), tau=st.floats(1.001, 2.0), seed=st.integers(0, 2**31 - 1))
+def test_comp_sum_between_1_and_2_is_gce(z, tau, seed):
+    """Φ^τ(u) = (1 − p_y^{τ−1})/(τ − 1): GCE with q = τ − 1 (Mao et al.), for every τ ∈ (1, 2]."""
+    y = torch.randint(0, z.shape[1], (len(z),), generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(
+        LF.comp_sum_loss(z, y, tau=tau, reduction="none"),
+        LF.generalized_cross_entropy(z, y, q=tau - 1, reduction="none"),
+    )
+
+
+@PROPERTY
+@given(z=logits(max_classes=6), seed=st.integers(0, 2**31 - 1))
+def test_comp_sum_decreases_with_tau_and_is_continuous_at_1(z, seed):
+    """Φ^τ(u) is non-increasing in τ (u ≥ 0), and τ → 1 gives cross-entropy continuously."""
+    z = z.clamp(-20, 20)  # τ = 0 is e^{margin}: keep it finite
+    y = torch.randint(0, z.shape[1], (len(z),), generator=torch.Generator().manual_seed(seed))
+    taus = [0.0, 0.5, 0.9, 1.0, 1.1, 1.5, 2.0, 3.0]
+    vals = [LF.comp_sum_loss(z, y, tau=t, reduction="none") for t in taus]
+    for lo, hi in itertools.pairwise(vals):
+        assert (hi <= lo * (1 + 1e-12) + 1e-12).all()
+    ce = F.cross_entropy(z, y, reduction="none")
+    for eps in (1e-6, -1e-6):
+        near = LF.comp_sum_loss(z, y, tau=1.0 + eps, reduction="none")
+        torch.testing.assert_close(near, ce, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------- Hui, Belkin & Wright, ICML 2023
+def test_squentropy_is_ce_plus_the_mean_square_of_the_wrong_logits():
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(32, 9, generator=g, dtype=torch.float64) * 4
+    y = torch.randint(0, 9, (32,), generator=g)
+    wrong = z.masked_fill(F.one_hot(y, 9).bool(), 0.0)
+    want = F.cross_entropy(z, y, reduction="none") + (wrong**2).sum(1) / 8
+    torch.testing.assert_close(LF.squentropy_loss(z, y, reduction="none"), want)
+
+
+def test_squentropy_keeps_its_precision_when_the_target_logit_dominates():
+    """‖z‖² − z_y² would cancel when z_y dominates; float32 stays at float32 precision."""
+    z = torch.tensor([[1e4, 0.5, -0.25, 1.0], [3.0, 1e-3, 2e-3, -1e-3], [0.1, 0.2, 0.3, 0.4]])
+    y = torch.tensor([0, 0, 3])
+    got = LF.squentropy_loss(z, y, reduction="none")
+    want = LF.squentropy_loss(z.double(), y, reduction="none")
+    # row 0 in float32 as ‖z‖² − z_y²: 1e8 + 1.31 − 1e8 is 0 or 8 (the ulp of 1e8), not 1.31
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=0)
+    torch.testing.assert_close(want[0], torch.tensor(1.3125 / 3, dtype=torch.float64))
+
+
+# ------------------------------------------------------- de Brébisson & Vincent, 2016
+@PROPERTY
+@given(
+    z=logits(min_classes=3),
+    scale=st.floats(1e-3, 1e3),
+    shift=st.floats(-1e3, 1e3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_z_loss_is_shift_and_scale_invariant(z, scale, shift, seed):
+    """ℓ(s·z + c) = ℓ(z) for s > 0 (the paper's defining property) and it depends on z only
+    through Σ z, Σ z² and z_y (a spherical loss): permuting the other logits changes nothing."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, z.shape[1], (len(z),), generator=g)
+    base = LF.z_loss(z, y, a=1.0, b=1.0, reduction="none")
+    moved = LF.z_loss(z * scale + shift, y, a=1.0, b=1.0, reduction="none")
+    torch.testing.assert_close(moved, base, rtol=1e-6, atol=1e-8)
+    perm = torch.randperm(z.shape[1], generator=g)
+    zp = z.clone()
+    for i in range(len(z)):  # permute the non-target logits of each row
+        others = [j for j in perm.tolist() if j != y[i]]
+        zp[i, sorted(others)] = z[i, others]
+    torch.testing.assert_close(LF.z_loss(zp, y, a=1.0, b=1.0, reduction="none"), base)
+
+
+def test_z_loss_tends_to_the_hinge_and_handles_equal_logits():
+    """a → ∞: (1/a) softplus(a (b − ẑ)) → max(0, b − ẑ). A row of equal logits has ẑ = 0."""
+    z = torch.randn(16, 6, dtype=torch.float64)
+    y = torch.randint(0, 6, (16,))
+    zhat = ((z - z.mean(1, keepdim=True)) / z.std(1, correction=0, keepdim=True)).gather(
+        1, y[:, None]
+    )
+    hinge = (1.5 - zhat.squeeze(1)).clamp_min(0)
+    got = LF.z_loss(z, y, a=1e4, b=1.5, reduction="none")
+    torch.testing.assert_close(got, hinge, rtol=0, atol=1e-4)
+    flat = torch.full((2, 4), 3.0, requires_grad=True)
+    out = LF.z_loss(flat, torch.tensor([0, 2]), a=1.0, b=2.0, reduction="none")
+    torch.testing.assert_close(out.detach(), F.softplus(torch.full((2,), 2.0)))
+    out.sum().backward()
+    assert torch.isfinite(flat.grad).all()
+
+
+# ----------------------------------------------------------------- Zhao et al., AAAI 2022
+def _official_encouraging(z, y, log_end):
+    """The official EncouragingLoss.forward, transcribed (reduction none)."""
+    lprobs = F.log_softmax(z, dim=-1)
+    probs = torch.exp(lprobs)
+    bonus = torch.log(torch.clamp(1 - probs, min=1e-5))
+    if log_end != 1.0:
+        y_log_end = math.log(1 - log_end)
+        after = 1 / (log_end - 1) * (probs - log_end) + y_log_end
+        bonus = torch.where(probs > log_end, after, bonus)
+    return F.nll_loss(lprobs - bonus, y, reduction="none")
+
+
+@pytest.mark.parametrize("log_end", [0.75, 0.5, 1.0])
+def test_encouraging_matches_the_official_code(log_end):
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(64, 10, generator=g, dtype=torch.float64) * 4
+    y = torch.randint(0, 10, (64,), generator=g)
+    z[:8, :] = 0.0
+    z[torch.arange(8), y[:8]] = 15.0  # confident rows: p_y > LE, and 1 − p_y < 1e-5
+    got = LF.encouraging_loss(z, y, log_end=log_end, reduction="none")
+    torch.testing.assert_close(got, _official_encouraging(z, y, log_end))
+
+
+@pytest.mark.parametrize("log_end", [0.2, 0.5, 0.75, 0.9])
+def test_conservative_bonus_is_the_tangent(log_end):
+    """Past p = LE the bonus is the tangent of log(1 − p): continuous in value and slope."""
+    p = torch.tensor([log_end - 1e-7, log_end + 1e-7, (1 + log_end) / 2], dtype=torch.float64)
+    p.requires_grad_(True)
+    z = torch.stack([torch.log(p), torch.log1p(-p)], 1)  # two classes, p_y = p
+    loss = LF.encouraging_loss(
+        z, torch.zeros(3, dtype=torch.long), log_end=log_end, reduction="none"
+    )
+    bonus = loss + torch.log(p)
+    (slope,) = torch.autograd.grad(bonus.sum(), p)
+    # p moved by 2e-7 across LE: the bonus moves by about its slope times that, no jump
+    torch.testing.assert_close(bonus[0], bonus[1], rtol=0, atol=3e-7 / (1 - log_end))
+    torch.testing.assert_close(slope, torch.full_like(slope, 1 / (log_end - 1)), rtol=1e-5, atol=0)
+
+
+# ------------------------------------------------------------------ Sun et al., arXiv 2021
+def test_sparse_softmax_ties_share_the_gradient_and_leave_the_value():
+    """Three logits tie at the k-th value with k = 2 slots left for them: each gets 2/3 of one
+    slot's weight, whatever topk picked; the value is that of any choice."""
+    z = torch.tensor([[3.0, 1.0, 1.0, 1.0, -2.0]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([4])
+    loss = LF.sparse_softmax_loss(z, y, k=3)
+    (grad,) = torch.autograd.grad(loss, z)
+    lse = math.log(math.exp(3) + 2 * math.exp(1) + math.exp(-2))  # Ω_3 ∪ {y}
+    torch.testing.assert_close(loss, torch.tensor(lse + 2.0, dtype=torch.float64))
+    q = [math.exp(3 - lse)] + [2 / 3 * math.exp(1 - lse)] * 3 + [math.exp(-2 - lse) - 1]
+    torch.testing.assert_close(grad, torch.tensor([q], dtype=torch.float64))
+    for layout in (z.detach().t().contiguous().t(), z.detach()[:, [0, 3, 2, 1, 4]]):
+        x = layout.clone().requires_grad_(True)
+        (g2,) = torch.autograd.grad(LF.sparse_softmax_loss(x, y, k=3), x)
+        assert sorted(g2[0, 1:4].tolist()) == pytest.approx([q[1]] * 3)
+
+
+@PROPERTY
+@given(z=logits(min_classes=3, max_classes=9), k=st.integers(1, 9), seed=st.integers(0, 2**31 - 1))
+def test_sparse_softmax_is_cross_entropy_on_its_support(z, k, seed):
+    """ℓ = CE of the logits with every class outside Ω_k ∪ {y} removed (set to −∞), and its
+    gradient sums to 0 over the classes (a distribution minus e_y)."""
+    y = torch.randint(0, z.shape[1], (len(z),), generator=torch.Generator().manual_seed(seed))
+    x = z.clone().requires_grad_(True)
+    got = LF.sparse_softmax_loss(x, y, k=k, reduction="none")
+    kk = min(k, z.shape[1])
+    keep = torch.zeros_like(z, dtype=torch.bool).scatter_(1, z.topk(kk, 1).indices, True)
+    keep[torch.arange(len(z)), y] = True
+    want = F.cross_entropy(z.masked_fill(~keep, -math.inf), y, reduction="none")
+    torch.testing.assert_close(got, want)
+    (grad,) = torch.autograd.grad(got.sum(), x)
+    torch.testing.assert_close(grad.sum(1), torch.zeros(len(z), dtype=z.dtype), atol=1e-12, rtol=0)
+
+
+# ------------------------------------------------------- Martins & Astudillo, ICML 2016
+def _sparsemax_sort(z):
+    """The paper's Algorithm 1: sort, cumulative sums, support size, τ."""
+    zs = torch.sort(z, dim=1, descending=True).values
+    ks = torch.arange(1, z.shape[1] + 1, dtype=z.dtype)
+    cs = zs.cumsum(1)
+    k = (1 + ks * zs > cs).sum(1, keepdim=True)
+    return (z - (cs.gather(1, k - 1) - 1) / k).clamp_min(0)
+
+
+@st.composite
+def wide_logits(draw):
+    """Like logits(), with many classes and ties (rounded values) too."""
+    z = draw(logits(max_classes=300))
+    if draw(st.booleans()):
+        z = (z * 4).round() / 4
+    return z
+
+
+@PROPERTY
+@given(z=wide_logits(), dtype=st.sampled_from([torch.float64, torch.float32]))
+def test_sparsemax_newton_equals_the_papers_sort(z, dtype):
+    z = z.to(dtype)
+    p = LF.sparsemax(z)
+    torch.testing.assert_close(p, _sparsemax_sort(z))
+    torch.testing.assert_close(p.sum(1), torch.ones(len(z), dtype=dtype))
+    assert (p >= 0).all()
+
+
+def test_sparsemax_falls_back_to_the_sort(monkeypatch):
+    from longtail.losses import standard_extra
+
+    monkeypatch.setattr(standard_extra, "SPARSEMAX_STEPS", 1)
+    z = torch.randn(8, 50, dtype=torch.float64) * 3
+    torch.testing.assert_close(LF.sparsemax(z), _sparsemax_sort(z))
+    y = torch.randint(0, 50, (8,))
+    monkeypatch.setattr(standard_extra, "SPARSEMAX_STEPS", 100)
+    fast = LF.sparsemax_loss(z, y, reduction="none")
+    monkeypatch.setattr(standard_extra, "SPARSEMAX_STEPS", 1)
+    torch.testing.assert_close(LF.sparsemax_loss(z, y, reduction="none"), fast)
+
+
+def test_sparsemax_loss_gradient_and_margin():
+    """∇ℓ = sparsemax(z) − e_y (the paper's Prop. 3); ℓ = 0 once z_y ≥ z_j + 1 for all j ≠ y."""
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(16, 7, generator=g, dtype=torch.float64) * 2
+    y = torch.randint(0, 7, (16,), generator=g)
+    x = z.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(LF.sparsemax_loss(x, y, reduction="sum"), x)
+    torch.testing.assert_close(grad, LF.sparsemax(z) - F.one_hot(y, 7).to(z))
+    wide = z.clone()
+    wide[torch.arange(16), y] = z.max(1).values + 1.0
+    assert (LF.sparsemax_loss(wide, y, reduction="none") == 0).all()
+
+
+@PROPERTY
+@given(t=st.floats(-5, 5), shift=st.floats(-100, 100))
+def test_binary_sparsemax_loss_is_the_modified_huber_loss(t, shift):
+    """C = 2, margin t = z_y − z_other: ℓ = −t (t ≤ −1), (t − 1)²/4 (|t| < 1), 0 (t ≥ 1)."""
+    z = torch.tensor([[shift + t, shift]], dtype=torch.float64)
+    got = LF.sparsemax_loss(z, torch.tensor([0])).item()
+    want = -t if t <= -1 else ((t - 1) ** 2 / 4 if t < 1 else 0.0)
+    assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_sparsemax_helper():
+    """Any dim, half inputs in float32, its Jacobian (gradcheck), a clear error for non-floats."""
+    z = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    p = LF.sparsemax(z, dim=1)
+    torch.testing.assert_close(p.sum(1), torch.ones(2, 3, dtype=torch.float64))
+    torch.testing.assert_close(p.movedim(1, -1), LF.sparsemax(z.movedim(1, -1), dim=-1))
+    assert torch.autograd.gradcheck(lambda x: LF.sparsemax(x, dim=1), (z,))
+    assert LF.sparsemax(torch.randn(3, 4).half()).dtype == torch.float32
+    with pytest.raises(ValueError, match="Expected `logits`"):
+        LF.sparsemax(torch.ones(3, 4, dtype=torch.long))
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "name, kwargs, match",
+    [
+        ("comp-sum", {"tau": -0.5}, "`tau`"),
+        ("z-loss", {"a": 0.0}, "`a`"),
+        ("z-loss", {"b": float("nan")}, "`b`"),
+        ("encouraging", {"log_end": 1.5}, "`log_end`"),
+        ("encouraging", {"bonus_weight": -1.0}, "`bonus_weight`"),
+        ("sparse-softmax", {"k": 0}, "`k`"),
+        ("sparse-softmax", {"k": 2.0}, "`k`"),
+        ("sparse-softmax", {"k": True}, "`k`"),
+    ],
+)
+def test_bad_hyper_parameters_extra(name, kwargs, match):
+    test_bad_hyper_parameters(name, kwargs, match)
+
+
+@pytest.mark.parametrize("name", EXTRA)
+def test_sgd_lowers_the_extra_losses(name):
+    test_sgd_lowers_the_loss(name)
+
+
+@pytest.mark.parametrize("name", EXTRA)
+def test_one_class_is_refused_extra(name):
+    test_one_class_is_refused(name)
