@@ -41,12 +41,15 @@ def _softmax_eql(logits, target, tail, gamma, seed, weight, ignore_index, reduct
             device=x.device,
             dtype=torch.float32,
         )
-        drop = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
         beta = u < gamma  # β = 1 with probability γ
-        if flat.valid is None:
-            drop[:, cols] = beta
+        if flat.valid is None and cols.numel() == x.shape[1]:
+            drop = beta  # every class a tail class (no scatter)
         else:
-            drop[flat.valid.nonzero().flatten().unsqueeze(1), cols] = beta
+            drop = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+            if flat.valid is None:
+                drop.index_copy_(1, cols, beta)
+            else:
+                drop[flat.valid.nonzero().flatten().unsqueeze(1), cols] = beta
         drop.scatter_(1, flat.target.unsqueeze(1), False)  # w_y = 1: the target is never dropped
         x = x.masked_fill(drop, float("-inf"))  # w̃_k = 0: e^{z_k} leaves the denominator
     loss = adjusted_cross_entropy(x, flat.target)

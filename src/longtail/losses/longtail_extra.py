@@ -157,8 +157,8 @@ def _gcl(logits, target, cloud, noise_mul, margin, scale, seed, weight, ignore_i
             dtype=torch.float32,
         )
         # |δ|, δ ~ N(0, 1/3) clamped to [−1, 1] (the official code's Normal(0, 1/3).clamp(−1, 1))
-        noise = draw.to(x.dtype).clamp_(-3.0, 3.0).abs_().div_(3.0)
-        noise.mul_(cloud.to(device=x.device, dtype=x.dtype) * noise_mul)
+        noise = draw.to(x.dtype).clamp_(-3.0, 3.0).abs_()
+        noise.mul_(cloud.to(device=x.device, dtype=x.dtype) * (noise_mul / 3.0))
         if flat.valid is not None:  # the draws go to the entries not ignored, in order
             full = x.new_zeros(x.shape)
             full[flat.valid] = noise
