@@ -481,8 +481,8 @@ def label_aware_epsilons(
     convex ``ε_1 + (ε_1 − ε_K) sin(3π/2 + πu/2)``. Equal counts (``n_1 = n_K``) give ``u = 1``.
 
     Example:
-        >>> label_aware_epsilons([100, 50, 1], 0.4, 0.1, "linear").tolist()
-        [0.4, 0.25151515151515147, 0.1]
+        >>> label_aware_epsilons([101, 51, 1], 0.4, 0.1, "linear").tolist()
+        [0.4, 0.25, 0.1]
     """
     check_in_range("smooth_head", smooth_head, 0.0, 1.0)
     check_in_range("smooth_tail", smooth_tail, 0.0, 1.0)
