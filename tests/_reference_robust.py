@@ -167,7 +167,7 @@ def sparse_softmax(row, y, kw) -> float:
 
 # ------------------------------------------------------- Martins & Astudillo, ICML 2016
 def sparsemax_tau(row) -> tuple[float, int]:
-    """τ(z) and |S(z)| by the paper's Algorithm 1 (sort, then the largest k with
+    """τ(z) and |S(z)| by the paper's sort-based algorithm (sort, then the largest k with
     1 + k z_(k) > Σ_{j≤k} z_(j))."""
     zs = sorted(row, reverse=True)
     k_z, cum, cum_k = 0, 0.0, 0.0
@@ -184,7 +184,7 @@ def sparsemax_row(row) -> list[float]:
 
 
 def sparsemax_loss(row, y, kw=None) -> float:
-    """−z_y + ½ Σ_{j∈S} (z_j² − τ²) + ½ (the paper's Eq. 17)."""
+    """−z_y + ½ Σ_{j∈S} (z_j² − τ²) + ½ (the paper's sparsemax loss)."""
     tau, _ = sparsemax_tau(row)
     support = [v for v in row if v > tau]
     return -row[y] + 0.5 * sum(v * v - tau * tau for v in support) + 0.5

@@ -3,7 +3,7 @@ registry-wide contract (tests/test_loss_contract.py, which checks each against i
 transcription in tests/_reference_robust.py).
 
 * Ma et al. (ICML 2020): a normalised loss sums to 1 over the labels, whatever the logits
-  (Lemma 1, the source of its noise robustness); RCE and MAE are symmetric (their sum over the
+  (the source of its noise robustness); RCE and MAE are symmetric (their sum over the
   labels is a constant); NFL with γ = 0 is NCE.
 * the closed-form gradients (NCE, NFL) equal autograd's on the plain formula, also at saturated
   probabilities where the plain formula's autograd is fragile;
@@ -53,7 +53,7 @@ def every_label(fn, z: torch.Tensor, **kw) -> torch.Tensor:
 @PROPERTY
 @given(z=logits(), gamma=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5]))
 def test_normalised_losses_sum_to_one_over_the_labels(z, gamma):
-    """Σ_k NCE(z, k) = Σ_k NFL(z, k) = 1 for every z (Ma et al., Lemma 1)."""
+    """Σ_k NCE(z, k) = Σ_k NFL(z, k) = 1 for every z (Ma et al.)."""
     ones = torch.ones(z.shape[0], dtype=z.dtype)
     torch.testing.assert_close(every_label(LF.normalized_cross_entropy, z).sum(1), ones)
     torch.testing.assert_close(every_label(LF.normalized_focal_loss, z, gamma=gamma).sum(1), ones)
@@ -407,7 +407,7 @@ def test_sparse_softmax_is_cross_entropy_on_its_support(z, k, seed):
 
 # ------------------------------------------------------- Martins & Astudillo, ICML 2016
 def _sparsemax_sort(z):
-    """The paper's Algorithm 1: sort, cumulative sums, support size, τ."""
+    """The paper's algorithm: sort, cumulative sums, support size, τ."""
     zs = torch.sort(z, dim=1, descending=True).values
     ks = torch.arange(1, z.shape[1] + 1, dtype=z.dtype)
     cs = zs.cumsum(1)
@@ -448,7 +448,7 @@ def test_sparsemax_falls_back_to_the_sort(monkeypatch):
 
 
 def test_sparsemax_loss_gradient_and_margin():
-    """∇ℓ = sparsemax(z) − e_y (the paper's Prop. 3); ℓ = 0 once z_y ≥ z_j + 1 for all j ≠ y."""
+    """∇ℓ = sparsemax(z) − e_y (Martins & Astudillo); ℓ = 0 once z_y ≥ z_j + 1 for all j ≠ y."""
     g = torch.Generator().manual_seed(2)
     z = torch.randn(16, 7, generator=g, dtype=torch.float64) * 2
     y = torch.randint(0, 7, (16,), generator=g)
@@ -508,3 +508,27 @@ def test_sgd_lowers_the_extra_losses(name):
 @pytest.mark.parametrize("name", EXTRA)
 def test_one_class_is_refused_extra(name):
     test_one_class_is_refused(name)
+
+
+def test_nfl_value_is_the_official_codes_and_its_gradient_the_formulas():
+    """The official NormalizedFocalLoss, transcribed: same value; its gradient holds the
+    (1 − p)^γ factors constant (``.data``), longtail's is the formula's (see the docstring)."""
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(16, 6, generator=g, dtype=torch.float64) * 2
+    y = torch.randint(0, 6, (16,), generator=g)
+
+    def official(x, gamma=0.5):
+        logpt = F.log_softmax(x, dim=1)
+        normalizor = torch.sum(-1 * (1 - logpt.detach().exp()) ** gamma * logpt, dim=1)
+        logpt = logpt.gather(1, y[:, None]).view(-1)
+        pt = logpt.detach().exp()
+        return (-1 * (1 - pt) ** gamma * logpt / normalizor).mean()
+
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    ours, theirs = LF.normalized_focal_loss(a, y), official(b)
+    torch.testing.assert_close(ours, theirs)
+    (ga,) = torch.autograd.grad(ours, a)
+    (gb,) = torch.autograd.grad(theirs, b)
+    (gt,) = torch.autograd.grad(_nfl_plain(z.requires_grad_(True), y, 0.5).mean(), z)
+    torch.testing.assert_close(ga, gt)
+    assert not torch.allclose(ga, gb)

@@ -22,7 +22,7 @@ from ._base import WeightedLoss
 from ._reduce import FlatInputs, flatten_inputs, reduce_loss
 from ._registry import register_loss
 
-#: ``log 0 := A`` in the reverse cross-entropy (Wang et al. 2019: "we set A = −4").
+#: ``log 0 := A`` in the reverse cross-entropy (Wang et al. 2019 set A = −4).
 LOG_ZERO = -4.0
 
 
@@ -219,7 +219,7 @@ def normalized_cross_entropy(
         \\qquad p_i = \\mathrm{softmax}(z_i)
 
     The normalisation makes ``Σ_k ℓ(z, k) = 1`` for every ``z``, hence robust to symmetric label
-    noise (Ma et al., Lemma 1); alone it underfits, which the active-passive combinations
+    noise (Ma et al.); alone it underfits, which the active-passive combinations
     (``nce-rce``) address. The official code (``HanxunH/Active-Passive-Losses``) computes the same.
 
     Shape:
@@ -274,10 +274,11 @@ def normalized_focal_loss(
         \\ell_i = \\frac{-(1 - p_{i,y_i})^{\\gamma} \\log p_{i,y_i}}
                        {-\\sum_{k=1}^{C} (1 - p_{i,k})^{\\gamma} \\log p_{i,k}}
 
-    γ = 0 is NCE. The official code (``HanxunH/Active-Passive-Losses``) detaches the normaliser
-    and ``p_y`` (``.data``), so its gradient is not the derivative of this formula; longtail
-    follows the paper's formula and differentiates all of it (the robustness argument of the
-    paper is about the loss, and the true gradient is what gradient-based checks expect).
+    γ = 0 is NCE. The official code (``HanxunH/Active-Passive-Losses``) takes the factors
+    ``(1 − p_k)^γ`` from ``.data`` (constants in the backward, in the numerator and in the
+    normaliser) and differentiates only the ``log p_k``; its value is this formula, its gradient
+    is not the formula's. longtail follows the paper and differentiates all of it (the paper's
+    robustness argument is about the loss; the true gradient is what gradcheck verifies).
 
     Shape:
         - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype, C ≥ 2.
@@ -358,8 +359,8 @@ def reverse_cross_entropy(
     Args:
         logits: unnormalised scores.
         target: class indices.
-        log_zero: ``A < 0``, the value taken for ``log 0``; default −4, the paper's ("we set
-            A = −4"). The official code clamps the one-hot label at 1e-4 instead, which is
+        log_zero: ``A < 0``, the value taken for ``log 0``; default −4, the paper's. The
+            official code clamps the one-hot label at 1e-4 instead, which is
             ``A = log 1e-4 ≈ −9.21`` (and clamps p at 1e-7, a change below 1e-6 here); longtail
             follows the paper; pass ``log_zero=math.log(1e-4)`` for the code's value.
         weight: per-class weights ``(C,)``, with torch's weighted mean ``Σ w_y ℓ / Σ w_y``.
@@ -556,7 +557,8 @@ def nfl_rce_loss(
         \\ell_i = \\alpha\\,\\mathrm{NFL}_{\\gamma}(z_i, y_i) + \\beta\\,\\mathrm{RCE}(z_i, y_i)
 
     with NFL as in :func:`normalized_focal_loss` (the gradient of the whole formula, where the
-    official code detaches NFL's normaliser) and RCE as in :func:`reverse_cross_entropy`.
+    official code holds NFL's ``(1 − p)^γ`` factors constant) and RCE as in
+    :func:`reverse_cross_entropy`.
 
     Shape:
         - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype, C ≥ 2.

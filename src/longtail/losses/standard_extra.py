@@ -483,12 +483,12 @@ def sparse_softmax_loss(
         \\ell_i = \\log \\sum_{j \\in \\Omega_k(z_i) \\cup \\{y_i\\}} e^{z_{i,j}} - z_{i,y_i}
 
     ``Ω_k`` is the set of the k largest logits; the sparse-softmax gives those classes
-    ``e^{z_j}/Σ_Ω e^{z}`` and every other class 0. The paper writes the loss with ``Ω_k`` alone;
-    where the target is not among the k largest, longtail adds it to the set, so that the loss is
-    the cross-entropy of the softmax restricted to ``Ω_k ∪ {y}`` (as in the formulation of
-    co-author J. Su), rather than leaving the target out of its own normaliser. ``k ≥ C`` is
-    cross-entropy (tested). Ties at the k-th value change no value; their gradient is shared
-    equally (see ``_SparseSoftmax``).
+    ``e^{z_j}/Σ_Ω e^{z}`` and every other class 0. The paper writes the loss with ``Ω_k``; where
+    the target is not among the k largest, longtail adds it to the set (longtail's reading of
+    that case), so that the loss is always the cross-entropy of the softmax restricted to
+    ``Ω_k ∪ {y}`` and the target is in its own normaliser. ``k ≥ C`` is cross-entropy (tested).
+    Ties at the k-th value change no value; their gradient is shared equally (see
+    ``_SparseSoftmax``).
 
     Shape:
         - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype, C ≥ 2.
@@ -558,7 +558,7 @@ def _sparsemax_threshold(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``S(τ) = {j : z_j > τ}`` is Michelot's (1986) iteration ``τ ← (Σ_S z_j − 1)/|S|``. From below,
     each step stays below the root (the tangent of a convex function lies under it) and shrinks
     ``S``; it stops, exactly, when ``S`` stops changing: a handful of passes (2 to 9 measured)
-    where the sort of Martins & Astudillo's Algorithm 1 costs some 70 cross-entropies on CPU. If
+    where the sort of Martins & Astudillo's algorithm costs some 70 cross-entropies on CPU. If
     ``S`` still moves after :data:`SPARSEMAX_STEPS` steps (floating-point ties within rounding of
     τ), the sort gives τ.
     """
@@ -660,7 +660,7 @@ def sparsemax_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """The sparsemax loss (Martins & Astudillo, "From Softmax to Sparsemax: A Sparse Model of
-    Attention and Multi-Label Classification", ICML 2016, Eq. 17).
+    Attention and Multi-Label Classification", ICML 2016).
 
     .. math::
 
