@@ -547,8 +547,10 @@ def test_auc_m_module_state():
         per_class(
             inputs(n=4, dtype=torch.float32, c=4)[0], inputs(n=4, dtype=torch.float32, c=4)[1]
         )
-    with pytest.raises(ValueError, match="`imratio`"):
-        lt.create_loss("auc-m", imratio=1.5)
+    for bad in (1.5, [0.1, 2.0], float("nan")):
+        with pytest.raises(ValueError, match="`imratio`"):
+            lt.create_loss("auc-m", imratio=bad)
+    assert lt.create_loss("auc-m", a=torch.tensor(0.25)).state_arguments()["a"] == 0.25
     with pytest.raises(ValueError, match="`margin`"):
         lt.create_loss("auc-m", margin=-1.0)
 

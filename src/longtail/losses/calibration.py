@@ -109,9 +109,7 @@ class _ACLS(torch.autograd.Function):
         k_pos = alpha * pos_lambda
         m = z.amax(dim=1, keepdim=True) if z.shape[0] else z.new_zeros(0, 1)
         if k_neg != 0:
-            r = (m - margin - z).clamp_min_(0)
-            loss = loss + k_neg * (r * r).sum(1)
-            del r
+            loss = loss + k_neg * (m - margin - z).clamp_min_(0).square_().sum(1)
         rows = top = over = None
         if k_pos != 0:
             excess = (m.squeeze(1) - margin).clamp_min(0)
@@ -251,7 +249,9 @@ class _DualFocal(torch.autograd.Function):
         logpt = logp.gather(1, idx).squeeze(1)
         zy = z.gather(1, idx)
         push = torch.finfo(z.dtype).min / 4  # (sign + 1) ∈ {0, 1, 2}: at least min / 2, finite
-        zj, j = torch.add(z, torch.sign(z - zy).add_(1), alpha=push).max(dim=1)
+        shifted = torch.sub(z, zy).sign_().add_(1).mul_(push).add_(z)
+        zj, j = shifted.max(dim=1)
+        del shifted
         pj = torch.exp(zj - (zy.squeeze(1) - logpt))  # z_j − lse; 0 where nothing is below z_y
         # 1 − p_y as −expm1(log p_y): exact when p_y is near 1. The clamp keeps u^(γ−1) finite
         # for γ < 1 where u is 0 (where also L = 0).

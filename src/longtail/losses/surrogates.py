@@ -779,13 +779,18 @@ class MacroAUCUnivariateLoss(WeightedLoss):
 
 # ---------------------------------------------------------------------------------------- AUC-M
 def _check_imratio(imratio: Any) -> None:
-    if imratio is None or isinstance(imratio, torch.Tensor):
+    if imratio is None:
         return
     if isinstance(imratio, (int, float)):
-        if not (math.isfinite(imratio) and 0 <= imratio <= 1):
-            raise expected("imratio", "None or a positive ratio in [0, 1]", repr(imratio))
-        return
-    per_class_tensor(imratio, "imratio")
+        values = torch.tensor([float(imratio)])
+    elif isinstance(imratio, torch.Tensor) and imratio.dim() == 0:
+        values = imratio.detach().reshape(1).double()
+    else:
+        values = per_class_tensor(imratio, "imratio").double()
+    if not (torch.isfinite(values).all() and ((values >= 0) & (values <= 1)).all()):
+        raise expected(
+            "imratio", "None, or ratios of positives in [0, 1] (one, or one per class)", imratio
+        )
 
 
 def auc_m_loss(
@@ -998,6 +1003,8 @@ class AUCMLoss(LazyModuleMixin, WeightedLoss):
             self.register_buffer("imratio", per_class_tensor(imratio, "imratio"))
         self._initial: dict[str, float] = {}
         for name, value in (("a", a), ("b", b), ("alpha", alpha)):
+            if isinstance(value, torch.Tensor) and value.dim() == 0:
+                value = float(value)
             if isinstance(value, (int, float)):
                 check_finite_number(name, value)
                 self._initial[name] = float(value)
