@@ -116,15 +116,34 @@ def test_rescaled_phases_stay_apart_and_inside_the_run(epochs):
     assert s["warmup_epochs"] < s["drw_epoch"] == first < second < epochs
     for method in METHODS:
         cfg = make_config("quick", method=method, epochs=epochs)
-        assert cfg.schedule_warnings() == []
+        lost = ["no warm-up"] if s["warmup_epochs"] == 0 else []  # 3 epochs: said, not hidden
+        assert [w[:10] for w in cfg.schedule_warnings()] == lost
+
+
+def test_one_schedule_field_given_rescales_the_others():
+    # a config file with epochs = 3 and warmup_epochs = 0 kept the preset's lr steps at 6, 7
+    cfg = make_config("quick", epochs=3, warmup_epochs=0)
+    assert cfg.lr_steps == rescaled_schedule(3)["lr_steps"] and cfg.drw_epoch == 1
+    cfg = make_config("quick", method="ldam-drw", epochs=3, lr_steps=((2, 0.1),))
+    assert cfg.lr_steps == ((2, 0.1),) and cfg.drw_epoch == rescaled_schedule(3)["drw_epoch"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("augment", "false"), ("flip", "no"), ("momentum", "0.9"), ("epochs", 2.5), ("lr", True)],
+)
+def test_fields_of_the_wrong_type_are_refused(field, value):
+    # augment = "false" in a config file is a truthy string: augmentation silently stayed on
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        make_config("quick", **{field: value})
 
 
 def test_two_epochs_keep_drw_and_report_the_step_that_does_not_fit():
     """The old rescaling put DRW and both steps at epoch 2 of 2: plain LDAM at a constant lr."""
     cfg = make_config("quick", method="ldam-drw", epochs=2)
     assert cfg.drw_epoch == 1 and cfg.lr_at(1) == pytest.approx(cfg.lr * 0.01)
-    (warning,) = cfg.schedule_warnings()
-    assert "epoch 2 never happens" in warning
+    no_warmup, step = cfg.schedule_warnings()
+    assert no_warmup.startswith("no warm-up") and "epoch 2 never happens" in step
 
 
 def test_describe_schedule():

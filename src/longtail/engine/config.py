@@ -292,6 +292,37 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# The declared type of each TrainConfig field, checked on construction (None where a field is
+# checked otherwise: loss_kwargs, lr_steps).
+_FIELD_KINDS = {
+    **dict.fromkeys(("dataset", "profile", "method", "model", "preset"), "str"),
+    "data_dir": "str",
+    **dict.fromkeys(("ratio", "lr", "momentum", "weight_decay", "cb_beta"), "number"),
+    **dict.fromkeys(
+        (
+            "n_max",
+            "seed",
+            "epochs",
+            "batch_size",
+            "warmup_epochs",
+            "drw_epoch",
+            "width",
+            "padding",
+            "eval_every",
+            "eval_batch_size",
+            "many_threshold",
+            "few_threshold",
+            "threads",
+        ),
+        "int",
+    ),
+    **dict.fromkeys(
+        ("augment", "flip", "channels_last", "compile", "flush_denormal", "download"), "bool"
+    ),
+}
+_OPTIONAL = frozenset({"data_dir", "n_max", "threads"})
+
+
 def _epochs_text(first: int, last: int) -> str:
     return f"epoch {first}" if first == last else f"epochs {first}-{last}"
 
@@ -347,6 +378,7 @@ class TrainConfig:
     preset: str = "paper"
 
     def __post_init__(self) -> None:
+        self._check_types()
         spec = get_method(self.method)
         check_choice("profile", self.profile, ("exp", "step"))
         check_choice("preset", self.preset, tuple(PRESETS))
@@ -401,6 +433,26 @@ class TrainConfig:
                 f"{_non_deferred(spec)}; give more epochs)",
                 self.drw_epoch,
             )
+
+    def _check_types(self) -> None:
+        """Every field has its declared type: a config file's ``augment = "false"`` is a string,
+        truthy, and would silently keep augmentation on; ``momentum = "0.9"`` would fail deep
+        inside a comparison. Refuse both, naming the field."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kind = _FIELD_KINDS.get(f.name)
+            if kind is None or (v is None and f.name in _OPTIONAL):
+                continue
+            if kind == "bool" and not isinstance(v, bool):
+                raise expected(f.name, "true or false (a boolean)", f"{v!r} ({type(v).__name__})")
+            if kind == "str" and not isinstance(v, str):
+                raise expected(f.name, "a string", f"{v!r} ({type(v).__name__})")
+            if kind == "number" and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise expected(f.name, "a number", f"{v!r} ({type(v).__name__})")
+            if kind == "int" and not _is_int(v):
+                raise expected(f.name, "an integer", f"{v!r} ({type(v).__name__})")
+        if not isinstance(self.loss_kwargs, dict):
+            raise expected("loss_kwargs", "a mapping of loss arguments", repr(self.loss_kwargs))
 
     @staticmethod
     def _checked_lr_steps(steps: Any) -> tuple[tuple[int, float], ...]:
@@ -516,6 +568,12 @@ class TrainConfig:
                 f"the lr steps are not in epoch order ({starts}): a step listed later wins "
                 "from its epoch on, even over a step of a later epoch"
             )
+        preset_warmup = PRESETS[self.preset].get("warmup_epochs", _PAPER_WARMUP)
+        if w == 0 and preset_warmup > 0:
+            out.append(
+                f"no warm-up: the {self.preset} preset warms up for {preset_warmup} epoch(s), "
+                f"which does not fit before the lr steps of a {e}-epoch run"
+            )
         phase = self.spec.deferred
         if phase and self.drw_epoch == 0:
             out.append(
@@ -555,12 +613,12 @@ class TrainConfig:
         return cls(**kw)
 
     def identity(self) -> dict[str, Any]:
-        """The settings that make two runs the same run (everything but bookkeeping)."""
-        d = self.to_dict()
-        # how a run executes, not what it computes (compile changes rounding only)
-        for k in ("data_dir", "threads", "download", "eval_batch_size", "compile"):
-            d.pop(k, None)
-        return d
+        """The settings that make two runs the same run: the resolved config less bookkeeping
+        (:func:`longtail.engine.run.config_identity`). The data is identified apart, by the
+        fingerprint of the tensors a run loads (:func:`longtail.engine.train.run_identity`)."""
+        from longtail.engine.run import config_identity
+
+        return config_identity(self.to_dict())
 
 
 # Presets set the schedule; everything else keeps the paper's values. "paper" compiles the
@@ -584,6 +642,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _SCHEDULE_KEYS = ("drw_epoch", "lr_steps", "warmup_epochs")
+_PAPER_WARMUP = 5  # TrainConfig's default warm-up (the paper's)
 
 
 def rescaled_schedule(epochs: int) -> dict[str, Any]:
@@ -620,18 +679,20 @@ def rescaled_schedule(epochs: int) -> dict[str, Any]:
 def make_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from a preset, updated by ``overrides`` (``None`` values ignored).
 
-    When ``epochs`` is overridden and none of ``drw_epoch``, ``lr_steps``, ``warmup_epochs``
-    is, the schedule is rescaled to the new length by :func:`rescaled_schedule` (DRW and the lr
-    steps at 80% / 90% of training, warm-up 2.5%, phases kept apart and inside the run where the
-    run is long enough for that; see there for runs of one or two epochs). When any of them is
-    given, none is rescaled: the schedule is taken as written, checked by :class:`TrainConfig`.
+    When ``epochs`` is overridden, each of ``drw_epoch``, ``lr_steps`` and ``warmup_epochs``
+    that is not given too is rescaled to the new length by :func:`rescaled_schedule` (DRW and
+    the lr steps at 80% / 90% of training, warm-up 2.5%, phases kept apart and inside the run
+    where the run is long enough for that; see there for runs of one or two epochs); those
+    given are taken as written. :class:`TrainConfig` checks the result, and
+    :meth:`TrainConfig.schedule_warnings` lists what cannot happen as written.
     """
     check_choice("preset", preset, tuple(PRESETS))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     base = {**PRESETS[preset], **overrides, "preset": preset}
-    if "epochs" in overrides and not set(_SCHEDULE_KEYS) & set(overrides):
+    if "epochs" in overrides:
         epochs = overrides["epochs"]
         if not _is_int(epochs) or epochs < 1:
             raise expected("epochs", "a positive integer", repr(epochs))
-        base.update(rescaled_schedule(epochs))
+        rescaled = rescaled_schedule(epochs)
+        base.update({k: v for k, v in rescaled.items() if k not in overrides})
     return TrainConfig(**base)

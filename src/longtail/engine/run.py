@@ -44,6 +44,7 @@ import torch
 from longtail.engine.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
+    "BOOKKEEPING",
     "CHECKPOINT",
     "CONFIG",
     "LOG",
@@ -55,6 +56,7 @@ __all__ = [
     "TrainingDiverged",
     "batches",
     "clean_json",
+    "config_identity",
     "environment",
     "epoch_generator",
     "fingerprint",
@@ -96,6 +98,28 @@ def fingerprint(*arrays: Any) -> str:
         h.update(f"{arr.dtype.str}{arr.shape};".encode())
         h.update(arr.reshape(-1).view(np.uint8).data if arr.size else b"")
     return h.hexdigest()
+
+
+#: Config keys that say how a run executes, not what it computes: never part of an identity.
+#: (``compile`` changes rounding only; ``preset`` names a set of defaults whose values are in
+#: the config itself.)
+BOOKKEEPING = ("data_dir", "threads", "download", "eval_batch_size", "compile", "preset")
+
+
+def config_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """A config's part of a run identity: the resolved config less :data:`BOOKKEEPING`, with the
+    dataset named canonically (a registry alias as its name, a file by its file name: where the
+    file lies is bookkeeping, what it holds is the data fingerprint's business)."""
+    from longtail.data.registry import get_dataset
+
+    d = {k: v for k, v in config.items() if k not in BOOKKEEPING}
+    name = d.get("dataset")
+    if isinstance(name, str):
+        try:
+            d["dataset"] = get_dataset(name).name
+        except ValueError:
+            d["dataset"] = Path(name).name
+    return d
 
 
 def identity_diff(saved: Any, wanted: dict[str, Any], limit: int = 4) -> str:
@@ -183,17 +207,22 @@ class RunFolder:
             f"but it holds {what} ({diff}). Use another --out, or delete the folder to start over."
         )
 
-    def check_config(self, same_config: Callable[[Any], bool]) -> None:
-        """Refuse a folder whose ``config.json`` is another run (before loading any data)."""
+    def check_config(self, saved_identity: Callable[[Any], dict[str, Any]]) -> None:
+        """Refuse a folder whose ``config.json`` is another run (before loading any data).
+
+        ``saved_identity(saved)`` turns the saved config into its config identity; a config that
+        cannot even be read as one (``TypeError`` / ``ValueError``) is another run.
+        """
         if self.path is None or not (self.path / CONFIG).exists():
             return
         saved = read_json(self.path / CONFIG)
         try:
-            same = same_config(saved)
-        except (TypeError, ValueError):
-            same = False
-        if not same:
-            raise self._refuse(f"a run with a different config ({self.path / CONFIG})", "")
+            other: Any = saved_identity(saved)
+        except (TypeError, ValueError) as e:
+            other = f"it cannot be read as this task's config: {e}"
+        if other != self.config_identity:
+            diff = identity_diff(other, self.config_identity) if isinstance(other, dict) else other
+            raise self._refuse(f"a run with a different config ({self.path / CONFIG})", diff)
 
     def open(self, identity: dict[str, Any]) -> dict[str, Any] | None:
         """Fix the full identity; return the record of a finished run of it, else ``None``.

@@ -424,7 +424,7 @@ def _train(
 ) -> dict[str, Any]:
     main = rank == 0
     folder = RunFolder(out, config.to_dict(), config.identity(), main=main)
-    folder.check_config(lambda saved: TrainConfig.from_dict(saved).identity() == config.identity())
+    folder.check_config(lambda saved: TrainConfig.from_dict(saved).identity())
     data = prepare_data(config)
     record = folder.open(run_identity(config, data))
     if record is not None:

@@ -339,10 +339,9 @@ class RegressionConfig:
         The data a run trains on is identified apart, by a fingerprint of the tensors loaded
         (:func:`~longtail.engine.regression.run_identity`).
         """
-        d = self.to_dict()
-        for k in ("data_dir", "threads", "eval_batch_size", "preset"):
-            d.pop(k, None)
-        return d
+        from longtail.engine.run import config_identity
+
+        return config_identity(self.to_dict())
 
 
 # The "quick" preset is the budget of `longtail bench dir` on this project's shared 2-core CPU: a

@@ -281,12 +281,11 @@ def _epoch_line(label: str, epochs: int) -> Callable[[dict[str, Any]], str]:
     return line
 
 
-def _same_run(saved: Any, config: RegressionConfig) -> bool:
-    return (
-        isinstance(saved, dict)
-        and saved.get("task") == "regression"
-        and RegressionConfig.from_dict(saved).identity() == config.identity()
-    )
+def _saved_identity(saved: Any) -> dict[str, Any]:
+    """The config identity of a saved regression config (``ValueError`` for anything else)."""
+    if not isinstance(saved, dict) or saved.get("task") != "regression":
+        raise ValueError("it is not a regression run's config")
+    return RegressionConfig.from_dict(saved).identity()
 
 
 # ------------------------------------------------------------------------------------- record
@@ -367,7 +366,7 @@ def train_regression(
             ``ValueError``) when the loss becomes NaN or infinite.
     """
     folder = RunFolder(out, config.to_dict(), config.identity())
-    folder.check_config(lambda saved: _same_run(saved, config))
+    folder.check_config(_saved_identity)
     data = check_regression_data(config)
     record = folder.open(run_identity(config, data))
     if record is not None:
