@@ -142,7 +142,7 @@ def test_two_epochs_keep_drw_and_report_the_step_that_does_not_fit():
     """The old rescaling put DRW and both steps at epoch 2 of 2: plain LDAM at a constant lr."""
     cfg = make_config("quick", method="ldam-drw", epochs=2)
     assert cfg.drw_epoch == 1 and cfg.lr_at(1) == pytest.approx(cfg.lr * 0.01)
-    no_warmup, step = cfg.schedule_warnings()
+    step, no_warmup = cfg.schedule_warnings()
     assert no_warmup.startswith("no warm-up") and "epoch 2 never happens" in step
 
 
