@@ -619,6 +619,34 @@ class LabelAwareSmoothingLoss(WeightedLoss):
 
 
 # --------------------------------------------------------------------------------------- LADE
+class _LADERShares(torch.autograd.Function):
+    """Per-sample shares of LADER: ``−c_i z_{i y_i} + S``, ``S = Σ_c π_c (T_c + λ T_c²)``,
+    ``T_c = logsumexp_{i valid} z_ic − log π_c − log C − log n``, ``c_i = n π_{y_i} / n_{y_i}``.
+    Closed-form backward: ``∂S/∂z_ic = π_c (1 + 2λ T_c) softmax_i(z_·c)_i`` (a softmax down each
+    column) from the exponentials saved in forward, plus the ``−c_i`` at each target."""
+
+    @staticmethod
+    def forward(ctx, x, idx, valid, log_pi, lam, own):  # type: ignore[override]
+        xm = x if valid is None else x.masked_fill(~valid.unsqueeze(1), float("-inf"))
+        n = x.shape[0] if valid is None else int(valid.sum())
+        top = xm.amax(0)
+        e = torch.sub(xm, top).exp_()  # e_ic = exp(z_ic − max_i z_ic), 0 on ignored rows
+        total = e.sum(0)
+        t = top + total.log() - log_pi - math.log(x.shape[1]) - math.log(n)
+        pi = log_pi.exp()
+        shared = (pi * (t + lam * t.square())).sum()
+        ctx.save_for_backward(e, idx, own)
+        ctx.coef = pi * (1 + 2 * lam * t) / total
+        return shared - own * x.gather(1, idx).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        e, idx, own = ctx.saved_tensors
+        grad = e * (ctx.coef * g.sum())  # S enters every sample's share (e kept: retain_graph)
+        grad.scatter_add_(1, idx, (-own * g).unsqueeze(1))
+        return grad, None, None, None, None, None
+
+
 def _lade(logits, target, log_pi, alpha, remine_lambda, weight, ignore_index, reduction):
     check_finite_number("alpha", alpha)
     check_positive("remine_lambda", remine_lambda, allow_zero=True)
@@ -630,23 +658,17 @@ def _lade(logits, target, log_pi, alpha, remine_lambda, weight, ignore_index, re
     x = flat.logits.to(flat.compute_dtype)
     log_pi = log_pi.to(device=x.device, dtype=x.dtype)
     loss = adjusted_cross_entropy(x, flat.target, class_bias=log_pi)  # LADE-CE: the PC softmax
-    if alpha == 0:
+    labels = flat.target if flat.valid is None else flat.target[flat.valid]
+    n = labels.numel()
+    if alpha == 0 or n == 0:
         return reduce_loss(loss, flat, weight, reduction)
-    xv, yv = (x, flat.target) if flat.valid is None else (x[flat.valid], flat.target[flat.valid])
-    n = xv.shape[0]
-    if n == 0:
-        return reduce_loss(loss, flat, weight, reduction)
-    # LADER per class: (1/n_c) Σ_{y_i = c} z_ic − T_c − λ T_c², T_c = log mean_i e^{z_ic − log π_c
-    # + log(1/C)}, weighted by π_c and negated; summed over every class (absent ones too, as the
-    # official code: their first term is 0)
-    t = torch.logsumexp(xv, dim=0) - log_pi - math.log(c) - math.log(n)
-    pi = log_pi.exp()
-    shared = (pi * (t + remine_lambda * t.square())).sum()
-    n_c = torch.bincount(yv, minlength=c).to(x.dtype).clamp_min(1)
-    z_y = x.gather(1, flat.target.unsqueeze(1)).squeeze(1)
-    # the per-sample share of LADER: their mean is LADER (−Σ_c π_c mean_{y_i=c} z_ic + shared)
-    own = -(n * pi[flat.target] / n_c[flat.target]) * z_y
-    return reduce_loss(loss + alpha * (own + shared), flat, weight, reduction)
+    # LADER, summed over every class (absent ones too, as the official code: their first term
+    # is 0); sample i's share of it is −N π_y z_iy / N_y + S, so that their mean is LADER
+    n_c = torch.bincount(labels, minlength=c).to(x.dtype).clamp_min(1)
+    own = (n * log_pi.exp() / n_c)[flat.target]
+    idx = flat.target.unsqueeze(1)
+    shares = _LADERShares.apply(x, idx, flat.valid, log_pi, float(remine_lambda), own)
+    return reduce_loss(loss + alpha * shares, flat, weight, reduction)
 
 
 def lade_loss(

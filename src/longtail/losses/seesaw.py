@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from .._validation import check_positive, expected
-from ._adjusted import adjusted_cross_entropy
 from ._base import WeightedLoss
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import register_loss
@@ -34,6 +33,45 @@ def _cumulative_counts(cum_samples: Any, num_classes: int, device: torch.device)
     return t.to(torch.int64)
 
 
+class _SeesawCE(torch.autograd.Function):
+    """``CE(z + log S, y)`` per sample with ``S`` a constant of the backward (mmdetection detaches
+    the softmax), fused: ``log S_yj = p·min(log N_j − log N_y, 0) + q·max(log σ_j −
+    log max(σ_y, eps), 0)`` (``j ≠ y``) and then ``z + log S`` are built in one row-major buffer,
+    which the log-softmax then overwrites; backward ``softmax(z + log S) − e_y``."""
+
+    @staticmethod
+    def forward(ctx, x, idx, log_n, log_ny, p, q, log_eps):  # type: ignore[override]
+        x_y = x.gather(1, idx)
+        buf = None
+        if q > 0:
+            # q·max(log σ_j − log max(σ_y, eps), 0), in the (row-major) log-softmax's buffer
+            buf = torch.log_softmax(x, dim=1).contiguous()
+            floor = buf.gather(1, idx).clamp_min_(log_eps)
+            buf.sub_(floor).clamp_min_(0.0).mul_(q)
+        if p > 0:
+            mitigation = torch.sub(log_n.unsqueeze(0), log_ny.unsqueeze(1)).clamp_max_(0.0)
+            buf = mitigation.mul_(p) if buf is None else buf.add_(mitigation, alpha=p)
+        buf = x.clone(memory_format=torch.contiguous_format) if buf is None else buf.add_(x)
+        # the target column is z_y itself (its factors are 1; an ignored row's label may be an
+        # unseen class)
+        buf.scatter_(1, idx, x_y)
+        if buf.device.type == "cpu":
+            # our row-major buffer: the CPU kernel reads each row before writing it (_adjusted)
+            logp = torch._log_softmax(buf, 1, False, out=buf)
+        else:
+            logp = torch.log_softmax(buf, dim=1)
+        ctx.save_for_backward(logp, idx)
+        return logp.gather(1, idx).squeeze(1).neg()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        logp, idx = ctx.saved_tensors
+        grad = torch.softmax(logp, dim=1)  # the softmax kernel, not exp (see _adjusted)
+        grad.scatter_add_(1, idx, grad.new_full((idx.shape[0], 1), -1.0))
+        grad.mul_(g.unsqueeze(1))
+        return grad, None, None, None, None, None, None
+
+
 def _seesaw(
     logits, target, p, q, eps, cum_samples, weight, ignore_index, reduction, on_counts=None
 ):
@@ -51,29 +89,12 @@ def _seesaw(
     if on_counts is not None:
         on_counts(counts)
     idx = flat.target.unsqueeze(1)
-    offset = None
-    with torch.no_grad():
-        if q > 0:
-            # compensation q·max(log σ_j − log max(σ_y, eps), 0), on the detached softmax
-            offset = torch.log_softmax(x.detach(), dim=1)
-            floor = offset.gather(1, idx).clamp_min_(math.log(eps))
-            offset.sub_(floor).clamp_min_(0.0).mul_(q)
-        if p > 0:
-            # mitigation p·min(log N_j − log N_y, 0): (N_j / N_y)^p where class j is rarer
-            log_n = counts.to(torch.float64).log().to(x.dtype)  # log 0 = −inf: S = 0, unseen j
-            # N_y ≥ 1 for every entry not ignored; the clamp keeps ignored rows free of −inf − −inf
-            log_ny = counts.clamp_min(1).to(torch.float64).log().to(x.dtype)[flat.target]
-            mitigation = (log_n.unsqueeze(0) - log_ny.unsqueeze(1)).clamp_max_(0.0)
-            if offset is None:
-                offset = mitigation.mul_(p)
-            else:
-                offset.add_(mitigation, alpha=p)
-        if offset is not None:
-            # 0 already for the entries not ignored (σ_y/max(σ_y, eps) ≤ 1, N_y/N_y = 1); set, so
-            # that an ignored row (label 0, perhaps unseen) keeps a finite target logit
-            offset.scatter_(1, idx, 0.0)
-    adj = x if offset is None else x + offset
-    loss = adjusted_cross_entropy(adj, flat.target)
+    log_n = log_ny = None
+    if p > 0:
+        log_n = counts.to(torch.float64).log().to(x.dtype)  # log 0 = −inf: M = 0, unseen class
+        # N_y ≥ 1 for every entry not ignored; the clamp keeps ignored rows free of −inf − −inf
+        log_ny = counts.clamp_min(1).to(torch.float64).log().to(x.dtype)[flat.target]
+    loss = _SeesawCE.apply(x, idx, log_n, log_ny, float(p), float(q), math.log(eps))
     return reduce_loss(loss, flat, weight, reduction)
 
 
