@@ -43,20 +43,40 @@ def check_reduction(reduction: str) -> None:
     check_choice("reduction", reduction, REDUCTIONS)
 
 
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number: an int or float (numpy's too), but not a bool.
+
+    ``True`` is an ``int`` to Python, but ``max_margin=true`` in a config file is a mistake,
+    not a margin of 1.
+    """
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _check_number(name: str, value: Any) -> None:
+    # the type first: comparing a string with a bound raises a TypeError that names no argument
+    if not is_number(value):
+        raise expected(name, "a number", f"{value!r} (a {type(value).__name__})")
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    _check_number(name, value)
     ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and ok):
+    if not (np.isfinite(value) and ok):
         what = "a finite number >= 0" if allow_zero else "a finite number > 0"
         raise expected(name, what, repr(value))
 
 
 def check_finite_number(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and np.isfinite(value)):
+    _check_number(name, value)
+    if not np.isfinite(value):
         raise expected(name, "a finite number", repr(value))
 
 
 def check_in_range(name: str, value: float, low: float, high: float) -> None:
-    if not (isinstance(value, (int, float)) and low <= value <= high):
+    _check_number(name, value)
+    if not low <= value <= high:
         raise expected(name, f"a number in [{low}, {high}]", repr(value))
 
 

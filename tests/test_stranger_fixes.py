@@ -1,0 +1,55 @@
+"""What a new user ran into: each test here failed before its fix (the finding's number is the
+number of the user's report).
+
+Nothing is trained for long: the CLI tests stop at bad input, or train a toy set for an epoch.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from longtail._validation import check_finite_number, check_in_range, check_positive
+from test_cli_errors import fails_cleanly, tiny_train, write_toy_npz
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> str:
+    return str(write_toy_npz(tmp_path_factory.mktemp("data") / "toy.npz"))
+
+
+# ---- 3: a loss argument of the wrong type ------------------------------------------------------
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda v: check_positive("gamma", v),
+        lambda v: check_positive("gamma", v, allow_zero=True),
+        lambda v: check_finite_number("gamma", v),
+        lambda v: check_in_range("gamma", v, 0.0, 1.0),
+    ],
+)
+@pytest.mark.parametrize("value", ["abc", True, None, [1.0]])
+def test_every_number_check_says_a_number_was_expected(check, value):
+    with pytest.raises(ValueError, match=r"Expected `gamma` to be a number, but got"):
+        check(value)
+
+
+def test_number_checks_still_take_numbers():
+    import numpy as np
+
+    check_positive("a", 1)
+    check_positive("a", np.float32(0.5))
+    check_finite_number("a", np.int64(-3))
+    check_in_range("a", 0.5, 0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--method", "focal", "--loss-kw", "gamma=abc"], ["`gamma`", "a number", "'abc'"]),
+        (["--method", "ldam", "--loss-kw", "max_margin=true"], ["`max_margin`", "a number"]),
+    ],
+)
+def test_loss_arguments_of_the_wrong_type_are_named(extra, fragments, npz, tmp_path, capsys):
+    out = tmp_path / "out"
+    fails_cleanly([*tiny_train(npz), *extra, "--out", str(out)], capsys, *fragments)
+    assert not out.exists()
