@@ -370,20 +370,20 @@ FAMILY_EQUIVALENCES += [
         "loss": "ldr-kl",
         "kwargs": {"lam": 1.0, "margin": 0.0, "normalize": None},
         "other": ce_minus_log_c,
-        "why": "λ = 1, c = 0: cross-entropy minus log C (Zhu et al., §3)",
+        "why": "λ = 1, c = 0: cross-entropy minus log C (Zhu et al.)",
     },
     {
         "loss": "ldr-kl",
         "kwargs": {"lam": 1e-9, "margin": 0.5, "normalize": None},
         "other": crammer_singer(0.5),
-        "why": "λ → 0: the Crammer-Singer hinge with margin c (Zhu et al., §3)",
+        "why": "λ → 0: the Crammer-Singer hinge with margin c (Zhu et al.)",
     },
     {
         "loss": "aldr-kl",
         "kwargs": {"alpha": 1e12, "normalize": "softplus"},
         "other": "ldr-kl",
         "other_kwargs": {"normalize": "softplus"},
-        "why": "α → ∞ keeps every λ_i at λ₀ and the penalty vanishes: LDR-KL (Zhu et al., §5)",
+        "why": "α → ∞ keeps every λ_i at λ₀ and the penalty vanishes: LDR-KL (Zhu et al.)",
     },
     {
         "loss": "aldr-kl",

@@ -304,16 +304,16 @@ class _SparseSoftCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):  # type: ignore[override]
         logp, idx, w = ctx.saved_tensors
-        grad = torch.softmax(logp, dim=1)
-        grad.mul_(w.sum(1, keepdim=True))
-        grad.scatter_add_(1, idx, w.neg())
-        grad.mul_(grad_loss.to(grad.dtype).unsqueeze(1))
+        g = grad_loss.to(w.dtype).unsqueeze(1)
+        grad = torch.softmax(logp, dim=1).mul_(w.sum(1, keepdim=True) * g)
+        grad.scatter_add_(1, idx, w * -g)
         return grad.to(ctx.in_dtype), None, None
 
 
 class _R2CCP(torch.autograd.Function):
     """``ℓ = Σ_k q_k u_k``, ``u = λ |y − b|^p + τ log q``, ``q = softmax(z)``; backward
-    ``q ⊙ (u − ℓ)`` (the ``+τ`` of ``∂(q log q)`` cancels against ``Σ q = 1``)."""
+    ``q ⊙ (u − ℓ)`` (the ``+τ`` of ``∂(q log q)`` cancels against ``Σ q = 1``), computed in the
+    forward over ``u``'s buffer: the backward only scales it."""
 
     @staticmethod
     def forward(ctx, logits, y, v, power, loss_weight, entropy_weight):  # type: ignore[override]
@@ -331,16 +331,15 @@ class _R2CCP(torch.autograd.Function):
         if entropy_weight:
             u.add_(logq, alpha=entropy_weight)  # q log q is 0 where q is 0: logq stays finite
         del logq
-        loss = (q * u).sum(1)
-        ctx.save_for_backward(q, u, loss)
+        loss = torch.linalg.vecdot(q, u, dim=1)
+        ctx.save_for_backward(u.sub_(loss.unsqueeze(1)).mul_(q))  # ∂ℓ/∂z
         ctx.in_dtype = logits.dtype
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):  # type: ignore[override]
-        q, u, loss = ctx.saved_tensors
-        grad = (u - loss.unsqueeze(1)).mul_(q)
-        grad.mul_(grad_loss.to(grad.dtype).unsqueeze(1))
+        (dz,) = ctx.saved_tensors
+        grad = dz * grad_loss.to(dz.dtype).unsqueeze(1)
         return grad.to(ctx.in_dtype), None, None, None, None, None
 
 
@@ -378,7 +377,7 @@ class _NumberTokenLoss(torch.autograd.Function):
         vy = v[target]
         if wasserstein:
             dist = (v.unsqueeze(0) - vy.unsqueeze(1)).abs_()
-            stat = (p * dist).sum(1)  # D, the expected distance
+            stat = torch.linalg.vecdot(p, dist, dim=1)  # D, the expected distance
             ntl = stat
         else:
             stat = p @ v  # ŷ
@@ -392,13 +391,16 @@ class _NumberTokenLoss(torch.autograd.Function):
     def backward(ctx, grad_loss):  # type: ignore[override]
         p, target, v, vy, stat = ctx.saved_tensors
         w = ctx.ntl_weight
-        if ctx.wasserstein:  # 1 + λ (|v − v_y| − D)
-            factor = (v.unsqueeze(0) - vy.unsqueeze(1)).abs_().sub_(stat.unsqueeze(1)).mul_(w)
-        else:  # 1 − 2λ (v_y − ŷ)(v − ŷ)
-            factor = (v.unsqueeze(0) - stat.unsqueeze(1)).mul_((-2 * w * (vy - stat)).unsqueeze(1))
-        grad = factor.add_(1).mul_(p)
-        grad.scatter_add_(1, target.unsqueeze(1), grad.new_full((target.shape[0], 1), -1.0))
-        grad.mul_(grad_loss.to(grad.dtype).unsqueeze(1))
+        g = grad_loss.to(p.dtype).unsqueeze(1)
+        if not w:
+            grad = p.mul(g)
+        elif ctx.wasserstein:  # p ⊙ (1 + λ (|v − v_y| − D)) = λ p ⊙ (|v − v_y| − (D − 1/λ))
+            grad = (v.unsqueeze(0) - vy.unsqueeze(1)).abs_().sub_((stat - 1 / w).unsqueeze(1))
+            grad.mul_(p).mul_(w * g)
+        else:  # p ⊙ (1 − 2λ r (v − ŷ)), r = v_y − ŷ: with κ = −2λr, κ p ⊙ (v − (ŷ − 1/κ))
+            kappa = (-2 * w * (vy - stat)).unsqueeze(1)
+            grad = (v.unsqueeze(0) - stat.unsqueeze(1)).mul_(kappa).add_(1).mul_(p).mul_(g)
+        grad.scatter_add_(1, target.unsqueeze(1), -g)
         return grad.to(ctx.in_dtype), None, None, None, None
 
 
@@ -480,8 +482,8 @@ def hl_gauss_loss(
         values: the ``(C,)`` strictly increasing values the classes (bins) stand for; default
             ``0, 1, ..., C − 1``. **Uncertain**: the paper sets the support per task (its
             experiments use 51 to 201 bins); there is no task-free default.
-        sigma_ratio: ``σ`` over the bin width; default 0.75, the ratio the paper recommends
-            (its §4: σ/ς = 0.75 works across its tasks).
+        sigma_ratio: ``σ`` over the bin width; default 0.75, the ratio σ/ς the paper
+            recommends across its tasks.
         weight: per-class (per-bin) weights; an entry weighs the weight of the bin holding its
             target (the nearest value); weighted mean as in torch.
         ignore_index: entries whose target equals it are ignored.
@@ -649,12 +651,12 @@ def r2ccp_loss(
         \\ell = \\lambda \\sum_k q_k\\, |y - b_k|^{p} - \\tau\\, H(q),
         \\qquad q = \\mathrm{softmax}(z),\\quad H(q) = -\\sum_k q_k \\log q_k
 
-    with ``b_k = values[k]``. The paper writes ``Σ q |y − b|^p − τ H(q)``; its official code
-    (``EtashGuha/R2CCP``, ``GenModule.compute_loss``) weighs the distance term by ``loss_weight``
-    as well, which is what longtail follows (the paper's loss with ``τ`` is
-    ``loss_weight=1, entropy_weight=τ``). The code sums over the batch; ``reduction="sum"`` is
-    that, ``"mean"`` divides by the batch. The code can anneal ``τ`` to 0 over training
-    (``--annealing``, off by default): set ``entropy_weight`` on the module to do so.
+    with ``b_k = values[k]``. longtail follows the official code (``EtashGuha/R2CCP``,
+    ``GenModule.compute_loss``), which weighs the distance term by ``loss_weight`` (λ) and the
+    entropy by ``entropy_weight`` (τ); ``Σ q |y − b|^p − τ H(q)`` is ``loss_weight=1``. The code
+    sums over the batch; ``reduction="sum"`` is that, ``"mean"`` divides by the batch. The code
+    can anneal ``τ`` to 0 over training (``--annealing``, off by default): set
+    ``entropy_weight`` on the module to do so.
 
     Shape:
         - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype, ``C ≥ 2``.
@@ -780,8 +782,9 @@ def z_error_loss(
         target: the regression targets.
         values: the ``(C,)`` strictly increasing values the classes stand for; default
             ``0, ..., C − 1``. **Uncertain**: the support is the task's.
-        threshold: ``τ``, the largest ``|Z|`` kept; default 2 (2σ). **Uncertain**: the paper
-            gives 2 as its example and discusses 2 to 3 and an annealed threshold.
+        threshold: ``τ``, the largest ``|Z|`` kept; default 2 (2σ), the paper's example.
+            **Uncertain**: the paper also anneals the threshold during training and gives no
+            single value for all tasks.
         weight: per-class weights; an entry weighs the weight of the class whose value is nearest
             its target; weighted mean over the kept entries.
         ignore_index: entries whose target equals it are ignored (and not in the statistics).
@@ -870,8 +873,8 @@ _NTL_ARGS = """
             ``0, 1, ..., C − 1``, the digit tokens 0-9 the paper's experiments use
             (``digit_nt_only``).
         ntl_weight: ``λ``; default 0.5, the paper's development code
-            (``number_token_loss_weight``). **Uncertain**: the paper's experiments vary it
-            (0.3 in places).
+            (``number_token_loss_weight``). **Uncertain**: the paper's experiments tune it; no
+            single value is the paper's.
         weight: per-class weights of the whole per-sample loss (CE + λ NTL); weighted mean as in
             torch.
         ignore_index, reduction: as in ``torch.nn.functional.cross_entropy``.

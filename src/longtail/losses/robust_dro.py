@@ -40,31 +40,32 @@ def _log_softplus(z: torch.Tensor) -> torch.Tensor:
 
 
 def _normalize(z: torch.Tensor, how: str | None):
-    """The scores the LDR losses see, ``z̃`` (a fresh (M, C) buffer, ``z`` in the compute dtype),
-    and what the backward needs: each row's scale (mean softplus, or mean |z|) and the rows where
-    the scale is special (None when there are none)."""
+    """The scores the LDR losses see, ``z̃ = base / scale`` for ``z`` (M, C) in the compute
+    dtype: ``base`` (``z`` itself, or a fresh buffer with ``"softplus"``), each row's ``scale``
+    (``(M, 1)``: mean |z|, or mean softplus; None for raw scores) and the rows where the scale is
+    special (floored, or past softplus underflow: their ``base`` is already ``z̃``, their scale
+    1), or None when there are none."""
     if how is None:
-        return z.clone(), None, None
+        return z, None, None
     if how == "l1":
-        raw = torch.linalg.vector_norm(z, 1, dim=1, keepdim=True).div_(z.shape[1])
+        raw = z.abs().mean(1, keepdim=True)
         floor = raw < _L1_FLOOR  # a row of (near) zeros: divided by the floor, a constant
-        scale = raw.clamp_min(_L1_FLOOR)
-        return z / scale, scale, floor if bool(floor.any()) else None
-    zt = F.softplus(z)
-    scale = zt.mean(1, keepdim=True)
+        return z, raw.clamp_min(_L1_FLOOR), floor if bool(floor.any()) else None
+    sp = F.softplus(z)
+    scale = sp.mean(1, keepdim=True)
     tiny = scale < _SOFTPLUS_UNDERFLOW
     if not bool(tiny.any()):
-        return zt.div_(scale), scale, None
+        return sp, scale, None
     # those rows in log space: softplus(z) / mean softplus(z) = exp(log sp − log mean sp)
     log_sp = _log_softplus(z)
     log_mean = torch.logsumexp(log_sp, 1, keepdim=True) - math.log(z.shape[1])
-    zt.div_(torch.where(tiny, torch.ones_like(scale), scale))
-    return torch.where(tiny, torch.exp(log_sp - log_mean), zt), scale, tiny
+    base = torch.where(tiny, torch.exp(log_sp - log_mean), sp)
+    return base, torch.where(tiny, torch.ones_like(scale), scale), tiny
 
 
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``Σ_k a_ik b_ik`` per row, ``(M, 1)``, without an ``(M, C)`` temporary."""
-    return torch.einsum("ij,ij->i", a, b).unsqueeze(1)
+    return torch.linalg.vecdot(a, b, dim=1).unsqueeze(1)
 
 
 class _LDRCrossEntropy(torch.autograd.Function):
@@ -77,18 +78,22 @@ class _LDRCrossEntropy(torch.autograd.Function):
     def forward(ctx, logits, target, margin, lam, how, alpha, lam_old):  # type: ignore[override]
         ctype = torch.promote_types(logits.dtype, torch.float32)
         z = logits.to(ctype)
-        a, scale, special = _normalize(z, how)  # z̃, a fresh buffer
+        base, scale, special = _normalize(z, how)  # z̃ = base / scale
         idx = target.unsqueeze(1)
         c = z.shape[1]
         if alpha is None:
             lam_row = torch.full((z.shape[0],), lam, dtype=ctype, device=z.device)
         else:
-            logq = torch.log_softmax(a / lam_old.unsqueeze(1), dim=1)
+            first = lam_old.unsqueeze(1) if scale is None else lam_old.unsqueeze(1) * scale
+            logq = torch.log_softmax(base / first, dim=1)
             kl = _rowdot(torch.softmax(logq, dim=1), logq).squeeze(1).add_(math.log(c))
             del logq
             lam_row = lam - lam * kl / (alpha * math.log(c))
         inv = lam_row.reciprocal().unsqueeze(1)
-        a.mul_(inv)  # a = (z̃ − c e_y) / λ
+        mult = inv if scale is None else inv / scale
+        # a = (z̃ − c e_y) / λ, written over softplus's fresh buffer when there is one
+        a = base.mul_(mult) if how == "softplus" else base * mult
+        del base
         if margin:
             a.scatter_add_(1, idx, inv * -margin)
         logp = torch.log_softmax(a, dim=1)
@@ -169,7 +174,7 @@ def ldr_kl_loss(
               = \\lambda \\log \\frac{1}{C} \\sum_k
                  \\exp\\!\\Big(\\frac{c\\,[k \\ne y] + z_k - z_y}{\\lambda}\\Big)
 
-    the worst case over label distributions near the uniform one. Its limits (the paper's §3):
+    the worst case over label distributions near the uniform one. Its limits (the paper's):
     ``λ → 0`` is the Crammer-Singer hinge ``max(0, max_{k≠y} c + z_k − z_y)``, ``λ → ∞`` the
     mean margin ``(1/C) Σ_k (c [k≠y] + z_k − z_y)``, and ``λ = 1, c = 0`` cross-entropy minus
     ``log C`` (the tests check all three). Computed as ``λ (CE((z − c e_y)/λ, y) − log C)`` with
@@ -193,7 +198,7 @@ def ldr_kl_loss(
         margin: ``c``, the margin of the wrong classes; default 0.1, the official experiments'
             ``--margin`` (the class ``LDRLoss_V1`` defaults to 2, unused).
         lam: ``λ``, the KL ball's weight (a temperature); default 10, the official experiments'
-            ``parameter_set = [10]``. The paper tunes it over {0.1, 1, 10}.
+            ``parameter_set = [10]`` (a grid {0.1, 1, 10} is commented out beside it).
         normalize: ``"softplus"`` (the official LDR code, the default), ``"l1"``
             (``z / mean_k |z_k|``, the official ALDR code) or ``None`` (the paper's formula).
         weight: per-class weights; weighted mean as in torch.
@@ -510,8 +515,8 @@ def ovr_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """The one-vs-the-rest loss (as defined by Kanai, Yamaguchi, Yamada, Takahashi, Ohno, Ida,
-    "Switching One-Versus-the-Rest Loss to Increase Logit Margins for Adversarial Robustness",
-    arXiv 2207.10283, 2022-2023): one logistic loss per class, summed.
+    "One-vs-the-Rest Loss to Focus on Important Samples in Adversarial Training", ICML 2023;
+    arXiv 2207.10283): one logistic loss per class, summed.
 
     .. math::
 
@@ -544,7 +549,7 @@ def ovr_loss(
     function=ovr_loss,
     family="standard",
     description="one-vs-rest: softplus(−z_y) + Σ_{k≠y} softplus(z_k), a sigmoid per class",
-    paper="Kanai et al., arXiv 2022",
+    paper="Kanai et al., ICML 2023",
 )
 class OVRLoss(WeightedLoss):
     """Module form of :func:`ovr_loss`."""
@@ -569,9 +574,9 @@ def sovr_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """SOVR, the switching one-vs-the-rest loss (Kanai, Yamaguchi, Yamada, Takahashi, Ohno, Ida,
-    "Switching One-Versus-the-Rest Loss to Increase Logit Margins for Adversarial Robustness",
-    arXiv 2207.10283, 2022-2023): the one-vs-rest loss for the batch's samples of smallest logit
-    margin, cross-entropy for the others.
+    "One-vs-the-Rest Loss to Focus on Important Samples in Adversarial Training", ICML 2023;
+    arXiv 2207.10283): the one-vs-rest loss for the batch's samples of smallest logit margin,
+    cross-entropy for the others.
 
     .. math::
 
@@ -595,9 +600,9 @@ def sovr_loss(
         logits: ``(N, C)`` or ``(N, C, d1, ...)``.
         target: class indices.
         ratio: ``ρ``, the fraction of the batch switched to the one-vs-rest loss; default 0.4.
-            **Uncertain**: read from the paper's description of its experiments (about 40 % of
-            each mini-batch), not checked against its code (none public); the rounding down of
-            ``ρ n`` is longtail's choice.
+            **Uncertain**: 0.4 is a reading of the paper's setting (about 40 % of each
+            mini-batch) that could not be checked against its tables or code (none public); the
+            rounding down of ``ρ n`` is longtail's choice.
         weight: per-class weights; weighted mean as in torch.
         ignore_index, reduction: as in ``torch.nn.functional.cross_entropy``.
     """
@@ -633,7 +638,7 @@ def sovr_loss(
     function=sovr_loss,
     family="standard",
     description="switching OVR: one-vs-rest for the ρ smallest-margin samples of a batch, CE else",
-    paper="Kanai et al., arXiv 2022",
+    paper="Kanai et al., ICML 2023",
     uncertain=("ratio",),
 )
 class SOVRLoss(WeightedLoss):
