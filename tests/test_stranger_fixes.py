@@ -51,5 +51,13 @@ def test_number_checks_still_take_numbers():
 )
 def test_loss_arguments_of_the_wrong_type_are_named(extra, fragments, npz, tmp_path, capsys):
     out = tmp_path / "out"
-    fails_cleanly([*tiny_train(npz), *extra, "--out", str(out)], capsys, *fragments)
+    argv = [*tiny_train(npz), "--epochs", "1", *extra, "--out", str(out)]
+    fails_cleanly(argv, capsys, *fragments)
+    assert not out.exists()
+
+
+def test_a_loss_argument_given_twice_with_two_values_is_refused(npz, tmp_path, capsys):
+    out = tmp_path / "out"
+    twice = ["--epochs", "1", "--method", "focal", "--loss-kw", "gamma=1", "--loss-kw", "gamma=2"]
+    fails_cleanly([*tiny_train(npz), *twice, "--out", str(out)], capsys, "'gamma' given twice")
     assert not out.exists()

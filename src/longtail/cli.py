@@ -117,7 +117,15 @@ def _loss_kwargs(pairs: list[str] | None) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise expected("--loss-kw", "KEY=VALUE, e.g. delta_minus=1.2", repr(pair))
-        out[key.replace("-", "_")] = _parse_value(value)
+        key, value = key.replace("-", "_"), _parse_value(value)
+        # the last one silently winning would train another loss than the one the user reads
+        if key in out and out[key] != value:
+            raise expected(
+                "--loss-kw",
+                "KEY=VALUE pairs naming each key once",
+                f"{key!r} given twice ({out[key]!r}, {value!r})",
+            )
+        out[key] = value
     return out
 
 
