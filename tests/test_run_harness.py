@@ -359,3 +359,54 @@ def test_fingerprint_is_sha256_of_dtype_shape_and_bytes():
     h.update(f"{a.dtype.str}{a.shape};".encode())
     h.update(a.tobytes())
     assert fingerprint(a) == h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------ locks
+_HOLD_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from longtail.engine.run import FolderLock
+    with FolderLock(Path(sys.argv[1]), sys.argv[2]):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def _hold(folder: Path, what: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_SCRIPT, str(folder), what], stdout=subprocess.PIPE
+    )
+    assert proc.stdout.readline().strip() == b"locked"
+    return proc
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(npz, tmp_path):
+    # two trainings in one folder interleaved checkpoints and logs of different runs
+    out = tmp_path / "r"
+    out.mkdir()
+    holder = _hold(out, "run")
+    try:
+        with pytest.raises(ValueError, match="another run is running there"):
+            train(tiny(npz, epochs=1), out, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    train(tiny(npz, epochs=1), out, progress=False)  # the lock went with the process
+    train(tiny(npz, epochs=1), out, progress=False)  # and a finished run releases it
+
+
+def test_a_grid_folder_in_use_by_another_grid_is_refused(npz, tmp_path):
+    # a second grid superseded the first one's records and removed its live work folders
+    out = tmp_path / "g"
+    holder = _hold(out, "bench grid")
+    jobs = table1_jobs(npz, "quick", methods=("erm",), settings=(("exp", 4.0),), **TINY)
+    try:
+        with pytest.raises(ValueError, match="another bench grid is running there"):
+            run_grid(jobs, out, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not list(out.glob("*.json"))
+    assert run_grid(jobs, out, progress=False)["ran"] == 1

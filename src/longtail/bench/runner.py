@@ -28,7 +28,7 @@ import torch
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json
 from longtail.engine.regression import REGRESSION_METHODS
-from longtail.engine.run import identity_diff, stored_identity
+from longtail.engine.run import FolderLock, identity_diff, stored_identity
 
 if TYPE_CHECKING:
     from longtail.engine.regression import RegressionConfig
@@ -397,11 +397,19 @@ def run_grid(
     process. A run that fails is reported (with its traceback) and the others go on.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"Expected grid jobs with distinct names, but got duplicates: {dup}.")
+    # one grid at a time per output folder: a second one would supersede the first one's
+    # records and remove its live work folders
+    with FolderLock(out, "bench grid"):
+        return _run_grid_locked(jobs, out, workers, progress)
+
+
+def _run_grid_locked(
+    jobs: list[Job], out: Path, workers: int, progress: bool | None
+) -> dict[str, Any]:
     say = progress is not False
     todo, stale = [], 0
     for j in jobs:

@@ -50,6 +50,7 @@ __all__ = [
     "LOG",
     "RESULT",
     "EpochTask",
+    "FolderLock",
     "Progress",
     "RunFolder",
     "RunInterrupted",
@@ -175,6 +176,49 @@ def environment(device: Any = None) -> dict[str, Any]:
     return env
 
 
+class FolderLock:
+    """An exclusive lock on a folder (``.lock`` inside it, ``flock``), held until :meth:`release`.
+
+    Two processes writing one run folder or one grid's output folder would interleave
+    checkpoints, logs and records of different runs; the second is refused instead. The lock
+    is the kernel's: it goes with the process, so a killed run leaves no stale lock.
+    """
+
+    def __init__(self, folder: Path, what: str) -> None:
+        self.folder, self.what, self.fd = folder, what, None
+
+    def acquire(self) -> FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): run unguarded
+            return self
+        if self.fd is not None:
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ValueError(
+                f"Expected no other process to be using {str(self.folder)!r}, but another "
+                f"{self.what} is running there. Wait for it to finish, or use another --out."
+            ) from None
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 # -------------------------------------------------------------------------------------- folder
 class RunFolder:
     """The output folder of one run (or none: ``path=None`` keeps nothing on disk).
@@ -200,6 +244,17 @@ class RunFolder:
         self.config_identity = config_identity
         self.identity: dict[str, Any] | None = None
         self.main = main
+        self.lock = FolderLock(self.path, "run") if self.path is not None and main else None
+
+    def _lock(self) -> None:
+        """Hold the folder's lock from the first look inside it to :meth:`close`."""
+        if self.lock is not None and self.path is not None and self.path.exists():
+            self.lock.acquire()
+
+    def close(self) -> None:
+        """Release the folder (the engines call it when a run ends, however it ends)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def _refuse(self, what: str, diff: str) -> ValueError:
         return ValueError(
@@ -213,6 +268,7 @@ class RunFolder:
         ``saved_identity(saved)`` turns the saved config into its config identity; a config that
         cannot even be read as one (``TypeError`` / ``ValueError``) is another run.
         """
+        self._lock()
         if self.path is None or not (self.path / CONFIG).exists():
             return
         saved = read_json(self.path / CONFIG)
@@ -251,6 +307,7 @@ class RunFolder:
         """Create the folder and write ``config.json`` (main process only)."""
         if self.path is not None and self.main:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
             atomic_write_json(self.path / CONFIG, self.config)
 
     def load_checkpoint(self, map_location: Any = None) -> dict[str, Any] | None:

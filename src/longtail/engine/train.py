@@ -424,6 +424,22 @@ def _train(
 ) -> dict[str, Any]:
     main = rank == 0
     folder = RunFolder(out, config.to_dict(), config.identity(), main=main)
+    try:
+        return _train_in(folder, config, world, rank, progress, callback, extra)
+    finally:
+        folder.close()
+
+
+def _train_in(
+    folder: RunFolder,
+    config: TrainConfig,
+    world: int,
+    rank: int,
+    progress: bool | None,
+    callback: Callable[[int, dict[str, Any]], None] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    main = rank == 0
     folder.check_config(lambda saved: TrainConfig.from_dict(saved).identity())
     data = prepare_data(config)
     record = folder.open(run_identity(config, data))

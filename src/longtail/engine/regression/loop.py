@@ -366,6 +366,19 @@ def train_regression(
             ``ValueError``) when the loss becomes NaN or infinite.
     """
     folder = RunFolder(out, config.to_dict(), config.identity())
+    try:
+        return _train_in(folder, config, progress, callback, extra or {})
+    finally:
+        folder.close()
+
+
+def _train_in(
+    folder: RunFolder,
+    config: RegressionConfig,
+    progress: bool | None,
+    callback: Callable[[int, dict[str, Any]], None] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     folder.check_config(_saved_identity)
     data = check_regression_data(config)
     record = folder.open(run_identity(config, data))
@@ -386,6 +399,6 @@ def train_regression(
         callback=callback,
         describe=_epoch_line(label, config.epochs),
     )
-    record = _record(config, data, task.final_metrics(), seconds, folder.identity, extra or {})
+    record = _record(config, data, task.final_metrics(), seconds, folder.identity, extra)
     folder.write_record(record)
     return record
