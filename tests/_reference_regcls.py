@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import longtail as lt
-from _reference import FAMILY_EQUIVALENCES, REFERENCES, C, Reference, logsumexp, reduce
+from _reference import FAMILY_EQUIVALENCES, REFERENCES, STATE, C, Reference, logsumexp, reduce
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -273,6 +273,11 @@ REFERENCES["aldr-kl"] = Reference(
     ),
     gradient=_aldr_gradient,
 )
+# ALDR-KL's state is per training sample: the module's table is read and written only by a call
+# with the samples' dataset indices, crit(logits, target, index) (tests/test_losses_regcls.py
+# checks it against the function with lambdas=table[index]). A call without them, as the
+# contract's, starts every entry from λ₀: the function's lambdas=None.
+STATE["aldr-kl"] = lambda module: {"lambdas": None}
 REFERENCES["ovr"] = Reference(_ovr)
 REFERENCES["sovr"] = Reference(_sovr, ({}, {"ratio": 0.75}, {"ratio": 1.0}))
 
