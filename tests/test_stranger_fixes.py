@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from longtail._validation import check_finite_number, check_in_range, check_positive
-from test_cli_errors import fails_cleanly, tiny_train, write_toy_npz
+from longtail.cli import main
+from test_cli_errors import fails_cleanly, tiny_train, write, write_toy_npz
 
 
 @pytest.fixture(scope="module")
@@ -60,4 +61,53 @@ def test_a_loss_argument_given_twice_with_two_values_is_refused(npz, tmp_path, c
     out = tmp_path / "out"
     twice = ["--epochs", "1", "--method", "focal", "--loss-kw", "gamma=1", "--loss-kw", "gamma=2"]
     fails_cleanly([*tiny_train(npz), *twice, "--out", str(out)], capsys, "'gamma' given twice")
+    assert not out.exists()
+
+
+# ---- 2: a config file's lists -------------------------------------------------------------------
+LISTS = {
+    "table1": 'methods = ["erm", "ldam"]\nsettings = ["exp4", "step4"]\n',
+    "mm-ablation": 'betas = [1.2, 1.5]\ndeltas = [0.6]\nsettings = ["exp4"]\n',
+}
+
+
+@pytest.mark.parametrize("table", sorted(LISTS))
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_list_options_take_a_list_in_a_config_file(table, suffix, npz, tmp_path, capsys):
+    import json
+
+    tomllib = pytest.importorskip("tomllib")
+
+    as_list = tomllib.loads(LISTS[table])
+    as_string = {k: ",".join(str(v) for v in vs) for k, vs in as_list.items()}
+    out = tmp_path / "out"
+    names = []
+    for values in (as_list, as_string):
+        if suffix == ".json":
+            body = json.dumps(values)
+        else:
+            body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+        path = write(tmp_path / f"grid{suffix}", body)
+        argv = ["bench", table, "--config", path, "--dataset", npz, "--dry-run", "--out", str(out)]
+        assert main(argv) == 0, capsys.readouterr().err
+        names.append(capsys.readouterr().out.split())
+    assert names[0] == names[1] and len(names[0]) == (4 if table == "table1" else 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("methods = {erm = 1}\n", ["`methods`", "list", "--methods"]),
+        ('methods = [["erm"]]\n', ["`methods`", "list"]),
+        ("betas = [true]\n", ["`betas`", "list"]),
+        ("seeds = [1, 2]\n", ["`seeds`", "a single value of --seeds"]),
+        ("epochs = [1, 2]\n", ["`epochs`", "a single value of --epochs"]),
+        ("jobs = true\n", ["`jobs`", "true/false"]),
+    ],
+)
+def test_wrongly_typed_config_values_are_named(text, fragments, npz, tmp_path, capsys):
+    path = write(tmp_path / "grid.toml", text)
+    out = tmp_path / "out"
+    argv = ["bench", "table1", "--config", path, "--dataset", npz, "--dry-run", "--out", str(out)]
+    fails_cleanly(argv, capsys, *fragments)
     assert not out.exists()

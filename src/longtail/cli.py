@@ -265,6 +265,13 @@ def _config_fields(task: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
+# Options that take comma-separated lists on the command line; a config file may give a list.
+_LIST_OPTIONS = frozenset(
+    {"methods", "settings", "betas", "deltas", "hidden", "drop"}
+    | {"sweep_groups", "sweep_lambda1", "sweep_lambda2"}
+)
+
+
 def _option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """``{dest: action}`` for the optional arguments of ``parser`` (``--help`` aside)."""
     # argparse has no public listing of a parser's actions
@@ -283,9 +290,23 @@ def _file_value(action: argparse.Action, key: str, value: Any, path: str) -> Any
         if not isinstance(value, bool):
             raise expected(key, f"true or false (the flag {option})", where)
         return value
-    if action.type is not None and not isinstance(value, list | dict):
-        if isinstance(value, bool):
-            raise expected(key, f"a value of {option}, not true/false", where)
+    if key in _LIST_OPTIONS:
+        # a file's natural list, ["erm", "ldam"], is the command line's "erm,ldam"
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(
+            isinstance(v, str | int | float) and not isinstance(v, bool) for v in items
+        ):
+            raise expected(
+                key, f'a list such as ["a", "b"] or a comma-separated string for {option}', where
+            )
+        value = ",".join(str(v) for v in items)
+    elif isinstance(value, bool):
+        raise expected(key, f"a value of {option}, not true/false", where)
+    elif isinstance(value, list | dict):
+        raise expected(key, f"a single value of {option}, not a {type(value).__name__}", where)
+    elif action.type is None and isinstance(value, int | float):
+        value = str(value)  # what the command line would give: `target = 2` names column "2"
+    if action.type is not None and value is not None:
         try:
             value = action.type(str(value))
         except (TypeError, ValueError, argparse.ArgumentTypeError):
