@@ -247,8 +247,9 @@ def any_loss(
             uncertain: the paper studies the three (and accuracy) on an equal footing and has no
             default, F-β coming first.
         beta: β of F-β (> 0); default 1 (F1), the official code's ``b = 1``.
-        amplifier: the amplifying scale ``L`` (> 0); default 73. Uncertain: 73 is the value
-            reported for the paper, while the official README suggests ``L`` in [2, 70].
+        amplifier: the amplifying scale ``L`` (> 0); default 73. Uncertain: 73 is reported as
+            the paper's choice (not checked against its text), while the official README
+            suggests ``L`` in [2, 70].
         weight: per-class weights of the macro average (``Σ w_k L_k / Σ w_k``).
         ignore_index: a class-index row, or a dense target entry, equal to it is left out.
         reduction: ``"mean"`` (macro average over classes) or ``"sum"`` (over classes).
