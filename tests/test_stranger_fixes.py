@@ -111,3 +111,22 @@ def test_wrongly_typed_config_values_are_named(text, fragments, npz, tmp_path, c
     argv = ["bench", "table1", "--config", path, "--dataset", npz, "--dry-run", "--out", str(out)]
     fails_cleanly(argv, capsys, *fragments)
     assert not out.exists()
+
+
+# ---- 14: a `losses` filter that matches nothing -----------------------------------------------
+def test_losses_filter_matching_nothing_fails_with_a_hint(capsys):
+    fails_cleanly(["losses", "ldma"], capsys, "'ldma'", "Did you mean 'ldam'")
+    fails_cleanly(["losses", "nothing*like*this"], capsys, "'nothing*like*this'")
+    assert capsys.readouterr().out == ""  # no empty table
+
+
+def test_losses_of_a_family_without_losses_fails_naming_the_others(monkeypatch, capsys):
+    from longtail.losses import FAMILIES
+
+    monkeypatch.setitem(FAMILIES, "empty-family", "a family nobody has written a loss of")
+    err = fails_cleanly(
+        ["losses", "--family", "empty-family"], capsys, "no loss in family 'empty-family'"
+    )
+    assert "imbalance" in err and "empty-family, " not in err
+    assert main(["losses", "--family", "imbalance"]) == 0  # a family with losses still lists
+    assert "ldam" in capsys.readouterr().out

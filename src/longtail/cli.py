@@ -46,6 +46,9 @@ def _cmd_losses(args: argparse.Namespace) -> int:
     holds exactly this output, so the table cannot drift from the registry).
     """
     names = list_losses(args.filter, family=args.family)
+    if not names:
+        # an empty table with exit status 0 reads as "there is no such loss" only by squinting
+        _no_loss_matches(args.filter, args.family)
     infos = [get_loss_info(n) for n in names]
 
     def defaults(info: Any) -> list[str]:
@@ -101,6 +104,24 @@ def _cmd_losses(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0
+
+
+def _no_loss_matches(pattern: str, family: str | None) -> None:
+    """Raise the error for a ``longtail losses`` filter that matches no loss."""
+    if family is not None and not list_losses(family=family):
+        with_losses = sorted({get_loss_info(n).family for n in list_losses()})
+        raise expected(
+            "--family",
+            f"a family with losses, one of {', '.join(with_losses)}",
+            f"{family!r}: there is no loss in family {family!r} yet",
+        )
+    everything = list_losses(family=family)
+    where = f" in family {family!r}" if family is not None else ""
+    hint = did_you_mean(pattern, everything)
+    if not hint and family is not None and list_losses(pattern):
+        hint = f" It matches {', '.join(list_losses(pattern))}, of other families."
+    message = expected("filter", f"a name or glob matching a registered loss{where}", repr(pattern))
+    raise ValueError(f"{message}{hint}")
 
 
 # ------------------------------------------------------------------------- parsing option values
