@@ -130,3 +130,31 @@ def test_losses_of_a_family_without_losses_fails_naming_the_others(monkeypatch, 
     assert "imbalance" in err and "empty-family, " not in err
     assert main(["losses", "--family", "imbalance"]) == 0  # a family with losses still lists
     assert "ldam" in capsys.readouterr().out
+
+
+# ---- 9: `train` without --out --------------------------------------------------------------------
+def test_train_without_out_says_nothing_will_be_saved(npz, tmp_path, monkeypatch, capsys):
+    import longtail.engine
+
+    seen = []
+
+    def fake_train(config, out=None, progress=None, **kw):
+        seen.append(out)
+        metrics = dict.fromkeys(["many_acc", "medium_acc", "few_acc"])
+        metrics.update(top1_error=0.0, balanced_accuracy=100.0, ece=0.0)
+        return {
+            "method": config.method,
+            "dataset": config.dataset,
+            "profile": config.profile,
+            "ratio": config.ratio,
+            "metrics": metrics,
+            "seconds": 0.0,
+        }
+
+    monkeypatch.setattr(longtail.engine, "train", fake_train)
+    assert main([*tiny_train(npz), "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "nothing will be saved" in err and "cannot be resumed" in err and "--out" in err
+    assert main([*tiny_train(npz), "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert "nothing will be saved" not in capsys.readouterr().err
+    assert seen == [None, str(tmp_path / "run")]

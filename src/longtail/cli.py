@@ -558,6 +558,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     _check_out(args.out)
     prepare_data(config)  # a missing or malformed dataset fails here, before --out is made
+    _note_no_out(args)
     record = train(config, args.out, progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
@@ -571,6 +572,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
     return 0
+
+
+def _note_no_out(args: argparse.Namespace) -> None:
+    """Say, before a run without ``--out`` starts, that it keeps nothing.
+
+    The paper preset trains for hours: finding out at the end that nothing was written, and
+    that an interrupted run cannot resume, loses all of it.
+    """
+    if args.out is None and int(os.environ.get("RANK", "0")) == 0:
+        print(
+            "longtail train: note: no --out given: nothing will be saved (no checkpoint, no "
+            "result) and the run cannot be resumed; give --out DIR to keep it.",
+            file=sys.stderr,
+        )
 
 
 def _pct(v: float | None) -> str:
@@ -731,6 +746,7 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
     _check_out(args.out)
     try:
         check_regression_data(config)
+        _note_no_out(args)
         record = train_regression(config, args.out, progress=False if args.no_progress else None)
     except ImportError as e:
         raise _regression_errors(e) from e
