@@ -158,3 +158,27 @@ def test_train_without_out_says_nothing_will_be_saved(npz, tmp_path, monkeypatch
     assert main([*tiny_train(npz), "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
     assert "nothing will be saved" not in capsys.readouterr().err
     assert seen == [None, str(tmp_path / "run")]
+
+
+# ---- 13: the regression summary line -------------------------------------------------------------
+def test_regression_summary_gives_the_test_and_validation_rows(tmp_path, monkeypatch, capsys):
+    import longtail.engine.regression as regression
+
+    def fake_train_regression(config, out=None, progress=None, **kw):
+        nothing = dict.fromkeys(("mae_many", "mae_medium", "mae_few", "gm", "last_mae"))
+        return {
+            "method": config.method,
+            "dataset": config.dataset,
+            "target": config.target,
+            "epochs": config.epochs,
+            "seconds": 0.0,
+            "metrics": {**nothing, "mae": 86.92, "val_mae": 80.0, "best_epoch": 0},
+            "data": {"fingerprint": "ab", "train_size": 900, "val_size": 47, "test_size": 53},
+        }
+
+    monkeypatch.setattr(regression, "train_regression", fake_train_regression)
+    monkeypatch.setattr(regression, "check_regression_data", lambda config: None)
+    argv = ["train", "--task", "regression", "--dataset", "toy.csv", "--target", "y"]
+    assert main([*argv, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "53 test rows" in line and "47 validation rows" in line and "86.92" in line

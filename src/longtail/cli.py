@@ -755,8 +755,16 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:.4g}"
 
+    # an MAE means little without the number of rows behind it (DIR test sets are small)
+    sizes = record.get("data") or {}
+    rows = ", ".join(
+        f"{sizes[k]} {name} rows"
+        for k, name in (("test_size", "test"), ("val_size", "validation"))
+        if isinstance(sizes.get(k), int)
+    )
     print(
-        f"{record['method']} on {record['dataset']} ({record['target']}): test MAE "
+        f"{record['method']} on {record['dataset']} ({record['target']}"
+        f"{'; ' + rows if rows else ''}): test MAE "
         f"{num(m['mae'])}, many/medium/few {num(m['mae_many'])}/{num(m['mae_medium'])}/"
         f"{num(m['mae_few'])}, GM {num(m['gm'])} (weights of epoch {m['best_epoch'] + 1} of "
         f"{record['epochs']}, best validation MAE {num(m['val_mae'])}; last epoch: test MAE "
