@@ -274,7 +274,19 @@ def _sum_exponential(z, y, reduction):
     return out if reduction == "none" else out.mean()
 
 
+def _one_minus_p(z, y, reduction):
+    """1 − p_y: half the MAE Σ_k |p_k − q_k| = 2 (1 − p_y)."""
+    out = 1.0 - torch.softmax(z, 1).gather(1, y[:, None]).squeeze(1)
+    return out if reduction == "none" else out.mean()
+
+
 FAMILY_EQUIVALENCES += [
+    dict(
+        loss="comp-sum",
+        kwargs={"tau": 2.0},
+        other=_one_minus_p,
+        why="τ = 2 is 1 − p_y, half the MAE of Ghosh et al. / Ma et al. (Mao et al.)",
+    ),
     dict(
         loss="comp-sum", kwargs={"tau": 1.0}, other="ce", why="τ = 1 is cross-entropy (Mao et al.)"
     ),

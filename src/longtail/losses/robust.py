@@ -115,7 +115,7 @@ class _NormalizedFocal(torch.autograd.Function):
         G_k  = ∂ℓ/∂l_k    = α (δ_ky g_y F − f_y g_k) / F² − b p_y δ_ky,
         J_j  = ∂ℓ/∂z_j    = G_j − p_j Σ_k G_k          (the chain rule through log-softmax).
 
-    The forward computes ``J`` in four buffers, in place (``l`` becomes ``p``, ``f`` becomes
+    The forward computes ``J`` in four buffers, in place (``l`` becomes ``p``, ``w`` becomes
     ``−g``, then ``G``, then ``J``), when a gradient is wanted, and saves it alone; the backward
     scales its rows. ``f / u`` is ``−u^(γ−1) l``, finite for γ < 1 as p → 1 (where ``u^(γ−1)``
     alone is infinite and the product tends to 0); ``u`` is clamped at the smallest normal
@@ -128,9 +128,9 @@ class _NormalizedFocal(torch.autograd.Function):
         logp = torch.log_softmax(x, dim=1)
         u = torch.expm1(logp).neg_().clamp_min_(torch.finfo(logp.dtype).tiny)  # 1 − p, exact
         w = u.pow(gamma)
-        f = torch.mul(w, logp).neg_()
-        den = f.sum(1)
-        f_y = f.gather(1, idx).view(-1)
+        wl = torch.mul(w, logp)  # −f
+        den = wl.sum(1).neg_()
+        f_y = wl.gather(1, idx).view(-1).neg()
         u_y = u.gather(1, idx).view(-1)
         loss = f_y / den
         if alpha != 1:
@@ -139,8 +139,8 @@ class _NormalizedFocal(torch.autograd.Function):
             loss = loss + b * u_y
         if ctx.needs_input_grad[0]:
             p = logp.exp_()
-            neg_g = f.div_(u).mul_(p).mul_(gamma).add_(w)
-            del u, w
+            neg_g = w.addcdiv_(wl.mul_(p), u, value=-gamma)  # w + γ p f / u, in w's buffer
+            del u, wl
             at_y = alpha * neg_g.gather(1, idx).view(-1) / den
             if b != 0:
                 at_y = at_y + b * p.gather(1, idx).view(-1)
