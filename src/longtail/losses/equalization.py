@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from .._validation import as_counts, check_counts_length, check_in_range, check_positive, expected
 from ._adjusted import adjusted_cross_entropy
 from ._base import WeightedLoss, counts_buffer
+from ._buffer_ce import BufferCE, row_major
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import export_function, register_loss
 from ._stepped_random import SteppedRandom, check_seed, generator
@@ -33,7 +34,10 @@ def _softmax_eql(logits, target, tail, gamma, seed, weight, ignore_index, reduct
     check_counts_length(tail, flat.num_classes)
     x = flat.logits.to(flat.compute_dtype)
     cols = torch.nonzero(tail.to(x.device)).flatten()
-    if gamma > 0 and cols.numel():
+    if not (gamma > 0 and cols.numel()):
+        return reduce_loss(adjusted_cross_entropy(x, flat.target), flat, weight, reduction)
+    idx = flat.target.unsqueeze(1)
+    with torch.no_grad():
         rows = x.shape[0] if flat.valid is None else int(flat.valid.sum())
         u = torch.rand(
             (rows, cols.numel()),
@@ -42,17 +46,21 @@ def _softmax_eql(logits, target, tail, gamma, seed, weight, ignore_index, reduct
             dtype=torch.float32,
         )
         beta = u < gamma  # β = 1 with probability γ
-        if flat.valid is None and cols.numel() == x.shape[1]:
-            drop = beta  # every class a tail class (no scatter)
+        whole = flat.valid is None and cols.numel() == x.shape[1]
+        if whole:
+            drop = beta  # every class a tail class: no scatter
         else:
             drop = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
             if flat.valid is None:
                 drop.index_copy_(1, cols, beta)
             else:
                 drop[flat.valid.nonzero().flatten().unsqueeze(1), cols] = beta
-        drop.scatter_(1, flat.target.unsqueeze(1), False)  # w_y = 1: the target is never dropped
-        x = x.masked_fill(drop, float("-inf"))  # w̃_k = 0: e^{z_k} leaves the denominator
-    loss = adjusted_cross_entropy(x, flat.target)
+        drop.scatter_(1, idx, False)  # w_y = 1: the target is never dropped
+        # w̃_k = 0: e^{z_k} leaves the denominator. The adjusted logits go to the draws' buffer
+        # when it has their shape and dtype (one (N, C) tensor fewer)
+        buf = u if whole and u.dtype == x.dtype else row_major(x.shape, x)
+        torch.where(drop, torch.tensor(float("-inf"), dtype=x.dtype, device=x.device), x, out=buf)
+    loss = BufferCE.apply(x, buf, idx, 1.0)
     return reduce_loss(loss, flat, weight, reduction)
 
 

@@ -24,6 +24,7 @@ from .._validation import (
 )
 from ._adjusted import adjusted_cross_entropy, adjusted_loss
 from ._base import WeightedLoss, counts_buffer
+from ._buffer_ce import BufferCE
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import export_function, register_loss
 from ._stepped_random import SteppedRandom, check_seed, generator
@@ -148,7 +149,12 @@ def _gcl(logits, target, cloud, noise_mul, margin, scale, seed, weight, ignore_i
     )
     check_counts_length(cloud, flat.num_classes)
     x = flat.logits.to(flat.compute_dtype)
-    if noise_mul != 0 and bool((cloud != 0).any()):
+    if noise_mul == 0 or not bool((cloud != 0).any()):
+        m = None if margin == 0 else x.new_full((x.shape[0],), float(margin))
+        loss = adjusted_cross_entropy(x, flat.target, scale=scale, margin=m)
+        return reduce_loss(loss, flat, weight, reduction)
+    idx = flat.target.unsqueeze(1)
+    with torch.no_grad():
         rows = x.shape[0] if flat.valid is None else int(flat.valid.sum())
         draw = torch.randn(
             (rows, flat.num_classes),
@@ -156,16 +162,19 @@ def _gcl(logits, target, cloud, noise_mul, margin, scale, seed, weight, ignore_i
             device=x.device,
             dtype=torch.float32,
         )
-        # |δ|, δ ~ N(0, 1/3) clamped to [−1, 1] (the official code's Normal(0, 1/3).clamp(−1, 1))
-        noise = draw.to(x.dtype).clamp_(-3.0, 3.0).abs_()
-        noise.mul_(cloud.to(device=x.device, dtype=x.dtype) * (noise_mul / 3.0))
+        # |δ|, δ ~ N(0, 1/3) clamped to [−1, 1] (the official code's Normal(0, 1/3).clamp(−1, 1)),
+        # times β and the cloud size; 3|δ| = min(|N(0, 1)|, 3)
+        buf = draw.to(x.dtype).clamp_(-3.0, 3.0).abs_()
+        buf.mul_(cloud.to(device=x.device, dtype=x.dtype) * (noise_mul / 3.0))
         if flat.valid is not None:  # the draws go to the entries not ignored, in order
-            full = x.new_zeros(x.shape)
-            full[flat.valid] = noise
-            noise = full
-        x = x - noise
-    m = None if margin == 0 else x.new_full((x.shape[0],), float(margin))
-    loss = adjusted_cross_entropy(x, flat.target, scale=scale, margin=m)
+            full = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
+            full[flat.valid] = buf
+            buf = full
+        torch.sub(x, buf, out=buf)  # the clouded logits, in the noise's buffer
+        buf.mul_(scale)
+        if margin != 0:
+            buf.scatter_add_(1, idx, buf.new_full((x.shape[0], 1), -scale * float(margin)))
+    loss = BufferCE.apply(x, buf, idx, float(scale))
     return reduce_loss(loss, flat, weight, reduction)
 
 
