@@ -115,10 +115,12 @@ def softmax_eql_loss(
         logits, target: as above.
         class_counts: training examples per class ``(C,)``.
         threshold: the frequency threshold λ below which a class is a tail class; default 0.005.
-            Uncertain: the paper tunes λ per dataset (its tail-ratio ablation); 0.005 is the
-            CIFAR-100-LT setting of the BagOfTricks-LT benchmark's softmax EQL.
+            Uncertain: the paper sets λ per dataset (it ablates λ through the share of tail
+            classes) and its authors' code has only the sigmoid (detection) form; 0.005 is the
+            default of the softmax EQL in the BagOfTricks-LT benchmark (Zhang et al., AAAI 2021),
+            a public reimplementation.
         gamma: γ, the probability that a tail class's negative term is dropped; default 0.9.
-            Uncertain, for the same reason (BagOfTricks-LT's setting).
+            Uncertain, for the same reason (BagOfTricks-LT's default).
         seed: the seed of the random drop, or None (torch's global generator).
         weight, ignore_index, reduction: as in ``torch.nn.functional.cross_entropy``.
     """

@@ -397,8 +397,8 @@ def ib_loss(
 
     Args:
         logits, target: as above.
-        alpha: the IB loss's scale α; default 1000, the official training script's (for every
-            dataset). Uncertain: the official ``IBLoss`` class defaults to 10000.
+        alpha: the IB loss's scale α; default 1000, the official CIFAR training script's.
+            Uncertain: the official ``IBLoss`` class defaults to 10000.
         epsilon: ε in the denominator; default 0.001, the official code's.
         stage: 1 (plain cross-entropy) or 2 (the IB re-weighting); default 1, where the paper's
             schedule starts.
