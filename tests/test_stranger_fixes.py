@@ -182,3 +182,19 @@ def test_regression_summary_gives_the_test_and_validation_rows(tmp_path, monkeyp
     assert main([*argv, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert "53 test rows" in line and "47 validation rows" in line and "86.92" in line
+
+
+# ---- 19: command-line oddities -------------------------------------------------------------------
+def test_an_option_prefix_is_not_taken_for_the_option(npz, tmp_path, capsys):
+    """`--method` on `bench` was read as `--methods`: `--methods erm --method ldam` ran ldam."""
+    out = str(tmp_path / "out")
+    argv = ["bench", "table1", "--dataset", npz, "--settings", "exp4", "--dry-run", "--out", out]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--methods", "erm", "--method", "ldam"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --method ldam" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--epoch", "1", "--dataset", npz])  # --epochs
+    assert "unrecognized arguments: --epoch" in capsys.readouterr().err
+    assert main([*argv, "--methods", "erm"]) == 0
+    assert capsys.readouterr().out.split() == ["toy_exp4_erm_s0"]

@@ -806,13 +806,19 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False on every parser: argparse would take `--method ldam` on `bench` for
+    # `--methods ldam`, and `--methods erm --method ldam` would then run ldam alone
     parser = argparse.ArgumentParser(
-        prog="longtail", description="Learning from imbalanced (long-tailed) data."
+        prog="longtail",
+        description="Learning from imbalanced (long-tailed) data.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"longtail {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser(
-        "losses", help="list the registered losses: family, defaults, paper, description"
+        "losses",
+        allow_abbrev=False,
+        help="list the registered losses: family, defaults, paper, description",
     )
     p.add_argument("filter", nargs="?", default="", help="glob on the name, e.g. 'mm*'")
     p.add_argument("--family", choices=tuple(LOSS_FAMILIES), help="only the losses of this family")
@@ -825,6 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
+        allow_abbrev=False,
         help="train one run (resumes when --out holds a checkpoint of the same run)",
         description="Train one run; running the same command again resumes from --out.",
     )
@@ -842,6 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
+        allow_abbrev=False,
         help="run a published table: table1 or mm-ablation",
         description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
     )
@@ -871,7 +879,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("report", help="tables (markdown) and plots (PNG) of a results folder")
+    p = sub.add_parser(
+        "report", allow_abbrev=False, help="tables (markdown) and plots (PNG) of a results folder"
+    )
     p.add_argument("directory")
     p.add_argument("--out", help="where to write (default: the results folder)")
     p.set_defaults(func=_cmd_report)
