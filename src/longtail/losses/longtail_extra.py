@@ -579,11 +579,12 @@ def label_aware_smoothing_loss(
     Args:
         logits, target: as above.
         class_counts: training examples per class ``(C,)``.
-        smooth_head: ``ε_1``, the most frequent class's ε; default 0.3, the official configs for
-            CIFAR-10-LT, ImageNet-LT, iNaturalist 2018 and Places-LT. Uncertain: the CIFAR-100-LT
-            configs use 0.4.
+        smooth_head: ``ε_1``, the most frequent class's ε; default 0.3, the official configs
+            for CIFAR-10-LT (ρ = 100), ImageNet-LT and iNaturalist 2018. Uncertain: the others
+            differ (0.4 for CIFAR-100-LT ρ = 100 and Places-LT, 0.2 for CIFAR-100-LT ρ = 10, 0.1
+            for CIFAR-10-LT ρ = 10).
         smooth_tail: ``ε_K``, the rarest class's ε; default 0.0, the same configs'. Uncertain:
-            the CIFAR-100-LT configs use 0.1.
+            0.1 for CIFAR-100-LT ρ = 100 and Places-LT.
         shape: ``"concave"`` (default, the official code's), ``"linear"`` or ``"convex"``.
         weight, ignore_index, reduction: as in ``torch.nn.functional.cross_entropy``.
     """
