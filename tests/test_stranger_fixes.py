@@ -198,3 +198,29 @@ def test_an_option_prefix_is_not_taken_for_the_option(npz, tmp_path, capsys):
     assert "unrecognized arguments: --epoch" in capsys.readouterr().err
     assert main([*argv, "--methods", "erm"]) == 0
     assert capsys.readouterr().out.split() == ["toy_exp4_erm_s0"]
+
+
+@pytest.mark.parametrize(
+    ("table", "extra", "option"),
+    [
+        ("table1", ["--betas", "1.5"], "--betas"),
+        ("table1", ["--deltas", "0.6"], "--deltas"),
+        ("table1", ["--sweep-groups", "10,20"], "--sweep-groups"),
+        ("mm-ablation", ["--methods", "erm"], "--methods"),
+        ("dir", ["--settings", "exp10"], "--settings"),
+        ("dir-sensitivity", ["--methods", "l1"], "--methods"),
+        ("dir", ["--sweep-lambda1", "1,2"], "--sweep-lambda1"),
+    ],
+)
+def test_a_grid_option_of_another_table_is_refused(table, extra, option, npz, tmp_path, capsys):
+    data = ["--dataset", npz] if table in ("table1", "mm-ablation") else ["--target", "y"]
+    out = tmp_path / "out"
+    argv = ["bench", table, *data, *extra, "--dry-run", "--out", str(out)]
+    fails_cleanly(argv, capsys, f"`{option}`", f"`bench {table}`")
+    assert not out.exists()
+
+
+def test_a_grid_option_of_another_table_is_refused_from_a_config_file(npz, tmp_path, capsys):
+    path = write(tmp_path / "grid.toml", "betas = [1.5]\n")
+    argv = ["bench", "table1", "--config", path, "--dataset", npz, "--out", str(tmp_path / "o")]
+    fails_cleanly([*argv, "--dry-run"], capsys, "`--betas`", "mm-ablation")

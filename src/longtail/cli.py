@@ -601,8 +601,33 @@ def _check_grid(jobs: list[Any], args: argparse.Namespace) -> None:
     _check_out(args.out)
 
 
+# The grid options of `bench` and the tables that take each; another table would ignore it.
+_GRID_OPTIONS = {
+    "methods": ("table1", "dir"),
+    "settings": ("table1", "mm-ablation"),
+    "betas": ("mm-ablation",),
+    "deltas": ("mm-ablation",),
+    "sweep_groups": ("dir-sensitivity",),
+    "sweep_lambda1": ("dir-sensitivity",),
+    "sweep_lambda2": ("dir-sensitivity",),
+}
+
+
+def _check_grid_options(args: argparse.Namespace) -> None:
+    """Refuse a grid option that ``args.table`` does not use (it was silently ignored)."""
+    for name, tables in _GRID_OPTIONS.items():
+        if args.table not in tables and getattr(args, name, None) is not None:
+            option = f"--{name.replace('_', '-')}"
+            raise expected(
+                option,
+                f"absent for `bench {args.table}` (only {' and '.join(tables)} take it)",
+                repr(getattr(args, name)),
+            )
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     _check_count("--seeds", args.seeds)
+    _check_grid_options(args)
     if args.table in _REGRESSION_TABLES:
         return _cmd_bench_dir(args)
     from longtail.bench.runner import ablation_jobs, table1_jobs
