@@ -224,3 +224,82 @@ def test_a_grid_option_of_another_table_is_refused_from_a_config_file(npz, tmp_p
     path = write(tmp_path / "grid.toml", "betas = [1.5]\n")
     argv = ["bench", "table1", "--config", path, "--dataset", npz, "--out", str(tmp_path / "o")]
     fails_cleanly([*argv, "--dry-run"], capsys, "`--betas`", "mm-ablation")
+
+
+def _config_beside_data(tmp_path, npz: str, text: str):
+    """A config file in cfg/ next to toy.npz, and another folder to run from."""
+    import shutil
+
+    cfg = tmp_path / "cfg"
+    (cfg / "data").mkdir(parents=True)
+    shutil.copy(npz, cfg / "toy.npz")
+    shutil.copy(npz, cfg / "data" / "inside.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    return write(cfg / "grid.toml", text), elsewhere
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'dataset = "toy.npz"\n',  # beside the file
+        'dataset = "inside.npz"\ndata_dir = "data"\n',  # in the file's data_dir
+        'dataset = "data/inside.npz"\n',
+    ],
+)
+def test_config_file_paths_are_relative_to_the_file(text, npz, tmp_path, monkeypatch, capsys):
+    path, elsewhere = _config_beside_data(tmp_path, npz, text)
+    monkeypatch.chdir(elsewhere)
+    argv = ["bench", "table1", "--config", path, "--methods", "erm", "--settings", "exp4"]
+    assert main([*argv, "--dry-run", "--out", "out"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.split()[0].endswith("_exp4_erm_s0")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "CONFIG"],  # dataset = "missing.npz" in the file
+        ["--dataset", "missing.npz"],
+        ["--dataset", "missing.npz", "--data-dir", "DIR"],
+    ],
+)
+def test_a_missing_dataset_file_is_one_clear_line(argv, npz, tmp_path, monkeypatch, capsys):
+    path, elsewhere = _config_beside_data(tmp_path, npz, 'dataset = "missing.npz"\n')
+    monkeypatch.chdir(elsewhere)
+    argv = [a.replace("CONFIG", path).replace("DIR", str(tmp_path)) for a in argv]
+    out = tmp_path / "out"
+    err = fails_cleanly(
+        ["train", *argv, "--epochs", "1", "--out", str(out)], capsys, "missing.npz", "not a file"
+    )
+    assert "Errno" not in err
+    if "--config" in argv:
+        assert str(tmp_path / "cfg" / "missing.npz") in err  # looked for beside the file
+    assert not out.exists()
+
+
+def test_a_missing_csv_file_is_one_clear_line(tmp_path, capsys):
+    argv = ["train", "--task", "regression", "--dataset", str(tmp_path / "no.csv")]
+    fails_cleanly(
+        [*argv, "--target", "y", "--out", str(tmp_path / "o")], capsys, "no.csv", "not a file"
+    )
+
+
+def test_train_help_names_loss_methods_and_config_paths(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "loss:NAME" in text and "file's folder" in text
+
+
+def test_a_regression_config_file_reads_its_csv_beside_it(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pandas")
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    rows = "\n".join(f"{i % 7},{i % 5},{(i * 37) % 100}" for i in range(300))
+    write(cfg / "toy.csv", "a,b,y\n" + rows + "\n")
+    path = write(cfg / "dir.toml", 'dataset = "toy.csv"\ntarget = "y"\nbins = 10\n')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    argv = ["bench", "dir", "--config", path, "--methods", "vanilla", "--dry-run", "--out", "o"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.split() == ["toy_vanilla_s0"]

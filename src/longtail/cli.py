@@ -29,7 +29,7 @@ from typing import Any
 
 from . import __version__
 from ._validation import did_you_mean, expected
-from .data.registry import list_datasets
+from .data.registry import get_dataset, list_datasets
 from .engine.config import METHODS, PRESETS, TrainConfig, make_config
 from .losses import FAMILIES as LOSS_FAMILIES
 from .losses import get_loss_info, list_losses
@@ -37,6 +37,13 @@ from .models import MODELS
 
 # Errors that are the user's input, not a bug: one line on stderr and exit status 2.
 _USER_ERRORS = (ValueError, FileNotFoundError)
+
+
+def _message(err: Exception) -> str:
+    """The one line for a user's error; an OS error without its ``[Errno N]`` prefix."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        return f"{err.strerror}: {str(err.filename)!r}"
+    return str(err)
 
 
 def _cmd_losses(args: argparse.Namespace) -> int:
@@ -372,6 +379,56 @@ def _read_config_file(path: str) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+def _is_registered(dataset: str) -> bool:
+    try:
+        get_dataset(dataset)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve_file_paths(values: dict[str, Any], path: str) -> None:
+    """Take a config file's relative ``data_dir`` and ``dataset`` paths from the file's folder.
+
+    A file of settings is written next to its data, and read from wherever the command is run;
+    relative to the current directory, its paths would name other files from another folder. A
+    registered dataset name is not a path; a relative ``dataset`` that is not in the file's
+    folder but may be in a ``data_dir`` is left for the loader to look for there.
+    """
+    base = Path(path).parent
+    data_dir = values.get("data_dir")
+    if isinstance(data_dir, str) and data_dir and not Path(data_dir).expanduser().is_absolute():
+        values["data_dir"] = os.path.normpath(base / data_dir)
+    dataset = values.get("dataset")
+    if not isinstance(dataset, str) or not dataset or _is_registered(dataset):
+        return
+    if Path(dataset).expanduser().is_absolute():
+        return
+    beside = os.path.normpath(base / dataset)
+    if Path(beside).exists() or not values.get("data_dir"):
+        values["dataset"] = beside
+
+
+def _check_dataset_file(dataset: str, data_dir: str | None) -> None:
+    """An image dataset given as a file must exist: one line naming it, not ``[Errno 2]``.
+
+    (A regression CSV is checked by its loader, which says the same.)
+    """
+    if _is_registered(dataset):
+        return
+    path = Path(dataset).expanduser()
+    if path.is_file():
+        return
+    # a relative .npz path that does not exist is also looked for in data_dir
+    if data_dir and not path.is_absolute() and (Path(data_dir) / path).is_file():
+        return
+    if not dataset.lower().endswith(".npz") and not path.exists() and os.sep not in dataset:
+        return  # an unknown name: the loader refuses it with the close matches
+    nor = f", nor in --data-dir {data_dir!r}" if data_dir else ""
+    got = f"{dataset!r}, which is not a file (looked for {str(path.absolute())!r}{nor})"
+    raise expected("dataset", "a registered dataset name or an existing .npz file", got)
+
+
 def _task(args: argparse.Namespace) -> str:
     if args.command == "bench":
         return "regression" if args.table in _REGRESSION_TABLES else "classification"
@@ -404,6 +461,7 @@ def _apply_config_file(
         want = _task(args)
         if values.pop("task") != want:
             raise expected("task", f"{want!r} for `bench {args.table}`", f"another in {path!r}")
+    _resolve_file_paths(values, path)
     fields = set(_config_fields("classification")) | set(_config_fields("regression"))
     known = sorted((set(actions) | fields) - set(_INVOCATION_ONLY))
     for key in values:
@@ -512,7 +570,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> None:
     p.add_argument(
         "--config",
-        help="TOML or JSON file of options and config settings (command-line options win)",
+        help="TOML or JSON file of options and config settings (command-line options win); "
+        "relative dataset and data_dir paths in it are taken from the file's folder",
     )
     p.add_argument(
         "--dataset",
@@ -546,7 +605,11 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     if with_run:
         p.add_argument("--profile", choices=("exp", "step"))
         p.add_argument("--ratio", type=float, help="imbalance ratio n_max / n_min (>= 1)")
-        p.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
+        p.add_argument(
+            "--method",
+            help=f"one of: {', '.join(METHODS)}; or loss:NAME, any registered single-label "
+            "loss trained alone (see `longtail losses`)",
+        )
         p.add_argument("--seed", type=int)
 
 
@@ -557,6 +620,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     _check_out(args.out)
+    _check_dataset_file(config.dataset, config.data_dir)
     prepare_data(config)  # a missing or malformed dataset fails here, before --out is made
     _note_no_out(args)
     record = train(config, args.out, progress=False if args.no_progress else None)
@@ -658,6 +722,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         settings = settings or (("exp", 100.0),)
         jobs = ablation_jobs(dataset, preset, args.seeds, settings=settings, **grid, **options)
     _check_grid(jobs, args)
+    _check_dataset_file(jobs[0].config.dataset, jobs[0].config.data_dir)
     # load the data once up front: a missing dataset fails here, before any run starts
     prepare_data(jobs[0].config)
     return _run_jobs(jobs, args)
@@ -686,7 +751,7 @@ def _write_report(directory: str, out: str | None) -> int:
     try:
         paths = write_report(directory, out)
     except _USER_ERRORS as e:
-        print(f"longtail report: error: {e}", file=sys.stderr)
+        print(f"longtail report: error: {_message(e)}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"wrote {p}")
@@ -924,7 +989,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _apply_config_file(parser, argv, args)
         return args.func(args)
     except _USER_ERRORS as e:
-        print(f"longtail {args.command}: error: {e}", file=sys.stderr)
+        print(f"longtail {args.command}: error: {_message(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader of our output went away (``longtail report DIR | head``): the work is

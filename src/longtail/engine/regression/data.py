@@ -132,7 +132,11 @@ def _load_table(
         tab = load_diamonds(bins, val_pb, test_pb, seed)
     else:
         if not Path(dataset).is_file():
-            raise FileNotFoundError(f"{dataset}: the CSV file was not found")
+            # the absolute path: a relative one is read from the current folder (or, in a
+            # config file, from the file's folder), and the user needs to see which
+            got = f"{dataset!r}, which is not a file (looked for {str(Path(dataset).absolute())!r})"
+            what = "a registered dataset name or an existing .csv file"
+            raise FileNotFoundError(str(expected("dataset", what, got)))
         df = load_csv_table(dataset, target)
         bins = bins or auto_bin_width(df[target].to_numpy(dtype=np.float64))
         tab = tabular_dir(
