@@ -331,8 +331,9 @@ class _R2CCP(torch.autograd.Function):
         if entropy_weight:
             u.add_(logq, alpha=entropy_weight)  # q log q is 0 where q is 0: logq stays finite
         del logq
-        loss = torch.linalg.vecdot(q, u, dim=1)
-        ctx.save_for_backward(u.sub_(loss.unsqueeze(1)).mul_(q))  # ∂ℓ/∂z
+        qu = u.mul_(q)
+        loss = qu.sum(1)
+        ctx.save_for_backward(qu.addcmul_(q, loss.unsqueeze(1), value=-1))  # q ⊙ (u − ℓ)
         ctx.in_dtype = logits.dtype
         return loss
 
@@ -364,8 +365,10 @@ class _ValueSquaredError(torch.autograd.Function):
 
 
 class _NumberTokenLoss(torch.autograd.Function):
-    """``−log p_y + λ NTL``: NTL-MSE ``(v_y − p·v)²`` (backward ``p ⊙ (1 − 2λ r (v − ŷ)) − e_y``,
-    ``r = v_y − ŷ``) or NTL-WAS ``Σ_k p_k |v_k − v_y|`` (backward ``p ⊙ (1 + λ(d − D)) − e_y``)."""
+    """``−log p_y + λ NTL``: NTL-MSE ``(v_y − p·v)²`` (gradient ``p ⊙ (1 − 2λ r (v − ŷ)) − e_y``,
+    ``r = v_y − ŷ``) or NTL-WAS ``Σ_k p_k |v_k − v_y|`` (gradient ``p ⊙ (1 + λ(d − D)) − e_y``,
+    ``d = |v − v_y|``, ``D = Σ p d``). The gradient's ``(M, C)`` part is formed in the forward
+    (over a buffer it needs anyway): the backward only scales it."""
 
     @staticmethod
     def forward(ctx, logits, target, v, ntl_weight, wasserstein):  # type: ignore[override]
@@ -374,32 +377,30 @@ class _NumberTokenLoss(torch.autograd.Function):
         loss = logp.gather(1, idx).squeeze(1).neg_()
         p = torch.softmax(logp, dim=1)
         del logp
-        vy = v[target]
-        if wasserstein:
-            dist = (v.unsqueeze(0) - vy.unsqueeze(1)).abs_()
-            stat = torch.linalg.vecdot(p, dist, dim=1)  # D, the expected distance
-            ntl = stat
+        w = ntl_weight
+        if not w:
+            dz = p
+        elif wasserstein:
+            vy = v[target]
+            pd = (v.unsqueeze(0) - vy.unsqueeze(1)).abs_().mul_(p)  # p ⊙ d
+            dist = pd.sum(1)  # D, the expected distance
+            loss = loss + w * dist
+            dz = pd.mul_(w).addcmul_(p, (1 - w * dist).unsqueeze(1))  # p + λ p ⊙ (d − D)
         else:
-            stat = p @ v  # ŷ
-            ntl = (vy - stat).square()
-        loss = loss + ntl_weight * ntl
-        ctx.save_for_backward(p, target, v, vy, stat)
-        ctx.ntl_weight, ctx.wasserstein, ctx.in_dtype = ntl_weight, wasserstein, logits.dtype
+            yhat = p @ v
+            r = v[target] - yhat
+            loss = loss + w * r.square()
+            dz = (v.unsqueeze(0) - yhat.unsqueeze(1)).mul_((-2 * w * r).unsqueeze(1))
+            dz.add_(1).mul_(p)
+        ctx.save_for_backward(dz, target)
+        ctx.in_dtype = logits.dtype
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):  # type: ignore[override]
-        p, target, v, vy, stat = ctx.saved_tensors
-        w = ctx.ntl_weight
-        g = grad_loss.to(p.dtype).unsqueeze(1)
-        if not w:
-            grad = p.mul(g)
-        elif ctx.wasserstein:  # p ⊙ (1 + λ (|v − v_y| − D)) = λ p ⊙ (|v − v_y| − (D − 1/λ))
-            grad = (v.unsqueeze(0) - vy.unsqueeze(1)).abs_().sub_((stat - 1 / w).unsqueeze(1))
-            grad.mul_(p).mul_(w * g)
-        else:  # p ⊙ (1 − 2λ r (v − ŷ)), r = v_y − ŷ: with κ = −2λr, κ p ⊙ (v − (ŷ − 1/κ))
-            kappa = (-2 * w * (vy - stat)).unsqueeze(1)
-            grad = (v.unsqueeze(0) - stat.unsqueeze(1)).mul_(kappa).add_(1).mul_(p).mul_(g)
+        dz, target = ctx.saved_tensors
+        g = grad_loss.to(dz.dtype).unsqueeze(1)
+        grad = dz * g
         grad.scatter_add_(1, target.unsqueeze(1), -g)
         return grad.to(ctx.in_dtype), None, None, None, None
 

@@ -48,7 +48,7 @@ def _normalize(z: torch.Tensor, how: str | None):
     if how is None:
         return z, None, None
     if how == "l1":
-        raw = z.abs().mean(1, keepdim=True)
+        raw = torch.linalg.vector_norm(z, 1, dim=1, keepdim=True).div_(z.shape[1])
         floor = raw < _L1_FLOOR  # a row of (near) zeros: divided by the floor, a constant
         return z, raw.clamp_min(_L1_FLOOR), floor if bool(floor.any()) else None
     sp = F.softplus(z)
@@ -68,11 +68,25 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vecdot(a, b, dim=1).unsqueeze(1)
 
 
+def _log_softmax_(x: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(x, 1)`` written over ``x``, a fresh row-major ``(M, C)`` buffer we own (one
+    ``(M, C)`` allocation fewer, as longtail's fused cross-entropy does on CPU; elsewhere, or for
+    another layout, an ordinary out-of-place call)."""
+    if x.device.type == "cpu" and x.is_contiguous():
+        return torch._log_softmax(x, 1, False, out=x)
+    return torch.log_softmax(x, dim=1)
+
+
 class _LDRCrossEntropy(torch.autograd.Function):
     """``ce_i = CE((z̃_i − c e_{y_i}) / λ_i, y_i)`` on the normalised scores ``z̃``, with the
     closed-form backward ``(softmax − e_y) / λ_i`` pulled back through the normalisation; with
     ``alpha``, first ALDR's closed-form step ``λ_i = λ₀ − λ₀ KL(softmax(z̃/λ_i^old) ‖ 1/C) /
-    (α log C)`` (returned, without gradient). Returns ``(ce, λ)``."""
+    (α log C)`` (returned, without gradient). Returns ``(ce, λ)``.
+
+    Few ``(M, C)`` buffers (on CPU each fresh one costs its page faults as much as a pass over
+    it): the log-probabilities are written over the adjusted scores, and the backward needs only
+    them, since ``Σ_k (p − e_y)_k a_k = Σ_k (p − e_y)_k log p_k`` (the two differ by a row
+    constant, and ``p − e_y`` sums to 0)."""
 
     @staticmethod
     def forward(ctx, logits, target, margin, lam, how, alpha, lam_old):  # type: ignore[override]
@@ -81,39 +95,43 @@ class _LDRCrossEntropy(torch.autograd.Function):
         base, scale, special = _normalize(z, how)  # z̃ = base / scale
         idx = target.unsqueeze(1)
         c = z.shape[1]
+        if alpha is None and how == "softplus" and base.is_contiguous():
+            buf = base  # softplus's fresh buffer: scaled and log-softmaxed in place
+        else:
+            buf = torch.empty(z.shape, dtype=ctype, device=z.device)  # row-major, ours
         if alpha is None:
             lam_row = torch.full((z.shape[0],), lam, dtype=ctype, device=z.device)
         else:
             first = lam_old.unsqueeze(1) if scale is None else lam_old.unsqueeze(1) * scale
-            logq = torch.log_softmax(base / first, dim=1)
-            kl = _rowdot(torch.softmax(logq, dim=1), logq).squeeze(1).add_(math.log(c))
-            del logq
+            logq = _log_softmax_(torch.div(base, first, out=buf))
+            work = torch.exp(logq)  # q, then q log q
+            kl = work.mul_(logq).sum(1).add_(math.log(c))
+            del work, logq
             lam_row = lam - lam * kl / (alpha * math.log(c))
         inv = lam_row.reciprocal().unsqueeze(1)
         mult = inv if scale is None else inv / scale
-        # a = (z̃ − c e_y) / λ, written over softplus's fresh buffer when there is one
-        a = base.mul_(mult) if how == "softplus" else base * mult
+        a = torch.mul(base, mult, out=buf)  # (z̃ − c e_y) / λ once the margin is in
         del base
         if margin:
             a.scatter_add_(1, idx, inv * -margin)
-        logp = torch.log_softmax(a, dim=1)
+        logp = _log_softmax_(a)
         ce = logp.gather(1, idx).squeeze(1).neg_()
-        ctx.save_for_backward(logp, a, target, inv, z, scale, special)
+        ctx.save_for_backward(logp, target, inv, z, scale, special)
         ctx.how, ctx.margin, ctx.in_dtype = how, margin, logits.dtype
         ctx.mark_non_differentiable(lam_row)
         return ce, lam_row
 
     @staticmethod
     def backward(ctx, grad_ce, grad_lam):  # type: ignore[override]
-        logp, a, target, inv, z, scale, special = ctx.saved_tensors
+        logp, target, inv, z, scale, special = ctx.saved_tensors
         idx = target.unsqueeze(1)
         s = torch.softmax(logp, dim=1)  # ∂ce/∂z̃ = (softmax − e_y) / λ
         s.scatter_add_(1, idx, s.new_full((s.shape[0], 1), -1.0))
         coef = inv * grad_ce.to(s.dtype).unsqueeze(1)
         if ctx.how is None:
             return s.mul_(coef).to(ctx.in_dtype), None, None, None, None, None, None
-        # (1/C) Σ_k s_k z̃_k, with z̃ = λ a + c e_y
-        dot = _rowdot(s, a).div_(inv)
+        # (1/C) Σ_k s_k z̃_k with z̃ = λ a + c e_y, and Σ_k s_k a_k = Σ_k s_k log p_k
+        dot = _rowdot(s, logp).div_(inv)
         if ctx.margin:
             dot.add_(s.gather(1, idx), alpha=ctx.margin)
         dot.div_(z.shape[1])
@@ -125,7 +143,8 @@ class _LDRCrossEntropy(torch.autograd.Function):
         # z̃ = sp / M, sp = softplus(z), M = mean sp: σ(z)/M ⊙ (s − dot)
         factor = torch.sigmoid(z)
         if special is not None:  # M underflowed: σ(z)/M = z̃ σ(z)/sp(z), in log space
-            zt = (a / inv).scatter_add_(1, idx, a.new_full((a.shape[0], 1), ctx.margin))
+            zt = torch.exp(_log_softplus(z) - torch.logsumexp(_log_softplus(z), 1, keepdim=True))
+            zt.mul_(z.shape[1])
             ratio = torch.exp(F.logsigmoid(z) - _log_softplus(z)).mul_(zt)
             factor = torch.where(special, ratio, factor / scale)
             return s.sub_(dot).mul_(factor).mul_(coef).to(ctx.in_dtype), *([None] * 6)
@@ -474,20 +493,35 @@ def _ovr_rows(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class _SwitchedOVR(torch.autograd.Function):
-    """Per-row one-vs-rest loss (rows ``rows``; all rows when ``rows`` is None) or cross-entropy
-    (the others). Backward: ``σ(z) − e_y`` on one-vs-rest rows, ``softmax(z) − e_y`` on the
-    others."""
+    """Per-row one-vs-rest loss or cross-entropy. ``switch`` None: one-vs-rest for every row;
+    else ``(k, valid)``: one-vs-rest for the ``k`` rows of smallest logit margin
+    ``z_y − max_{k≠y} z_k`` among the ``valid`` ones (ties by position), cross-entropy for the
+    others. Backward: ``σ(z) − e_y`` on one-vs-rest rows, ``softmax(z) − e_y`` on the others."""
 
     @staticmethod
-    def forward(ctx, logits, target, rows):  # type: ignore[override]
+    def forward(ctx, logits, target, switch):  # type: ignore[override]
         ctype = torch.promote_types(logits.dtype, torch.float32)
         z = logits.to(ctype)
         ctx.in_dtype = logits.dtype
-        if rows is None:
+        if switch is None:
             ctx.save_for_backward(z, target)
             return _ovr_rows(z, target)
+        k, valid = switch
+        idx = target.unsqueeze(1)
         logp = torch.log_softmax(z, dim=1)
-        loss = logp.gather(1, target.unsqueeze(1)).squeeze(1).neg_()
+        lpy = logp.gather(1, idx)
+        loss = lpy.squeeze(1).neg()
+        if k:
+            # the margin, read from our log-probabilities (the same differences as z's): the
+            # target column masked for the max, then written back
+            other = logp.scatter_(1, idx, float("-inf")).amax(1)
+            logp.scatter_(1, idx, lpy)
+            margin = lpy.squeeze(1) - other
+            if valid is not None:
+                margin = margin.masked_fill(~valid, float("inf"))
+            rows = torch.sort(margin, stable=True).indices[:k]
+        else:
+            rows = torch.zeros(0, dtype=torch.long, device=z.device)
         zs = z.index_select(0, rows)
         loss = loss.index_copy(0, rows, _ovr_rows(zs, target.index_select(0, rows)))
         ctx.save_for_backward(logp, target, zs, rows)
@@ -617,19 +651,8 @@ def sovr_loss(
     )
     n = flat.target.numel() if flat.valid is None else int(flat.valid.sum())
     k = int(ratio * n)
-    rows = torch.arange(0, device=flat.target.device)  # none switched: cross-entropy
-    if k == n and flat.valid is None:
-        rows = None  # all switched: the one-vs-rest loss
-    elif k > 0:
-        with torch.no_grad():
-            z = flat.logits.to(flat.compute_dtype)
-            idx = flat.target.unsqueeze(1)
-            zy = z.gather(1, idx).squeeze(1)
-            margin = zy - z.scatter(1, idx, float("-inf")).amax(1)
-            if flat.valid is not None:
-                margin = margin.masked_fill(~flat.valid, float("inf"))
-            rows = torch.sort(margin, stable=True).indices[:k]
-    loss = _SwitchedOVR.apply(flat.logits, flat.target, rows)
+    switch = None if k == n and flat.valid is None else (k, flat.valid)  # None: all switched
+    loss = _SwitchedOVR.apply(flat.logits, flat.target, switch)
     return reduce_loss(loss, flat, weight, reduction)
 
 
