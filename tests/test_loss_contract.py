@@ -50,6 +50,17 @@ NO_HALF: frozenset[str] = frozenset(ref.NO_HALF)
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def reductions(name: str) -> tuple[str, ...]:
+    """The reductions a loss takes: a batch-level loss (``per_sample=False`` in the registry: a
+    soft F-score, an AUC of the batch) has no per-sample values, so no ``"none"``."""
+    return REDUCTIONS if lt.get_loss_info(name).per_sample else ("mean", "sum")
+
+
+def unreduced(name: str) -> str:
+    """``"none"`` where a loss has per-sample values, else ``"sum"`` (checked the same way)."""
+    return "none" if lt.get_loss_info(name).per_sample else "sum"
+
+
 # ------------------------------------------------------------------------------------ helpers
 def info(name: str) -> lt.LossInfo:
     return lt.get_loss_info(name)
@@ -193,6 +204,10 @@ def test_signature_conventions(name):
 @pytest.mark.parametrize("name", LOSSES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_matches_reference(name, reduction):
+    if reduction not in reductions(name):
+        with pytest.raises(ValueError, match="reduction"):
+            build(name, reduction=reduction)(*inputs(name, n=10))
+        return
     z, target = inputs(name, n=10)
     for setting in reference(name).settings:
         for weight in (None, WEIGHT):
@@ -214,7 +229,7 @@ def test_module_equals_function(name):
     w = torch.tensor(WEIGHT)
     for setting in reference(name).settings:
         kw = tensor_setting(setting)
-        for reduction in REDUCTIONS:
+        for reduction in reductions(name):
             module = build(name, **kw, weight=w, reduction=reduction)
             state = ref.STATE[name](module) if name in ref.STATE else {}  # before it moves
             mod = module(z, target)
@@ -225,7 +240,7 @@ def test_module_equals_function(name):
 @pytest.mark.parametrize("name", LOSSES)
 def test_batch_of_one_and_absent_classes(name):
     z, target = inputs(name, n=1, seed=2)
-    for reduction in REDUCTIONS:
+    for reduction in reductions(name):
         got = build(name, reduction=reduction).double()(z, target)
         torch.testing.assert_close(got, expected_value(name, z, target, {}, None, reduction))
         assert got.shape == (() if reduction != "none" else tuple(target.shape))
@@ -250,8 +265,9 @@ def test_empty_batch_gives_attached_zero(name):
         assert out.shape == () and out.item() == 0.0
         (grad,) = torch.autograd.grad(out, z)  # attached to the graph
         assert grad.shape == z.shape
-    none = build(name, reduction="none")(z, target)
-    assert none.shape == tuple(target.shape) and none.numel() == 0
+    if lt.get_loss_info(name).per_sample:
+        none = build(name, reduction="none")(z, target)
+        assert none.shape == tuple(target.shape) and none.numel() == 0
 
 
 # ------------------------------------------------------------------------------------ gradients
@@ -261,7 +277,7 @@ def test_gradcheck_float64(name):
     z.requires_grad_(True)
     for setting in reference(name).settings:
         kw = tensor_setting(setting)
-        for reduction, weight in (("mean", torch.tensor(WEIGHT)), ("none", None)):
+        for reduction, weight in (("mean", torch.tensor(WEIGHT)), (unreduced(name), None)):
             crit = build(name, **kw, weight=weight, reduction=reduction).double()
             assert torch.autograd.gradcheck(lambda x, c=crit: c(x, target), (z,), fast_mode=True)
 
@@ -307,7 +323,7 @@ def test_extreme_logits_stay_finite(name, dtype):
     z[0] = 1e4  # a row of ties at the top
     _, target = inputs(name, n=12, seed=5)
     target = target.to(dtype) if target.is_floating_point() else target
-    for reduction in ("mean", "none"):
+    for reduction in ("mean", unreduced(name)):
         x = z.clone().requires_grad_(True)
         out = build(name, reduction=reduction)(x, target)
         out.sum().backward()
@@ -335,7 +351,7 @@ def test_ignoring_an_entry_is_dropping_it(name):
             yi[keep & (y == 3)] = 0  # only the masked rows carry the ignored label
         yk = yi[keep]
         w = torch.tensor(WEIGHT, dtype=torch.float64)
-        for reduction in REDUCTIONS:
+        for reduction in reductions(name):
             crit = build(name, weight=w, ignore_index=ignore_index, reduction=reduction).double()
             x = z.clone().requires_grad_(True)
             out = crit(x, yi)
@@ -359,12 +375,13 @@ def test_spatial_inputs_match_flattened(name):
         flat_t = target.movedim(1, -1).reshape(-1, C)
     else:
         flat_t = target.reshape(-1)
-    none = build(name, reduction="none").double()(z, target)
-    assert none.shape == target.shape
-    flat_none = build(name, reduction="none").double()(flat_z, flat_t)
-    if per_class:
-        flat_none = flat_none.reshape(2, 3, 2, C).movedim(-1, 1)
-    torch.testing.assert_close(none, flat_none.reshape(none.shape))
+    if lt.get_loss_info(name).per_sample:
+        none = build(name, reduction="none").double()(z, target)
+        assert none.shape == target.shape
+        flat_none = build(name, reduction="none").double()(flat_z, flat_t)
+        if per_class:
+            flat_none = flat_none.reshape(2, 3, 2, C).movedim(-1, 1)
+        torch.testing.assert_close(none, flat_none.reshape(none.shape))
     mean = build(name).double()
     torch.testing.assert_close(mean(z, target), mean(flat_z, flat_t))
 
@@ -606,7 +623,10 @@ def test_equivalence(eq: Equivalence):
     g = torch.Generator().manual_seed(13)
     z = (torch.rand(16, C, generator=g, dtype=torch.float64) * 2 - 1) * 2
     y = torch.randint(0, C, (16,), generator=g)
-    for reduction in ("mean", "none"):
+    batch_level = not all(
+        lt.get_loss_info(n).per_sample for n in (eq.loss, eq.other) if isinstance(n, str)
+    )
+    for reduction in ("mean", "sum" if batch_level else "none"):
         got = _equivalence_side(eq.loss, eq.kwargs, eq.counts, reduction)(z, y)
         if isinstance(eq.other, str):
             want = _equivalence_side(eq.other, eq.other_kwargs, eq.counts, reduction)(z, y)
@@ -627,3 +647,18 @@ def test_uniform_counts_are_meaningful():
     z, y = torch.randn(16, C, dtype=torch.float64), torch.randint(0, C, (16,))
     la = lt.create_loss("logit-adjusted", class_counts=COUNTS).double()(z, y)
     assert not math.isclose(la.item(), F.cross_entropy(z, y).item(), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES if not lt.get_loss_info(n).per_sample])
+def test_batch_level_losses_refuse_per_sample_values(name):
+    """A batch-level loss has no value per sample: ``reduction="none"`` is refused, and the
+    training engine (which weights per-sample values) refuses it as a method."""
+    z, target = inputs(name, n=6)
+    with pytest.raises(ValueError, match="reduction"):
+        build(name, reduction="none")(z, target)
+    crit = build(name)
+    crit.reduction = "none"
+    with pytest.raises(ValueError, match="reduction"):
+        crit(z, target)
+    with pytest.raises(ValueError, match="per-sample"):
+        lt.engine.get_method(f"loss:{name}")

@@ -187,9 +187,10 @@ def loss_method(loss: str) -> MethodSpec:
     if not info.single_label:
         raise expected(
             "method",
-            f"{LOSS_METHOD_PREFIX}NAME with a single-label loss (the engine trains on one class "
-            f"index per sample)",
-            f"{LOSS_METHOD_PREFIX}{loss}, whose target is {info.target!r}",
+            f"{LOSS_METHOD_PREFIX}NAME with a single-label, per-sample loss (the engine trains "
+            f"on one class index per sample and weights per-sample values)",
+            f"{LOSS_METHOD_PREFIX}{loss}, whose target is {info.target!r}"
+            + ("" if info.per_sample else " and whose value is a batch-level quantity"),
         )
     return MethodSpec(
         name=f"{LOSS_METHOD_PREFIX}{loss}",

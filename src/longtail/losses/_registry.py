@@ -104,6 +104,10 @@ class LossInfo:
             loss's Δ); empty when the gradient is the true derivative (then gradcheck applies).
         uncertain: hyper-parameters whose default is uncertain (the paper gives none, or several);
             the function's docstring says so.
+        per_sample: the loss is a mean of per-sample terms, so ``reduction="none"`` has a
+            meaning; False for a batch-level quantity (a soft F-score or an AUC of the whole
+            batch), which takes only ``"mean"`` and ``"sum"`` and cannot be a training engine's
+            method (the engine weights per-sample values).
     """
 
     name: str
@@ -119,6 +123,7 @@ class LossInfo:
     compile_note: str = ""
     stop_gradient: str = ""
     uncertain: tuple[str, ...] = ()
+    per_sample: bool = True
     _keywords: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -166,8 +171,9 @@ class LossInfo:
 
     @property
     def single_label(self) -> bool:
-        """Takes one class index per sample (what the training engine feeds a loss)."""
-        return self.target == "index"
+        """Takes one class index per sample and gives one value per sample (what the training
+        engine feeds a loss and weights)."""
+        return self.target == "index" and self.per_sample
 
 
 _REGISTRY: dict[str, LossInfo] = {}
@@ -213,6 +219,7 @@ def register_loss(
     compile_note: str = "",
     stop_gradient: str = "",
     uncertain: Sequence[str] = (),
+    per_sample: bool = True,
 ) -> Any:
     """Register a loss; used as a class decorator on its module (the usual way)::
 
@@ -254,6 +261,7 @@ def register_loss(
                 compile_note=compile_note,
                 stop_gradient=stop_gradient,
                 uncertain=tuple(uncertain),
+                per_sample=per_sample,
             )
         )
         return cls

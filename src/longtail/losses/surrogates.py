@@ -327,6 +327,7 @@ class _AnyLoss(torch.autograd.Function):
 
 @register_loss(
     name="anyloss",
+    per_sample=False,
     function=any_loss,
     family="metric-surrogate",
     description="AnyLoss: 1 − F-β / G-mean / balanced accuracy of amplified sigmoids, per class",
@@ -432,6 +433,7 @@ def dice_loss(
 
 @register_loss(
     name="dice",
+    per_sample=False,
     function=dice_loss,
     family="metric-surrogate",
     description="Sørensen–Dice / soft F1 per class over the batch (sigmoid, multi-label frames)",
@@ -620,6 +622,7 @@ def macro_auc_pairwise_loss(
 
 @register_loss(
     name="macro-auc-pairwise",
+    per_sample=False,
     function=macro_auc_pairwise_loss,
     family="metric-surrogate",
     description="macro-AUC surrogate: mean over labels of ℓ(f_i − f_j), positive i, negative j",
@@ -744,6 +747,7 @@ class _UnivariateLogistic(torch.autograd.Function):
 
 @register_loss(
     name="macro-auc-univariate",
+    per_sample=False,
     function=macro_auc_univariate_loss,
     family="metric-surrogate",
     description="macro-AUC surrogate: ℓ(f) over each label's positives + ℓ(−f) over its negatives",
