@@ -629,6 +629,7 @@ def test_table1_grid_takes_loss_methods(tmp_path):
     assert [j.config.method for j in jobs] == ["erm", "loss:vs"]
     assert jobs[1].config.spec.loss == "vs" and jobs[1].config.to_dict()["loss"] == "vs"
     assert len({j.name for j in jobs}) == 2
+    assert jobs[1].name == "toy_exp3_loss-vs_s0"  # no colon in a file name
 
 
 # -------------------------------------------------------------------------- `longtail losses`

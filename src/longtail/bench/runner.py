@@ -103,7 +103,9 @@ def _classification_job(
         seed=seed,
         **overrides,
     )
-    name = f"{_dataset_slug(dataset)}_{_setting_name(profile, ratio)}_{method}{tag}_s{seed}"
+    # "loss:NAME" methods: no colon in file names (Windows, URLs, Make refuse it)
+    slug = method.replace(":", "-")
+    name = f"{_dataset_slug(dataset)}_{_setting_name(profile, ratio)}_{slug}{tag}_s{seed}"
     return Job(name, cfg, {"bench": bench})
 
 
