@@ -532,3 +532,23 @@ def test_nfl_value_is_the_official_codes_and_its_gradient_the_formulas():
     (gt,) = torch.autograd.grad(_nfl_plain(z.requires_grad_(True), y, 0.5).mean(), z)
     torch.testing.assert_close(ga, gt)
     assert not torch.allclose(ga, gb)
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0, 1e3, 1e4])
+def test_nce_keeps_float32_precision_under_a_common_offset(offset):
+    """NCE's normaliser C·lse − Σ z cancels when the logits share a large offset; longtail
+    re-sums those rows in float64, so float32 stays within a few ulps of float64 (value and
+    gradient) however large the offset (NCE is shift-invariant)."""
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(64, 100, generator=g) * 3 + offset
+    y = torch.randint(0, 100, (64,), generator=g)
+    for name in ("nce", "nce-rce"):
+        crit = lt.create_loss(name, reduction="none")
+        x32, x64 = z.clone().requires_grad_(True), z.double().requires_grad_(True)
+        v32, v64 = crit(x32, y), crit.double()(x64, y)
+        torch.testing.assert_close(v32.double(), v64, rtol=1e-6, atol=0)
+        v32.sum().backward()
+        v64.sum().backward()
+        torch.testing.assert_close(x32.grad.double(), x64.grad, rtol=1e-5, atol=1e-9)
+        # shift invariance, in float64
+        torch.testing.assert_close(v64, crit.double()(z.double() - offset, y))

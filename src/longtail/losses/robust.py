@@ -57,9 +57,9 @@ class _NormalizedCE(torch.autograd.Function):
     """``α·NCE + b·(1 − p_y)`` per sample (``b = −βA``: NCE+RCE; ``b = 0``: NCE), with
     ``NCE = s / D``, ``s = −log p_y``, ``D = Σ_k (−log p_k)``.
 
-    ``D = C·lse(z) − Σ_k z_k`` with ``lse = s + z_y``: the fused cross-entropy kernel and two row
-    reductions, no ``(M, C)`` log-probabilities (``D ≥ log C > 0``: the smallest p_k is ≤ 1/C, so
-    the ratio is always defined). With ``∂s/∂z = p − e_y``, ``∂D/∂z = C p − 1`` and
+    ``D = C·lse(z) − Σ_k z_k = C s + Σ_k (z_y − z_k)``: the fused cross-entropy kernel and two
+    row reductions, no ``(M, C)`` log-probabilities (``D ≥ log C > 0``: the smallest p_k is
+    ≤ 1/C, so the ratio is always defined). With ``∂s/∂z = p − e_y``, ``∂D/∂z = C p − 1`` and
     ``∂(1 − p_y)/∂z = p_y (p − e_y)``, the gradient of a row is
 
         p·(α (D − C s) / D² + b p_y) + α s / D² − e_y·(α / D + b p_y),
@@ -69,10 +69,22 @@ class _NormalizedCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, idx, alpha, b):  # type: ignore[override]
+        c = x.shape[1]
         # lse from the fused cross-entropy kernel (torch.logsumexp is about twice as slow on CPU)
         s = F.cross_entropy(x, idx.squeeze(1), reduction="none")
-        den = x.shape[1] * (s + x.gather(1, idx).squeeze(1)) - x.sum(1)
-        ctx.save_for_backward(x, idx, s, den)
+        z_y = x.gather(1, idx).squeeze(1)
+        total = x.sum(1)
+        dz = c * z_y - total  # Σ_k (z_y − z_k) = D − C s
+        # Logits sharing a large offset make C z_y − Σ z cancel (an error of about ε C |offset|);
+        # those rows are summed again in float64.
+        if x.dtype != torch.float64:
+            risky = (torch.maximum(z_y.abs() * c, total.abs()) > 2 * (c * s + dz)).nonzero()
+            if risky.numel():
+                rows = risky.view(-1)
+                exact = c * z_y[rows].double() - x[rows].sum(1, dtype=torch.float64)
+                dz[rows] = exact.to(x.dtype)
+        den = c * s + dz
+        ctx.save_for_backward(x, idx, s, den, dz)
         ctx.alpha, ctx.b = alpha, b
         loss = s / den
         if alpha != 1:
@@ -84,10 +96,10 @@ class _NormalizedCE(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        x, idx, s, den = ctx.saved_tensors
+        x, idx, s, den, dz = ctx.saved_tensors
         alpha, b = ctx.alpha, ctx.b
         ga = grad * alpha
-        slope = ga * (den - x.shape[1] * s) / (den * den)
+        slope = ga * dz / (den * den)
         at_y = ga / den
         if b != 0:
             bp = grad * b * torch.exp(-s)
