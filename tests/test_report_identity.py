@@ -322,3 +322,31 @@ def test_plots_draw_other_recipes_as_their_own_lines(tmp_path):
     for rec in abl:
         rec["config"] = dict(rec["config"], loss_kwargs={"beta": 1.2, "delta_minus": 0.6})
     assert plot_ablation(abl, tmp_path / "abl.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---- plots of settings whose names collide -----------------------------------------------------
+def test_two_datasets_with_one_file_stem_get_a_plot_each(tmp_path):
+    """/a/faces.npz and /b/faces.npz: one PNG name before, the second plot overwrote the first."""
+    pytest.importorskip("matplotlib")
+    folder = tmp_path / "results"
+    datasets = {"a": "/data/a/faces.npz", "b": "/data/b/faces.npz", "c": "fashion-mnist"}
+    for name, dataset in datasets.items():
+        rec = record(seed=0, error=20.0, fingerprint=f"{name * 4}1234")
+        for part in (rec, rec["config"], rec["identity"]):
+            part["dataset"] = dataset
+        rec["metrics"]["per_class_error"] = [10.0 * c for c in range(10)]
+        write(folder / f"{name}.json", rec)
+    paths = write_report(folder, tmp_path / "report")
+    pngs = [p.name for p in paths if p.suffix == ".png"]
+    assert len(pngs) == len(set(pngs)) == 3
+    faces = [n for n in pngs if "faces" in n]
+    assert len(faces) == 2 and all(n.startswith("per_class_error_faces_exp100_") for n in faces)
+    assert "per_class_error_fashion-mnist_exp100.png" in pngs  # no other with its name
+    text = paths[-1].read_text(encoding="utf-8")
+    sections = text.split("## Per-class error")[1].split("\n\n**")[1:]
+    for dataset in ("/data/a/faces.npz", "/data/b/faces.npz"):
+        (section,) = [s for s in sections if f"(`{dataset}`)" in s.splitlines()[0]]
+        link = section.split("](")[1].split(")")[0]
+        assert link in faces
+        faces.remove(link)  # each section links its own plot
+    assert faces == []

@@ -16,10 +16,11 @@ The work is split in three modules, re-exported here:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,10 @@ def write_report(
     * ``report.md``: Table 1 (top-1 error), the tail view, the per-class plots, the ablation
       grids and plots, and the DIR tables and plots when there are regression records.
 
+    Two settings whose file names would be the same (datasets ``/a/faces.npz`` and
+    ``/b/faces.npz``) get a short hash of their dataset in the name (:func:`plot_name`), and
+    each section links its own plot.
+
     Without matplotlib the tables are still written, with a warning and no plots.
 
     Args:
@@ -121,8 +126,10 @@ def write_report(
         )
     written: list[Path] = []
 
-    def plot(fn: Callable[..., Path], prefix: str, setting: Setting) -> str:
-        name = f"{prefix}_{slug(setting)}.png"
+    def plot(
+        fn: Callable[..., Path], prefix: str, setting: Setting, settings: Sequence[Setting]
+    ) -> str:
+        name = plot_name(prefix, setting, settings)
         written.append(fn(records, out_dir / name, setting))
         return f"![{name}]({name})"
 
@@ -135,7 +142,31 @@ def write_report(
     return written
 
 
-Plot = Callable[[Callable[..., Path], str, Setting], str]
+Plot = Callable[[Callable[..., Path], str, Setting, Sequence[Setting]], str]
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def plot_name(prefix: str, setting: Setting, settings: Sequence[Setting]) -> str:
+    """The PNG file name of the plot of ``setting`` among the ``settings`` of one kind of plot.
+
+    ``<prefix>_<slug>.png``; where two settings have one slug (two datasets whose files share a
+    stem, ``/a/faces.npz`` and ``/b/faces.npz``, or a registered name and a file of that name),
+    each of them gets a short hash of its dataset too, so that neither plot overwrites the other.
+    """
+    name = slug(setting)
+    if sum(slug(s) == name for s in settings) > 1:
+        name += f"_{_short_hash(str(setting[0]))}"
+    return f"{prefix}_{name}.png"
+
+
+def plot_titles(settings: Sequence[Setting]) -> dict[Setting, str]:
+    """Titles of ``settings``; two that read the same also name their datasets as given."""
+    plain = {s: setting_title(s) for s in settings}
+    shown = list(plain.values())
+    return {s: f"{t} (`{s[0]}`)" if shown.count(t) > 1 else t for s, t in plain.items()}
 
 
 def _summary(directory: Path, n_found: int, records: list[dict[str, Any]]) -> str:
@@ -154,15 +185,18 @@ def _classification_sections(records: list[dict[str, Any]], plot: Plot | None) -
     per_class = per_class_settings(records)
     if per_class and plot is not None:
         sections.append("## Per-class error")
+        titles = plot_titles(per_class)
         for setting in per_class:
-            link = plot(plot_per_class_error, "per_class_error", setting)
-            sections.append(f"**{setting_title(setting)}**\n\n{link}")
+            link = plot(plot_per_class_error, "per_class_error", setting, per_class)
+            sections.append(f"**{titles[setting]}**\n\n{link}")
     ablation = ablation_markdown(records)
     if ablation:
         sections += ["## MM ablation: β × δ⁻", ablation]
-        settings = dict.fromkeys(g.setting for g in ablation_grids(records))
-        for setting in sorted(settings, key=setting_order) if plot is not None else []:
-            sections.append(plot(plot_ablation, "mm_ablation", setting))
+        settings = sorted(
+            dict.fromkeys(g.setting for g in ablation_grids(records)), key=setting_order
+        )
+        for setting in settings if plot is not None else []:
+            sections.append(plot(plot_ablation, "mm_ablation", setting, settings))
     return sections
 
 
@@ -172,12 +206,14 @@ def _regression_sections(records: list[dict[str, Any]], plot: Plot | None) -> li
     regression = dir_markdown(records)
     if regression:
         sections += ["## Deep imbalanced regression", regression]
-        for setting in per_bin_settings(records) if plot is not None else []:
-            sections.append(plot(plot_dir_error, "dir_error", setting))
+        settings = per_bin_settings(records)
+        for setting in settings if plot is not None else []:
+            sections.append(plot(plot_dir_error, "dir_error", setting, settings))
     sensitivity = dir_sensitivity_markdown(records)
     if sensitivity:
         sections += ["## Group-DIR sensitivity: G, λ1, λ2", sensitivity]
-        settings = dict.fromkeys(s.column.setting for s in sensitivity_sweeps(records))
-        for setting in sorted(settings, key=setting_order) if plot is not None else []:
-            sections.append(plot(plot_dir_sensitivity, "dir_sensitivity", setting))
+        sweeps = sensitivity_sweeps(records)
+        settings = sorted(dict.fromkeys(s.column.setting for s in sweeps), key=setting_order)
+        for setting in settings if plot is not None else []:
+            sections.append(plot(plot_dir_sensitivity, "dir_sensitivity", setting, settings))
     return sections
