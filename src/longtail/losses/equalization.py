@@ -214,7 +214,8 @@ def eqlv2_weights(
 
 class _EQLv2(torch.autograd.Function):
     """Per-sample ``Σ_c w_c BCE(x_c, [c = y])`` with ``w = q`` at the target, ``r`` elsewhere;
-    closed-form backward, which also hands the gradient to ``collect`` (the module's statistics)."""
+    closed-form backward, which also hands the per-class sums of ``|∂L/∂z|`` over the positive
+    and the negative entries to ``collect`` (the module's statistics)."""
 
     @staticmethod
     def forward(ctx, x, idx, pos_w, neg_w, collect):  # type: ignore[override]
@@ -231,11 +232,18 @@ class _EQLv2(torch.autograd.Function):
         x, idx, pos_w, neg_w = ctx.saved_tensors
         s = torch.sigmoid(x)
         s_y = s.gather(1, idx)
+        if ctx.collect is not None:
+            # |∂ℓ/∂z| summed over the batch, per class: |g_i| r_c σ_ic at the negatives,
+            # |g_i| q_y (1 − σ_iy) at the positives; from σ, without an (N, C) |grad|
+            with torch.no_grad():
+                ga, y = g.abs(), idx.squeeze(1)
+                at_y = torch.zeros_like(neg_w).index_add_(0, y, ga * s_y.squeeze(1))
+                neg = neg_w * ((ga.unsqueeze(0) @ s).squeeze(0) - at_y)
+                pos = torch.zeros_like(pos_w).index_add_(0, y, ga * (1 - s_y.squeeze(1)))
+                ctx.collect(pos * pos_w, neg)
         grad = s.mul_(neg_w)  # r_c σ(x_c) for the negatives
         grad.scatter_(1, idx, (s_y - 1) * pos_w[idx.squeeze(1)].unsqueeze(1))  # q_y (σ − 1)
         grad.mul_(g.unsqueeze(1))
-        if ctx.collect is not None:
-            ctx.collect(grad, idx)
         return grad, None, None, None, None
 
 
@@ -366,12 +374,9 @@ class EQLv2Loss(WeightedLoss):
         self.register_buffer("pos_grad", stats[0])
         self.register_buffer("neg_grad", stats[1])
 
-    def _collect(self, grad: torch.Tensor, idx: torch.Tensor) -> None:
+    def _collect(self, pos: torch.Tensor, neg: torch.Tensor) -> None:
         with torch.no_grad():
-            a = grad.abs()
-            pos = torch.zeros(a.shape[1], dtype=a.dtype, device=a.device)
-            pos.index_add_(0, idx.squeeze(1), a.gather(1, idx).squeeze(1))
-            stats = torch.stack([pos, a.sum(0) - pos])
+            stats = torch.stack([pos, neg])
             if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
                 dist.all_reduce(stats)
             if self.pos_grad is None or self.pos_grad.shape != pos.shape:
