@@ -130,14 +130,56 @@ def test_seed_counts_are_distinct_seeds():
     assert "2 seeds" in text and "4 seeds" not in text
 
 
-def test_copies_with_different_metrics_warn_and_keep_the_first(tmp_path):
-    folder = tmp_path / "results"
-    write(folder / "a" / "erm_s0.json", record(seed=0, error=20.0))
-    write(folder / "b" / "erm_s0.json", record(seed=0, error=30.0))
-    with pytest.warns(UserWarning, match=r"same run.*different metrics.*keeping .*a/erm_s0\.json"):
-        paths = write_report(folder, tmp_path / "out")
-    text = paths[-1].read_text(encoding="utf-8")
-    assert "| ERM | **20.00** |" in text and "25.00" not in text
+def _disagreeing_copies(folder: Path, first: str, second: str) -> None:
+    """One run written twice, into sub-folders ``first`` and ``second``: the copy in ``first``
+    ran on 1 thread, the other on 2, and their metrics differ."""
+    one = record(seed=0, error=20.0)
+    one["environment"] = {"torch": "2.13.0", "cpu": "Some CPU", "threads": 1}
+    two = record(seed=0, error=21.25)
+    two["environment"] = {"torch": "2.13.0", "cpu": "Some CPU", "threads": 2}
+    write(folder / first / "erm_s0.json", one)
+    write(folder / second / "erm_s0.json", two)
+
+
+def test_copies_with_different_metrics_are_listed_and_chosen_by_content(tmp_path):
+    """The copy kept depended on folder names, and only a warning said so."""
+    texts = []
+    for first, second in (("a", "b"), ("b", "a")):  # the folder names swapped
+        folder = tmp_path / f"results_{first}"
+        _disagreeing_copies(folder, first, second)
+        with pytest.warns(UserWarning, match=r"1 run\(s\) were recorded more than once"):
+            paths = write_report(folder, tmp_path / f"out_{first}")
+        texts.append(paths[-1].read_text(encoding="utf-8"))
+    for first, text in zip("ab", texts, strict=True):
+        table = text[text.index("**Table 1") : text.index("**Copies that disagree")]
+        assert rows(table)["ERM"] == ["**20.00**"]  # whatever the folders are called
+        note = text[text.index("**Copies that disagree") : text.index("**Tail view")]
+        other = "b" if first == "a" else "a"
+        assert (
+            f"- ERM, Fashion-MNIST long-tailed 100, seed 0: `{first}/erm_s0.json` top-1 error 20 "
+            f"(*used*; torch 2.13.0, Some CPU, 1 thread); `{other}/erm_s0.json` top-1 error 21.25 "
+            "(torch 2.13.0, Some CPU, 2 threads)"
+        ) in note
+
+
+def test_copies_with_different_metrics_are_one_clean_note_on_stderr(tmp_path, capsys):
+    from longtail.cli import main
+
+    _disagreeing_copies(tmp_path / "results", "a", "b")
+    assert main(["report", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("longtail report: note: 1 run(s) were recorded more than once")
+    assert len(err.strip().splitlines()) == 1 and "Warning" not in err and ".py" not in err
+
+
+def test_distinct_runs_keeps_the_same_copy_in_any_order():
+    from longtail.bench.records import distinct_runs
+
+    a, b = record(seed=0, error=20.0), record(seed=0, error=21.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (kept,) = distinct_runs([a, b])
+        assert distinct_runs([b, a]) == [kept]
 
 
 # ---- different configurations are never averaged ---------------------------------------------

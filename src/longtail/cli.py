@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -748,10 +749,20 @@ def _run_jobs(jobs: list[Any], args: argparse.Namespace) -> int:
 def _write_report(directory: str, out: str | None) -> int:
     from longtail.bench.report import write_report
 
-    try:
-        paths = write_report(directory, out)
-    except _USER_ERRORS as e:
-        print(f"longtail report: error: {_message(e)}", file=sys.stderr)
+    # the report's warnings (copies of a run that disagree, skipped files, no matplotlib) are
+    # for the user: one line each, not Python's "file:line: UserWarning" and a source line
+    error: Exception | None = None
+    paths: list[Path] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            paths = write_report(directory, out)
+        except _USER_ERRORS as e:
+            error = e
+    for note in dict.fromkeys(str(w.message) for w in caught):
+        print(f"longtail report: note: {note}", file=sys.stderr)
+    if error is not None:
+        print(f"longtail report: error: {_message(error)}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"wrote {p}")

@@ -40,9 +40,12 @@ __all__ = [
     "BOOKKEEPING_KEYS",
     "METHOD_ORDER",
     "Column",
+    "Disagreement",
     "Row",
     "Table",
     "aggregate",
+    "content_key",
+    "disagreements",
     "distinct_runs",
     "group_tables",
     "has_fingerprint",
@@ -226,14 +229,78 @@ def _run_key(rec: dict[str, Any]) -> Any:
     return (rec.get("bench"), freeze(identity(rec)))
 
 
-def distinct_runs(
+def content_key(rec: dict[str, Any]) -> str:
+    """The record as JSON with sorted keys: the order in which copies of one run are chosen.
+
+    It depends on what the record says alone, not on the folder it was read from, so the same
+    records give the same tables wherever they are copied to and whatever their folders are
+    called.
+    """
+    return json.dumps(rec, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Copies of one run (equal identities and bench) whose metrics differ.
+
+    The same run on another CPU model or thread count differs in its last digits; which copy a
+    table uses is then a choice the report must state. ``copies`` holds ``(source, record)``
+    pairs, the copy that the tables use (:func:`content_key` first) first.
+    """
+
+    copies: tuple[tuple[Any, dict[str, Any]], ...]
+
+    @property
+    def kept(self) -> dict[str, Any]:
+        return self.copies[0][1]
+
+
+def _copies(
+    records: Sequence[dict[str, Any]], sources: Sequence[Any]
+) -> dict[Any, list[tuple[Any, dict[str, Any]]]]:
+    """``{run key: [(source, record), ...]}``, runs in the order first met, copies sorted by
+    :func:`content_key`."""
+    groups: dict[Any, list[tuple[Any, dict[str, Any]]]] = {}
+    for source, rec in zip(sources, records, strict=True):
+        groups.setdefault(_run_key(rec), []).append((source, rec))
+    for copies in groups.values():
+        if len(copies) > 1:
+            copies.sort(key=lambda pair: content_key(pair[1]))
+    return groups
+
+
+def _sources(records: Sequence[dict[str, Any]], sources: Sequence[Any] | None) -> list[Any]:
+    return list(sources) if sources is not None else [f"record #{i}" for i in range(len(records))]
+
+
+def disagreements(
     records: Iterable[dict[str, Any]], sources: Sequence[Any] | None = None
+) -> list[Disagreement]:
+    """The runs of ``records`` recorded more than once with different metrics, in order met.
+
+    Args:
+        records: Results records.
+        sources: Where each record came from (its path); default its position.
+    """
+    records = list(records)
+    out = []
+    for copies in _copies(records, _sources(records, sources)).values():
+        metrics = {freeze(rec.get("metrics")) for _, rec in copies}
+        if len(metrics) > 1:
+            out.append(Disagreement(tuple(copies)))
+    return out
+
+
+def distinct_runs(
+    records: Iterable[dict[str, Any]], sources: Sequence[Any] | None = None, *, warn: bool = True
 ) -> list[dict[str, Any]]:
-    """``records`` with copies of one run kept once (the first), in order.
+    """``records`` with copies of one run kept once, in the order first met.
 
     Records are copies of one run when their identities (:func:`identity`, seed included) and
-    their ``"bench"`` are equal: a record copied into a sub-folder, say. Copies whose metrics
-    differ are reported in a warning naming the one kept.
+    their ``"bench"`` are equal: a record copied into a sub-folder, say. The copy kept is the
+    one whose :func:`content_key` comes first, whatever the order or folders the records were
+    read in. Copies whose metrics differ (:func:`disagreements`) are reported in a warning
+    naming the one kept, unless ``warn`` is false.
 
     Example:
         >>> rec = {"method": "erm", "seed": 0, "metrics": {"top1_error": 20.0}}
@@ -243,29 +310,28 @@ def distinct_runs(
     Args:
         records: Results records.
         sources: Where each record came from (its path), for the warning; default its position.
+        warn: Warn about copies whose metrics differ.
 
     Returns:
         The distinct runs (the records themselves, not copies).
     """
     records = list(records)
-    names = list(sources) if sources is not None else [f"record #{i}" for i in range(len(records))]
-    kept: dict[Any, int] = {}
-    out = []
-    for i, rec in enumerate(records):
-        key = _run_key(rec)
-        if key not in kept:
-            kept[key] = i
-            out.append(rec)
-            continue
-        first = records[kept[key]]
-        if freeze(first.get("metrics")) != freeze(rec.get("metrics")):
-            warnings.warn(
-                f"{names[i]} and {names[kept[key]]} are the same run ({first.get('method')}, "
-                f"{_setting(first)}, seed {first.get('seed')}) with different metrics; "
-                f"keeping {names[kept[key]]}, the first read.",
-                stacklevel=2,
-            )
-    return out
+    groups = _copies(records, _sources(records, sources))
+    if warn:
+        for copies in groups.values():
+            (kept, first), others = copies[0], copies[1:]
+            differ = [
+                s for s, rec in others if freeze(rec.get("metrics")) != freeze(first.get("metrics"))
+            ]
+            if differ:
+                warnings.warn(
+                    f"{', '.join(map(str, differ))} and {kept} are the same run "
+                    f"({first.get('method')}, {_setting(first)}, seed {first.get('seed')}) with "
+                    f"different metrics; keeping {kept}, whose record (JSON, keys sorted) comes "
+                    "first.",
+                    stacklevel=2,
+                )
+    return [copies[0][1] for copies in groups.values()]
 
 
 # ---- registry order ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from longtail._validation import expected
-from longtail.bench.labels import setting_title, slug
+from longtail.bench.labels import method_label, setting_title, slug
 from longtail.bench.plots import (
     per_bin_settings,
     per_class_settings,
@@ -37,12 +37,20 @@ from longtail.bench.plots import (
 )
 from longtail.bench.records import (
     METHOD_ORDER,
+    Disagreement,
     Setting,
     aggregate,
+    bench_of,
+    classification,
+    dir_records,
+    disagreements,
     distinct_runs,
+    identity,
     load_records,
     method_order,
+    number,
     read_records,
+    sensitivity_records,
     setting_order,
 )
 from longtail.bench.tables import (
@@ -114,8 +122,19 @@ def write_report(
             'a folder holding results records (JSON objects with "method" and "metrics")',
             f"none in {directory}",
         )
-    # copies of a run (a record copied into a sub-folder) count once, reported by path
-    records = distinct_runs([r for _, r in found], [str(p) for p, _ in found])
+    # copies of a run (a record copied into a sub-folder) count once, reported by path; copies
+    # whose metrics differ are listed in report.md, under the tables they are in
+    found_records = [r for _, r in found]
+    sources = [p.relative_to(directory).as_posix() for p, _ in found]
+    records = distinct_runs(found_records, sources, warn=False)
+    disagree = disagreements(found_records, sources)
+    if disagree:
+        warnings.warn(
+            f"{len(disagree)} run(s) were recorded more than once with different metrics (on "
+            "another CPU or thread count?); report.md lists the copies under their tables, and "
+            "which copy each table uses.",
+            stacklevel=2,
+        )
     out_dir = Path(out) if out is not None else directory
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = importlib.util.find_spec("matplotlib") is not None
@@ -134,8 +153,8 @@ def write_report(
         return f"![{name}]({name})"
 
     sections = ["# Results report", _summary(directory, len(found), records)]
-    sections += _classification_sections(records, plot if plots else None)
-    sections += _regression_sections(records, plot if plots else None)
+    sections += _classification_sections(records, plot if plots else None, disagree)
+    sections += _regression_sections(records, plot if plots else None, disagree)
     text = "\n\n".join(sections) + "\n"
     report = out_dir / "report.md"
     written.append(replace_atomically(report, lambda tmp: tmp.write_text(text, encoding="utf-8")))
@@ -176,12 +195,67 @@ def _summary(directory: Path, n_found: int, records: list[dict[str, Any]]) -> st
     return f"{len(records)} runs from `{directory}`{counted}; methods: {', '.join(methods)}."
 
 
-def _classification_sections(records: list[dict[str, Any]], plot: Plot | None) -> list[str]:
+def _environment_text(env: Any) -> str:
+    """Where a run ran, from its record's ``environment``: torch, CPU (or GPU), threads."""
+    if not isinstance(env, dict):
+        return "no environment recorded"
+    parts = [f"torch {env['torch']}"] if env.get("torch") else []
+    parts += [str(env[k]) for k in ("cpu", "gpu") if env.get(k)]
+    threads = env.get("threads")
+    if threads is not None:
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    return ", ".join(parts) or "no environment recorded"
+
+
+def disagreement_note(items: Sequence[Disagreement], metric: str, name: str) -> str:
+    """Markdown list of the copies of each run in ``items``: their ``metric`` and environment.
+
+    ``""`` for none. The copy a table uses is the first (:func:`~longtail.bench.records.
+    content_key`); values are shown to 10 significant digits, where copies of one run differ.
+    """
+    if not items:
+        return ""
+    lines = [
+        "**Copies that disagree.** These runs were recorded more than once with different "
+        "metrics (the same run on another CPU model or thread count differs in its last "
+        "digits). The table above uses the copy whose record, as JSON with sorted keys, comes "
+        "first (marked *used*), whatever folder it is in:",
+        "",
+    ]
+    for item in items:
+        rec = item.kept
+        ident = identity(rec)
+        setting = (ident.get("dataset"), ident.get("profile"), ident.get("ratio"))
+        copies = []
+        for i, (source, copy) in enumerate(item.copies):
+            value = number((copy.get("metrics") or {}).get(metric))
+            shown = "—" if value is None else f"{value:.10g}"
+            used = "*used*; " if i == 0 else ""
+            env = _environment_text(copy.get("environment"))
+            copies.append(f"`{source}` {name} {shown} ({used}{env})")
+        run = f"{method_label(rec.get('method'))}, {setting_title(setting)}, seed {rec.get('seed')}"
+        lines.append(f"- {run}: " + "; ".join(copies))
+    return "\n".join(lines)
+
+
+def _notes(items: Sequence[Disagreement], metric: str, name: str) -> list[str]:
+    text = disagreement_note(items, metric, name)
+    return [text] if text else []
+
+
+def _classification_sections(
+    records: list[dict[str, Any]], plot: Plot | None, disagree: Sequence[Disagreement] = ()
+) -> list[str]:
     """Table 1 with its tail view and per-class plots, and the MM ablation with its heat maps."""
     sections = []
-    table1 = table1_markdown(records, "top1_error")
+    table1 = table1_markdown(records, "top1_error", tail_view=False)
     if table1:
         sections += ["## Table 1: top-1 error", table1]
+        mine = [d for d in disagree if classification([d.kept])]
+        sections += _notes(mine, "top1_error", "top-1 error")
+        tail = tail_markdown(records)
+        if tail:
+            sections.append(tail)
     per_class = per_class_settings(records)
     if per_class and plot is not None:
         sections.append("## Per-class error")
@@ -192,6 +266,8 @@ def _classification_sections(records: list[dict[str, Any]], plot: Plot | None) -
     ablation = ablation_markdown(records)
     if ablation:
         sections += ["## MM ablation: β × δ⁻", ablation]
+        mine = [d for d in disagree if bench_of(d.kept) == "mm-ablation"]
+        sections += _notes(mine, "top1_error", "top-1 error")
         settings = sorted(
             dict.fromkeys(g.setting for g in ablation_grids(records)), key=setting_order
         )
@@ -200,18 +276,24 @@ def _classification_sections(records: list[dict[str, Any]], plot: Plot | None) -
     return sections
 
 
-def _regression_sections(records: list[dict[str, Any]], plot: Plot | None) -> list[str]:
+def _regression_sections(
+    records: list[dict[str, Any]], plot: Plot | None, disagree: Sequence[Disagreement] = ()
+) -> list[str]:
     """The DIR tables with their error plots, and Group-DIR's sensitivity with its plots."""
     sections = []
     regression = dir_markdown(records)
     if regression:
         sections += ["## Deep imbalanced regression", regression]
+        mine = [d for d in disagree if dir_records([d.kept])]
+        sections += _notes(mine, "mae", "MAE")
         settings = per_bin_settings(records)
         for setting in settings if plot is not None else []:
             sections.append(plot(plot_dir_error, "dir_error", setting, settings))
     sensitivity = dir_sensitivity_markdown(records)
     if sensitivity:
         sections += ["## Group-DIR sensitivity: G, λ1, λ2", sensitivity]
+        mine = [d for d in disagree if sensitivity_records([d.kept])]
+        sections += _notes(mine, "mae", "MAE")
         sweeps = sensitivity_sweeps(records)
         settings = sorted(dict.fromkeys(s.column.setting for s in sweeps), key=setting_order)
         for setting in settings if plot is not None else []:
