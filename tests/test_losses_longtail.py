@@ -645,3 +645,18 @@ def test_bal_bce_property_matches_reference(n, c, seed, soft, eps):
         want = R.balanced_bce(z.tolist(), t.tolist(), counts, None, reduction, eps)
         got = LF.balanced_bce_loss(z, t, counts, reduction=reduction, label_smoothing=eps)
         torch.testing.assert_close(got, _tensor(want))
+
+
+def test_ib_stage_two_compiles():
+    """The contract compiles the default (stage 1); stage 2 with its feature-norm input too."""
+    torch._dynamo.reset()
+    z, y = _problem(n=6, seed=55, dtype=torch.float32)
+    h = _feature_norm(6, 55, torch.float32)
+    crit = lt.create_loss("ib", stage=2, weight=torch.tensor([0.5, 2.0, 1.0, 3.0, 0.25]))
+    z1, z2 = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    eager = crit(z1, y, h)
+    eager.backward()
+    compiled = torch.compile(crit)(z2, y, h)
+    compiled.backward()
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(z2.grad, z1.grad)
