@@ -392,3 +392,35 @@ def test_two_datasets_with_one_file_stem_get_a_plot_each(tmp_path):
         assert link in faces
         faces.remove(link)  # each section links its own plot
     assert faces == []
+
+
+# ---- class names on the per-class plot ----------------------------------------------------------
+def _tick_labels(monkeypatch, recs, tmp_path) -> list[str]:
+    from longtail.bench import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    plots.plot_per_class_error(recs, tmp_path / "pc.png")
+    (fig,) = figures
+    return [t.get_text() for t in fig.axes[-1].get_xticklabels()]
+
+
+def test_the_per_class_plot_names_classes_by_their_labels_in_the_data(tmp_path, monkeypatch):
+    """Classes 0, 1, 2 of data labelled {3, 7, 42} were shown as 0, 1, 2."""
+    pytest.importorskip("matplotlib")
+    recs = []
+    for seed in (0, 1):
+        rec = record(seed=seed, error=20.0, fingerprint="ab12")
+        for part in (rec, rec["config"], rec["identity"]):
+            part["dataset"] = "/data/three.npz"
+        rec["metrics"]["per_class_error"] = [5.0, 10.0, 40.0]
+        rec["class_counts"] = [100, 30, 3]
+        rec["classes"] = [3, 7, 42]
+        recs.append(rec)
+    assert _tick_labels(monkeypatch, recs, tmp_path) == ["3", "7", "42"]
+    # a registered dataset keeps the registry's names
+    fashion = record(seed=0, error=20.0)
+    fashion["metrics"]["per_class_error"] = [1.0] * 10
+    fashion["classes"] = list(range(10))
+    labels = _tick_labels(monkeypatch, [fashion], tmp_path)
+    assert labels[:2] == ["T-shirt/top", "Trouser"]

@@ -200,15 +200,26 @@ def _mean_per_class(records: Sequence[dict[str, Any]], num_classes: int) -> list
     return out
 
 
-def _class_names(dataset: Any, num_classes: int) -> tuple[str, ...] | None:
-    """The registry's class names of ``dataset`` when it names that many classes."""
+def _class_names(
+    dataset: Any, records: Sequence[dict[str, Any]], num_classes: int
+) -> tuple[str, ...] | None:
+    """Names for the classes of a plot: the registry's class names of ``dataset`` when it names
+    that many classes; else the source labels the records carry (``"classes"``, the label in
+    the data of each class index: an .npz labelled {3, 7, 42} trains classes 0, 1, 2), when
+    they agree; else ``None`` (class indices)."""
     from longtail.data.registry import get_dataset
 
     try:
         names = get_dataset(str(dataset)).class_names
     except ValueError:
-        return None
-    return names if len(names) == num_classes else None
+        names = ()
+    if len(names) == num_classes:
+        return tuple(names)
+    labels = [r.get("classes") for r in records]
+    labels = [c for c in labels if isinstance(c, list) and len(c) == num_classes]
+    if labels and all(c == labels[0] for c in labels):
+        return tuple(str(c) for c in labels[0])
+    return None
 
 
 def _class_axis(
@@ -221,7 +232,7 @@ def _class_axis(
     xlabel = (
         "class (sorted by training count, most frequent first)"
         if counts is not None
-        else "class index (training counts unknown; head classes first)"
+        else f"class{'' if names else ' index'} (training counts unknown; head classes first)"
     )
     if ax_counts is None:
         ax.set_xticks(ticks, labels, rotation=rotation, ha="right" if rotation else "center")
@@ -249,7 +260,8 @@ def plot_per_class_error(
     ``"train_counts"`` at the top level or in ``"config"``), else from the profile
     (``config["n_max"]``, or the dataset registry's head-class size); without either, classes
     stay in index order (the head first, as the profiles build them) and the lower panel is left
-    out.
+    out. Classes are named by the dataset registry's class names, else by the labels they have
+    in the data (the records' ``"classes"``), else by index.
 
     Args:
         records: Results records; those with ``metrics["per_class_error"]`` are used.
@@ -296,7 +308,7 @@ def plot_per_class_error(
     ax.set_ylabel("test error (%)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", ncol=2 if len(lines) > 6 else 1, loc="best")
-    _class_axis(ax, ax_counts, counts, order, _class_names(chosen[0], num_classes))
+    _class_axis(ax, ax_counts, counts, order, _class_names(chosen[0], recs, num_classes))
     return _save(fig, path)
 
 
