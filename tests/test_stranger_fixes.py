@@ -354,3 +354,48 @@ def test_the_engine_drops_diamonds_columns_too():
 
     data = prepare_regression_data(RegressionConfig(dataset="diamonds", drop=("x", "y", "z")))
     assert "x" not in data.feature_names and "carat" in data.feature_names
+
+
+# ---- 20: `make run` says when it installs a system package ---------------------------------------
+def _make_fashion_mnist(tmp_path, uid: int, fmnist_dir) -> str:
+    """`make fashion-mnist` with stand-ins for `id` and `apt-get` (nothing is installed)."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in (("id", f"echo {uid}"), ("apt-get", "echo apt-get says a lot; exit 0")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    log = tmp_path / "apt.log"
+    argv = ["make", "-s", "-C", str(repo), "fashion-mnist", f"FMNIST_DIR={fmnist_dir}"]
+    done = subprocess.run(
+        [*argv, f"APT_LOG={log}"], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_make_says_when_it_installs_the_debian_package(tmp_path):
+    out = _make_fashion_mnist(tmp_path, 0, tmp_path / "absent")
+    assert out.splitlines() == [
+        "make: installing the Debian package dataset-fashion-mnist with apt-get, as root "
+        f"(log: {tmp_path / 'apt.log'})"
+    ]
+    assert "apt-get says a lot" in (tmp_path / "apt.log").read_text()
+    assert _make_fashion_mnist(tmp_path, 0, tmp_path) == ""  # already installed: quiet
+    assert "will download it" in _make_fashion_mnist(tmp_path, 1000, tmp_path / "absent")
+
+
+def test_readme_setup_says_how_long_make_run_takes_and_where_the_cli_is():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    setup = text.split("## Set-up: two commands")[1].split("\n## ")[0]
+    assert "takes minutes" in setup and "`.venv/bin/longtail`" in setup
+    assert "source .venv/bin/activate" in setup and "says so in one" in setup
