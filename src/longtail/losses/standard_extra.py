@@ -81,7 +81,7 @@ def comp_sum_loss(
     name="comp-sum",
     function=comp_sum_loss,
     family="standard",
-    description="comp-sum Φ^τ(Σ_{y'≠y} e^{z_y'−z_y}): sum-exp (τ=0), CE (1), GCE (1..2), MAE (2)",
+    description="comp-sum Φ^τ(Σ_{y'≠y} e^{z_y'−z_y}): sum-exp (τ=0), CE (1), GCE, 1 − p_y (2)",
     paper="Mao et al., ICML 2023",
     uncertain=("tau",),
 )
