@@ -399,3 +399,11 @@ def test_readme_setup_says_how_long_make_run_takes_and_where_the_cli_is():
     setup = text.split("## Set-up: two commands")[1].split("\n## ")[0]
     assert "takes minutes" in setup and "`.venv/bin/longtail`" in setup
     assert "source .venv/bin/activate" in setup and "says so in one" in setup
+
+
+def test_drop_is_refused_for_image_data(tmp_path):
+    from longtail.engine.regression import RegressionConfig, prepare_regression_data
+
+    config = RegressionConfig(dataset="agedb", data_dir=str(tmp_path), drop=("age",))
+    with pytest.raises(ValueError, match=r"`drop` to be absent for the image data set agedb"):
+        prepare_regression_data(config)

@@ -150,6 +150,8 @@ def _load_table(
 def _load_data(key: tuple[Any, ...], stamp: Any = None) -> RegressionData:
     (dataset, target, data_dir, bins, val_pb, test_pb, split_seed, drop, size, many, few) = key
     if dataset in IMAGE_DATASETS:
+        if drop:  # images have no columns: a --drop here was meant for some other data
+            raise expected("drop", f"absent for the image data set {dataset}", list(drop))
         tensors, kind, names = _load_images(dataset, data_dir, size), "image", ()
     else:
         split = (val_pb, test_pb, split_seed)
