@@ -407,3 +407,14 @@ def test_drop_is_refused_for_image_data(tmp_path):
     config = RegressionConfig(dataset="agedb", data_dir=str(tmp_path), drop=("age",))
     with pytest.raises(ValueError, match=r"`drop` to be absent for the image data set agedb"):
         prepare_regression_data(config)
+
+
+def test_a_config_file_list_of_columns_keeps_a_comma_in_a_name(tmp_path, monkeypatch, capsys):
+    import longtail.engine.regression as regression
+
+    seen = []
+    monkeypatch.setattr(regression, "check_regression_data", lambda config: seen.append(config))
+    path = write(tmp_path / "dir.toml", 'drop = ["a,b", "c"]\nhidden = [8, 4]\n')
+    argv = ["bench", "dir", "--config", path, "--dataset", "t.csv", "--target", "y"]
+    assert main([*argv, "--methods", "vanilla", "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert seen[0].drop == ("a,b", "c") and seen[0].hidden == (8, 4)

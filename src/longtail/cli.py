@@ -328,6 +328,8 @@ def _file_value(action: argparse.Action, key: str, value: Any, path: str) -> Any
             raise expected(
                 key, f'a list such as ["a", "b"] or a comma-separated string for {option}', where
             )
+        if action.type is _names:
+            return tuple(str(v) for v in items)  # a column named "a,b" stays one column
         value = ",".join(str(v) for v in items)
     elif isinstance(value, bool):
         raise expected(key, f"a value of {option}, not true/false", where)
