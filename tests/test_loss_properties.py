@@ -11,6 +11,7 @@ is covered without a new test.
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import pytest
@@ -139,7 +140,7 @@ def _assert_same(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
 
 def _value_and_grad(crit, z: torch.Tensor, target: torch.Tensor, cotangent=None):
     z = z.detach().requires_grad_(True)  # a leaf of z's own layout
-    out = crit(z, target)
+    out = copy.deepcopy(crit)(z, target)  # each layout sees the same state (stateful losses)
     if cotangent is None:
         cotangent = torch.ones_like(out)
     (grad,) = torch.autograd.grad(out, z, grad_outputs=cotangent)
