@@ -1,7 +1,7 @@
-"""What a new user ran into: each test here failed before its fix (the finding's number is the
-number of the user's report).
+"""What a new user ran into, by the number of the finding in their report: each test here failed
+before its fix, but for a few that guard what a fix must keep working.
 
-Nothing is trained for long: the CLI tests stop at bad input, or train a toy set for an epoch.
+Nothing is trained: the CLI tests stop at bad input or at a dry run, or stand in for the engine.
 """
 
 from __future__ import annotations
