@@ -761,8 +761,12 @@ def _write_report(directory: str, out: str | None) -> int:
             paths = write_report(directory, out)
         except _USER_ERRORS as e:
             error = e
-    for note in dict.fromkeys(str(w.message) for w in caught):
+    notes = [w for w in caught if issubclass(w.category, UserWarning)]
+    for note in dict.fromkeys(str(w.message) for w in notes):
         print(f"longtail report: note: {note}", file=sys.stderr)
+    for w in caught:  # a library's deprecation warning and the like: as Python shows them
+        if w not in notes:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if error is not None:
         print(f"longtail report: error: {_message(error)}", file=sys.stderr)
         return 2
