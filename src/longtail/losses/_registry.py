@@ -313,8 +313,8 @@ def list_losses(filter: str = "", *, family: str | None = None) -> list[str]:
     Example:
         >>> list_losses("mm*")
         ['mm', 'mm-ldam']
-        >>> list_losses(family="standard")
-        ['ce']
+        >>> list_losses("*focal*", family="imbalance")
+        ['focal']
     """
     if family is not None:
         check_choice("family", family, tuple(FAMILIES))
