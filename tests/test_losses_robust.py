@@ -135,22 +135,36 @@ def test_nfl_gradient_is_finite_at_certainty(gamma):
         assert torch.isfinite(loss) and torch.isfinite(g).all(), name
 
 
-def test_nfl_module_under_no_grad_and_double_backward():
-    """No gradient wanted: the forward skips it (same value). A second derivative through the
-    written-out backward is refused, not silently wrong."""
+def test_nfl_module_under_no_grad():
+    """No gradient wanted: NFL's forward skips computing it, and gives the same value."""
     z = torch.randn(4, 5, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 3])
     crit = lt.create_loss("nfl").double()
     with torch.no_grad():
         cold = crit(z, y)
+    torch.testing.assert_close(cold, crit(z.clone().requires_grad_(True), y).detach())
+
+
+WRITTEN_OUT = ["nce", "nfl", "nce-rce", "nfl-rce", "squentropy", "z-loss", "sparsemax"]
+
+
+@pytest.mark.parametrize("name", [*WRITTEN_OUT, "sparse-softmax"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_second_derivatives_are_refused_not_wrong(name, reduction):
+    """A written-out gradient is a first derivative: create_graph=True raises a clear error
+    (torch's once_differentiable would let autograd silently drop the loss's own part of the
+    second derivative wherever the incoming gradient is a constant, as after a mean)."""
+    z = torch.randn(4, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3])
+    crit = lt.create_loss(
+        name, reduction=reduction, **({"k": 2} if name == "sparse-softmax" else {})
+    )
     x = z.clone().requires_grad_(True)
-    hot = crit(x, y)
-    torch.testing.assert_close(cold, hot.detach())
-    for name in ("nce", "nfl"):
-        x = z.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(lt.create_loss(name).double()(x, y), x, create_graph=True)
-        with pytest.raises(RuntimeError):
-            torch.autograd.grad(g.sum(), x)
+    out = crit.double()(x, y)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
+    (g,) = torch.autograd.grad(crit.double()(x, y).sum(), x)  # first order still works
+    assert torch.isfinite(g).all()
 
 
 # ------------------------------------------------------------------ the official codes
@@ -542,8 +556,8 @@ SHIFT_INVARIANT = [n for n in ROBUST + EXTRA if n != "squentropy"]
 def test_float32_precision_under_a_common_offset(name, offset):
     """Every loss here but squentropy is invariant to adding a constant to all logits. In float32
     a large common offset must not cost more than a few ulps of the loss (value and gradient):
-    NCE re-sums its normaliser in float64 for such rows, the Z-loss corrects its mean, the
-    sparse losses work relative to z_y or the row maximum."""
+    NCE and NFL normalise log-softmax values (not C·lse − Σ z, which cancels), the Z-loss
+    corrects its mean, the sparse losses work relative to z_y or the row maximum."""
     g = torch.Generator().manual_seed(6)
     z = torch.randn(64, 100, generator=g) * 3
     y = torch.randint(0, 100, (64,), generator=g)

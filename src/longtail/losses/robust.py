@@ -10,12 +10,12 @@ The normalised losses also need a sum over every class.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from .._validation import check_positive, expected
 from ._base import WeightedLoss
@@ -48,44 +48,49 @@ def _nll(flat: FlatInputs) -> torch.Tensor:
     return F.cross_entropy(_logits(flat), flat.target, reduction="none")
 
 
+def _first_order(backward):
+    """Decorate the ``backward`` of an ``autograd.Function`` written out in closed form: it is
+    run without building a graph, and a second derivative (``create_graph=True``) raises instead
+    of silently missing the dependence of the written-out gradient on the input (``torch``'s
+    ``once_differentiable`` raises only where the incoming gradient itself requires grad)."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                f"{type(ctx).__name__.removesuffix('Backward')}: second derivatives "
+                "(create_graph=True) are not implemented for this loss's written-out gradient"
+            )
+        return backward(ctx, *grads)
+
+    return wrapper
+
+
 def _one_minus_p(s: torch.Tensor) -> torch.Tensor:
     """``1 − p_y`` from ``s = −log p_y``; exact when p_y is near 1."""
     return -torch.expm1(-s)
 
 
 class _NormalizedCE(torch.autograd.Function):
-    """``α·NCE + b·(1 − p_y)`` per sample (``b = −βA``: NCE+RCE; ``b = 0``: NCE), with
-    ``NCE = s / D``, ``s = −log p_y``, ``D = Σ_k (−log p_k)``.
+    """``α·NCE + b·(1 − p_y)`` per sample from the log-probabilities ``l = log_softmax(z)``
+    (``b = −βA``: NCE+RCE; ``b = 0``: NCE), with ``NCE = s / D``, ``s = −l_y``, ``D = −Σ_k l_k``.
 
-    ``D = C·lse(z) − Σ_k z_k = C s + Σ_k (z_y − z_k)``: the fused cross-entropy kernel and two
-    row reductions, no ``(M, C)`` log-probabilities (``D ≥ log C > 0``: the smallest p_k is
-    ≤ 1/C, so the ratio is always defined). With ``∂s/∂z = p − e_y``, ``∂D/∂z = C p − 1`` and
-    ``∂(1 − p_y)/∂z = p_y (p − e_y)``, the gradient of a row is
+    ``D ≥ log C > 0`` (the smallest p_k is ≤ 1/C), so the ratio is always defined, and the
+    log-softmax makes it precise whatever offset the logits share. The gradient with respect to
+    ``l`` is a constant per row plus a term at the target,
 
-        p·(α (D − C s) / D² + b p_y) + α s / D² − e_y·(α / D + b p_y),
+        ∂ℓ/∂l_k = α s / D² − δ_ky (α / D + b p_y),
 
-    one softmax and an in-place affine map: one ``(M, C)`` buffer, the gradient itself.
+    one ``(M, C)`` buffer that autograd's log-softmax backward (as cross-entropy's) turns into
+    the gradient with respect to ``z``: the cost of cross-entropy and one row sum.
     """
 
     @staticmethod
-    def forward(ctx, x, idx, alpha, b):  # type: ignore[override]
-        c = x.shape[1]
-        # lse from the fused cross-entropy kernel (torch.logsumexp is about twice as slow on CPU)
-        s = F.cross_entropy(x, idx.squeeze(1), reduction="none")
-        z_y = x.gather(1, idx).squeeze(1)
-        total = x.sum(1)
-        dz = c * z_y - total  # Σ_k (z_y − z_k) = D − C s
-        # Logits sharing a large offset make C z_y − Σ z cancel (an error of about ε C |offset|);
-        # those rows are summed again in float64.
-        if x.dtype != torch.float64:
-            risky = (torch.maximum(z_y.abs() * c, total.abs()) > 2 * (c * s + dz)).nonzero()
-            if risky.numel():
-                rows = risky.view(-1)
-                exact = c * z_y[rows].double() - x[rows].sum(1, dtype=torch.float64)
-                dz[rows] = exact.to(x.dtype)
-        den = c * s + dz
-        ctx.save_for_backward(x, idx, s, den, dz)
-        ctx.alpha, ctx.b = alpha, b
+    def forward(ctx, logp, idx, alpha, b):  # type: ignore[override]
+        s = logp.gather(1, idx).view(-1).neg()
+        den = logp.sum(1).neg_()
+        ctx.save_for_backward(idx, s, den)
+        ctx.alpha, ctx.b, ctx.shape = alpha, b, logp.shape
         loss = s / den
         if alpha != 1:
             loss = loss * alpha
@@ -94,25 +99,22 @@ class _NormalizedCE(torch.autograd.Function):
         return loss
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, grad):  # type: ignore[override]
-        x, idx, s, den, dz = ctx.saved_tensors
-        alpha, b = ctx.alpha, ctx.b
-        ga = grad * alpha
-        slope = ga * dz / (den * den)
+        idx, s, den = ctx.saved_tensors
+        ga = grad * ctx.alpha
         at_y = ga / den
-        if b != 0:
-            bp = grad * b * torch.exp(-s)
-            slope, at_y = slope + bp, at_y + bp
-        out = torch.softmax(x, dim=1)
-        out.mul_(slope.unsqueeze(1)).add_((ga * s / (den * den)).unsqueeze(1))
+        if ctx.b != 0:
+            at_y = at_y + grad * ctx.b * torch.exp(-s)
+        out = (ga * s / (den * den)).unsqueeze(1).expand(ctx.shape).clone()
         out.scatter_add_(1, idx, at_y.neg().unsqueeze(1))
         return out, None, None, None
 
 
 def _nce(flat: FlatInputs, alpha: float = 1.0, b: float = 0.0) -> torch.Tensor:
     """``α·(−log p_y) / Σ_k (−log p_k) + b (1 − p_y)`` per sample."""
-    return _NormalizedCE.apply(_logits(flat), flat.target.unsqueeze(1), float(alpha), float(b))
+    logp = torch.log_softmax(_logits(flat), dim=1)
+    return _NormalizedCE.apply(logp, flat.target.unsqueeze(1), float(alpha), float(b))
 
 
 class _NormalizedFocal(torch.autograd.Function):
@@ -163,7 +165,7 @@ class _NormalizedFocal(torch.autograd.Function):
         return loss
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, grad):  # type: ignore[override]
         (jac,) = ctx.saved_tensors
         return jac * grad.unsqueeze(1), None, None, None, None
