@@ -183,3 +183,24 @@ def test_create_model_bad_input():
         create_model("resnet33", 10)
     with pytest.raises(ValueError, match="width"):
         resnet32(10, width=5)
+
+
+def test_harmonic_head_is_harmax_and_predicts_the_nearest_centre():
+    from longtail.models import HarmonicHead
+
+    torch.manual_seed(0)
+    head = HarmonicHead(6, 4, exponent=3.0).double()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 1])
+    loss = torch.nn.functional.cross_entropy(head(x), y)
+    # the paper's HarMax, by hand: p_c = d_c^-n / Σ_j d_j^-n
+    d = ((x[:, None, :] - head.centers.detach()[None]) ** 2).sum(-1).sqrt()
+    p = d**-3.0 / (d**-3.0).sum(1, keepdim=True)
+    torch.testing.assert_close(loss.detach(), -p[torch.arange(5), y].log().mean())
+    assert torch.equal(head(x).argmax(1), d.argmin(1))
+    loss.backward()
+    assert head.centers.grad is not None and torch.isfinite(head.centers.grad).all()
+    on_centre = head(head.centers.detach()[:1])  # a feature on a centre: finite, and that class
+    assert torch.isfinite(on_centre).all() and on_centre.argmax().item() == 0
+    with pytest.raises(ValueError, match="exponent"):
+        HarmonicHead(6, 4, exponent=0.0)

@@ -6,11 +6,20 @@ import difflib
 
 from torch import nn
 
+from longtail.models.harmonic import HarmonicHead
 from longtail.models.normed import NormedLinear
 from longtail.models.resnet_cifar import ResNetCifar, resnet32
 from longtail.models.small import SmallConvNet
 
-__all__ = ["MODELS", "NormedLinear", "ResNetCifar", "SmallConvNet", "create_model", "resnet32"]
+__all__ = [
+    "MODELS",
+    "HarmonicHead",
+    "NormedLinear",
+    "ResNetCifar",
+    "SmallConvNet",
+    "create_model",
+    "resnet32",
+]
 
 MODELS = ("resnet32", "resnet20", "small-cnn")
 
