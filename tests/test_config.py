@@ -184,3 +184,14 @@ def test_presets_have_no_schedule_warnings():
     for preset in PRESETS:
         for method in METHODS:
             assert make_config(preset, method=method).schedule_warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("augment", "false"), ("lr", "0.1"), ("epochs", 2.5), ("bins", True), ("target", 3)],
+)
+def test_regression_fields_of_the_wrong_type_are_refused(field, value):
+    from longtail.engine.regression import make_regression_config
+
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        make_regression_config("quick", **{field: value})

@@ -144,3 +144,42 @@ def check_counts_length(values: torch.Tensor, num_classes: int) -> None:
             f"of length {num_classes} (the number of classes)",
             f"length {values.numel()}",
         )
+
+
+_SCALARS = {
+    "bool": "true or false (a boolean)",
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+}
+
+
+def check_field_types(obj: Any) -> None:
+    """Check each field of dataclass ``obj`` against its scalar annotation (``bool``, ``int``,
+    ``float``, ``str``, optionally ``| None``); other annotations are left to the class.
+
+    A config file's ``augment = "false"`` is a truthy string that would silently keep
+    augmentation on, and ``lr = "0.1"`` would fail deep inside a comparison: both are refused
+    here, naming the field. Bools are not numbers; ints are accepted for floats.
+    """
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        parts = [p.strip() for p in ann.split("|")]
+        optional = "None" in parts
+        kinds = [p for p in parts if p != "None"]
+        if len(kinds) != 1 or kinds[0] not in _SCALARS:
+            continue
+        kind, v = kinds[0], getattr(obj, f.name)
+        if v is None and optional:
+            continue
+        ok = {
+            "bool": isinstance(v, bool),
+            "int": isinstance(v, int) and not isinstance(v, bool),
+            "float": isinstance(v, int | float) and not isinstance(v, bool),
+            "str": isinstance(v, str),
+        }[kind]
+        if not ok:
+            what = _SCALARS[kind] + (" or None" if optional else "")
+            raise expected(f.name, what, f"{v!r} ({type(v).__name__})")

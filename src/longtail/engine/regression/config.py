@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from longtail._validation import check_choice, check_positive, expected
+from longtail._validation import check_choice, check_field_types, check_positive, expected
 from longtail.data.registry import get_dataset, list_datasets
 from longtail.models import MODELS
 from longtail.regression import IMAGE_SPLIT_FILES
@@ -240,6 +240,9 @@ class RegressionConfig:
     preset: str = "paper"
 
     def __post_init__(self) -> None:
+        if isinstance(self.drop, list):  # from JSON / TOML
+            self.drop = tuple(self.drop)
+        check_field_types(self)
         get_regression_method(self.method)
         self._check_data()
         check_choice("target_transform", self.target_transform, TARGET_TRANSFORMS)
