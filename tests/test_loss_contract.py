@@ -664,3 +664,19 @@ def test_batch_level_losses_refuse_per_sample_values(name):
         crit(z, target)
     with pytest.raises(ValueError, match="per-sample"):
         lt.engine.get_method(f"loss:{name}")
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES if not lt.get_loss_info(n).stop_gradient])
+def test_second_derivative_is_right_or_refused(name):
+    """A closed-form backward computed from tensors saved without a graph would give a second
+    derivative that silently misses terms: it must either be right (gradgradcheck) or raise."""
+    z, target = inputs(name, n=3, seed=21)
+    z.requires_grad_(True)
+    crit = build(name).double()
+    try:
+        ok = torch.autograd.gradgradcheck(lambda x: crit(x, target), (z,), eps=1e-6, atol=1e-4)
+    except RuntimeError as e:
+        if "second derivatives" in str(e):
+            return  # refused, clearly
+        raise
+    assert ok

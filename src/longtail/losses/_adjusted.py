@@ -38,6 +38,7 @@ from collections.abc import Callable
 import torch
 
 from .._validation import check_counts_length
+from ._base import first_order
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import export_function
 
@@ -120,6 +121,7 @@ class _AdjustedCrossEntropy(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_loss):  # type: ignore[override]
         logp, target, class_scale = ctx.saved_tensors
         grad = torch.softmax(logp, dim=1)

@@ -23,6 +23,30 @@ def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
     return t.detach().to(torch.float32)
 
 
+def first_order(backward: Any) -> Any:
+    """Decorate the ``backward`` of an ``autograd.Function`` written out in closed form.
+
+    The closed-form gradient is computed from tensors saved without a graph, so a second
+    derivative through it (``create_graph=True``) would silently miss its dependence on the
+    input (``torch``'s ``once_differentiable`` raises only where the incoming gradient itself
+    requires grad, not after a ``mean``). This raises instead, and runs the backward without
+    building a graph.
+    """
+    import functools
+
+    @functools.wraps(backward)
+    def wrapper(ctx: Any, *grads: Any) -> Any:
+        if torch.is_grad_enabled():
+            name = type(ctx).__name__.removesuffix("Backward")
+            raise RuntimeError(
+                f"{name}: second derivatives (create_graph=True) are not implemented for this "
+                "loss's written-out gradient"
+            )
+        return backward(ctx, *grads)
+
+    return wrapper
+
+
 class WeightedLoss(nn.Module):
     """Base of the loss modules: ``weight`` (a buffer), ``ignore_index``, ``reduction``.
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from ._base import first_order
+
 
 class BufferCE(torch.autograd.Function):
     """Per-sample ``−log softmax(buf)_y``; the gradient w.r.t. ``x`` is ``scale·(softmax(buf) −
@@ -31,6 +33,7 @@ class BufferCE(torch.autograd.Function):
         return logp.gather(1, idx).squeeze(1).neg()
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         logp, idx = ctx.saved_tensors
         grad = torch.softmax(logp, dim=1)  # the softmax kernel, not exp (see _adjusted)

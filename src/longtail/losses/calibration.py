@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .._validation import check_positive, expected
-from ._base import WeightedLoss
+from ._base import WeightedLoss, first_order
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -125,6 +125,7 @@ class _ACLS(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         z, logp, idx, m = ctx.saved_tensors
         rows, top, over, k_pos, k_neg, margin = ctx.extra
@@ -262,6 +263,7 @@ class _DualFocal(torch.autograd.Function):
         return -ug * logpt
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         logp, idx, j, logpt, pj, u, ug = ctx.saved_tensors
         k = ctx.gamma * (ug / u) * logpt  # γ u^{γ−1} L
@@ -397,6 +399,7 @@ class _CorrectnessAware(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         logp, pred, coef = ctx.saved_tensors
         c = g * coef

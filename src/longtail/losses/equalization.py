@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .._validation import as_counts, check_counts_length, check_in_range, check_positive, expected
 from ._adjusted import adjusted_cross_entropy
-from ._base import WeightedLoss, counts_buffer
+from ._base import WeightedLoss, counts_buffer, first_order
 from ._buffer_ce import BufferCE, row_major
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import export_function, register_loss
@@ -228,6 +228,7 @@ class _EQLv2(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         x, idx, pos_w, neg_w = ctx.saved_tensors
         s = torch.sigmoid(x)

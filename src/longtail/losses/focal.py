@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_positive, check_reduction, expected
-from ._base import WeightedLoss, per_class_tensor
+from ._base import WeightedLoss, first_order, per_class_tensor
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -141,6 +141,7 @@ class _SoftTargetFocal(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         p, t, ce, q, at, lw = ctx.saved_tensors
         gamma = ctx.gamma
@@ -259,6 +260,7 @@ class _BinaryFocal(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
         return grad * (g * ctx.scale), None, None, None, None, None, None

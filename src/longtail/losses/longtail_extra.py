@@ -23,7 +23,7 @@ from .._validation import (
     expected,
 )
 from ._adjusted import adjusted_cross_entropy, adjusted_loss
-from ._base import WeightedLoss, counts_buffer
+from ._base import WeightedLoss, counts_buffer, first_order
 from ._buffer_ce import BufferCE
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import export_function, register_loss
@@ -520,6 +520,7 @@ class _SmoothedCE(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         logp, idx, eps = ctx.saved_tensors
         grad = torch.softmax(logp, dim=1)  # = p (the softmax kernel, not exp: see _adjusted)
@@ -650,6 +651,7 @@ class _LADERShares(torch.autograd.Function):
         return shared - own * x.gather(1, idx).squeeze(1)
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         e, idx, own = ctx.saved_tensors
         grad = e * (ctx.coef * g.sum())  # S enters every sample's share (e kept: retain_graph)

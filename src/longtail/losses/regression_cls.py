@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .._validation import check_class_vector, check_positive, check_reduction, expected
-from ._base import WeightedLoss, per_class_tensor
+from ._base import WeightedLoss, first_order, per_class_tensor
 from ._reduce import FlatInputs, compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import export_function, register_loss
 
@@ -302,6 +302,7 @@ class _SparseSoftCE(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_loss):  # type: ignore[override]
         logp, idx, w = ctx.saved_tensors
         g = grad_loss.to(w.dtype).unsqueeze(1)
@@ -338,6 +339,7 @@ class _R2CCP(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_loss):  # type: ignore[override]
         (dz,) = ctx.saved_tensors
         grad = dz * grad_loss.to(dz.dtype).unsqueeze(1)
@@ -357,6 +359,7 @@ class _ValueSquaredError(torch.autograd.Function):
         return r.square()
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_loss):  # type: ignore[override]
         p, v, yhat, r = ctx.saved_tensors
         grad = (v.unsqueeze(0) - yhat.unsqueeze(1)).mul_(p)
@@ -397,6 +400,7 @@ class _NumberTokenLoss(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_loss):  # type: ignore[override]
         dz, target = ctx.saved_tensors
         g = grad_loss.to(dz.dtype).unsqueeze(1)

@@ -10,7 +10,6 @@ The normalised losses also need a sum over every class.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_positive, expected
-from ._base import WeightedLoss
+from ._base import WeightedLoss, first_order
 from ._reduce import FlatInputs, flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -46,24 +45,6 @@ def _logits(flat: FlatInputs) -> torch.Tensor:
 def _nll(flat: FlatInputs) -> torch.Tensor:
     """``s = −log softmax(z)_y`` per sample, ``(M,)``, in the compute dtype (one fused kernel)."""
     return F.cross_entropy(_logits(flat), flat.target, reduction="none")
-
-
-def _first_order(backward):
-    """Decorate the ``backward`` of an ``autograd.Function`` written out in closed form: it is
-    run without building a graph, and a second derivative (``create_graph=True``) raises instead
-    of silently missing the dependence of the written-out gradient on the input (``torch``'s
-    ``once_differentiable`` raises only where the incoming gradient itself requires grad)."""
-
-    @functools.wraps(backward)
-    def wrapper(ctx, *grads):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                f"{type(ctx).__name__.removesuffix('Backward')}: second derivatives "
-                "(create_graph=True) are not implemented for this loss's written-out gradient"
-            )
-        return backward(ctx, *grads)
-
-    return wrapper
 
 
 def _one_minus_p(s: torch.Tensor) -> torch.Tensor:
@@ -99,7 +80,7 @@ class _NormalizedCE(torch.autograd.Function):
         return loss
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         idx, s, den = ctx.saved_tensors
         ga = grad * ctx.alpha
@@ -165,7 +146,7 @@ class _NormalizedFocal(torch.autograd.Function):
         return loss
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         (jac,) = ctx.saved_tensors
         return jac * grad.unsqueeze(1), None, None, None, None

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .._validation import check_choice, check_in_range, check_positive, expected
 from ._adjusted import adjusted_cross_entropy
-from ._base import WeightedLoss
+from ._base import WeightedLoss, first_order
 from ._reduce import FlatInputs, flatten_inputs, reduce_loss
 from ._registry import export_function, register_loss
 
@@ -122,6 +122,7 @@ class _LDRCrossEntropy(torch.autograd.Function):
         return ce, lam_row
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_ce, grad_lam):  # type: ignore[override]
         logp, target, inv, z, scale, special = ctx.saved_tensors
         idx = target.unsqueeze(1)
@@ -528,6 +529,7 @@ class _SwitchedOVR(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @first_order
     def backward(ctx, grad_loss):  # type: ignore[override]
         if len(ctx.saved_tensors) == 2:
             z, target = ctx.saved_tensors

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .._validation import check_positive, expected
-from ._base import WeightedLoss
+from ._base import WeightedLoss, first_order
 from ._reduce import flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -64,6 +64,7 @@ class _SeesawCE(torch.autograd.Function):
         return logp.gather(1, idx).squeeze(1).neg()
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         logp, idx = ctx.saved_tensors
         grad = torch.softmax(logp, dim=1)  # the softmax kernel, not exp (see _adjusted)

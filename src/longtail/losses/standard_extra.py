@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_finite_number, check_in_range, check_positive, expected
+from ._base import first_order
 from ._reduce import compute_dtype_for, reduce_loss
 from ._registry import export_function, register_loss
-from .robust import _first_order, _flat, _FunctionLoss, _logits, _nll, _one_minus_p
+from .robust import _flat, _FunctionLoss, _logits, _nll, _one_minus_p
 
 
 # -------------------------------------------------------------------------------- comp-sum
@@ -131,7 +132,7 @@ class _Squentropy(torch.autograd.Function):
         return s + sq / (c - 1)
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         x, idx, x_y = ctx.saved_tensors
         two = (2.0 / (x.shape[1] - 1)) * grad
@@ -220,7 +221,7 @@ class _ZLoss(torch.autograd.Function):
         return F.softplus(arg) / a
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         d, idx, sigma, zy, arg = ctx.saved_tensors
         c = d.shape[1]
@@ -446,7 +447,7 @@ class _SparseSoftmax(torch.autograd.Function):
         return loss
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         x, idx, shifted, inds, thr, loss, tied = ctx.saved_tensors
         k = inds.shape[1]
@@ -595,7 +596,7 @@ class _Sparsemax(torch.autograd.Function):
         return p
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         (p,) = ctx.saved_tensors
         support = p > 0
@@ -646,7 +647,7 @@ class _SparsemaxLoss(torch.autograd.Function):
         return (half_sq + tau.view(-1) + 0.5 - z_y).clamp_min_(0.0)
 
     @staticmethod
-    @_first_order
+    @first_order
     def backward(ctx, grad):  # type: ignore[override]
         p, idx = ctx.saved_tensors
         out = p * grad.unsqueeze(1)

@@ -38,7 +38,7 @@ from .._validation import (
     check_reduction,
     expected,
 )
-from ._base import WeightedLoss, per_class_tensor
+from ._base import WeightedLoss, first_order, per_class_tensor
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -314,6 +314,7 @@ class _AnyLoss(torch.autograd.Function):
         return total
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         s, yhat, t, vf, a_coef, b_coef = ctx.saved_tensors
         if vf is None:
@@ -547,6 +548,7 @@ class _PairwiseHard(torch.autograd.Function):
         return sums
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         x, pk, pi, w, fp = ctx.saved_tensors
         grad = torch.zeros_like(x, memory_format=torch.contiguous_format)
@@ -732,6 +734,7 @@ class _UnivariateLogistic(torch.autograd.Function):
         return (t_sp - t_x) * inv_pos + (all_sp - t_sp) * inv_neg
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         x, t, vf, inv_pos, inv_neg = ctx.saved_tensors
         gp, gn = g * inv_pos, g * inv_neg
@@ -929,6 +932,7 @@ class _AUCMSum(torch.autograd.Function):
         return (per_class * cw).sum()
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         h, t, vf, p, a, b, alpha, cw, s1, t1, n_pos, n = ctx.saved_tensors
         gw = g * cw
@@ -1169,6 +1173,7 @@ class _PSLTanh(torch.autograd.Function):
         return torch.log(total)
 
     @staticmethod
+    @first_order
     def backward(ctx, g):  # type: ignore[override]
         s, e, idx, total = ctx.saved_tensors
         coef = (g * ctx.scale / total).unsqueeze(1)
