@@ -342,8 +342,9 @@ def aldr_kl_loss(
     ``λ_i log (1/C) Σ_k exp((c [k≠y] + z_k − z_y)/λ_i) − (α log C / 2λ₀)(λ_i − λ₀)²``. The new
     ``λ_i`` is a constant of the backward (the code detaches it; ``stop_gradient`` in the
     registry). Two details of the code are not copied: its ``+ 1e-5`` on ``p`` before the log
-    (the KL is taken from ``log_softmax`` here, exact without it), and its ``.cuda()``. ``p`` is
-    the code's ``softmax(z/λ)``, without the margin.
+    (the KL is taken from ``log_softmax`` here, exact without it), and its hard-coded CUDA
+    device (every tensor here follows the logits). ``p`` is the code's ``softmax(z/λ)``,
+    without the margin.
 
     **State.** ``lambdas`` is each entry's current ``λ_i`` (the state the code keeps per
     training sample; ``None``: ``λ₀`` for every entry, a sample's first visit). The function
