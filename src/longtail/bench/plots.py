@@ -12,8 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from longtail.bench.tables import (
     dir_title,
     sensitivity_sweeps,
 )
+from longtail.engine.io import atomic_write
 from longtail.metrics import regions_of_counts
 
 __all__ = ["plot_ablation", "plot_dir_error", "plot_dir_sensitivity", "plot_per_class_error"]
@@ -67,22 +67,8 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def replace_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through ``write(tmp)`` into a temporary file beside ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    return replace_atomically(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
 
 
 def pick_setting(available: Sequence[Setting], setting: Any, what: str) -> Setting:

@@ -33,7 +33,6 @@ from longtail.bench.plots import (
     plot_dir_error,
     plot_dir_sensitivity,
     plot_per_class_error,
-    replace_atomically,
 )
 from longtail.bench.records import (
     METHOD_ORDER,
@@ -62,6 +61,7 @@ from longtail.bench.tables import (
     table1_markdown,
     tail_markdown,
 )
+from longtail.engine.io import atomic_write_text
 
 __all__ = [
     "METHOD_ORDER",
@@ -157,7 +157,8 @@ def write_report(
     sections += _regression_sections(records, plot if plots else None, disagree)
     text = "\n\n".join(sections) + "\n"
     report = out_dir / "report.md"
-    written.append(replace_atomically(report, lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    atomic_write_text(report, text)
+    written.append(report)
     return written
 
 

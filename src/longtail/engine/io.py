@@ -10,10 +10,21 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_torch_save", "atomic_write_json", "atomic_write_text", "read_json"]
+__all__ = [
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_json",
+]
 
 
-def _atomic(path: Path, write: Any) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
+    """Call ``write(f)`` on a binary file in ``path``'s folder, fsync it, rename it to ``path``.
+
+    Every file longtail writes (configs, checkpoints, records, reports, plots) goes through
+    this: a reader sees the old file or the new one, never half of one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -23,6 +34,7 @@ def _atomic(path: Path, write: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        return path
     except BaseException:
         try:
             os.unlink(tmp)
@@ -33,7 +45,7 @@ def _atomic(path: Path, write: Any) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    _atomic(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -43,7 +55,7 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` through a temporary file and a rename."""
-    _atomic(Path(path), lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
