@@ -35,6 +35,7 @@ from typing import Any
 from longtail._validation import expected
 from longtail.engine.config import METHODS
 from longtail.engine.regression import REGRESSION_METHODS
+from longtail.engine.run import BOOKKEEPING, config_identity
 
 __all__ = [
     "BOOKKEEPING_KEYS",
@@ -60,7 +61,9 @@ METHOD_ORDER = tuple(METHODS)
 #: Config keys that say how a run executed, not what it computed (paths, threads, batch size of
 #: evaluation, torch.compile, which changes rounding only). The engines leave them out of a
 #: record's identity; a legacy record's identity is its config without them.
-BOOKKEEPING_KEYS = ("data_dir", "threads", "download", "eval_batch_size", "compile")
+# the engines' own rule for what is bookkeeping, so that a legacy record's derived identity is
+# the one the engine would give its config today
+BOOKKEEPING_KEYS = BOOKKEEPING
 
 # Identity keys that place a run in a column of a table (its data), and those that make a row
 # (the method and everything that configures its loss); everything else is the recipe.
@@ -187,7 +190,7 @@ def identity(rec: dict[str, Any]) -> dict[str, Any]:
     else:
         config = rec.get("config")
         config = config if isinstance(config, dict) else {}
-        ident = {k: v for k, v in config.items() if k not in BOOKKEEPING_KEYS}
+        ident = config_identity(config)
         if _fingerprint(rec) is not None:
             ident["data"] = _fingerprint(rec)
     for key in _TOP_LEVEL:
