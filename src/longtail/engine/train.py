@@ -357,7 +357,7 @@ class _Classification:
 
 def _epoch_line(label: str, epochs: int) -> Callable[[dict[str, Any]], str]:
     def line(row: dict[str, Any]) -> str:
-        speed = row["images"] / row["seconds"] if row.get("seconds") else float("nan")
+        speed = row.get("images_per_s", float("nan"))  # the harness's figure for this row
         msg = (
             f"{label} epoch {row['epoch'] + 1}/{epochs} loss {row['loss']:.4f} "
             f"lr {row['lr']:.4g} ({speed:.0f} img/s)"
