@@ -282,6 +282,8 @@ _BENCH_SETS: dict[str, dict[str, str]] = {
     "dir": {"method": "use --methods", "seed": "use --seeds"},
     "dir-sensitivity": {"method": "the sensitivity grid trains group-dir", "seed": "use --seeds"},
 }
+# preset-selection runs the candidates' own recipes: it takes no config settings at all
+_SELECTION_TAKES = ("dataset", "data_dir", "download", "threads")
 _REGRESSION_TABLES = ("dir", "dir-sensitivity")
 
 
@@ -589,7 +591,17 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     p.add_argument("--lr", type=float)
     p.add_argument("--model", choices=MODELS)
     p.add_argument("--width", type=int, help="channels of the first ResNet stage")
-    p.add_argument("--n-max", type=int, help="training examples of the head class")
+    p.add_argument(
+        "--n-max",
+        type=int,
+        help="training examples of the head class (default: the most the profile can take)",
+    )
+    p.add_argument(
+        "--val-per-class",
+        type=int,
+        help="hold out this many training images per class as a balanced validation split and "
+        "evaluate on it instead of the test set (for choosing a recipe; default 0: test set)",
+    )
     p.add_argument("--threads", type=int, help="torch threads per run")
     p.add_argument(
         "--compile",
@@ -606,7 +618,11 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         help="loss keyword argument, e.g. --loss-kw delta_minus=1.2 (repeatable)",
     )
     if with_run:
-        p.add_argument("--profile", choices=("exp", "step"))
+        p.add_argument(
+            "--profile",
+            choices=("exp", "step", "natural"),
+            help="exp or step (with --ratio), or natural: keep the data's own imbalance",
+        )
         p.add_argument("--ratio", type=float, help="imbalance ratio n_max / n_min (>= 1)")
         p.add_argument(
             "--method",
@@ -670,6 +686,7 @@ def _check_grid(jobs: list[Any], args: argparse.Namespace) -> None:
 
 # The grid options of `bench` and the tables that take each; another table would ignore it.
 _GRID_OPTIONS = {
+    "candidates": ("preset-selection",),
     "methods": ("table1", "dir"),
     "settings": ("table1", "mm-ablation"),
     "betas": ("mm-ablation",),
@@ -700,6 +717,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from longtail.bench.runner import ablation_jobs, table1_jobs
     from longtail.engine import prepare_data
 
+    if args.table == "preset-selection":
+        return _cmd_preset_selection(args)
     options = _classification_options(args, "quick")
     preset = options.pop("preset")
     dataset = options.pop("dataset", "fashion-mnist")
@@ -727,6 +746,44 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     _check_grid(jobs, args)
     _check_dataset_file(jobs[0].config.dataset, jobs[0].config.data_dir)
     # load the data once up front: a missing dataset fails here, before any run starts
+    prepare_data(jobs[0].config)
+    return _run_jobs(jobs, args)
+
+
+def _cmd_preset_selection(args: argparse.Namespace) -> int:
+    """The CPU preset's selection grid: candidates × lengths × methods × seeds on validation."""
+    from longtail.bench.runner import PRESET_CANDIDATES, preset_selection_jobs
+    from longtail.engine import prepare_data
+
+    options = _classification_options(args, "cpu")
+    options.pop("preset")
+    extra = sorted(k for k in options if k not in _SELECTION_TAKES)
+    if extra:
+        raise expected(
+            "options",
+            "none of the recipe's settings for `bench preset-selection` (each candidate is "
+            f"its own recipe; choose them with --candidates: {', '.join(PRESET_CANDIDATES)})",
+            ", ".join(extra),
+        )
+    names = _distinct_names("--candidates", args.candidates)
+    for n in names or ():
+        if n not in PRESET_CANDIDATES:
+            raise ValueError(
+                str(expected("--candidates", f"names of {', '.join(PRESET_CANDIDATES)}", n))
+                + did_you_mean(n, list(PRESET_CANDIDATES))
+            )
+    jobs = preset_selection_jobs(names, args.seeds, options.get("dataset", "fashion-mnist"))
+    if set(options) - {"dataset"}:
+        jobs = [
+            dataclasses.replace(
+                j,
+                config=dataclasses.replace(
+                    j.config, **{k: v for k, v in options.items() if k != "dataset"}
+                ),
+            )
+            for j in jobs
+        ]
+    _check_grid(jobs, args)
     prepare_data(jobs[0].config)
     return _run_jobs(jobs, args)
 
@@ -957,13 +1014,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         allow_abbrev=False,
-        help="run a published table: table1 or mm-ablation",
+        help="run a grid: table1, mm-ablation, preset-selection, dir, dir-sensitivity",
         description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
     )
     p.add_argument(
         "table",
-        choices=("table1", "mm-ablation", "dir", "dir-sensitivity"),
-        help="table1, mm-ablation; dir: the DIR benchmark ("
+        choices=("table1", "mm-ablation", "preset-selection", "dir", "dir-sensitivity"),
+        help="table1, mm-ablation; preset-selection: the CPU preset's candidates judged by "
+        "convergence on a validation split; dir: the DIR benchmark ("
         + ", ".join(_regression_methods())
         + " on --dataset/--target, preset quick); dir-sensitivity: "
         "Group-DIR with G in 10,20,40, λ1 in 0.5,1,2 and λ2 in 0.5,1,2, one at a time around "
@@ -976,6 +1034,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-lambda2", help="dir-sensitivity: λ2 values (0.5,1,2)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     p.add_argument("--methods", help="comma-separated methods (default: all of Table 1)")
+    p.add_argument(
+        "--candidates", help="preset-selection: comma-separated candidates (default: all)"
+    )
     p.add_argument("--settings", help="comma-separated, e.g. exp100,step100,exp10,step10")
     p.add_argument("--betas", help="mm-ablation: comma-separated β values")
     p.add_argument("--deltas", help="mm-ablation: comma-separated δ⁻ values")

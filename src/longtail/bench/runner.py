@@ -42,6 +42,7 @@ __all__ = [
     "dir_jobs",
     "dir_sensitivity_jobs",
     "job_identity",
+    "preset_selection_jobs",
     "run_grid",
     "table1_jobs",
 ]
@@ -58,6 +59,18 @@ DIR_METHODS = tuple(REGRESSION_METHODS)  # the DIR table, in its registry order
 SENSITIVITY_GROUPS = (10, 20, 40)
 SENSITIVITY_LAMBDA1 = (0.5, 1.0, 2.0)
 SENSITIVITY_LAMBDA2 = (0.5, 1.0, 2.0)
+
+# The CPU preset's candidates (results/preset-selection), cheapest run first: the first one
+# that is converged is chosen. Each is a model, its width and a length; the schedule is the
+# paper's shape rescaled to the length (rescaled_schedule).
+PRESET_CANDIDATES: dict[str, dict[str, Any]] = {
+    "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40},
+    "cnn5-w24-e30": {"model": "cnn5", "width": 24, "epochs": 30},
+    "cnn5-w32-e30": {"model": "cnn5", "width": 32, "epochs": 30},
+}
+# The methods whose convergence a preset must show, and the balanced validation split
+SELECTION_METHODS = ("erm", "ldam-drw", "mm-drw")
+SELECTION_VAL_PER_CLASS = 500
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,51 @@ def ablation_jobs(
                             "mm-ablation", dataset, preset, profile, ratio, method, seed, tag, over
                         )
                     )
+    return jobs
+
+
+def preset_selection_jobs(
+    candidates: tuple[str, ...] | None = None,
+    seeds: int = 2,
+    dataset: str = "fashion-mnist",
+    methods: tuple[str, ...] = SELECTION_METHODS,
+    lengths: tuple[int, ...] = (1, 2),
+    val_per_class: int = SELECTION_VAL_PER_CLASS,
+) -> list[Job]:
+    """Runs that judge each candidate recipe by convergence on a validation split.
+
+    For every candidate of :data:`PRESET_CANDIDATES`: each method of ``methods`` on the exp-100
+    profile, at the candidate's length and at ``lengths`` times it (the schedule rescaled),
+    ``seeds`` seeds, evaluated after every epoch on ``val_per_class`` training images per class
+    held out before the profile (the test set is never loaded into a metric). Names are
+    ``<candidate>_<k>x_<method>_s<seed>``; records carry ``{"bench": "preset-selection",
+    "candidate": ..., "length": k}``.
+    """
+    jobs = []
+    for cand in tuple(candidates or PRESET_CANDIDATES):
+        if cand not in PRESET_CANDIDATES:
+            raise ValueError(
+                f"Expected a candidate of {', '.join(PRESET_CANDIDATES)}, but got {cand!r}"
+            )
+        base = PRESET_CANDIDATES[cand]
+        for k in lengths:
+            for seed in range(seeds):
+                for method in methods:
+                    cfg = make_config(
+                        "cpu",
+                        dataset=dataset,
+                        profile="exp",
+                        ratio=100.0,
+                        method=method,
+                        seed=seed,
+                        model=base["model"],
+                        width=base["width"],
+                        epochs=base["epochs"] * k,
+                        val_per_class=val_per_class,
+                        eval_every=1,
+                    )
+                    extra = {"bench": "preset-selection", "candidate": cand, "length": k}
+                    jobs.append(Job(f"{cand}_{k}x_{method}_s{seed}", cfg, extra))
     return jobs
 
 

@@ -22,12 +22,15 @@ from longtail._validation import as_counts, check_choice, expected
 __all__ = [
     "PROFILES",
     "ImbalancedSubset",
+    "head_order",
     "imbalance_counts",
     "imbalanced_indices",
     "imbalanced_subset",
+    "largest_n_max",
+    "profile_counts",
 ]
 
-#: Names accepted by the ``profile`` argument.
+#: Names accepted by the ``profile`` argument of :func:`imbalance_counts`.
 PROFILES = ("exp", "step")
 
 
@@ -252,3 +255,100 @@ def imbalanced_subset(
     if num_classes is None:
         num_classes = int(labels.max()) + 1
     return ImbalancedSubset(dataset, idx.tolist(), labels[idx], num_classes=num_classes)
+
+
+def head_order(available: Any) -> list[int]:
+    """Class indices from the class with the most examples to the one with the fewest, ties in
+    label order: the order in which a profile's counts are given to the classes.
+
+    On balanced data this is ``0 .. C-1`` (class 0 the head), the convention of CIFAR-10-LT and
+    the LDAM-DRW code; on data whose classes differ in size, the largest class is the head, so
+    that the profile cuts the most from the class that has the most.
+
+    Example:
+        >>> head_order([5, 9, 9, 2])
+        [1, 2, 0, 3]
+    """
+    counts = [int(c) for c in as_counts(available, name="available").tolist()]
+    return sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+
+
+def largest_n_max(available: Any, ratio: float, profile: str = "exp") -> int:
+    """The largest head size ``n_max`` whose profile the data can give.
+
+    With the classes in :func:`head_order`, position ``k`` of the profile asks
+    ``imbalance_counts(n_max, C, ratio, profile)[k]`` examples of the ``k``-th class; every
+    count grows with ``n_max``, so the answer is found by bisection. Equal classes of ``n``
+    examples give ``n``; a class a little smaller than the head lowers ``n_max`` only if its
+    position in the profile asks for more than it has.
+
+    Example:
+        >>> largest_n_max([6000] * 10, 100)
+        6000
+        >>> largest_n_max([133, 128, 120, 130], 1.0)  # balanced: the smallest class decides
+        120
+        >>> largest_n_max([133, 128, 120, 130], 10.0)
+        133
+
+    Raises:
+        ValueError: when not even ``n_max = 1`` fits (an empty class), or on a bad argument.
+    """
+    counts = as_counts(available, name="available").tolist()
+    order = head_order(counts)
+    have = [int(counts[c]) for c in order]
+    c = len(have)
+
+    def fits(n: int) -> bool:
+        try:
+            want = imbalance_counts(n, c, ratio, profile)
+        except ValueError:  # the ratio empties a class at this head size
+            return False
+        return all(w <= h for w, h in zip(want, have))
+
+    lo, hi = 0, max(have)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        raise expected(
+            "data",
+            f"classes from which a {profile!r} profile of ratio {ratio:g} can be taken",
+            f"class sizes {[int(v) for v in counts]} (none fits, not even a head of one example)",
+        )
+    return lo
+
+
+def profile_counts(
+    available: Any, ratio: float, profile: str = "exp", n_max: int | None = None
+) -> tuple[list[int], list[int], int]:
+    """Per-class counts of a profile over data with ``available`` examples per class.
+
+    Returns ``(counts, order, n_max)``: ``counts[c]`` examples to keep of class ``c`` (indexed
+    by class, not by profile position), the :func:`head_order` used, and the head size
+    (``n_max`` if given, else :func:`largest_n_max`). A class asked for more than it has raises
+    ``ValueError`` naming it.
+
+    Example:
+        >>> profile_counts([100, 300, 200], 10.0)
+        ([30, 300, 94], [1, 2, 0], 300)
+    """
+    have = [int(v) for v in as_counts(available, name="available").tolist()]
+    order = head_order(have)
+    if n_max is None:
+        n_max = largest_n_max(have, ratio, profile)
+    by_position = imbalance_counts(n_max, len(have), ratio, profile)
+    counts = [0] * len(have)
+    for k, cls in enumerate(order):
+        counts[cls] = by_position[k]
+        if counts[cls] > have[cls]:
+            raise expected(
+                "n_max",
+                f"a head size whose {profile!r} profile the data can give (class {cls}, "
+                f"position {k} of the profile, has {have[cls]} examples; the largest n_max "
+                f"that fits is {largest_n_max(have, ratio, profile)})",
+                f"{n_max}, which asks {counts[cls]} of class {cls}",
+            )
+    return counts, order, n_max

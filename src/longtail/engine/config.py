@@ -302,6 +302,7 @@ _FIELD_KINDS = {
     **dict.fromkeys(
         (
             "n_max",
+            "val_per_class",
             "seed",
             "epochs",
             "batch_size",
@@ -337,6 +338,14 @@ class TrainConfig:
     learning rate by 0.01 from epoch 160 on and by 0.0001 from 180 on; ``drw_epoch`` is the
     first epoch with deferred weights or samples.
 
+    The data: ``profile`` ``"exp"`` or ``"step"`` with ``ratio`` cuts the training set to a
+    long-tailed profile whose head is the largest class (ties by label) and whose head size
+    ``n_max`` is by default the largest the profile can take from the data at hand;
+    ``"natural"`` keeps every training example (the data's own imbalance; ``ratio`` must then
+    be 1). ``val_per_class > 0`` sets that many training images of every class apart, before
+    the profile, as a balanced validation split, and evaluates the run on it instead of the
+    test set: for choosing a recipe without looking at test numbers.
+
     Construction checks every value (a ``ValueError`` names the field): numbers must be finite,
     loss arguments must be arguments of the method's loss, and a deferred method (DRW or DRS)
     needs ``drw_epoch < epochs``; otherwise its deferred phase never happens and the run would
@@ -349,7 +358,8 @@ class TrainConfig:
     data_dir: str | None = None
     profile: str = "exp"
     ratio: float = 100.0
-    n_max: int | None = None  # examples kept of the head class; default: all it has
+    n_max: int | None = None  # examples kept of the head class; default: the most that fit
+    val_per_class: int = 0  # > 0: evaluate on this many training images per class, held out
     method: str = "erm"
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -381,7 +391,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         spec = get_method(self.method)
-        check_choice("profile", self.profile, ("exp", "step"))
+        check_choice("profile", self.profile, ("exp", "step", "natural"))
         check_choice("preset", self.preset, tuple(PRESETS))
         check_choice("model", self.model, MODELS)
         if not isinstance(self.dataset, str) or not self.dataset:
@@ -408,6 +418,7 @@ class TrainConfig:
         for name in (
             "warmup_epochs",
             "drw_epoch",
+            "val_per_class",
             "eval_every",
             "padding",
             "seed",
@@ -422,6 +433,13 @@ class TrainConfig:
                 "few_threshold",
                 f"<= many_threshold ({self.many_threshold})",
                 repr(self.few_threshold),
+            )
+        if self.profile == "natural" and (self.ratio != 1 or self.n_max is not None):
+            raise expected(
+                "ratio` and `n_max",
+                "1 and None with the natural profile (it keeps every training example: the "
+                "data's own imbalance, reported in the record)",
+                f"ratio {self.ratio!r}, n_max {self.n_max!r}",
             )
         self.lr_steps = self._checked_lr_steps(self.lr_steps)
         self.ratio = float(self.ratio)
@@ -640,6 +658,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "drw_epoch": 6,
         "eval_every": 0,
     },
+    # "cpu": the recipe chosen by convergence on a validation split (results/preset-selection,
+    # docs/preset-selection.md): the 5-layer CNN of width 16 (64 features), 40 epochs, the
+    # paper's schedule shape rescaled (DRW and lr × 0.01 from epoch 32, × 0.0001 from 36)
+    "cpu": {
+        "epochs": 40,
+        "model": "cnn5",
+        "width": 16,
+        **{
+            "warmup_epochs": 1,
+            "lr_steps": ((32, 0.01), (36, 0.0001)),
+            "drw_epoch": 32,
+        },
+        "eval_every": 0,
+    },
 }
 
 _SCHEDULE_KEYS = ("drw_epoch", "lr_steps", "warmup_epochs")
@@ -690,6 +722,8 @@ def make_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
     check_choice("preset", preset, tuple(PRESETS))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     base = {**PRESETS[preset], **overrides, "preset": preset}
+    if base.get("profile") == "natural":
+        base.setdefault("ratio", 1.0)  # the data's own imbalance: nothing is cut
     if "epochs" in overrides:
         epochs = overrides["epochs"]
         if not _is_int(epochs) or epochs < 1:

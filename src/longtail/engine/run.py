@@ -48,6 +48,7 @@ __all__ = [
     "CHECKPOINT",
     "CONFIG",
     "LOG",
+    "NEUTRAL",
     "RESULT",
     "EpochTask",
     "FolderLock",
@@ -106,6 +107,11 @@ def fingerprint(*arrays: Any) -> str:
 #: the config itself.)
 BOOKKEEPING = ("data_dir", "threads", "download", "eval_batch_size", "compile", "preset")
 
+#: Config keys added after records existed, at the value that reproduces the older runs: a key
+#: at this value is left out of the identity, so a record made before the key existed keeps
+#: its identity (``val_per_class = 0``: evaluated on the test set, as every run was before).
+NEUTRAL = {"val_per_class": 0}
+
 
 def config_identity(config: dict[str, Any]) -> dict[str, Any]:
     """A config's part of a run identity: the resolved config less :data:`BOOKKEEPING`, with the
@@ -113,7 +119,11 @@ def config_identity(config: dict[str, Any]) -> dict[str, Any]:
     file lies is bookkeeping, what it holds is the data fingerprint's business)."""
     from longtail.data.registry import get_dataset
 
-    d = {k: v for k, v in config.items() if k not in BOOKKEEPING}
+    d = {
+        k: v
+        for k, v in config.items()
+        if k not in BOOKKEEPING and not (k in NEUTRAL and v == NEUTRAL[k])
+    }
     name = d.get("dataset")
     if isinstance(name, str):
         try:

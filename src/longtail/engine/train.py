@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from longtail.data.images import ImageDataset, load_image_dataset, normalize, random_crop_flip
-from longtail.data.profiles import imbalance_counts, imbalanced_indices
+from longtail.data.profiles import head_order, imbalanced_indices, profile_counts
 from longtail.engine.config import TrainConfig
 from longtail.engine.run import (
     Progress,
@@ -69,6 +69,33 @@ def _load_cached(name: str, data_dir: str | None, download: bool, stamp: Any) ->
     return load_image_dataset(name, data_dir=data_dir, download=download)
 
 
+def _split_validation(
+    data: ImageDataset, per_class: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_pool, y_pool, x_val, y_val): ``per_class`` training images of every class set apart.
+
+    The held-out images are the first ``per_class`` of a permutation of each class (generator
+    seeded 1, apart from the profile's seed 0), so the split is the same for every run.
+    """
+    y = data.y_train
+    g = torch.Generator().manual_seed(1)
+    held = []
+    for c in range(data.num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) <= per_class:
+            raise ValueError(
+                f"Expected argument `val_per_class` to leave training examples of every class, "
+                f"but got {per_class}, while class {c} ({data.classes[c]!r} of the source data) "
+                f"has {len(idx)} training examples"
+            )
+        held.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    val = torch.sort(torch.cat(held)).values
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[val] = False
+    pool = torch.nonzero(keep).flatten()
+    return data.x_train[pool], y[pool], data.x_train[val], y[val]
+
+
 @functools.lru_cache(maxsize=8)
 def _prepare_cached(
     name: str,
@@ -78,30 +105,44 @@ def _prepare_cached(
     profile: str,
     ratio: float,
     n_max: int | None,
+    val_per_class: int,
 ) -> dict[str, Any]:
     data = _load_cached(name, data_dir, download, stamp)
-    full = data.class_counts
-    n_max = n_max if n_max is not None else int(full.max())
-    counts = imbalance_counts(n_max, data.num_classes, ratio, profile)
-    # the subset's seed is fixed (0), not the run's: every seed trains on the same data, as in
-    # the LDAM-DRW code, so the spread over seeds is that of training, not of the subset
-    idx = torch.as_tensor(imbalanced_indices(data.y_train, counts=counts, seed=0))
-    x_train = data.x_train.index_select(0, idx)
-    y_train = data.y_train.index_select(0, idx)
+    if val_per_class:
+        x_pool, y_pool, x_eval, y_eval = _split_validation(data, val_per_class)
+    else:
+        x_pool, y_pool, x_eval, y_eval = data.x_train, data.y_train, data.x_test, data.y_test
+    available = torch.bincount(y_pool, minlength=data.num_classes)
+    if profile == "natural":
+        counts, order, n_max = available.tolist(), head_order(available.tolist()), None
+        x_train, y_train = x_pool, y_pool
+    else:
+        # the head of the profile is the largest class (ties by label), and the default head
+        # size is the largest that the profile can take from the classes at hand
+        counts, order, n_max = profile_counts(available.tolist(), ratio, profile, n_max)
+        # the subset's seed is fixed (0), not the run's: every seed trains on the same data, as
+        # in the LDAM-DRW code, so the spread over seeds is that of training, not of the subset
+        idx = torch.as_tensor(imbalanced_indices(y_pool, counts=counts, seed=0))
+        x_train, y_train = x_pool.index_select(0, idx), y_pool.index_select(0, idx)
     lt = dataclasses.replace(data, x_train=x_train, y_train=y_train)
     mean, std = lt.channel_stats()
+    present = [c for c in counts if c > 0]
     return {
         "x_train": x_train,
         "y_train": y_train,
-        "x_test": data.x_test,
-        "y_test": data.y_test,
+        "x_test": x_eval,
+        "y_test": y_eval,
+        "eval_split": "validation" if val_per_class else "test",
         "counts": torch.as_tensor(counts, dtype=torch.long),
+        "head_order": order,
+        "n_max": n_max,
+        "imbalance_ratio": max(present) / min(present) if present else float("nan"),
         "mean": mean,
         "std": std,
         "num_classes": data.num_classes,
         "channels": data.x_train.shape[1],
         "classes": list(data.classes),  # the source label of each class index
-        "fingerprint": fingerprint(x_train, y_train, data.x_test, data.y_test),
+        "fingerprint": fingerprint(x_train, y_train, x_eval, y_eval),
     }
 
 
@@ -109,12 +150,17 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     """Load the dataset and build the long-tailed training set of ``config``.
 
     Returns a dict with ``x_train``/``y_train`` (the imbalanced subset, uint8 / int64),
-    ``x_test``/``y_test`` (balanced, untouched), ``counts`` (training counts per class),
-    ``mean``/``std`` (channel statistics of the long-tailed training images), ``num_classes``,
-    ``channels``, ``classes`` (the source data's label of each class index: labels that were
-    not ``0 .. K - 1`` are renumbered in sorted order) and ``fingerprint``
-    (:func:`~longtail.engine.run.fingerprint` of the four tensors: what the run's identity
-    records of its data).
+    ``x_test``/``y_test`` (what the run is evaluated on: the balanced test set, or with
+    ``val_per_class > 0`` a balanced validation split of that many training images per class,
+    set apart before the profile is applied, the test set then unused), ``eval_split``
+    (``"test"`` or ``"validation"``), ``counts`` (training counts per class), ``head_order``
+    (classes from the profile's head to its tail: largest class first, ties by label),
+    ``n_max`` (the head size used; by default the largest the profile can take from the data),
+    ``imbalance_ratio`` (largest / smallest training class), ``mean``/``std`` (channel
+    statistics of the long-tailed training images), ``num_classes``, ``channels``, ``classes``
+    (the source data's label of each class index: labels that were not ``0 .. K - 1`` are
+    renumbered in sorted order) and ``fingerprint`` (:func:`~longtail.engine.run.fingerprint`
+    of the four tensors: what the run's identity records of its data).
     """
     stamp = _file_stamp(config.dataset, config.data_dir)
     return dict(
@@ -126,6 +172,7 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
             config.profile,
             config.ratio,
             config.n_max,
+            config.val_per_class,
         )
     )
 
@@ -334,7 +381,8 @@ class _Classification:
         last = epoch == cfg.epochs - 1
         if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
             m = self.test_metrics()
-            row["test"] = {k: v for k, v in m.items() if k != "per_class_error"}
+            split = "val" if self.data["eval_split"] == "validation" else "test"
+            row[split] = {k: v for k, v in m.items() if k != "per_class_error"}
             if self.best is None or m["top1_error"] < self.best:
                 self.best = m["top1_error"]
             if last:
@@ -362,8 +410,9 @@ def _epoch_line(label: str, epochs: int) -> Callable[[dict[str, Any]], str]:
             f"{label} epoch {row['epoch'] + 1}/{epochs} loss {row['loss']:.4f} "
             f"lr {row['lr']:.4g} ({speed:.0f} img/s)"
         )
-        if "test" in row:
-            msg += f" test err {row['test']['top1_error']:.2f}%"
+        for split in ("test", "val"):
+            if split in row:
+                msg += f" {split} err {row[split]['top1_error']:.2f}%"
         return msg
 
     return line
@@ -493,7 +542,11 @@ def _train_in(
             "train_size": len(data["y_train"]),
             "test_size": len(data["y_test"]),
             "num_classes": data["num_classes"],
+            "n_max": data["n_max"],
+            "head_order": data["head_order"],
+            "imbalance_ratio": data["imbalance_ratio"],
         },
+        "eval_split": data["eval_split"],
         "schedule": config.describe_schedule(),
         "schedule_warnings": warnings_,
         "environment": environment(task.device),
