@@ -303,7 +303,7 @@ def largest_n_max(available: Any, ratio: float, profile: str = "exp") -> int:
             want = imbalance_counts(n, c, ratio, profile)
         except ValueError:  # the ratio empties a class at this head size
             return False
-        return all(w <= h for w, h in zip(want, have))
+        return all(w <= h for w, h in zip(want, have, strict=True))
 
     lo, hi = 0, max(have)
     while lo < hi:
