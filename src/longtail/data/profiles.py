@@ -298,20 +298,28 @@ def largest_n_max(available: Any, ratio: float, profile: str = "exp") -> int:
     have = [int(counts[c]) for c in order]
     c = len(have)
 
-    def fits(n: int) -> bool:
+    def within(n: int) -> bool:
+        """No position of the profile asks more than its class has (false only from a size
+        on: every count grows with n). A size too small for the ratio (a class would get no
+        example) asks for less than any larger size, so it counts as within."""
         try:
             want = imbalance_counts(n, c, ratio, profile)
-        except ValueError:  # the ratio empties a class at this head size
-            return False
+        except ValueError:
+            return True
         return all(w <= h for w, h in zip(want, have, strict=True))
 
     lo, hi = 0, max(have)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if fits(mid):
+        if within(mid):
             lo = mid
         else:
             hi = mid - 1
+    try:
+        if lo:
+            imbalance_counts(lo, c, ratio, profile)
+    except ValueError:
+        lo = 0  # the largest size within the data still leaves a class empty
     if lo == 0:
         raise expected(
             "data",

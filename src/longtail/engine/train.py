@@ -418,6 +418,20 @@ def _epoch_line(label: str, epochs: int) -> Callable[[dict[str, Any]], str]:
     return line
 
 
+def _curve(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The training curve a record keeps: per epoch the lr, mean training loss, whether the
+    deferred weights were on, and the top-1 error of the epochs that were evaluated (on the
+    split the run evaluates: ``val_top1_error`` or ``test_top1_error``)."""
+    out = []
+    for row in rows:
+        point = {k: row[k] for k in ("epoch", "lr", "loss", "reweighted") if k in row}
+        for split in ("val", "test"):
+            if split in row:
+                point[f"{split}_top1_error"] = row[split]["top1_error"]
+        out.append(point)
+    return out
+
+
 # -------------------------------------------------------------------------------------- train
 def train(
     config: TrainConfig,
@@ -506,7 +520,7 @@ def _train_in(
         bar.say(f"{label}: WARNING: {w}")
     flush_before = torch.set_flush_denormal(True) if config.flush_denormal else None
     try:
-        _rows, seconds, _ = run_epochs(
+        rows, seconds, _ = run_epochs(
             task,
             folder,
             config.epochs,
@@ -549,6 +563,7 @@ def _train_in(
         "eval_split": data["eval_split"],
         "schedule": config.describe_schedule(),
         "schedule_warnings": warnings_,
+        "curve": _curve(rows),
         "environment": environment(task.device),
         **extra,
     }
