@@ -1,0 +1,230 @@
+"""Choosing a recipe by convergence on a validation split, never by test numbers.
+
+The records of ``longtail bench preset-selection`` (:func:`longtail.bench.runner.
+preset_selection_jobs`) train every candidate recipe at its own length and at twice it, for a
+few methods and seeds, and evaluate on a balanced validation split held out of the training
+set. A candidate is judged by three criteria only:
+
+(a) **converged**: for every method, the mean validation error at the candidate's length is
+    within the seed noise of the mean at twice the length: ``|mean₂ₓ − mean₁ₓ| ≤ 2·SE`` with
+    ``SE = sqrt(s₁²/n₁ + s₂²/n₂)`` from the seed standard deviations (about a 95% band for the
+    difference of two means; with a single seed at either length there is no noise estimate
+    and the verdict is "undetermined");
+(b) **the DRW phase re-balances**: the deferred phase at lr × 0.01 has at least
+    :data:`DRW_MIN_EPOCHS` epochs and :data:`DRW_MIN_STEPS` optimisation steps, and the DRW
+    methods' validation error has levelled off by its end (it moves by at most
+    :data:`PLATEAU_POINTS` points, mean over seeds, in the last epoch at that rate);
+(c) **fits the machine**: a run takes at most :data:`TIME_LIMIT_S` seconds (the median of the
+    candidate's runs at its own length, or a timing measured apart on an idle machine).
+
+The chosen candidate is the first one, in the cost order of the candidate list, that meets all
+three. Nothing here reads a test-set number.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from longtail.bench.records import distinct_runs, method_rank
+
+__all__ = [
+    "DRW_MIN_EPOCHS",
+    "DRW_MIN_STEPS",
+    "PLATEAU_POINTS",
+    "TIME_LIMIT_S",
+    "select_preset",
+    "selection_markdown",
+]
+
+TIME_LIMIT_S = 300.0  # (c): five minutes of the 2-core machine for an exp-100 run
+DRW_MIN_EPOCHS = 2  # (b): epochs of DRW at lr × 0.01
+DRW_MIN_STEPS = 300  # (b): optimisation steps of DRW at lr × 0.01
+PLATEAU_POINTS = 0.5  # (b): largest move of the validation error in the last such epoch
+
+
+def _error(rec: dict[str, Any]) -> float | None:
+    v = rec.get("metrics", {}).get("top1_error")
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    n = len(values)
+    mean = statistics.fmean(values) if n else float("nan")
+    sd = statistics.stdev(values) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": sd, "values": list(values)}
+
+
+def _drw_phase(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """Epochs and steps of DRW at lr × 0.01, and the move of the error in its last epoch."""
+    curve = rec.get("curve")
+    cfg = rec.get("config", {})
+    if not curve or cfg.get("reweight") != "drw":
+        return None
+    base = float(cfg.get("lr", 0.1))
+    phase = [
+        p
+        for p in curve
+        if p.get("reweighted") and math.isclose(float(p.get("lr", 0)), base * 0.01, rel_tol=1e-6)
+    ]
+    train_size = int(rec.get("data", {}).get("train_size", 0))
+    steps_per_epoch = math.ceil(train_size / int(cfg.get("batch_size", 128))) if train_size else 0
+    errs = [p.get("val_top1_error") for p in phase]
+    move = None
+    if len(errs) >= 2 and errs[-1] is not None and errs[-2] is not None:
+        move = abs(float(errs[-1]) - float(errs[-2]))
+    return {"epochs": len(phase), "steps": len(phase) * steps_per_epoch, "last_move": move}
+
+
+def select_preset(
+    records: Iterable[dict[str, Any]],
+    candidates: Sequence[str] | None = None,
+    timing: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Judge every candidate of the preset-selection ``records`` by (a), (b) and (c).
+
+    Args:
+        records: Results records; only those with ``"bench": "preset-selection"`` are used, and
+            only those evaluated on the validation split (``"eval_split": "validation"``).
+        candidates: The candidates in cost order (default: the order first met).
+        timing: Seconds per run measured apart, by candidate (overrides the records' seconds,
+            which a loaded machine inflates).
+
+    Returns:
+        ``{"candidates": [{"name", "methods": {method: {"1x", "2x", "difference", "se",
+        "converged"}}, "drw": {...}, "seconds", "timing_source", "a", "b", "c", "chosen"}],
+        "chosen": name or None}``.
+    """
+    runs = [
+        r
+        for r in distinct_runs(list(records), warn=False)
+        if r.get("bench") == "preset-selection" and r.get("eval_split") == "validation"
+    ]
+    by: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for r in runs:
+        by[str(r.get("candidate"))][str(r.get("method"))][int(r.get("length", 1))].append(r)
+    order = list(candidates) if candidates else list(by)
+    out: list[dict[str, Any]] = []
+    chosen = None
+    for name in order:
+        methods = by.get(name, {})
+        verdicts: dict[str, Any] = {}
+        for method in sorted(methods, key=method_rank):
+            lengths = methods[method]
+            one = _stats([e for r in lengths.get(1, []) if (e := _error(r)) is not None])
+            two = _stats([e for r in lengths.get(2, []) if (e := _error(r)) is not None])
+            diff = two["mean"] - one["mean"] if one["n"] and two["n"] else float("nan")
+            se = (
+                math.sqrt(one["std"] ** 2 / one["n"] + two["std"] ** 2 / two["n"])
+                if one["n"] > 1 and two["n"] > 1
+                else float("nan")
+            )
+            converged = None if math.isnan(se) or math.isnan(diff) else abs(diff) <= 2 * se
+            verdicts[method] = {
+                "1x": one,
+                "2x": two,
+                "difference": diff,
+                "se": se,
+                "converged": converged,
+            }
+        drw = [d for m in methods.values() for r in m.get(1, []) if (d := _drw_phase(r))]
+        moves = [d["last_move"] for d in drw if d["last_move"] is not None]
+        drw_info = {
+            "epochs": min((d["epochs"] for d in drw), default=0),
+            "steps": min((d["steps"] for d in drw), default=0),
+            "last_move": statistics.fmean(moves) if moves else None,
+        }
+        seconds = [float(r["seconds"]) for m in methods.values() for r in m.get(1, [])]
+        if timing and name in timing:
+            secs, source = float(timing[name]), "timed apart"
+        else:
+            secs = statistics.median(seconds) if seconds else float("nan")
+            source = "median of its runs"
+        a = bool(verdicts) and all(v["converged"] for v in verdicts.values())
+        a_known = all(v["converged"] is not None for v in verdicts.values()) and bool(verdicts)
+        b = (
+            drw_info["epochs"] >= DRW_MIN_EPOCHS
+            and drw_info["steps"] >= DRW_MIN_STEPS
+            and drw_info["last_move"] is not None
+            and drw_info["last_move"] <= PLATEAU_POINTS
+        )
+        c = math.isfinite(secs) and secs <= TIME_LIMIT_S
+        entry = {
+            "name": name,
+            "methods": verdicts,
+            "drw": drw_info,
+            "seconds": secs,
+            "timing_source": source,
+            "a": a if a_known else None,
+            "b": b,
+            "c": c,
+            "chosen": False,
+        }
+        if chosen is None and a and b and c:
+            chosen = name
+            entry["chosen"] = True
+        out.append(entry)
+    return {"candidates": out, "chosen": chosen}
+
+
+def _pm(s: dict[str, Any]) -> str:
+    if not s["n"]:
+        return "–"
+    sd = "" if math.isnan(s["std"]) else f" ± {s['std']:.2f}"
+    return f"{s['mean']:.2f}{sd} (n={s['n']})"
+
+
+def _yes(v: Any) -> str:
+    return "undetermined" if v is None else ("yes" if v else "no")
+
+
+def selection_markdown(
+    records: Iterable[dict[str, Any]],
+    candidates: Sequence[str] | None = None,
+    timing: dict[str, float] | None = None,
+) -> str:
+    """The selection as markdown: one table per candidate and the verdict; ``""`` if none."""
+    result = select_preset(records, candidates, timing)
+    if not result["candidates"]:
+        return ""
+    parts = [
+        "Validation top-1 error (%), balanced validation split held out of the training set "
+        "before the profile (the test set is not used), mean ± sample std over seeds. A method "
+        "is converged when twice the training length moves its mean by at most 2·SE (SE from "
+        "the seed spread of both lengths)."
+    ]
+    for c in result["candidates"]:
+        rows = [
+            "| Method | own length | twice as long | difference | 2·SE | converged |",
+            "|:---|---:|---:|---:|---:|:---|",
+        ]
+        for method, v in c["methods"].items():
+            diff = "–" if math.isnan(v["difference"]) else f"{v['difference']:+.2f}"
+            tol = "–" if math.isnan(v["se"]) else f"{2 * v['se']:.2f}"
+            rows.append(
+                f"| {method} | {_pm(v['1x'])} | {_pm(v['2x'])} | {diff} | {tol} | "
+                f"{_yes(v['converged'])} |"
+            )
+        d = c["drw"]
+        move = "–" if d["last_move"] is None else f"{d['last_move']:.2f}"
+        mins = "–" if not math.isfinite(c["seconds"]) else f"{c['seconds'] / 60:.1f} min"
+        verdict = "**chosen**" if c["chosen"] else "not chosen"
+        parts.append(
+            f"**{c['name']}** ({verdict}): (a) converged: {_yes(c['a'])}; (b) DRW at lr × 0.01: "
+            f"{d['epochs']} epochs, {d['steps']} steps, last-epoch move {move} points "
+            f"(needs ≥ {DRW_MIN_EPOCHS}, ≥ {DRW_MIN_STEPS}, ≤ {PLATEAU_POINTS}): "
+            f"{_yes(c['b'])}; (c) {mins} a run ({c['timing_source']}; needs ≤ "
+            f"{TIME_LIMIT_S / 60:g} min): {_yes(c['c'])}.\n\n" + "\n".join(rows)
+        )
+    chosen = result["chosen"]
+    parts.append(
+        f"Chosen: **{chosen}**, the first candidate in cost order that meets (a), (b) and (c)."
+        if chosen
+        else "No candidate meets (a), (b) and (c) yet."
+    )
+    return "\n\n".join(parts)

@@ -1,0 +1,157 @@
+"""The preset selection's verdicts on records built here (no training)."""
+
+from __future__ import annotations
+
+import math
+
+from longtail.bench.selection import select_preset, selection_markdown
+
+
+def rec(
+    cand,
+    method,
+    length,
+    seed,
+    err,
+    *,
+    seconds=200.0,
+    split="validation",
+    drw_errs=None,
+    bench="preset-selection",
+):
+    epochs = 10 * length
+    reweight = "drw" if method.endswith("-drw") else "none"
+    curve = []
+    for e in range(epochs):
+        lr = 0.1 if e < 8 * length else (0.001 if e < 9 * length else 1e-5)
+        point = {
+            "epoch": e,
+            "lr": lr,
+            "loss": 1.0,
+            "reweighted": reweight == "drw" and e >= 8 * length,
+        }
+        point["val_top1_error"] = 30.0
+        curve.append(point)
+    if drw_errs is not None:
+        phase = [p for p in curve if p["reweighted"] and p["lr"] == 0.001]
+        for p, v in zip(phase, drw_errs, strict=False):
+            p["val_top1_error"] = v
+    return {
+        "method": method,
+        "dataset": "fashion-mnist",
+        "profile": "exp",
+        "ratio": 100.0,
+        "seed": seed,
+        "epochs": epochs,
+        "seconds": seconds,
+        "bench": bench,
+        "candidate": cand,
+        "length": length,
+        "eval_split": split,
+        "config": {
+            "method": method,
+            "epochs": epochs,
+            "seed": seed,
+            "lr": 0.1,
+            "batch_size": 128,
+            "reweight": reweight,
+            "model": cand,
+        },
+        "data": {"train_size": 128 * 200, "fingerprint": "f"},
+        "metrics": {"top1_error": err},
+        "curve": curve,
+    }
+
+
+def grid(cand, errs, **kw):
+    """errs: {method: ([1x seed errors], [2x seed errors])}"""
+    out = []
+    for method, (one, two) in errs.items():
+        for length, values in ((1, one), (2, two)):
+            for seed, e in enumerate(values):
+                out.append(rec(cand, method, length, seed, e, **kw))
+    return out
+
+
+def test_converged_when_doubling_moves_the_mean_within_two_standard_errors():
+    # erm: 1x 20, 21 (sd .707), 2x 20.5, 21.5 (sd .707): diff .5, SE = sqrt(.25+.25) = .707
+    recs = grid(
+        "a",
+        {"erm": ([20, 21], [20.5, 21.5]), "mm-drw": ([15, 15.2], [15.1, 15.3])},
+        drw_errs=[16.0, 15.4],
+    )
+    r = select_preset(recs)
+    (c,) = r["candidates"]
+    erm = c["methods"]["erm"]
+    assert math.isclose(erm["difference"], 0.5) and math.isclose(erm["se"], math.sqrt(0.5))
+    assert erm["converged"] is True and c["a"] is True
+    assert c["drw"] == {"epochs": 1, "steps": 200, "last_move": None}  # 1 epoch at 0.001
+    assert c["b"] is False and r["chosen"] is None
+
+
+def test_not_converged_when_twice_as_long_is_clearly_better():
+    slow = grid("slow", {"erm": ([20, 20.2], [17, 17.2])}, drw_errs=[16.0, 15.9])
+    fast = grid(
+        "fast",
+        {"erm": ([18, 18.3], [18.1, 18.2]), "ldam-drw": ([15, 15.2], [15.1, 15.1])},
+        drw_errs=[16.0, 15.9],
+    )
+    r = select_preset(slow + fast, candidates=["slow", "fast"])
+    s, f = r["candidates"]
+    assert s["methods"]["erm"]["converged"] is False and s["a"] is False
+    assert f["a"] is True
+
+
+def test_drw_phase_needs_epochs_steps_and_a_plateau():
+    def cand(name, drw_errs, length_epochs=20):
+        recs = grid(name, {"mm-drw": ([15, 15.4], [15.2, 15.3])}, drw_errs=drw_errs)
+        for r in recs:  # 2 epochs at lr 0.001 for the 1x runs: epochs 16, 17 of 20
+            n = r["epochs"] = length_epochs * r["length"]
+            r["curve"] = [
+                {
+                    "epoch": e,
+                    "lr": 0.1 if e < 0.8 * n else (0.001 if e < 0.9 * n else 1e-5),
+                    "loss": 1.0,
+                    "reweighted": e >= 0.8 * n,
+                    "val_top1_error": 30.0,
+                }
+                for e in range(n)
+            ]
+            phase = [p for p in r["curve"] if p["lr"] == 0.001]
+            for p, v in zip(phase, drw_errs, strict=False):
+                p["val_top1_error"] = v
+        return recs
+
+    flat = select_preset(cand("flat", [16.0, 15.7]))["candidates"][0]
+    assert flat["drw"]["epochs"] == 2 and flat["drw"]["steps"] == 400
+    assert math.isclose(flat["drw"]["last_move"], 0.3) and flat["b"] is True
+    assert flat["c"] is True and flat["chosen"] is True
+    moving = select_preset(cand("moving", [18.0, 16.0]))["candidates"][0]
+    assert moving["b"] is False and moving["chosen"] is False
+
+
+def test_time_limit_and_separate_timing():
+    recs = grid("t", {"erm": ([20, 20.2], [20.1, 20.2])}, seconds=400.0)
+    c = select_preset(recs)["candidates"][0]
+    assert c["c"] is False and c["seconds"] == 400.0
+    c = select_preset(recs, timing={"t": 250.0})["candidates"][0]
+    assert c["c"] is True and c["timing_source"] == "timed apart"
+
+
+def test_one_seed_is_undetermined_and_test_split_records_are_ignored():
+    recs = grid("u", {"erm": ([20], [20.1])})
+    c = select_preset(recs)["candidates"][0]
+    assert c["methods"]["erm"]["converged"] is None and c["a"] is None
+    assert "undetermined" in selection_markdown(recs)
+    tested = grid("u", {"erm": ([20, 21], [20, 21])}, split="test")
+    assert select_preset(tested)["candidates"] == []
+    assert selection_markdown(tested) == ""
+    other = grid("u", {"erm": ([20, 21], [20, 21])}, bench="table1")
+    assert select_preset(other)["candidates"] == []
+
+
+def test_copies_of_a_run_count_once():
+    recs = grid("c", {"erm": ([20, 21], [20.5, 21.5])})
+    c1 = select_preset(recs)["candidates"][0]["methods"]["erm"]
+    c2 = select_preset(recs + [dict(r) for r in recs])["candidates"][0]["methods"]["erm"]
+    assert c1["1x"]["n"] == c2["1x"]["n"] == 2
