@@ -1,10 +1,13 @@
 """Benchmarks: results records, their aggregation, markdown tables and plots.
 
 :mod:`longtail.bench.records` reads and groups records, :mod:`longtail.bench.tables` and
-:mod:`longtail.bench.plots` lay them out, :mod:`longtail.bench.report` writes a folder's report.
+:mod:`longtail.bench.plots` lay them out, :mod:`longtail.bench.claims` checks the MM paper's
+claims (paired per-seed differences with 95% intervals), :mod:`longtail.bench.report` writes a
+folder's report.
 Plotting needs the ``bench`` extra (matplotlib), imported only when a plot is drawn.
 """
 
+from longtail.bench.claims import CLAIMS, Claim, ClaimResult, claims_markdown, paired_claims
 from longtail.bench.plots import (
     plot_ablation,
     plot_dir_error,
@@ -22,13 +25,18 @@ from longtail.bench.tables import (
 )
 
 __all__ = [
+    "CLAIMS",
     "METHOD_ORDER",
+    "Claim",
+    "ClaimResult",
     "ablation_markdown",
     "aggregate",
+    "claims_markdown",
     "dir_markdown",
     "dir_sensitivity_markdown",
     "group_tables",
     "load_records",
+    "paired_claims",
     "plot_ablation",
     "plot_dir_error",
     "plot_dir_sensitivity",

@@ -1,6 +1,6 @@
 """Reports from results records: the MM paper's tables in markdown, and per-class error plots.
 
-The work is split in three modules, re-exported here:
+The work is split in these modules, re-exported here:
 
 * :mod:`longtail.bench.records` reads records (:func:`load_records`), tells runs apart by their
   identity (config and data fingerprint), counts copies of a run once and groups the rest by
@@ -8,7 +8,9 @@ The work is split in three modules, re-exported here:
 * :mod:`longtail.bench.tables` lays them out: :func:`table1_markdown`, :func:`tail_markdown`,
   :func:`ablation_markdown`, :func:`dir_markdown` and :func:`dir_sensitivity_markdown`;
 * :mod:`longtail.bench.plots` draws them: :func:`plot_per_class_error`, :func:`plot_ablation`,
-  :func:`plot_dir_error` and :func:`plot_dir_sensitivity`.
+  :func:`plot_dir_error` and :func:`plot_dir_sensitivity`;
+* :mod:`longtail.bench.claims` checks the MM paper's claims on Table 1 runs: paired per-seed
+  differences with 95% intervals (:func:`paired_claims`, :func:`claims_markdown`).
 
 :func:`write_report` does all of it for one folder. Plots need matplotlib (the ``bench`` extra:
 ``pip install "longtail[bench]"``); without it the tables are still written.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from longtail._validation import expected
+from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, setting_title, slug
 from longtail.bench.plots import (
     per_bin_settings,
@@ -61,15 +64,18 @@ from longtail.bench.tables import (
     table1_markdown,
     tail_markdown,
 )
-from longtail.engine.io import atomic_write_text
+from longtail.engine.io import atomic_write_json, atomic_write_text
 
 __all__ = [
+    "CLAIMS",
     "METHOD_ORDER",
     "ablation_markdown",
     "aggregate",
+    "claims_markdown",
     "dir_markdown",
     "dir_sensitivity_markdown",
     "load_records",
+    "paired_claims",
     "plot_ablation",
     "plot_dir_error",
     "plot_dir_sensitivity",
@@ -94,8 +100,11 @@ def write_report(
     * ``dir_error_<dataset>_dir<ratio>.png`` (:func:`plot_dir_error`) for each DIR setting with
       per-bin errors, ``dir_sensitivity_<...>.png`` (:func:`plot_dir_sensitivity`) for each
       Group-DIR sensitivity sweep;
-    * ``report.md``: Table 1 (top-1 error), the tail view, the per-class plots, the ablation
-      grids and plots, and the DIR tables and plots when there are regression records.
+    * ``claims.json`` (:func:`~longtail.bench.claims.paired_claims`), when a Table 1 grid has
+      runs of both methods of at least one claim (:data:`~longtail.bench.claims.CLAIMS`): each
+      claim's per-seed differences in top-1 error, their mean, 95% interval and verdict;
+    * ``report.md``: Table 1 (top-1 error), the tail view, the claims, the per-class plots, the
+      ablation grids and plots, and the DIR tables and plots when there are regression records.
 
     Two settings whose file names would be the same (datasets ``/a/faces.npz`` and
     ``/b/faces.npz``) get a short hash of their dataset in the name (:func:`plot_name`), and
@@ -108,7 +117,7 @@ def write_report(
         out: Where to write; created if needed.
 
     Returns:
-        The paths written, the PNGs first and ``report.md`` last.
+        The paths written, the PNGs first, then ``claims.json`` (if written), ``report.md`` last.
 
     Raises:
         FileNotFoundError: If ``directory`` is not a folder.
@@ -156,6 +165,10 @@ def write_report(
     sections += _classification_sections(records, plot if plots else None, disagree)
     sections += _regression_sections(records, plot if plots else None, disagree)
     text = "\n\n".join(sections) + "\n"
+    claims = paired_claims(records)
+    if claims:
+        atomic_write_json(out_dir / "claims.json", claims_json(claims))
+        written.append(out_dir / "claims.json")
     report = out_dir / "report.md"
     atomic_write_text(report, text)
     written.append(report)
@@ -257,6 +270,13 @@ def _classification_sections(
         tail = tail_markdown(records)
         if tail:
             sections.append(tail)
+    claims = claims_markdown(records)
+    if claims:
+        sections += [
+            "## Claims: paired differences over seeds",
+            "Each seed's errors are in `claims.json` too.",
+            claims,
+        ]
     per_class = per_class_settings(records)
     if per_class and plot is not None:
         sections.append("## Per-class error")
