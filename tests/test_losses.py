@@ -431,7 +431,7 @@ def test_registry_lists_and_filters():
     assert {"ce", "focal", "sigmoid-focal", "ldam", "mm", "mm-ldam", "logit-adjusted"} <= set(names)
     assert {"balanced-softmax", "vs"} <= set(names)
     assert lt.list_losses("mm*") == ["mm", "mm-ldam"]
-    assert lt.list_losses(family="multilabel") == ["sigmoid-focal"]
+    assert lt.list_losses(family="multilabel") == ["ensloss", "sigmoid-focal"]
     assert lt.list_losses("*focal", family="imbalance") == ["focal"]
     assert set(lt.list_losses(family="imbalance")) < set(names)
     with pytest.raises(ValueError, match="`family`"):
@@ -643,7 +643,7 @@ def test_losses_listing_shows_family_and_defaults(capsys):
     assert "imbalance" in focal and "gamma=2.0" in focal and "Lin et al." in focal
     assert main(["losses", "--family", "multilabel"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert listed == ["sigmoid-focal"]
+    assert listed == ["ensloss", "sigmoid-focal"]
     assert main(["losses", "mm*", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["mm", "mm-ldam"]
