@@ -180,18 +180,24 @@ def _distinct_names(option: str, text: str | None) -> tuple[str, ...] | None:
 
 
 def _settings(text: str | None) -> tuple[tuple[str, float], ...] | None:
-    """``exp100,step10`` as ``(("exp", 100.0), ("step", 10.0))``."""
+    """``exp100,step10`` as ``(("exp", 100.0), ("step", 10.0))``; ``natural`` (the data's own
+    imbalance) as ``("natural", 1.0)``."""
     if not text:
         return None
     out = []
     for part in _names(text):
+        if part == "natural":
+            out.append(("natural", 1.0))
+            continue
         profile = "step" if part.startswith("step") else "exp" if part.startswith("exp") else None
         try:
             ratio = float(part[len(profile) :]) if profile else None
         except ValueError:
             ratio = None
         if ratio is None:
-            raise expected("--settings", "comma-separated settings like exp100,step10", repr(part))
+            raise expected(
+                "--settings", "comma-separated settings like exp100,step10,natural", repr(part)
+            )
         out.append((profile, ratio))
     _distinct("--settings", out)
     return tuple(out)
@@ -646,8 +652,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
     m = record["metrics"]
+    setting = f"{record['profile']}-{record['ratio']:g}"
+    if record["profile"] == "natural":
+        setting = f"natural (imbalance {record['data']['imbalance_ratio']:.3g}:1)"
+    split = " (validation split)" if record.get("eval_split") == "validation" else ""
     print(
-        f"{record['method']} on {record['dataset']} {record['profile']}-{record['ratio']:g}: "
+        f"{record['method']} on {record['dataset']} {setting}{split}: "
         f"top-1 error {m['top1_error']:.2f}%, balanced accuracy {m['balanced_accuracy']:.2f}%, "
         f"many/medium/few {_pct(m['many_acc'])}/{_pct(m['medium_acc'])}/{_pct(m['few_acc'])}, "
         f"ECE {m['ece']:.2f}% ({record['seconds'] / 60:.1f} min)"

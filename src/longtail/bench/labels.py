@@ -70,6 +70,8 @@ def dataset_stem(dataset: Any) -> str:
 
 def setting_title(setting: Setting) -> str:
     dataset, profile, ratio = setting
+    if profile == "natural":  # the data's own imbalance: no ratio was chosen
+        return f"{dataset_label(str(dataset))} natural"
     return f"{dataset_label(str(dataset))} {PROFILE_NAMES.get(profile, profile)} {ratio}"
 
 

@@ -88,7 +88,7 @@ class Job:
 
 
 def _setting_name(profile: str, ratio: float) -> str:
-    return f"{profile}{ratio:g}"
+    return "natural" if profile == "natural" else f"{profile}{ratio:g}"
 
 
 def _dataset_slug(dataset: str) -> str:
