@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from longtail.bench.records import classification
 from longtail.bench.report import (
     METHOD_ORDER,
     ablation_markdown,
@@ -337,11 +338,15 @@ def test_the_committed_results_still_report(tmp_path):
     if not folders:
         pytest.skip("no committed results")
     for folder in folders:
+        if not load_records(folder):
+            continue  # a grid still running on this machine (committed folders hold records)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no copies, no junk: no warning at all
             paths = write_report(folder, tmp_path / folder.name)
         text = paths[-1].read_text(encoding="utf-8")
-        assert "Recipe: preset quick" in text
+        assert "|:---|" in text  # at least one table
+        if classification(load_records(folder)):
+            assert "Recipe: preset " in text
         # records written before identities were recorded are labelled; newer ones need not be
         legacy = any("identity" not in rec for rec in load_records(folder))
         assert ("without a data fingerprint" in text) == legacy

@@ -583,8 +583,13 @@ def sensitivity_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any
 
 
 def classification(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records of Table 1 kind: everything but the MM ablation and regression."""
-    return [r for r in records if bench_of(r) != "mm-ablation" and not is_regression(r)]
+    """Records of Table 1 kind: everything but the MM ablation, the preset selection's
+    validation runs and regression."""
+    return [
+        r
+        for r in records
+        if bench_of(r) not in ("mm-ablation", "preset-selection") and not is_regression(r)
+    ]
 
 
 def ablation(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

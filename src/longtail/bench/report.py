@@ -29,6 +29,7 @@ from typing import Any
 from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, setting_title, slug
+from longtail.bench.paper import paper_comparison_markdown
 from longtail.bench.plots import (
     per_bin_settings,
     per_class_settings,
@@ -55,6 +56,7 @@ from longtail.bench.records import (
     sensitivity_records,
     setting_order,
 )
+from longtail.bench.selection import selection_markdown
 from longtail.bench.tables import (
     ablation_grids,
     ablation_markdown,
@@ -270,6 +272,9 @@ def _classification_sections(
         tail = tail_markdown(records)
         if tail:
             sections.append(tail)
+    paper = paper_comparison_markdown(records)
+    if paper:
+        sections += ["## Beside the paper", paper]
     claims = claims_markdown(records)
     if claims:
         sections += [
@@ -277,6 +282,9 @@ def _classification_sections(
             "Each seed's errors are in `claims.json` too.",
             claims,
         ]
+    selection = selection_markdown(records)
+    if selection:
+        sections += ["## Preset selection: convergence on a validation split", selection]
     per_class = per_class_settings(records)
     if per_class and plot is not None:
         sections.append("## Per-class error")
