@@ -282,6 +282,12 @@ REFERENCES: dict[str, Reference] = {
 FAMILY_EQUIVALENCES: list[dict[str, Any]] = []
 FLAT_ONLY: set[str] = set()  # losses that take only (N, C) logits (say why where added)
 NO_HALF: set[str] = set()  # losses that refuse float16 / bfloat16 inputs (say why where added)
+# Multi-label losses defined on label sets only: they refuse soft targets (ValueError), so the
+# properties draw 0/1 targets for them (say why where added).
+BINARY_ONLY: set[str] = set()
+# Multi-label losses with one value per sample, not per logit: reduction="none" gives the batch
+# shape (N, d1, ...) instead of the logits' shape (say why where added).
+ROW_LEVEL: set[str] = set()
 # Stateful losses (running statistics, a stage, a dual variable): their function takes the state
 # explicitly, and STATE[name](module) gives the keyword arguments that pass the module's current
 # state to it, so "module == function" is checked on the same state.

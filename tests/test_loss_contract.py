@@ -47,6 +47,10 @@ COUNTS, C = ref.COUNTS, ref.C
 # the sets in its tests/_reference_<family>.py, visibly, with the reason.
 FLAT_ONLY: frozenset[str] = frozenset(ref.FLAT_ONLY)
 NO_HALF: frozenset[str] = frozenset(ref.NO_HALF)
+# Multi-label losses that refuse soft targets, and those with one value per sample (not per
+# logit) under reduction="none": listed in the family's tests/_reference_<family>.py.
+BINARY_ONLY: frozenset[str] = frozenset(ref.BINARY_ONLY)
+ROW_LEVEL: frozenset[str] = frozenset(ref.ROW_LEVEL)
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -55,6 +59,14 @@ def reductions(name: str) -> tuple[str, ...]:
     """The reductions a loss takes: a batch-level loss (``per_sample=False`` in the registry: a
     soft F-score, an AUC of the batch) has no per-sample values, so no ``"none"``."""
     return REDUCTIONS if lt.get_loss_info(name).per_sample else ("mean", "sum")
+
+
+def none_shape(name: str, logits: torch.Tensor, target: torch.Tensor) -> tuple[int, ...]:
+    """The shape of ``reduction="none"``: the target's, or the batch shape ``(N, d1, ...)`` for a
+    multi-label loss with one value per sample (:data:`ROW_LEVEL`)."""
+    if name in ROW_LEVEL:
+        return (logits.shape[0], *logits.shape[2:])
+    return tuple(target.shape)
 
 
 def unreduced(name: str) -> str:
@@ -244,7 +256,7 @@ def test_batch_of_one_and_absent_classes(name):
     for reduction in reductions(name):
         got = build(name, reduction=reduction).double()(z, target)
         torch.testing.assert_close(got, expected_value(name, z, target, {}, None, reduction))
-        assert got.shape == (() if reduction != "none" else tuple(target.shape))
+        assert got.shape == (() if reduction != "none" else none_shape(name, z, target))
     z, target = inputs(name, n=10, seed=2)
     if info(name).target == "value":
         target = target * 0.25  # values in [0, 1]: the classes nearest them are 0 and 1
@@ -268,7 +280,7 @@ def test_empty_batch_gives_attached_zero(name):
         assert grad.shape == z.shape
     if lt.get_loss_info(name).per_sample:
         none = build(name, reduction="none")(z, target)
-        assert none.shape == tuple(target.shape) and none.numel() == 0
+        assert none.shape == none_shape(name, z, target) and none.numel() == 0
 
 
 # ------------------------------------------------------------------------------------ gradients
@@ -378,9 +390,9 @@ def test_spatial_inputs_match_flattened(name):
         flat_t = target.reshape(-1)
     if lt.get_loss_info(name).per_sample:
         none = build(name, reduction="none").double()(z, target)
-        assert none.shape == target.shape
+        assert none.shape == none_shape(name, z, target)
         flat_none = build(name, reduction="none").double()(flat_z, flat_t)
-        if per_class:
+        if per_class and name not in ROW_LEVEL:
             flat_none = flat_none.reshape(2, 3, 2, C).movedim(-1, 1)
         torch.testing.assert_close(none, flat_none.reshape(none.shape))
     mean = build(name).double()

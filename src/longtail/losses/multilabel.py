@@ -1,0 +1,1192 @@
+"""Losses for long-tailed multi-label classification: ASL, DB, CB-BCE / CB-focal, logit-adjusted
+BCE, ZLPR (the multi-label softmax), the decoupled softmax of DEXML and PU-MLC.
+
+All take logits ``(N, C)`` (one score per class), ``(N, C, d1, ...)`` (every position a sample,
+class dimension 1) or, where it has a meaning, ``(N,)`` (one binary problem), and targets that are
+0/1 multi-hot rows of the logits' shape, or class indices ``(N, d1, ...)`` (one positive per row:
+the one-hot rows). ``ignore_index`` drops a whole row given as a class index, or one entry of a
+dense target (a missing label). Soft targets in ``[0, 1]`` are taken where the loss has a meaning
+for them (said in each docstring); ZLPR and PU-MLC take 0/1 targets only and refuse others with a
+``ValueError``.
+
+What ``reduction`` means differs with the kind of loss, as for the other losses of the package:
+
+* element-wise losses (``asl``, ``distribution-balanced``, ``cb-bce``, ``cb-focal``, ``la-bce``):
+  ``"none"`` gives one value per logit (the logits' shape), ``"mean"`` their mean over the entries
+  not ignored (``BCEWithLogitsLoss``'s), ``weight`` ``(C,)`` multiplies column ``c``;
+* ``decoupled-softmax``: one value per positive entry (``"none"`` has the logits' shape, 0 on the
+  negatives), a sample's values summing to its loss; ``"mean"`` is the mean over samples;
+* ``zlpr``: one value per sample (``"none"`` has the batch shape ``(N, d1, ...)``);
+* ``pu-mlc``: a batch-level quantity (a mean over the batch inside a log, per class), so no
+  ``"none"``; ``"mean"`` / ``"sum"`` over classes.
+
+A row with no positive label (all negative) is valid input everywhere; what each loss does with
+it is in its docstring.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .._validation import (
+    as_counts,
+    check_class_vector,
+    check_counts_length,
+    check_finite_number,
+    check_in_range,
+    check_positive,
+    check_reduction,
+    expected,
+)
+from ._base import WeightedLoss
+from ._registry import register_loss
+from .focal import sigmoid_focal_loss
+from .surrogates import (
+    _check_batch_reduction,
+    _check_flag,
+    _Multilabel,
+    _multilabel_inputs,
+    _reduce_classes,
+)
+
+# ------------------------------------------------------------------------------ shared helpers
+
+
+def _inputs(
+    logits: Any, target: Any, weight: Any, ignore_index: int, *, binary: bool = False
+) -> _Multilabel:
+    """Checked multi-label inputs flattened to ``(M, C)``; ``binary`` refuses soft targets."""
+    inp = _multilabel_inputs(logits, target, weight=weight, ignore_index=ignore_index)
+    if binary and inp.labels is None and not bool(((inp.t == 0) | (inp.t == 1)).all()):
+        raise expected(
+            "target",
+            "0/1 targets (this loss has no meaning for soft targets)",
+            "values strictly between 0 and 1",
+        )
+    return inp
+
+
+def _weight_row(weight: Any, inp: _Multilabel) -> torch.Tensor | None:
+    return None if weight is None else weight.to(device=inp.x.device, dtype=inp.dtype)
+
+
+def _reduce_elements(
+    loss: torch.Tensor, inp: _Multilabel, weight: Any, reduction: str
+) -> torch.Tensor:
+    """Element losses ``(M, C)``: ``weight`` multiplies column c; ignored entries count for
+    nothing (0 with ``"none"``, neither in the sum nor in the mean's count)."""
+    w = _weight_row(weight, inp)
+    if w is not None:
+        loss = loss * w
+    if inp.valid is not None:
+        loss = torch.where(inp.valid, loss, loss.new_zeros(()))
+    if reduction == "none":
+        return inp.unflatten(loss)
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    count = loss.numel() if inp.valid is None else int(inp.valid.sum())
+    return total / max(count, 1)  # an empty batch (or all ignored): the 0 of the sum
+
+
+def _rows_counted(inp: _Multilabel) -> torch.Tensor | None:
+    """Rows with at least one entry not ignored (None: every row)."""
+    return None if inp.valid is None else inp.valid.any(1)
+
+
+def _unflatten_rows(values: torch.Tensor, inp: _Multilabel) -> torch.Tensor:
+    """``(M,)`` row values back in the batch shape ``(N, d1, ...)``."""
+    if len(inp.shape) <= 2:
+        return values.reshape(inp.shape[:1])
+    return values.reshape(inp.shape[0], *inp.shape[2:])
+
+
+def _reduce_rows(values: torch.Tensor, inp: _Multilabel, reduction: str) -> torch.Tensor:
+    rows = _rows_counted(inp)
+    if rows is not None:
+        values = torch.where(rows, values, values.new_zeros(()))
+    if reduction == "none":
+        return _unflatten_rows(values, inp)
+    total = values.sum()
+    if reduction == "sum":
+        return total
+    count = values.numel() if rows is None else int(rows.sum())
+    return total / max(count, 1)
+
+
+def _counts(class_counts: Any, num_classes: int) -> torch.Tensor:
+    counts = as_counts(class_counts, allow_zero=False)
+    check_counts_length(counts, num_classes)
+    return counts
+
+
+def _num_samples(counts: torch.Tensor, num_samples: Any, *, strict: bool) -> float:
+    """N, the number of training examples the counts come from (default ``Σ n_c``)."""
+    if num_samples is None:
+        return float(counts.sum())
+    check_positive("num_samples", num_samples)
+    top = float(counts.max())
+    if num_samples < top or (strict and num_samples <= top):
+        what = f"{'greater than' if strict else 'at least'} every class count (max {top:g})"
+        raise expected("num_samples", what, repr(num_samples))
+    return float(num_samples)
+
+
+def _class_shape(x: torch.Tensor) -> list[int]:
+    shape = [1] * x.dim()
+    shape[1] = -1
+    return shape
+
+
+# ------------------------------------------------------------------------------------- ASL
+def asymmetric_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Asymmetric loss, ASL (Ridnik et al., "Asymmetric Loss For Multi-Label Classification",
+    ICCV 2021): a focal loss with separate focusing for positives and negatives, and a
+    probability shift that discards easy negatives.
+
+    .. math::
+
+        \\ell^+ = -(1 - p)^{\\gamma^+} \\log p,\\qquad
+        \\ell^- = -p_m^{\\gamma^-} \\log(1 - p_m),\\qquad
+        p = \\sigma(z),\\ p_m = \\max(p - m, 0)
+
+    and ``ℓ = t ℓ⁺ + (1 − t) ℓ⁻`` for each logit. Soft targets take this convex combination
+    (the official code instead mixes the exponents, ``γ = γ⁺ t + γ⁻ (1 − t)``; both agree on 0/1
+    targets).
+
+    **Gradient.** The focusing weights ``(1 − p)^γ⁺`` and ``p_m^γ⁻`` are held constant in the
+    backward (detached), as in the official training: its ``train.py`` builds
+    ``AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)``,
+    which computes them under ``torch.no_grad``. The gradient is therefore that of
+    ``−w⁺ log p`` and ``−w⁻ log(1 − p_m)`` with ``w`` constants (it is 0 on a negative whose
+    ``p ≤ m``, whose loss is 0).
+
+    The official code clamps probabilities at ``eps = 1e-8`` before the log; here
+    ``log p = log σ(z)`` is computed in log space (and ``log(1 − p)`` too when ``m = 0``), so the
+    two differ only where ``p < 1e-8`` (``z < −18.4``), where this one keeps a gradient.
+
+    ``γ⁺ = γ⁻ = 0`` with ``m = 0`` is binary cross-entropy with logits.
+
+    Reduction: ``"mean"`` is the mean over the entries (``BCEWithLogitsLoss``'s); the official
+    code returns the sum over the batch and the classes, ``reduction="sum"`` here.
+
+    Shape:
+        - logits: ``(N, C)``, ``(N, C, d1, ...)`` or ``(N,)``; any floating dtype.
+        - target: 0/1 (or soft) targets of the logits' shape, or class indices
+          ``(N, d1, ...)``.
+        - output: a scalar, or the logits' shape with ``reduction="none"``; float32 for half
+          inputs, else the input's dtype.
+
+    Args:
+        logits, target: see Shape.
+        gamma_pos: ``γ⁺ ≥ 0``, focusing of the positives; default 0, the paper's choice (and the
+            official training's ``gamma_pos=0``).
+        gamma_neg: ``γ⁻ ≥ 0``, focusing of the negatives; default 4, the paper's.
+        clip: the probability margin ``m`` in ``[0, 1)``; default 0.05, the paper's (the
+            official ``clip``).
+        weight: per-class factor ``(C,)`` of column ``c`` (``BCEWithLogitsLoss``'s ``weight``).
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out.
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    check_positive("gamma_pos", gamma_pos, allow_zero=True)
+    check_positive("gamma_neg", gamma_neg, allow_zero=True)
+    _check_clip(clip)
+    inp = _inputs(logits, target, weight, ignore_index)
+    x, t = inp.x, inp.t
+    with torch.no_grad():
+        p = torch.sigmoid(x)
+        w_pos = None if gamma_pos == 0 else (1 - p).pow(gamma_pos)
+        pm = (p - clip).clamp_min(0) if clip > 0 else p
+        w_neg = None if gamma_neg == 0 else pm.pow(gamma_neg)
+    log_p = F.logsigmoid(x)
+    if clip > 0:
+        log_q = torch.log(torch.clamp(torch.sigmoid(-x) + clip, max=1.0))
+    else:
+        log_q = F.logsigmoid(-x)
+    pos = log_p if w_pos is None else log_p * w_pos
+    neg = log_q if w_neg is None else log_q * w_neg
+    loss = -(neg + t * (pos - neg))
+    return _reduce_elements(loss, inp, weight, reduction)
+
+
+def _check_clip(clip: Any) -> None:
+    check_in_range("clip", clip, 0.0, 1.0)
+    if clip >= 1:
+        raise expected("clip", "a probability margin in [0, 1)", repr(clip))
+
+
+@register_loss(
+    name="asl",
+    function=asymmetric_loss,
+    family="multilabel",
+    description="asymmetric loss: focusing γ⁺/γ⁻ per sign, shifted negatives p_m = max(p − m, 0)",
+    paper="Ridnik et al., ICCV 2021",
+    target="multilabel",
+    stop_gradient="the focusing weights (1 − p)^γ⁺ and p_m^γ⁻ (the official training's "
+    "disable_torch_grad_focal_loss=True)",
+)
+class AsymmetricLoss(WeightedLoss):
+    """Module form of :func:`asymmetric_loss`."""
+
+    def __init__(
+        self,
+        *,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        check_positive("gamma_pos", gamma_pos, allow_zero=True)
+        check_positive("gamma_neg", gamma_neg, allow_zero=True)
+        _check_clip(clip)
+        self.gamma_pos, self.gamma_neg, self.clip = gamma_pos, gamma_neg, clip
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return asymmetric_loss(
+            logits,
+            target,
+            gamma_pos=self.gamma_pos,
+            gamma_neg=self.gamma_neg,
+            clip=self.clip,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+
+# ---------------------------------------------------------------------------------------- DB
+def db_statistics(
+    class_counts: Any,
+    *,
+    kappa: float = 0.05,
+    lam: float = 2.0,
+    num_samples: Any = None,
+    ntr: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-class constants of the DB loss, float64: ``1 / n_c`` and the NTR bias
+    ``ν_c = −(κ / λ) log(N / n_c − 1)`` (zeros without ``ntr``; see
+    :func:`distribution_balanced_loss`)."""
+    counts = as_counts(class_counts, allow_zero=False)
+    inv = 1.0 / counts
+    if not ntr:
+        return inv, torch.zeros_like(counts)
+    n = _num_samples(counts, num_samples, strict=True)
+    return inv, -(kappa / lam) * torch.log(n / counts - 1)
+
+
+def _db(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    inv: torch.Tensor,
+    bias: torch.Tensor,
+    rebalance: bool,
+    alpha: float,
+    beta: float,
+    mu: float,
+    ntr: bool,
+    lam: float,
+    gamma: float,
+) -> torch.Tensor:
+    """The element losses (M, C) of the DB loss on flat inputs."""
+    scale = lam if ntr else 1.0
+    z = x + bias.to(device=x.device, dtype=x.dtype) if ntr else x
+    # positives: softplus(−z) · σ(−z)^γ; negatives: softplus(λz)/λ · σ(λz)^γ (focal in log space)
+    lpos = F.softplus(-z)
+    lneg = F.softplus(z * scale) / scale if scale != 1 else F.softplus(z)
+    if gamma:
+        lpos = lpos * torch.exp(gamma * F.logsigmoid(-z))
+        lneg = lneg * torch.exp(gamma * F.logsigmoid(z * scale))
+    loss = lneg + t * (lpos - lneg)
+    if rebalance:
+        inv = inv.to(device=x.device, dtype=x.dtype)
+        rate = t @ inv  # Σ_c t_ic / n_c: the instance-level sampling rate (up to a constant)
+        ratio = inv / torch.where(rate > 0, rate, torch.ones_like(rate)).unsqueeze(1)
+        rhat = alpha + torch.sigmoid(beta * (ratio - mu))
+        # a row with no positive is never drawn by label: r = ∞, r̂ = α + 1 (the limit)
+        rhat = torch.where((rate > 0).unsqueeze(1), rhat, rhat.new_full((), alpha + 1.0))
+        loss = loss * rhat
+    return loss
+
+
+def _check_db(alpha, beta, mu, kappa, lam, gamma, rebalance, ntr) -> None:
+    _check_flag("rebalance", rebalance)
+    _check_flag("ntr", ntr)
+    check_positive("alpha", alpha, allow_zero=True)
+    check_finite_number("beta", beta)
+    check_finite_number("mu", mu)
+    check_positive("kappa", kappa, allow_zero=True)
+    check_positive("lam", lam)
+    check_positive("gamma", gamma, allow_zero=True)
+
+
+def distribution_balanced_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    *,
+    rebalance: bool = True,
+    alpha: float = 0.1,
+    beta: float = 10.0,
+    mu: float = 0.2,
+    ntr: bool = True,
+    kappa: float = 0.05,
+    lam: float = 2.0,
+    gamma: float = 2.0,
+    num_samples: int | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Distribution-balanced loss, DB (Wu et al., "Distribution-Balanced Loss for Multi-Label
+    Classification in Long-Tailed Datasets", ECCV 2020): a sigmoid focal loss with re-balanced
+    weights and negative-tolerant regularisation, each switchable.
+
+    **Re-balanced weighting** (``rebalance``). Class-aware re-sampling draws an example with
+    probability ``∝ P^I_i = Σ_{k ∈ y_i} 1 / n_k`` while each of its labels ``c`` asks for
+    ``P^C_c = 1 / n_c``; the weight of every logit of row ``i`` is the smoothed ratio
+
+    .. math::
+
+        r_{ic} = \\frac{1 / n_c}{\\sum_k t_{ik} / n_k},\\qquad
+        \\hat r_{ic} = \\alpha + \\sigma\\big(\\beta (r_{ic} - \\mu)\\big)
+
+    applied to positives and negatives alike (the official ``rebalance_weight``). A row with no
+    positive has ``r = ∞``: its weight is the limit ``α + 1``. Defaults ``α = 0.1``, ``β = 10``,
+    ``μ = 0.2``: the official COCO-MLT config (``map_param``); its VOC-MLT config has ``μ = 0.3``,
+    so ``mu`` is uncertain.
+
+    **Negative-tolerant regularisation** (``ntr``). Each logit is shifted by a class-specific bias
+    initialised from the prior ``p_c = n_c / N``, and the negative term is sharpened by ``λ``:
+
+    .. math::
+
+        z' = z + \\nu_c,\\quad \\nu_c = -\\frac{\\kappa}{\\lambda}\\log\\Big(\\frac{1}{p_c} - 1
+        \\Big),\\qquad
+        \\ell^+ = \\log(1 + e^{-z'}),\\quad \\ell^- = \\frac{1}{\\lambda}\\log(1 + e^{\\lambda z'})
+
+    as the official ``logit_reg_functions`` computes it (``init_bias = κ``, ``neg_scale = λ``; the
+    bias carries the official ``1/λ``). Defaults ``κ = 0.05``, ``λ = 2``: the COCO-MLT config; the
+    VOC-MLT config has ``λ = 5``, so ``lam`` is uncertain. Off, ``ℓ⁺ = log(1 + e^{−z})``,
+    ``ℓ⁻ = log(1 + e^{z})``.
+
+    **Focal.** Both terms are multiplied by the focal factor ``(1 − p_t)^γ`` of their own
+    (regularised) logit, ``σ(−z')^γ`` and ``σ(λz')^γ``, not detached (the official config's
+    ``focal=True, gamma=2``, with which the paper's results are reported). The official config
+    also multiplies the loss by ``balance_param = 2``, a constant factor of the learning rate,
+    left out here.
+
+    The element loss is ``r̂ · (t ℓ⁺ + (1 − t) ℓ⁻)`` (soft targets take this convex combination and
+    the soft rate ``Σ_k t_ik / n_k``). With ``rebalance=False, ntr=False, gamma=0`` it is binary
+    cross-entropy with logits.
+
+    Reduction: ``"mean"`` over the entries (the official ``reduction='mean'``).
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: 0/1 (or soft) targets of the logits' shape, or class indices ``(N, d1, ...)``.
+        - output: a scalar, or the logits' shape with ``reduction="none"``.
+
+    Args:
+        logits, target: see Shape.
+        class_counts: positive examples per class ``(C,)`` in the training set, all > 0.
+        rebalance: apply the re-balanced weights ``r̂``.
+        alpha, beta, mu: the smoothing function's ``α ≥ 0``, ``β`` and ``μ`` (see above).
+        ntr: apply negative-tolerant regularisation.
+        kappa: ``κ ≥ 0``, the scale of the prior bias.
+        lam: ``λ > 0``, the sharpening of the negative term.
+        gamma: the focal ``γ ≥ 0`` (0: no focal factor).
+        num_samples: ``N``, the number of training examples the counts come from, for the prior
+            ``p_c = n_c / N``; must exceed every count. Default ``None``: ``Σ_c n_c``, exact for
+            single-label data but too large for multi-label data (pass ``N`` then).
+        weight: per-class factor ``(C,)`` of column ``c``.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out.
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    _check_db(alpha, beta, mu, kappa, lam, gamma, rebalance, ntr)
+    inp = _inputs(logits, target, weight, ignore_index)
+    c = inp.x.shape[1]
+    _counts(class_counts, c)
+    inv, bias = db_statistics(class_counts, kappa=kappa, lam=lam, num_samples=num_samples, ntr=ntr)
+    loss = _db(
+        inp.x,
+        inp.t,
+        inv.to(inp.dtype),
+        bias.to(inp.dtype),
+        rebalance,
+        alpha,
+        beta,
+        mu,
+        ntr,
+        lam,
+        gamma,
+    )
+    return _reduce_elements(loss, inp, weight, reduction)
+
+
+@register_loss(
+    name="distribution-balanced",
+    function=distribution_balanced_loss,
+    family="multilabel",
+    description="DB: focal BCE with re-balanced weights r̂ and negative-tolerant regularisation",
+    paper="Wu et al., ECCV 2020",
+    needs_counts=True,
+    target="multilabel",
+    uncertain=("mu", "lam"),
+)
+class DistributionBalancedLoss(WeightedLoss):
+    """Module form of :func:`distribution_balanced_loss`; the counts, ``1/n`` and the NTR bias
+    are buffers."""
+
+    def __init__(
+        self,
+        class_counts: Any,
+        *,
+        rebalance: bool = True,
+        alpha: float = 0.1,
+        beta: float = 10.0,
+        mu: float = 0.2,
+        ntr: bool = True,
+        kappa: float = 0.05,
+        lam: float = 2.0,
+        gamma: float = 2.0,
+        num_samples: int | None = None,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        _check_db(alpha, beta, mu, kappa, lam, gamma, rebalance, ntr)
+        counts = as_counts(class_counts, allow_zero=False)
+        self.register_buffer("class_counts", counts.to(torch.float32))
+        inv, bias = db_statistics(counts, kappa=kappa, lam=lam, num_samples=num_samples, ntr=ntr)
+        self.register_buffer("inv_counts", inv.to(torch.float32))
+        self.register_buffer("bias", bias.to(torch.float32))
+        self.rebalance, self.alpha, self.beta, self.mu = rebalance, alpha, beta, mu
+        self.ntr, self.kappa, self.lam, self.gamma = ntr, kappa, lam, gamma
+        self.num_samples = num_samples
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        inp = _inputs(logits, target, self.weight, self.ignore_index)
+        check_counts_length(self.class_counts, inp.x.shape[1])
+        loss = _db(
+            inp.x,
+            inp.t,
+            self.inv_counts.to(inp.dtype),
+            self.bias.to(inp.dtype),
+            self.rebalance,
+            self.alpha,
+            self.beta,
+            self.mu,
+            self.ntr,
+            self.lam,
+            self.gamma,
+        )
+        return _reduce_elements(loss, inp, self.weight, self.reduction)
+
+
+# --------------------------------------------------------------------------- CB-BCE, CB-focal
+def effective_number_weights(class_counts: Any, beta: float) -> torch.Tensor:
+    """Class-balanced weights ``w_c = (1 − β) / (1 − β^{n_c})`` normalised to sum to ``C``
+    (Cui et al., CVPR 2019), float64; ``β = 0`` gives ones."""
+    counts = as_counts(class_counts, allow_zero=False)
+    _check_cb_beta(beta)
+    if beta == 0:
+        return torch.ones_like(counts)
+    # 1 − β^n = −expm1(n log β), accurate for β near 1
+    w = (1 - beta) / -torch.expm1(counts * math.log(beta))
+    return w * (counts.numel() / w.sum())
+
+
+def _check_cb_beta(beta: Any) -> None:
+    check_in_range("beta", beta, 0.0, 1.0)
+    if beta >= 1:
+        raise expected("beta", "in [0, 1) (β = 1 would weight every class infinitely)", beta)
+
+
+def _cb_weight(class_counts: Any, beta: float, weight: Any, logits: Any) -> torch.Tensor:
+    """The effective-number weights times the user's ``weight``, one per class (checked)."""
+    c = logits.shape[1] if isinstance(logits, torch.Tensor) and logits.dim() > 1 else 1
+    _counts(class_counts, c)
+    w = effective_number_weights(class_counts, beta)
+    dtype = logits.dtype if isinstance(logits, torch.Tensor) else torch.float32
+    return _times_weight(w.to(dtype=torch.promote_types(dtype, torch.float32)), weight, c)
+
+
+def _times_weight(w: torch.Tensor, weight: Any, c: int) -> torch.Tensor:
+    """Per-class factors ``w`` times the user's ``weight`` (checked: one finite value per
+    class)."""
+    if weight is None:
+        return w
+    if not isinstance(weight, torch.Tensor):
+        raise expected("weight", f"a 1-D tensor of length {c} (one value per class)", weight)
+    check_class_vector("weight", weight, c)
+    return w.to(weight.device) * weight.to(w.dtype)
+
+
+def class_balanced_bce_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    *,
+    beta: float = 0.9999,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Class-balanced binary cross-entropy (Cui et al., "Class-Balanced Loss Based on Effective
+    Number of Samples", CVPR 2019): BCE with logits, column ``c`` weighted by the inverse
+    effective number of class ``c``'s positives.
+
+    .. math::
+
+        w_c = \\frac{1 - \\beta}{1 - \\beta^{n_c}}\\ \\text{normalised to}\\ \\sum_c w_c = C,
+        \\qquad \\ell_{ic} = w_c\\,\\mathrm{BCE}(z_{ic}, t_{ic})
+
+    For multi-label data every class's weight multiplies its own column (both its positive and
+    negative terms; the "by class" mode of the DB authors' code). Cui et al.'s sigmoid loss on
+    single-label data instead weights every column of a row by the row's class weight; the two
+    differ on one-hot targets. ``β = 0`` gives weight 1 for every class: plain BCE.
+
+    Default ``β = 0.9999``: uncertain, Cui et al. tune β per data set (0.9 to 0.9999), 0.9999
+    being their choice for long-tailed CIFAR-10.
+
+    Soft targets are taken (BCE's). Reduction: ``"mean"`` over the entries (BCE's).
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: 0/1 (or soft) targets of the logits' shape, or class indices ``(N,)`` for
+          ``(N, C)`` logits.
+        - output: a scalar, or the logits' shape with ``reduction="none"``.
+
+    Args:
+        logits, target: see Shape.
+        class_counts: positive examples per class ``(C,)``, all > 0.
+        beta: ``β`` in ``[0, 1)``.
+        weight: a further per-class factor ``(C,)``.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out.
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    w = _cb_weight(class_counts, beta, weight, logits)
+    return sigmoid_focal_loss(
+        logits,
+        target,
+        gamma=0.0,
+        alpha=None,
+        weight=w,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
+
+
+class _ClassBalancedSigmoid(WeightedLoss):
+    """Counts and β held by the module; ``cb_weight`` (the normalised weights) is a buffer."""
+
+    _gamma: float = 0.0
+
+    def _setup(self, class_counts: Any, beta: float) -> None:
+        counts = as_counts(class_counts, allow_zero=False)
+        self.register_buffer("class_counts", counts.to(torch.float32))
+        self.beta = beta
+        self.register_buffer("cb_weight", effective_number_weights(counts, beta).float())
+
+    def _weight(self, logits: torch.Tensor) -> torch.Tensor:
+        c = logits.shape[1] if isinstance(logits, torch.Tensor) and logits.dim() > 1 else 1
+        check_counts_length(self.class_counts, c)
+        return _times_weight(self.cb_weight, self.weight, c)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sigmoid_focal_loss(
+            logits,
+            target,
+            gamma=self._gamma,
+            alpha=None,
+            weight=self._weight(logits),
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+
+@register_loss(
+    name="cb-bce",
+    function=class_balanced_bce_loss,
+    family="multilabel",
+    description="class-balanced BCE: column c weighted by (1 − β)/(1 − β^n_c), effective number",
+    paper="Cui et al., CVPR 2019",
+    needs_counts=True,
+    target="multilabel",
+    uncertain=("beta",),
+)
+class ClassBalancedBCELoss(_ClassBalancedSigmoid):
+    """Module form of :func:`class_balanced_bce_loss`; counts and weights are buffers."""
+
+    def __init__(
+        self,
+        class_counts: Any,
+        *,
+        beta: float = 0.9999,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        self._setup(class_counts, beta)
+
+
+def class_balanced_focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    *,
+    beta: float = 0.9999,
+    gamma: float = 1.0,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Class-balanced sigmoid focal loss (Cui et al., "Class-Balanced Loss Based on Effective
+    Number of Samples", CVPR 2019): :func:`class_balanced_bce_loss`'s weights on the sigmoid
+    focal loss of Lin et al. (without α).
+
+    .. math::
+
+        \\ell_{ic} = w_c\\,(1 - p_t)^{\\gamma}\\,\\mathrm{BCE}(z_{ic}, t_{ic}),\\qquad
+        w_c = \\frac{1 - \\beta}{1 - \\beta^{n_c}}\\ \\text{normalised to}\\ \\sum_c w_c = C
+
+    (the weights as in :func:`class_balanced_bce_loss`, per column). ``γ = 0`` is CB-BCE;
+    ``β = 0`` is the sigmoid focal loss without α.
+
+    Defaults: ``β = 0.9999`` and ``γ = 1``, both uncertain: Cui et al. tune them per data set
+    (β from 0.9 to 0.9999, γ in {0.5, 1, 2}).
+
+    Soft targets are taken (``p_t = p t + (1 − p)(1 − t)``, torchvision's). Reduction: ``"mean"``
+    over the entries.
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: 0/1 (or soft) targets of the logits' shape, or class indices ``(N,)`` for
+          ``(N, C)`` logits.
+        - output: a scalar, or the logits' shape with ``reduction="none"``.
+
+    Args:
+        logits, target: see Shape.
+        class_counts: positive examples per class ``(C,)``, all > 0.
+        beta: ``β`` in ``[0, 1)``.
+        gamma: focusing ``γ ≥ 0``.
+        weight: a further per-class factor ``(C,)``.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out.
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    check_positive("gamma", gamma, allow_zero=True)
+    w = _cb_weight(class_counts, beta, weight, logits)
+    return sigmoid_focal_loss(
+        logits,
+        target,
+        gamma=gamma,
+        alpha=None,
+        weight=w,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
+
+
+@register_loss(
+    name="cb-focal",
+    function=class_balanced_focal_loss,
+    family="multilabel",
+    description="class-balanced sigmoid focal: (1 − β)/(1 − β^n_c) · (1 − p_t)^γ · BCE",
+    paper="Cui et al., CVPR 2019",
+    needs_counts=True,
+    target="multilabel",
+    uncertain=("beta", "gamma"),
+)
+class ClassBalancedFocalLoss(_ClassBalancedSigmoid):
+    """Module form of :func:`class_balanced_focal_loss`; counts and weights are buffers."""
+
+    def __init__(
+        self,
+        class_counts: Any,
+        *,
+        beta: float = 0.9999,
+        gamma: float = 1.0,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        check_positive("gamma", gamma, allow_zero=True)
+        self._setup(class_counts, beta)
+        self.gamma = gamma
+
+    @property
+    def _gamma(self) -> float:  # type: ignore[override]
+        return self.gamma
+
+
+# ------------------------------------------------------------------------------------ LA-BCE
+def logit_adjusted_bce_bias(
+    class_counts: Any, *, tau: float = 1.0, num_samples: Any = None
+) -> torch.Tensor:
+    """``τ log π_c``, ``π_c = n_c / N``, float64 (see :func:`logit_adjusted_bce_loss`)."""
+    counts = as_counts(class_counts, allow_zero=False)
+    n = _num_samples(counts, num_samples, strict=False)
+    return tau * torch.log(counts / n)
+
+
+def _la_bce(logits, target, bias, weight, ignore_index, reduction) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 2:
+        # the checks and messages of the multi-label inputs (the bias needs a class dimension)
+        _multilabel_inputs(logits, target, weight=weight, ignore_index=ignore_index)
+        raise expected("logits", "of shape (N, C) or (N, C, d1, ...)", tuple(logits.shape))
+    check_counts_length(bias, logits.shape[1])
+    ctype = torch.promote_types(logits.dtype, torch.float32)
+    shifted = logits.to(ctype) + bias.to(device=logits.device, dtype=ctype).reshape(
+        _class_shape(logits)
+    )
+    return sigmoid_focal_loss(
+        shifted,
+        target,
+        gamma=0.0,
+        alpha=None,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
+
+
+def logit_adjusted_bce_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_counts: Any,
+    *,
+    tau: float = 1.0,
+    num_samples: int | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Logit-adjusted binary cross-entropy: the logit adjustment of Menon et al. ("Long-Tail
+    Learning via Logit Adjustment", ICLR 2021) on each sigmoid, ``τ log π_c`` added to class
+    ``c``'s logit before BCE.
+
+    .. math::
+
+        \\ell_{ic} = \\mathrm{BCE}\\big(z_{ic} + \\tau \\log \\pi_c,\\ t_{ic}\\big),\\qquad
+        \\pi_c = n_c / N
+
+    Menon et al. adjust a softmax; this is the same shift applied to one-vs-rest sigmoids, a
+    common multi-label baseline. It is not the Bayes-optimal shift of a sigmoid, which is the
+    prior log-odds ``log π_c − log(1 − π_c)`` (``bal-bce``, LiVT's); the two agree as
+    ``π_c → 0``. ``τ = 0`` is plain BCE. Default ``τ = 1``, Menon et al.'s.
+
+    Soft targets are taken (BCE's). Reduction: ``"mean"`` over the entries.
+
+    Shape:
+        - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
+        - target: 0/1 (or soft) targets of the logits' shape, or class indices ``(N,)`` for
+          ``(N, C)`` logits.
+        - output: a scalar, or the logits' shape with ``reduction="none"``.
+
+    Args:
+        logits, target: see Shape.
+        class_counts: positive examples per class ``(C,)``, all > 0.
+        tau: ``τ``, the scale of the adjustment.
+        num_samples: ``N``, the number of training examples the counts come from (at least every
+            count). Default ``None``: ``Σ_c n_c``, exact for single-label data but too large for
+            multi-label data (pass ``N`` then).
+        weight: per-class factor ``(C,)`` of column ``c``.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out.
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    check_finite_number("tau", tau)
+    bias = logit_adjusted_bce_bias(class_counts, tau=tau, num_samples=num_samples)
+    return _la_bce(logits, target, bias, weight, ignore_index, reduction)
+
+
+@register_loss(
+    name="la-bce",
+    function=logit_adjusted_bce_loss,
+    family="multilabel",
+    description="logit-adjusted BCE: BCE(z + τ log π_c) with π_c = n_c / N on each sigmoid",
+    paper="Menon et al., ICLR 2021",
+    needs_counts=True,
+    target="multilabel",
+)
+class LogitAdjustedBCELoss(WeightedLoss):
+    """Module form of :func:`logit_adjusted_bce_loss`; counts and the shift are buffers."""
+
+    def __init__(
+        self,
+        class_counts: Any,
+        *,
+        tau: float = 1.0,
+        num_samples: int | None = None,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        check_finite_number("tau", tau)
+        counts = as_counts(class_counts, allow_zero=False)
+        self.register_buffer("class_counts", counts.to(torch.float32))
+        bias = logit_adjusted_bce_bias(counts, tau=tau, num_samples=num_samples)
+        self.register_buffer("bias", bias.to(torch.float32))
+        self.tau, self.num_samples = tau, num_samples
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _la_bce(logits, target, self.bias, self.weight, self.ignore_index, self.reduction)
+
+
+# -------------------------------------------------------------------------------------- ZLPR
+def _log_one_plus_sum_exp(a: torch.Tensor) -> torch.Tensor:
+    """``log(1 + Σ_c e^{a_c})`` per row, entries at −∞ left out (a row of them gives 0)."""
+    zero = a.new_zeros(a.shape[0], 1)
+    return torch.logsumexp(torch.cat([zero, a], 1), 1)
+
+
+def zlpr_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """ZLPR, the multi-label softmax cross-entropy (Su et al., "ZLPR: A Novel Loss for
+    Multi-label Classification", arXiv 2208.02955, 2022; first as Su's 2020 post generalising
+    softmax + cross-entropy to multi-label classification).
+
+    .. math::
+
+        \\ell_i = \\log\\Big(1 + \\sum_{c \\in \\Omega^-_i} e^{s_{ic}}\\Big)
+                + \\log\\Big(1 + \\sum_{c \\in \\Omega^+_i} e^{-s_{ic}}\\Big)
+
+    with ``Ω⁺`` the positive and ``Ω⁻`` the negative labels of sample ``i``: every positive score
+    is pushed above 0 and every negative below, with the threshold 0 built in, and one positive
+    per row gives (a smoothed) softmax cross-entropy. It has no hyper-parameter.
+
+    One value per sample: ``reduction="none"`` gives the batch shape ``(N,)`` (``(N, d1, ...)``
+    for dense inputs), not one per logit; ``"mean"`` is the mean over the samples that have an
+    entry not ignored. A per-class ``weight`` ``w_c ≥ 0`` scales class ``c``'s exponential inside
+    its sum (``w_c e^{±s}``: a class of weight 0 drops out of the loss). A row with no positive
+    has only its first term, a row with no negative only its second.
+
+    Targets are 0/1 only (a soft target raises ``ValueError``): the loss is defined on the
+    label sets. (Su later proposed a soft-label version, which is not this formula.)
+
+    Shape:
+        - logits: ``(N, C)``, ``(N, C, d1, ...)`` or ``(N,)``, any floating dtype.
+        - target: 0/1 targets of the logits' shape, or class indices ``(N, d1, ...)``.
+        - output: a scalar, or ``(N, d1, ...)`` with ``reduction="none"``.
+
+    Args:
+        logits, target: see Shape.
+        weight: per-class factors ``(C,)`` ``≥ 0`` inside the sums.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out (an
+            entry: out of both sums).
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    inp = _inputs(logits, target, weight, ignore_index, binary=True)
+    x, t = inp.x, inp.t
+    pos = t > 0.5
+    neg = ~pos if inp.valid is None else ~pos & inp.valid
+    w = _weight_row(weight, inp)
+    if w is not None and bool((w < 0).any()):
+        raise expected("weight", "non-negative (it scales exponentials)", w.tolist())
+    log_w = None if w is None else torch.log(w)
+    a_neg, a_pos = x, -x
+    if log_w is not None:
+        a_neg, a_pos = a_neg + log_w, a_pos + log_w
+    ninf = x.new_full((), -math.inf)
+    loss = _log_one_plus_sum_exp(torch.where(neg, a_neg, ninf)) + _log_one_plus_sum_exp(
+        torch.where(pos, a_pos, ninf)
+    )
+    return _reduce_rows(loss, inp, reduction)
+
+
+@register_loss(
+    name="zlpr",
+    function=zlpr_loss,
+    family="multilabel",
+    description="ZLPR multi-label softmax: log(1 + Σ_neg e^s) + log(1 + Σ_pos e^−s), per sample",
+    paper="Su et al., arXiv 2022",
+    target="multilabel",
+)
+class ZLPRLoss(WeightedLoss):
+    """Module form of :func:`zlpr_loss`."""
+
+    def __init__(self, *, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return zlpr_loss(
+            logits,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+
+# ------------------------------------------------------------------------- decoupled softmax
+def decoupled_softmax_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    scale: float = 1.0,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Decoupled softmax, the loss of DEXML (Gupta et al., "Dual-Encoders for Extreme
+    Multi-label Classification", ICLR 2024): a softmax cross-entropy per positive label whose
+    denominator holds that label and the negatives only, the other positives left out.
+
+    .. math::
+
+        \\ell_i = \\frac{1}{|P_i|}\\sum_{c \\in P_i} t_{ic}\\Big(-\\log
+        \\frac{e^{s z_{ic}}}{e^{s z_{ic}} + \\sum_{n \\in N_i} e^{s z_{in}}}\\Big)
+
+    with ``P_i`` the positive labels (``t > 0``) and ``N_i`` the negatives (``t = 0``) of sample
+    ``i``, as the official ``SimLoss`` with ``loss_criterion='decoupled-softmax'`` computes it
+    (``loss_weighted``: soft targets weight their positive's term, the official option). The
+    official training samples one positive per row each step (``loss_sample: True``), an
+    unbiased estimate of this mean over the positives. One positive per row is softmax
+    cross-entropy (``scale`` times the logits).
+
+    ``scale`` is the inverse temperature ``1/τ``; default 1 for classifier logits. Uncertain:
+    DEXML trains on cosine similarities with ``τ = 0.05`` (``scale = 20``).
+
+    One value per positive: ``reduction="none"`` gives the logits' shape, ``ℓ_ic`` at the
+    positives (``1/|P_i|`` included, so a row sums to its ``ℓ_i``) and 0 elsewhere; ``"sum"``
+    adds them; ``"mean"`` is ``Σ ℓ_i`` over the samples, divided by their number (the official
+    ``sum / batch size``); only samples with every entry ignored are not counted. A row with no
+    positive has loss 0 (and counts in the mean, as in the official code); a positive with no
+    negative in its row has loss 0. A per-class ``weight`` multiplies the terms of class ``c``.
+
+    Shape:
+        - logits: ``(N, C)``, ``(N, C, d1, ...)``, any floating dtype.
+        - target: 0/1 (or soft) targets of the logits' shape, or class indices ``(N, d1, ...)``.
+        - output: a scalar, or the logits' shape with ``reduction="none"``.
+
+    Args:
+        logits, target: see Shape.
+        scale: ``s = 1/τ > 0``, multiplies the logits.
+        weight: per-class factor ``(C,)`` of the positive terms.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out.
+        reduction: ``"mean" | "sum" | "none"``.
+    """
+    check_reduction(reduction)
+    check_positive("scale", scale)
+    inp = _inputs(logits, target, weight, ignore_index)
+    x, t = inp.x, inp.t
+    s = x * scale if scale != 1 else x
+    pos = t > 0
+    neg = (t == 0) if inp.valid is None else (t == 0) & inp.valid
+    has_neg = neg.any(1, keepdim=True)
+    ninf = s.new_full((), -math.inf)
+    # a row without negatives takes finite fillers (so no NaN reaches the gradient), then −∞
+    masked = torch.where(has_neg, torch.where(neg, s, ninf), s.new_zeros(()))
+    lse = torch.where(has_neg, torch.logsumexp(masked, 1, keepdim=True), ninf)
+    n_pos = pos.sum(1, keepdim=True).clamp_min(1).to(s.dtype)
+    loss = torch.where(pos, t * F.softplus(lse - s) / n_pos, s.new_zeros(()))
+    w = _weight_row(weight, inp)
+    if w is not None:
+        loss = loss * w
+    if reduction == "none":
+        return inp.unflatten(loss)
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    rows = _rows_counted(inp)
+    count = loss.shape[0] if rows is None else int(rows.sum())
+    return total / max(count, 1)
+
+
+@register_loss(
+    name="decoupled-softmax",
+    function=decoupled_softmax_loss,
+    family="multilabel",
+    description="DEXML decoupled softmax: CE per positive against the negatives only",
+    paper="Gupta et al., ICLR 2024",
+    target="multilabel",
+    uncertain=("scale",),
+)
+class DecoupledSoftmaxLoss(WeightedLoss):
+    """Module form of :func:`decoupled_softmax_loss`."""
+
+    def __init__(
+        self,
+        *,
+        scale: float = 1.0,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        check_positive("scale", scale)
+        self.scale = scale
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return decoupled_softmax_loss(
+            logits,
+            target,
+            scale=self.scale,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+
+# ------------------------------------------------------------------------------------ PU-MLC
+def pu_mlc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 0.55,
+    alpha: float = 1.0,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """PU-MLC, positive-unlabelled multi-label classification (Yuan, Zhang and Huang, "Positive
+    Label Is All You Need for Multi-Label Classification", arXiv 2306.16016, 2023): negative
+    labels are discarded, and each class is learnt from its positives and the whole (unlabelled)
+    batch with the variational PU loss of Chen et al. (NeurIPS 2020), re-balanced and with a
+    temperature.
+
+    For each class ``c``, over the batch's samples ``U`` (all unlabelled) and its positives ``P_c``:
+
+    .. math::
+
+        L_c = w_c \\log\\Big(\\frac{1}{|U|}\\sum_{i \\in U}\\sigma(z_{ic}/T_c)\\Big)
+              - \\frac{1}{|P_c|}\\sum_{i \\in P_c}\\log\\sigma(z_{ic}/T_c)
+
+    with the temperature ``T_c = min(α · std_i z_ic, 1)`` (the batch's standard deviation of the
+    class's logits, divided by ``|U|``) and the adaptive re-balance factor
+    ``w_c = (mean_{i ∈ U} σ(z_ic/T_c))^γ``, both held constant in the backward, as the official
+    ``vpuLoss`` computes them (``detach()`` and ``torch.no_grad``). The official code adds
+    ``1e-10`` inside its logs; here they are computed in log space (``log σ``, a log-sum-exp).
+    A class whose logits are all equal in the batch (a batch of one) has ``std = 0``, which the
+    official code divides by: here its temperature is 1. A class with no positive in the batch
+    has only its first term. The paper's mixup regulariser needs the model and is not part of
+    this loss.
+
+    Targets are 0/1 only: 1 a positive label, 0 unlabelled (a soft target raises
+    ``ValueError``).
+
+    Defaults ``γ = 0.55``, ``α = 1``: the official README's MS-COCO command; its PASCAL VOC command
+    uses ``α = 2``, ``γ = 0.85``, so both are uncertain.
+
+    A batch-level loss (a mean over the batch inside a log): ``reduction="none"`` raises
+    ``ValueError``; ``"sum"`` is ``Σ_c w'_c L_c`` (the official loss with ``weight=None``),
+    ``"mean"`` the weighted mean over the classes with an entry in the batch
+    (``Σ w'_c L_c / Σ w'_c``, ``w'`` the ``weight`` argument).
+
+    Shape:
+        - logits: ``(N, C)``, ``(N, C, d1, ...)`` (every position a sample) or ``(N,)``.
+        - target: 0/1 targets of the logits' shape, or class indices ``(N, d1, ...)``.
+        - output: a scalar; float32 for half inputs, else the input's dtype.
+
+    Args:
+        logits, target: see Shape.
+        gamma: ``γ ≥ 0`` of the re-balance factor (0: no re-balancing).
+        alpha: ``α > 0``, the scale of the temperature.
+        weight: per-class weights ``(C,)`` of the mean (or sum) over classes.
+        ignore_index: a class-index row, or a dense target entry, equal to it is left out of
+            the class's sets.
+        reduction: ``"mean" | "sum"``.
+    """
+    _check_batch_reduction("pu-mlc", reduction)
+    check_positive("gamma", gamma, allow_zero=True)
+    check_positive("alpha", alpha)
+    inp = _inputs(logits, target, weight, ignore_index, binary=True)
+    x, t = inp.x, inp.t
+    valid = inp.valid
+    vf = None if valid is None else valid.to(x.dtype)
+    n_u = x.new_full((x.shape[1],), x.shape[0]) if vf is None else vf.sum(0)
+    defined = n_u > 0
+    n_u1 = torch.where(defined, n_u, torch.ones_like(n_u))
+    with torch.no_grad():
+        xm = x if vf is None else x * vf
+        mean = xm.sum(0) / n_u1
+        dev = (x - mean) ** 2
+        var = (dev if vf is None else dev * vf).sum(0) / n_u1
+        temp = (alpha * var.sqrt()).clamp(max=1.0)
+        temp = torch.where(temp > 0, temp, torch.ones_like(temp))
+    ls = F.logsigmoid(x / temp)
+    ninf = ls.new_full((), -math.inf)
+    masked = ls if valid is None else torch.where(valid, ls, ninf)
+    masked = torch.where(defined, masked, ls.new_zeros(()))  # a class with no entry: finite
+    log_mean = torch.logsumexp(masked, 0) - torch.log(n_u1)
+    log_mean = torch.where(defined, log_mean, log_mean.new_zeros(()))
+    with torch.no_grad():
+        w = torch.exp(gamma * log_mean) if gamma else None
+    pos = t > 0.5
+    n_p = pos.sum(0).clamp_min(1).to(x.dtype)
+    p_term = torch.where(pos, ls, ls.new_zeros(())).sum(0) / n_p
+    per_class = (log_mean if w is None else w * log_mean) - p_term
+    return _reduce_classes(per_class, defined, weight, reduction)
+
+
+@register_loss(
+    name="pu-mlc",
+    function=pu_mlc_loss,
+    family="multilabel",
+    description="PU-MLC: variational PU loss per class (positives vs batch), re-balanced, tempered",
+    paper="Yuan et al., arXiv 2023",
+    target="multilabel",
+    stop_gradient="the temperature T_c = min(α·std z, 1) and the re-balance factor w_c "
+    "(the official vpuLoss's detach / no_grad)",
+    uncertain=("gamma", "alpha"),
+    per_sample=False,
+)
+class PUMLCLoss(WeightedLoss):
+    """Module form of :func:`pu_mlc_loss`."""
+
+    def __init__(
+        self,
+        *,
+        gamma: float = 0.55,
+        alpha: float = 1.0,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+        check_positive("gamma", gamma, allow_zero=True)
+        check_positive("alpha", alpha)
+        self.gamma, self.alpha = gamma, alpha
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return pu_mlc_loss(
+            logits,
+            target,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
