@@ -15,6 +15,7 @@ DIR metrics and data.
 """
 
 from .binning import (
+    GROUP_EDGES,
     MAX_BINS,
     REGIONS,
     ShotRegions,
@@ -25,6 +26,7 @@ from .binning import (
     check_bin_count,
     equal_width_bins,
     fixed_width_bins,
+    group_edges,
     group_labels,
     max_groups,
     regions_of_counts,
@@ -54,6 +56,7 @@ from .group_dir import (
     GroupDIRLossOutput,
     descending_soft_labels,
     group_contrastive_loss,
+    routing_diagnostics,
 )
 from .losses import (
     BMCLoss,
@@ -74,6 +77,7 @@ from .smoothing import FDS, KERNELS, kernel_window, lds_weights
 __all__ = [
     "DIAMONDS_LEVELS",
     "FDS",
+    "GROUP_EDGES",
     "IMAGE_SPLIT_FILES",
     "KERNELS",
     "MAX_BINS",
@@ -107,6 +111,7 @@ __all__ = [
     "gai_loss",
     "geometric_mean_error",
     "group_contrastive_loss",
+    "group_edges",
     "group_labels",
     "kernel_window",
     "lds_weights",
@@ -121,6 +126,7 @@ __all__ = [
     "read_image",
     "regions_of_counts",
     "regression_metrics",
+    "routing_diagnostics",
     "shot_regions",
     "tabular_dir",
     "weighted_l1_loss",

@@ -303,6 +303,81 @@ def group_labels(
     return bin_index(targets, edges)
 
 
+#: How Group-DIR's group boundaries are drawn over the training targets (:func:`group_edges`).
+GROUP_EDGES = ("equal-width", "equal-frequency")
+
+
+def group_edges(
+    train_targets: Any,
+    num_groups: int,
+    kind: str = "equal-width",
+    *,
+    bin_width: float | None = None,
+) -> torch.Tensor:
+    """Edges ``(G + 1,)`` of Group-DIR's ``G`` contiguous groups over the training targets.
+
+    * ``"equal-width"`` (the default, longtail's reading of Pu et al. 2025, see
+      :func:`group_labels`): ``G`` groups of equal width over ``[min, max]`` of the training
+      targets. On a long-tailed target most groups of the tail hold a handful of training samples
+      (or none) and the head sits in one or two groups.
+    * ``"equal-frequency"`` (an option; the paper only asks for groups of nearby labels): each
+      group holds ``N / G`` training targets (up to ties). Edge ``k`` lies halfway between the
+      sorted targets ``k·N/G − 1`` and ``k·N/G`` (0-based, rounded); the first and last edges are
+      the smallest and largest target. The tail is then one or two wide groups and the head is cut
+      finely.
+
+    Test targets are grouped with the same edges (:func:`bin_index`; outside the training range
+    they are clamped to the first or last group).
+
+    Raises:
+        ValueError: ``num_groups < 2``; training targets that are all equal; with
+            ``bin_width``, more equal-width groups than labels of that step in the range
+            (:func:`max_groups`); equal-frequency groups whose edges coincide (more groups than
+            the targets have distinct values between the quantiles: use fewer groups).
+
+    >>> group_edges([0.0, 1.0, 2.0, 3.0, 10.0, 100.0], 2)
+    tensor([  0.,  50., 100.], dtype=torch.float64)
+    >>> group_edges([0.0, 1.0, 2.0, 3.0, 10.0, 100.0], 2, "equal-frequency")
+    tensor([  0.0000,   2.5000, 100.0000], dtype=torch.float64)
+    """
+    if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
+        raise expected("num_groups", "an integer >= 2 (one group is plain regression)", num_groups)
+    if kind not in GROUP_EDGES:
+        raise expected("kind", f"one of {', '.join(map(repr, GROUP_EDGES))}", repr(kind))
+    t = as_targets(train_targets, "train_targets")
+    if t.numel() == 0:
+        raise expected("train_targets", "non-empty", "no targets")
+    low, high = float(t.min()), float(t.max())
+    if not high > low:
+        raise expected("train_targets", "not all equal (groups need a range)", f"all {low:g}")
+    if kind == "equal-width":
+        edges = equal_width_bins(t, num_groups, low, high)
+        if bin_width is not None:
+            most = max_groups(low, high, bin_width)
+            if num_groups > most:
+                raise expected(
+                    "num_groups",
+                    f"at most {most}, the number of labels of step {bin_width} in "
+                    f"[{low:g}, {high:g}]",
+                    num_groups,
+                )
+        return edges
+    y = t.sort().values
+    n = y.numel()
+    cut = [round(k * n / num_groups) for k in range(1, num_groups)]
+    inner = [(float(y[max(c - 1, 0)]) + float(y[min(c, n - 1)])) / 2 for c in cut]
+    edges = torch.tensor([low, *inner, high], dtype=torch.float64)
+    if not bool((edges[1:] > edges[:-1]).all()):
+        distinct = int(torch.unique(edges).numel()) - 1
+        raise expected(
+            "num_groups",
+            f"at most about {distinct} equal-frequency groups for these training targets (their "
+            "quantiles coincide: too few distinct values)",
+            num_groups,
+        )
+    return edges
+
+
 def resolve_bins(bins: Bins, train_targets: Any) -> tuple[torch.Tensor, float | None]:
     """``bins`` (a width or explicit edges) as ``(edges, bin_width or None)``."""
     if isinstance(bins, (int, float)) and not isinstance(bins, bool):

@@ -24,15 +24,18 @@ softmax-weighted mixture of experts as an option; linear classifier and experts 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice, check_positive, expected
 from ..losses._reduce import compute_dtype_for
+from .binning import REGIONS, as_targets
 from .losses import _check_pair, _reduce, _sample_weight
 
 ROUTINGS = ("hard", "soft")
@@ -367,3 +370,154 @@ class GroupDIRLoss(nn.Module):
             f"num_groups={self.num_groups}, lambda1={self.lambda1}, lambda2={self.lambda2}, "
             f"beta={self.beta}, temperature={self.temperature}"
         )
+
+
+# ------------------------------------------------------------------------------- diagnostics
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if values.size else None
+
+
+def _routing_block(
+    pred_group: np.ndarray,
+    true_group: np.ndarray,
+    experts: np.ndarray,
+    probs: np.ndarray,
+    y: np.ndarray,
+) -> dict[str, Any]:
+    n = int(y.size)
+    if n == 0:
+        keys = (
+            "accuracy",
+            "within_one",
+            "mean_distance",
+            "mean_distance_wrong",
+            "mean_shift",
+            "mae",
+            "mae_routed_right",
+            "mae_routed_wrong",
+            "mae_wrong_if_right",
+            "wrong_error_share",
+            "mae_true_expert",
+            "mae_soft",
+        )
+        return {"n": 0, **dict.fromkeys(keys)}
+    rows = np.arange(n)
+    err_hard = np.abs(experts[rows, pred_group] - y)
+    err_true = np.abs(experts[rows, true_group] - y)
+    err_soft = np.abs((probs * experts).sum(axis=1) - y)
+    shift = pred_group - true_group
+    right = shift == 0
+    total = float(err_hard.sum())
+    return {
+        "n": n,
+        "accuracy": float(right.mean()),
+        "within_one": float((np.abs(shift) <= 1).mean()),
+        "mean_distance": float(np.abs(shift).mean()),
+        "mean_distance_wrong": _mean(np.abs(shift[~right]).astype(np.float64)),
+        "mean_shift": float(shift.mean()),
+        "mae": float(err_hard.mean()),
+        "mae_routed_right": _mean(err_hard[right]),
+        "mae_routed_wrong": _mean(err_hard[~right]),
+        "mae_wrong_if_right": _mean(err_true[~right]),
+        "wrong_error_share": float(err_hard[~right].sum() / total) if total > 0 else 0.0,
+        "mae_true_expert": float(err_true.mean()),
+        "mae_soft": float(err_soft.mean()),
+    }
+
+
+def routing_diagnostics(
+    group_logits: torch.Tensor,
+    expert_outputs: torch.Tensor,
+    targets: Any,
+    groups: Any,
+    regions: Sequence[str] | np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Why Group-DIR's predictions are right or wrong: routing versus the experts.
+
+    At test time Group-DIR predicts with the expert of the group its classifier picks
+    (:class:`GroupDIRHead`). A sample's error then has two sources: the classifier sending it to
+    another group's expert (a *routing error*), and the expert of its own group being wrong. This
+    separates them, over all samples and per label region (e.g. the DIR many / medium / few-shot
+    regions of :meth:`~longtail.regression.ShotRegions.assign`).
+
+    Each block (``"all"`` and one per region in ``regions``) holds:
+
+    * ``n``: samples;
+    * ``accuracy``: the share routed to their true group; ``within_one``: to a group at most one
+      away; ``mean_distance``: mean ``|ĝ − g|`` in groups, ``mean_distance_wrong`` the same over
+      the misrouted samples only; ``mean_shift``: mean ``ĝ − g`` (negative: routed towards lower
+      groups, e.g. towards the head of a right-skewed target);
+    * ``mae``: MAE of the hard-routed prediction (the paper's; equals the run's MAE);
+      ``mae_routed_right`` / ``mae_routed_wrong``: the same over the samples routed to their
+      own group / to another group; ``mae_wrong_if_right``: over the misrouted samples, the MAE
+      their own group's expert would have had; ``wrong_error_share``: the misrouted samples'
+      part of the total absolute error;
+    * ``mae_true_expert``: MAE with every sample sent to its own group's expert (perfect
+      routing: what is left is the experts' error); ``mae_soft``: MAE of the mixture
+      ``Σ_g p(g|x) φ_g(h)`` (``routing="soft"``).
+
+    ``"per_group"`` holds, for each true group ``g``: ``n``, ``accuracy``, ``mean_predicted``
+    (mean predicted group) and ``mae`` (hard routing), ``None`` where a group has no sample.
+    Metrics of a block without samples are ``None``.
+
+    Args:
+        group_logits: ``(N, G)`` group classifier logits.
+        expert_outputs: ``(N, G)`` every expert's prediction, in the units of ``targets``.
+        targets: ``(N,)`` targets.
+        groups: ``(N,)`` true groups of the targets (the training group edges applied to them,
+            e.g. :func:`~longtail.regression.bin_index` with
+            :func:`~longtail.regression.group_edges`).
+        regions: optional ``(N,)`` region name of each sample.
+
+    Returns:
+        ``{"all": {...}, "many": {...}, "medium": {...}, "few": {...}, "per_group": {...}}``
+        (region blocks: the names in ``regions``, DIR regions first), plain floats and ints.
+
+    >>> logits = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    >>> experts = torch.tensor([[1.0, 5.0], [1.0, 5.0], [1.0, 5.0]])
+    >>> d = routing_diagnostics(logits, experts, [1.0, 4.0, 5.0], [0, 1, 1])
+    >>> d["all"]["accuracy"], d["all"]["mae_routed_wrong"], d["all"]["mae_wrong_if_right"]
+    (0.6666666666666666, 3.0, 1.0)
+    """
+    for name, t in (("group_logits", group_logits), ("expert_outputs", expert_outputs)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 2:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise expected(name, "a (N, G) tensor", got)
+    if group_logits.shape != expert_outputs.shape:
+        raise expected(
+            "expert_outputs",
+            f"the shape of group_logits {tuple(group_logits.shape)}",
+            tuple(expert_outputs.shape),
+        )
+    n, num_groups = group_logits.shape
+    y = as_targets(targets).numpy()
+    if y.size != n:
+        raise expected("targets", f"one per row of group_logits ({n})", f"{y.size} targets")
+    if not isinstance(groups, torch.Tensor):
+        groups = torch.as_tensor(np.asarray(groups, dtype=np.int64))
+    g = _check_groups(groups, num_groups, n).cpu().numpy()
+    logits = group_logits.detach().to("cpu", torch.float64)
+    probs = torch.softmax(logits, dim=1).numpy()
+    ghat = logits.argmax(dim=1).numpy()
+    experts = expert_outputs.detach().to("cpu", torch.float64).numpy()
+    out: dict[str, Any] = {"all": _routing_block(ghat, g, experts, probs, y)}
+    if regions is not None:
+        r = np.asarray(regions).reshape(-1)
+        if r.size != n:
+            raise expected("regions", f"one per sample ({n})", f"{r.size} regions")
+        names = [x for x in REGIONS if x in set(r.tolist())]
+        names += sorted({str(x) for x in r.tolist()} - set(names))
+        for name in names:
+            m = r == name
+            out[name] = _routing_block(ghat[m], g[m], experts[m], probs[m], y[m])
+    rows = np.arange(n)
+    err = np.abs(experts[rows, ghat] - y)
+    per: dict[str, list[Any]] = {"n": [], "accuracy": [], "mean_predicted": [], "mae": []}
+    for k in range(num_groups):
+        m = g == k
+        per["n"].append(int(m.sum()))
+        per["accuracy"].append(_mean((ghat[m] == k).astype(np.float64)))
+        per["mean_predicted"].append(_mean(ghat[m].astype(np.float64)))
+        per["mae"].append(_mean(err[m]))
+    out["per_group"] = per
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 from longtail._validation import check_choice, check_field_types, check_positive, expected
 from longtail.data.registry import get_dataset, list_datasets
 from longtail.models import MODELS
-from longtail.regression import IMAGE_SPLIT_FILES
+from longtail.regression import GROUP_EDGES, IMAGE_SPLIT_FILES
 
 __all__ = [
     "BACKBONES",
@@ -181,6 +181,11 @@ class RegressionConfig:
         num_groups, lambda1, lambda2, group_beta, temperature, routing: Group-DIR's G, λ1,
             λ2, β (soft-label descent), t (contrastive temperature), and the test-time routing
             (``"hard"``: the predicted group's expert, as the paper; ``"soft"``: the mixture).
+        group_edges: how the ``G`` groups are drawn over the training targets
+            (:func:`~longtail.regression.group_edges`): ``"equal-width"`` (the default, as the
+            paper is read) or ``"equal-frequency"`` (about N/G training samples per group). At
+            its default it is left out of the run identity, so runs made before the option
+            existed keep theirs.
         lds_kernel, lds_ks, lds_sigma, lds_reweight: LDS (``"sqrt_inv"`` as the DIR
             repositories' AgeDB-DIR commands, or ``"inverse"``).
         fds_kernel, fds_ks, fds_sigma, fds_momentum, fds_start_update, fds_start_smooth: FDS.
@@ -221,6 +226,7 @@ class RegressionConfig:
     group_beta: float = 1.0
     temperature: float = 2.0
     routing: str = "hard"
+    group_edges: str = "equal-width"
     lds_kernel: str = "gaussian"
     lds_ks: int = 5
     lds_sigma: float = 2.0
@@ -247,6 +253,7 @@ class RegressionConfig:
         self._check_data()
         check_choice("target_transform", self.target_transform, TARGET_TRANSFORMS)
         check_choice("routing", self.routing, ("hard", "soft"))
+        check_choice("group_edges", self.group_edges, GROUP_EDGES)
         check_choice("lds_reweight", self.lds_reweight, ("inverse", "sqrt_inv"))
         check_choice("model", self.model, MODELS)
         self._check_numbers()
@@ -344,7 +351,16 @@ class RegressionConfig:
         """
         from longtail.engine.run import config_identity
 
-        return config_identity(self.to_dict())
+        d = self.to_dict()
+        for key, value in _NEUTRAL.items():  # options added after records existed, at default
+            if d.get(key) == value:
+                del d[key]
+        return config_identity(d)
+
+
+# Settings added after records existed, at the value every older run had: left out of the
+# identity at that value, so a run made before the setting existed keeps its identity.
+_NEUTRAL = {"group_edges": "equal-width"}
 
 
 # The "quick" preset is the budget of `longtail bench dir` on this project's shared 2-core CPU: a

@@ -25,6 +25,7 @@ from longtail.regression import (
     auto_bin_width,
     bin_index,
     fixed_width_bins,
+    group_edges,
     load_csv_table,
     load_diamonds,
     load_image_dir,
@@ -250,6 +251,7 @@ def check_regression_data(config: RegressionConfig) -> RegressionData:
                 f"targets span ([{low:g}, {high:g}])",
                 config.num_groups,
             )
+        group_edges(data.y_train, config.num_groups, config.group_edges)  # raises if they clash
     if config.target_transform == "log" and bool((data.y_train <= 0).any()):
         raise expected(
             "target_transform", "'standardize' or 'none' for targets that are not all > 0", "'log'"

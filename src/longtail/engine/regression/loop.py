@@ -28,7 +28,13 @@ from longtail.engine.regression.data import (
     check_regression_data,
     run_identity,
 )
-from longtail.engine.regression.model import DIRNet, build_model, model_inputs, predict
+from longtail.engine.regression.model import (
+    DIRNet,
+    build_model,
+    group_outputs,
+    model_inputs,
+    predict,
+)
 from longtail.engine.run import (
     Progress,
     RunFolder,
@@ -44,10 +50,11 @@ from longtail.regression import (
     BMCLoss,
     GroupDIRLoss,
     bin_index,
-    group_labels,
+    group_edges,
     lds_weights,
     per_bin_mae,
     regression_metrics,
+    routing_diagnostics,
     weighted_l1_loss,
     weighted_mse_loss,
 )
@@ -146,10 +153,10 @@ class _Regression:
         self.tt = TargetTransform(config.target_transform, y)
         self.z_train = self.tt.forward(y)
         self.bins_train = bin_index(y, data.edges)
-        self.groups_train = None
+        self.groups_train = self.group_edges = None
         if spec.loss == "group-dir":
-            low, high = float(y.min()), float(y.max())
-            self.groups_train = group_labels(y, config.num_groups, low, high)
+            self.group_edges = group_edges(y, config.num_groups, config.group_edges)
+            self.groups_train = bin_index(y, self.group_edges)
         self.weights = None
         if spec.lds:
             self.weights = lds_weights(
@@ -261,13 +268,30 @@ class _Regression:
         self.model.load_state_dict(self.best["model"])
         metrics, pred = self.test_metrics()
         per_bin, _ = per_bin_mae(pred, self.data.y_test, self.data.edges)
-        return {
+        out = {
             **metrics,
             "per_bin_mae": per_bin,
             "best_epoch": self.best["epoch"],
             "val_mae": self.best["val_mae"],
             **{f"last_{m}{r}": last[f"{m}{r}"] for m in ("mae", "gm") for r in _REGION_SUFFIXES},
         }
+        if self.group_edges is not None:
+            out["routing"] = self.routing()
+        return out
+
+    def routing(self) -> dict[str, Any]:
+        """Group-DIR's routing on the test set (:func:`~longtail.regression.routing_diagnostics`)
+        with the group edges and each group's training count, for the current weights."""
+        d, edges = self.data, self.group_edges
+        logits, experts = group_outputs(self.model, d.x_test, d, self.config.eval_batch_size)
+        experts = self.tt.inverse(experts)  # every expert in target units
+        groups = bin_index(d.y_test, edges)
+        diag = routing_diagnostics(logits, experts, d.y_test, groups, d.regions.assign(d.y_test))
+        diag["group_edges"] = edges.tolist()
+        diag["train_per_group"] = torch.bincount(
+            self.groups_train, minlength=edges.numel() - 1
+        ).tolist()
+        return diag
 
 
 def _epoch_line(label: str, epochs: int) -> Callable[[dict[str, Any]], str]:
@@ -356,7 +380,11 @@ def train_regression(
         test set (``mae``, ``mse``, ``gm``, ``pearson`` and each per region, ``mae_many``,
         ...), ``per_bin_mae`` (one value per bin of ``bin_edges``, ``None`` for bins without
         test samples), ``best_epoch``, ``val_mae`` (its validation MAE) and the last epoch's
-        ``last_mae``, ``last_mae_many``, ..., ``last_gm_few``. Undefined values (Pearson's r of
+        ``last_mae``, ``last_mae_many``, ..., ``last_gm_few``; for Group-DIR methods also
+        ``routing``: :func:`~longtail.regression.routing_diagnostics` of the best-validation
+        weights on the test set (the group classifier's accuracy per label region, how far it
+        misroutes, the experts' errors when routed right and wrong, the soft mixture's MAE),
+        with ``group_edges`` and ``train_per_group``. Undefined values (Pearson's r of
         constant predictions) are ``None``.
 
     Raises:

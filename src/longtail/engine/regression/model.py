@@ -11,7 +11,7 @@ from longtail.engine.regression.data import RegressionData
 from longtail.models import create_model
 from longtail.regression import FDS, GroupDIRHead
 
-__all__ = ["DIRNet", "build_model", "mlp", "model_inputs", "predict"]
+__all__ = ["DIRNet", "build_model", "group_outputs", "mlp", "model_inputs", "predict"]
 
 
 class DIRNet(nn.Module):
@@ -111,3 +111,32 @@ def predict(
     model.train(was)
     empty = torch.zeros(0)
     return (torch.cat(preds) if preds else empty), (torch.cat(feats) if feats else empty)
+
+
+@torch.no_grad()
+def group_outputs(
+    model: DIRNet, x: torch.Tensor, data: RegressionData, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Group-DIR network's group logits and every expert's output (transformed units) on ``x``.
+
+    Both ``(N, G)``, float32 on the CPU, in eval mode; for
+    :func:`~longtail.regression.routing_diagnostics`.
+    """
+    if not isinstance(model.head, GroupDIRHead):
+        raise TypeError("group_outputs needs a Group-DIR network (a GroupDIRHead)")
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    logits, experts = [], []
+    for i in range(0, len(x), batch_size):
+        h = model.encoder(model_inputs(x[i : i + batch_size], data, device))
+        lg, _, ex = model.head(h)
+        logits.append(lg.float().cpu())
+        experts.append(ex.float().cpu())
+    model.train(was)
+    g = model.head.num_groups
+    empty = torch.zeros(0, g)
+    return (
+        torch.cat(logits) if logits else empty,
+        torch.cat(experts) if experts else empty,
+    )
