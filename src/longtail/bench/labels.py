@@ -78,7 +78,8 @@ def setting_title(setting: Setting) -> str:
 def slug(setting: Setting) -> str:
     """File-name form of a setting: ``fashion-mnist_exp100``."""
     dataset, profile, ratio = setting
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dataset_stem(dataset)}_{profile}{ratio}")
+    name = "natural" if profile == "natural" else f"{profile}{ratio}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dataset_stem(dataset)}_{name}")
 
 
 def column_titles(columns: Sequence[Column], title: Any = setting_title) -> list[str]:
