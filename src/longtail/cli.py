@@ -31,7 +31,7 @@ from typing import Any
 from . import __version__
 from ._validation import did_you_mean, expected
 from .data.registry import get_dataset, list_datasets
-from .engine.config import METHODS, PRESETS, TrainConfig, make_config
+from .engine.config import METHODS, PRESET_ALIASES, PRESETS, TrainConfig, make_config
 from .losses import FAMILIES as LOSS_FAMILIES
 from .losses import get_loss_info, list_losses
 from .models import MODELS
@@ -591,7 +591,13 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     )
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--no-download", action="store_true", help="never download a dataset")
-    p.add_argument("--preset", choices=tuple(PRESETS), help="paper (default for train) or quick")
+    p.add_argument(
+        "--preset",
+        choices=(*PRESETS, *PRESET_ALIASES),
+        help="paper (default for train: the papers' 200 epochs, a GPU job), cpu (default for "
+        "bench: converged on a 2-core CPU in minutes) or smoke (8 epochs, for smoke tests; "
+        "quick is its older name)",
+    )
     p.add_argument("--epochs", type=int, help="epochs (the schedule is rescaled to match)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -612,7 +618,7 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
-        help="torch.compile the training step (default: on for --preset paper, off for quick)",
+        help="torch.compile the training step (default: on for --preset paper, off otherwise)",
     )
     p.add_argument("--eval-every", type=int, help="evaluate every k epochs (0: at the end)")
     p.add_argument("--many-threshold", type=int, help="many-shot: > this many (default 100)")
@@ -729,7 +735,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.table == "preset-selection":
         return _cmd_preset_selection(args)
-    options = _classification_options(args, "quick")
+    options = _classification_options(args, "cpu")
     preset = options.pop("preset")
     dataset = options.pop("dataset", "fashion-mnist")
     settings = _settings(args.settings)

@@ -124,7 +124,7 @@ def _classification_job(
 
 def table1_jobs(
     dataset: str = "fashion-mnist",
-    preset: str = "quick",
+    preset: str = "cpu",
     seeds: int = 1,
     methods: tuple[str, ...] | None = None,
     settings: tuple[tuple[str, float], ...] | None = None,
@@ -147,7 +147,7 @@ def table1_jobs(
 
 def ablation_jobs(
     dataset: str = "fashion-mnist",
-    preset: str = "quick",
+    preset: str = "cpu",
     seeds: int = 1,
     betas: tuple[float, ...] = ABLATION_BETAS,
     deltas: tuple[float, ...] = ABLATION_DELTAS,
