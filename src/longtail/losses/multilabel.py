@@ -42,9 +42,9 @@ from .._validation import (
     check_reduction,
     expected,
 )
-from ._base import WeightedLoss
+from ._base import WeightedLoss, first_order
+from ._reduce import compute_dtype_for
 from ._registry import register_loss
-from .focal import sigmoid_focal_loss
 from .surrogates import (
     _check_batch_reduction,
     _check_flag,
@@ -59,15 +59,57 @@ from .surrogates import (
 def _inputs(
     logits: Any, target: Any, weight: Any, ignore_index: int, *, binary: bool = False
 ) -> _Multilabel:
-    """Checked multi-label inputs flattened to ``(M, C)``; ``binary`` refuses soft targets."""
-    inp = _multilabel_inputs(logits, target, weight=weight, ignore_index=ignore_index)
-    if binary and inp.labels is None and not bool(((inp.t == 0) | (inp.t == 1)).all()):
+    """Checked multi-label inputs flattened to ``(M, C)``; ``binary`` refuses soft targets.
+
+    Dense targets in ``[0, 1]`` with no entry equal to ``ignore_index`` (the common case) are
+    checked with one ``aminmax`` pass; anything else takes the general path of the package's
+    multi-label losses (class indices, ignored entries, and the error messages).
+    """
+    inp = _dense_fast_path(logits, target, weight, ignore_index)
+    if inp is None:
+        inp = _multilabel_inputs(logits, target, weight=weight, ignore_index=ignore_index)
+    if binary and inp.labels is None and inp.t.numel() and _has_soft_entries(inp.t):
         raise expected(
             "target",
             "0/1 targets (this loss has no meaning for soft targets)",
             "values strictly between 0 and 1",
         )
     return inp
+
+
+def _dense_fast_path(
+    logits: Any, target: Any, weight: Any, ignore_index: int
+) -> _Multilabel | None:
+    if not (
+        isinstance(logits, torch.Tensor)
+        and isinstance(target, torch.Tensor)
+        and logits.is_floating_point()
+        and target.is_floating_point()
+        and logits.dim() >= 1
+        and target.shape == logits.shape
+        and target.numel() > 0
+    ):
+        return None
+    lo, hi = torch.stack(torch.aminmax(target.detach())).tolist()
+    if not (0 <= lo and hi <= 1) or lo <= ignore_index <= hi:
+        return None  # out of range (an error), NaN, or maybe ignored entries: the general path
+    shape = tuple(logits.shape)
+    x = logits.unsqueeze(1) if logits.dim() == 1 else logits
+    t = target.unsqueeze(1) if target.dim() == 1 else target
+    c = x.shape[1]
+    check_class_vector("weight", weight, c)
+    if x.dim() > 2:
+        x = x.movedim(1, -1).reshape(-1, c)
+        t = t.movedim(1, -1).reshape(-1, c)
+    ctype = compute_dtype_for(logits.dtype)
+    return _Multilabel(x.to(ctype), t.to(ctype), None, shape, ctype, None)
+
+
+def _has_soft_entries(t: torch.Tensor) -> bool:
+    """Whether targets in ``[0, 1]`` hold a value other than 0 and 1: ``Σ t (1 − t) > 0``, a sum
+    of non-negative terms, exactly 0 for 0/1 targets (two float passes, no boolean ones)."""
+    flat = t.reshape(-1)
+    return bool(torch.dot(flat, 1 - flat) > 0)
 
 
 def _weight_row(weight: Any, inp: _Multilabel) -> torch.Tensor | None:
@@ -116,6 +158,57 @@ def _reduce_rows(values: torch.Tensor, inp: _Multilabel, reduction: str) -> torc
         return total
     count = values.numel() if rows is None else int(rows.sum())
     return total / max(count, 1)
+
+
+def _element_factor(
+    inp: _Multilabel, weight: Any, extra: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """What multiplies each element loss: ``extra`` (M, C), the ``weight`` row and the mask of
+    the entries not ignored (None when all three are absent)."""
+    f = extra
+    w = _weight_row(weight, inp)
+    if w is not None:
+        f = w if f is None else f * w
+    if inp.valid is not None:
+        v = inp.valid.to(inp.dtype)
+        f = v if f is None else f * v
+    return f
+
+
+def _element_count(inp: _Multilabel) -> int:
+    """The denominator of ``"mean"`` over elements: the entries not ignored (at least 1)."""
+    return max(inp.x.numel() if inp.valid is None else int(inp.valid.sum()), 1)
+
+
+class _FusedLoss(torch.autograd.Function):
+    """Shared ending of the losses whose forward also computes the gradient (closed form): the
+    element (or row) values and their derivatives, scaled by ``factor``, summed unless
+    ``reduction="none"``; the backward only scales the saved derivative."""
+
+    @staticmethod
+    def finish(ctx, loss, grad, factor, reduction, count, n_inputs):
+        """``loss`` and ``grad`` are fresh tensors of the forward (scaled in place)."""
+        if factor is not None:
+            loss.mul_(factor)
+            grad.mul_(factor)
+        ctx.n_inputs = n_inputs
+        ctx.scale = None
+        if reduction != "none":
+            ctx.scale = 1.0 / count if reduction == "mean" else 1.0
+            loss = loss.sum() * ctx.scale
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    @first_order
+    def backward(ctx, g):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        if ctx.scale is None:  # "none": one incoming gradient per value
+            g = g if g.dim() == grad.dim() else g.unsqueeze(-1)
+            out = grad * g
+        else:
+            out = grad * (g * ctx.scale)
+        return (out,) + (None,) * (ctx.n_inputs - 1)
 
 
 def _counts(class_counts: Any, num_classes: int) -> torch.Tensor:
@@ -207,21 +300,57 @@ def asymmetric_loss(
     check_positive("gamma_neg", gamma_neg, allow_zero=True)
     _check_clip(clip)
     inp = _inputs(logits, target, weight, ignore_index)
-    x, t = inp.x, inp.t
-    with torch.no_grad():
+    out = _ASL.apply(
+        inp.x,
+        inp.t,
+        float(gamma_pos),
+        float(gamma_neg),
+        float(clip),
+        _element_factor(inp, weight),
+        reduction,
+        _element_count(inp),
+    )
+    return inp.unflatten(out) if reduction == "none" else out
+
+
+class _ASL(_FusedLoss):
+    """ASL's element losses and their gradient with the focusing weights held constant:
+    positives ``−w⁺ log p`` (``d/dz = −w⁺ (1 − p)``), negatives ``−w⁻ log(1 − p_m)``
+    (``d/dz = w⁻ p (1 − p) / (1 − p_m)`` where ``p > m``, else 0; ``w⁻ p`` for ``m = 0``)."""
+
+    @staticmethod
+    def forward(ctx, x, t, gamma_pos, gamma_neg, clip, factor, reduction, count):  # type: ignore[override]
         p = torch.sigmoid(x)
-        w_pos = None if gamma_pos == 0 else (1 - p).pow(gamma_pos)
-        pm = (p - clip).clamp_min(0) if clip > 0 else p
-        w_neg = None if gamma_neg == 0 else pm.pow(gamma_neg)
-    log_p = F.logsigmoid(x)
-    if clip > 0:
-        log_q = torch.log(torch.clamp(torch.sigmoid(-x) + clip, max=1.0))
-    else:
-        log_q = F.logsigmoid(-x)
-    pos = log_p if w_pos is None else log_p * w_pos
-    neg = log_q if w_neg is None else log_q * w_neg
-    loss = -(neg + t * (pos - neg))
-    return _reduce_elements(loss, inp, weight, reduction)
+        q1 = 1 - p
+        lpos = F.softplus(-x)  # −log p, exact in the tails
+        gpos = q1.neg()
+        if gamma_pos:
+            wp = q1.pow(gamma_pos)
+            lpos.mul_(wp)
+            gpos.mul_(wp)
+        if clip > 0:
+            q = (q1 + clip).clamp_(max=1.0)  # 1 − p_m
+            lneg = torch.log(q).neg_()
+            gneg = (p * q1).div_(q)
+            pm = (p - clip).clamp_(min=0.0)
+            if not gamma_neg:  # 0 where p <= m (the clamp's flat part)
+                gneg.masked_fill_(pm == 0, 0.0)
+        else:
+            lneg = F.softplus(x)  # −log(1 − p)
+            gneg = p.clone()
+            pm = p
+        if gamma_neg:
+            if gamma_neg == 4:
+                wn = (pm * pm).square_()
+            elif gamma_neg == 2:
+                wn = pm * pm
+            else:
+                wn = pm.pow(gamma_neg)
+            lneg.mul_(wn)
+            gneg.mul_(wn)
+        loss = torch.lerp(lneg, lpos, t)
+        grad = torch.lerp(gneg, gpos, t)
+        return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 8)
 
 
 def _check_clip(clip: Any) -> None:
@@ -292,9 +421,17 @@ def db_statistics(
     return inv, -(kappa / lam) * torch.log(n / counts - 1)
 
 
+def _rebalance_weights(t: torch.Tensor, inv: torch.Tensor, alpha, beta, mu) -> torch.Tensor:
+    """DB's ``r̂`` (M, C) from the targets and ``1/n``."""
+    rate = t @ inv  # Σ_c t_ic / n_c: the instance-level sampling rate (up to a constant)
+    ratio = inv / torch.where(rate > 0, rate, torch.ones_like(rate)).unsqueeze(1)
+    rhat = torch.sigmoid(ratio.sub_(mu).mul_(beta)).add_(alpha)
+    # a row with no positive is never drawn by label: r = ∞, r̂ = α + 1 (the limit)
+    return torch.where((rate > 0).unsqueeze(1), rhat, rhat.new_full((), alpha + 1.0))
+
+
 def _db(
-    x: torch.Tensor,
-    t: torch.Tensor,
+    inp: _Multilabel,
     inv: torch.Tensor,
     bias: torch.Tensor,
     rebalance: bool,
@@ -304,26 +441,59 @@ def _db(
     ntr: bool,
     lam: float,
     gamma: float,
+    weight: Any,
+    reduction: str,
 ) -> torch.Tensor:
-    """The element losses (M, C) of the DB loss on flat inputs."""
-    scale = lam if ntr else 1.0
-    z = x + bias.to(device=x.device, dtype=x.dtype) if ntr else x
-    # positives: softplus(−z) · σ(−z)^γ; negatives: softplus(λz)/λ · σ(λz)^γ (focal in log space)
-    lpos = F.softplus(-z)
-    lneg = F.softplus(z * scale) / scale if scale != 1 else F.softplus(z)
-    if gamma:
-        lpos = lpos * torch.exp(gamma * F.logsigmoid(-z))
-        lneg = lneg * torch.exp(gamma * F.logsigmoid(z * scale))
-    loss = lneg + t * (lpos - lneg)
+    """The DB loss on checked flat inputs."""
+    x, t = inp.x, inp.t
+    rhat = None
     if rebalance:
-        inv = inv.to(device=x.device, dtype=x.dtype)
-        rate = t @ inv  # Σ_c t_ic / n_c: the instance-level sampling rate (up to a constant)
-        ratio = inv / torch.where(rate > 0, rate, torch.ones_like(rate)).unsqueeze(1)
-        rhat = alpha + torch.sigmoid(beta * (ratio - mu))
-        # a row with no positive is never drawn by label: r = ∞, r̂ = α + 1 (the limit)
-        rhat = torch.where((rate > 0).unsqueeze(1), rhat, rhat.new_full((), alpha + 1.0))
-        loss = loss * rhat
-    return loss
+        rhat = _rebalance_weights(t, inv.to(device=x.device, dtype=x.dtype), alpha, beta, mu)
+    b = bias.to(device=x.device, dtype=x.dtype) if ntr else None
+    out = _SigmoidTerms.apply(
+        x,
+        t,
+        b,
+        float(lam) if ntr else 1.0,
+        float(gamma),
+        _element_factor(inp, weight, rhat),
+        reduction,
+        _element_count(inp),
+    )
+    return inp.unflatten(out) if reduction == "none" else out
+
+
+class _SigmoidTerms(_FusedLoss):
+    """``t ℓ⁺ + (1 − t) ℓ⁻`` with ``z = x + bias``,
+    ``ℓ⁺ = softplus(−z) σ(−z)^γ`` and ``ℓ⁻ = softplus(λz)/λ · σ(λz)^γ`` (DB's terms; the sigmoid
+    focal loss without α for ``bias = None``, ``λ = 1``), with their derivatives
+    ``−σ(−z)^γ (σ(−z) + γ σ(z) softplus(−z))`` and
+    ``σ(λz)^γ (σ(λz) + γ σ(−λz) softplus(λz))``."""
+
+    @staticmethod
+    def forward(ctx, x, t, bias, lam, gamma, factor, reduction, count):  # type: ignore[override]
+        z = x if bias is None else x + bias
+        s = torch.sigmoid(-z)  # 1 − p
+        lpos = F.softplus(-z)
+        if lam == 1.0:
+            u = torch.sigmoid(z)
+            lneg = F.softplus(z)
+        else:
+            a = z * lam
+            u = torch.sigmoid(a)
+            lneg = F.softplus(a).div_(lam)
+        if gamma:
+            sg = s * s if gamma == 2 else s.pow(gamma)
+            ug = u * u if gamma == 2 else u.pow(gamma)
+            gpos = (lpos * (1 - s)).mul_(gamma).add_(s).mul_(sg).neg_()
+            gneg = (lneg * (1 - u)).mul_(gamma * lam).add_(u).mul_(ug)
+            lpos.mul_(sg)
+            lneg.mul_(ug)
+        else:
+            gpos, gneg = s.neg_(), u
+        loss = torch.lerp(lneg, lpos, t)
+        grad = torch.lerp(gneg, gpos, t)
+        return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 8)
 
 
 def _check_db(alpha, beta, mu, kappa, lam, gamma, rebalance, ntr) -> None:
@@ -426,9 +596,8 @@ def distribution_balanced_loss(
     c = inp.x.shape[1]
     _counts(class_counts, c)
     inv, bias = db_statistics(class_counts, kappa=kappa, lam=lam, num_samples=num_samples, ntr=ntr)
-    loss = _db(
-        inp.x,
-        inp.t,
+    return _db(
+        inp,
         inv.to(inp.dtype),
         bias.to(inp.dtype),
         rebalance,
@@ -438,8 +607,9 @@ def distribution_balanced_loss(
         ntr,
         lam,
         gamma,
+        weight,
+        reduction,
     )
-    return _reduce_elements(loss, inp, weight, reduction)
 
 
 @register_loss(
@@ -487,9 +657,8 @@ class DistributionBalancedLoss(WeightedLoss):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         inp = _inputs(logits, target, self.weight, self.ignore_index)
         check_counts_length(self.class_counts, inp.x.shape[1])
-        loss = _db(
-            inp.x,
-            inp.t,
+        return _db(
+            inp,
             self.inv_counts.to(inp.dtype),
             self.bias.to(inp.dtype),
             self.rebalance,
@@ -499,8 +668,9 @@ class DistributionBalancedLoss(WeightedLoss):
             self.ntr,
             self.lam,
             self.gamma,
+            self.weight,
+            self.reduction,
         )
-        return _reduce_elements(loss, inp, self.weight, self.reduction)
 
 
 # --------------------------------------------------------------------------- CB-BCE, CB-focal
@@ -522,13 +692,48 @@ def _check_cb_beta(beta: Any) -> None:
         raise expected("beta", "in [0, 1) (β = 1 would weight every class infinitely)", beta)
 
 
-def _cb_weight(class_counts: Any, beta: float, weight: Any, logits: Any) -> torch.Tensor:
+def _cb_weight(
+    class_counts: Any, beta: float, weight: Any, c: int, dtype: torch.dtype
+) -> torch.Tensor:
     """The effective-number weights times the user's ``weight``, one per class (checked)."""
-    c = logits.shape[1] if isinstance(logits, torch.Tensor) and logits.dim() > 1 else 1
     _counts(class_counts, c)
     w = effective_number_weights(class_counts, beta)
-    dtype = logits.dtype if isinstance(logits, torch.Tensor) else torch.float32
-    return _times_weight(w.to(dtype=torch.promote_types(dtype, torch.float32)), weight, c)
+    return _times_weight(w.to(dtype), weight, c)
+
+
+def _bce_or_focal(
+    inp: _Multilabel,
+    shift: torch.Tensor | None,
+    w_row: torch.Tensor | None,
+    gamma: float,
+    reduction: str,
+) -> torch.Tensor:
+    """BCE with logits (``gamma = 0``, torch's kernel) or the sigmoid focal loss without α, of
+    ``x + shift``, column ``c`` weighted by ``w_row[c]``, on checked flat inputs."""
+    if gamma:
+        out = _SigmoidTerms.apply(
+            inp.x,
+            inp.t,
+            shift,
+            1.0,
+            float(gamma),
+            _element_factor(inp, None, w_row),
+            reduction,
+            _element_count(inp),
+        )
+        return inp.unflatten(out) if reduction == "none" else out
+    x = inp.x if shift is None else inp.x + shift
+    if inp.valid is None:
+        # an empty batch: the 0 of the sum, not torch's 0/0
+        red = "sum" if reduction == "mean" and x.numel() == 0 else reduction
+        out = F.binary_cross_entropy_with_logits(x, inp.t, weight=w_row, reduction=red)
+        return inp.unflatten(out) if reduction == "none" else out
+    loss = F.binary_cross_entropy_with_logits(x, inp.t, weight=w_row, reduction="none")
+    loss = torch.where(inp.valid, loss, loss.new_zeros(()))
+    if reduction == "none":
+        return inp.unflatten(loss)
+    total = loss.sum()
+    return total if reduction == "sum" else total / _element_count(inp)
 
 
 def _times_weight(w: torch.Tensor, weight: Any, c: int) -> torch.Tensor:
@@ -586,16 +791,10 @@ def class_balanced_bce_loss(
         reduction: ``"mean" | "sum" | "none"``.
     """
     check_reduction(reduction)
-    w = _cb_weight(class_counts, beta, weight, logits)
-    return sigmoid_focal_loss(
-        logits,
-        target,
-        gamma=0.0,
-        alpha=None,
-        weight=w,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+    _check_cb_beta(beta)
+    inp = _inputs(logits, target, weight, ignore_index)
+    w = _cb_weight(class_counts, beta, weight, inp.x.shape[1], inp.dtype)
+    return _bce_or_focal(inp, None, w, 0.0, reduction)
 
 
 class _ClassBalancedSigmoid(WeightedLoss):
@@ -609,21 +808,12 @@ class _ClassBalancedSigmoid(WeightedLoss):
         self.beta = beta
         self.register_buffer("cb_weight", effective_number_weights(counts, beta).float())
 
-    def _weight(self, logits: torch.Tensor) -> torch.Tensor:
-        c = logits.shape[1] if isinstance(logits, torch.Tensor) and logits.dim() > 1 else 1
-        check_counts_length(self.class_counts, c)
-        return _times_weight(self.cb_weight, self.weight, c)
-
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return sigmoid_focal_loss(
-            logits,
-            target,
-            gamma=self._gamma,
-            alpha=None,
-            weight=self._weight(logits),
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        inp = _inputs(logits, target, self.weight, self.ignore_index)
+        c = inp.x.shape[1]
+        check_counts_length(self.class_counts, c)
+        w = _times_weight(self.cb_weight.to(inp.dtype), self.weight, c)
+        return _bce_or_focal(inp, None, w, self._gamma, self.reduction)
 
 
 @register_loss(
@@ -698,16 +888,10 @@ def class_balanced_focal_loss(
     """
     check_reduction(reduction)
     check_positive("gamma", gamma, allow_zero=True)
-    w = _cb_weight(class_counts, beta, weight, logits)
-    return sigmoid_focal_loss(
-        logits,
-        target,
-        gamma=gamma,
-        alpha=None,
-        weight=w,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+    _check_cb_beta(beta)
+    inp = _inputs(logits, target, weight, ignore_index)
+    w = _cb_weight(class_counts, beta, weight, inp.x.shape[1], inp.dtype)
+    return _bce_or_focal(inp, None, w, gamma, reduction)
 
 
 @register_loss(
@@ -754,24 +938,10 @@ def logit_adjusted_bce_bias(
 
 
 def _la_bce(logits, target, bias, weight, ignore_index, reduction) -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 2:
-        # the checks and messages of the multi-label inputs (the bias needs a class dimension)
-        _multilabel_inputs(logits, target, weight=weight, ignore_index=ignore_index)
-        raise expected("logits", "of shape (N, C) or (N, C, d1, ...)", tuple(logits.shape))
-    check_counts_length(bias, logits.shape[1])
-    ctype = torch.promote_types(logits.dtype, torch.float32)
-    shifted = logits.to(ctype) + bias.to(device=logits.device, dtype=ctype).reshape(
-        _class_shape(logits)
-    )
-    return sigmoid_focal_loss(
-        shifted,
-        target,
-        gamma=0.0,
-        alpha=None,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+    inp = _inputs(logits, target, weight, ignore_index)
+    check_counts_length(bias, inp.x.shape[1])
+    shift = bias.to(device=inp.x.device, dtype=inp.dtype)
+    return _bce_or_focal(inp, shift, _weight_row(weight, inp), 0.0, reduction)
 
 
 def logit_adjusted_bce_loss(
