@@ -1,0 +1,416 @@
+"""Long-tailed multi-label data: label counts, long-tailed subsets, co-occurrence, sampling.
+
+A multi-label data set's labels are a multi-hot matrix ``Y`` of shape ``(N, C)`` (``Y[i, c] = 1``
+when example ``i`` carries label ``c``). Here:
+
+* :func:`as_multihot` checks such a matrix (a list of rows, an array, a tensor, or a dataset with a
+  ``.targets`` attribute holding one) and :func:`multilabel_counts` counts each label's positives
+  (the ``class_counts`` the multi-label losses of :mod:`longtail.losses.multilabel` take);
+* :func:`cooccurrence` and :func:`cooccurrence_summary` describe which labels come together;
+* :func:`longtail_multilabel` keeps a subset whose label frequencies follow a long-tailed profile
+  as closely as a greedy choice of examples can, and reports what it got, co-occurrence included
+  (an example brings all its labels: keeping a tail example keeps its head labels too);
+* :class:`MultiLabelClassAwareSampler` is class-aware sampling for multi-label data (a label
+  drawn first, then an example carrying it) that splits an epoch across DDP replicas like
+  :class:`longtail.ClassBalancedSampler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from longtail._labels import check_int
+from longtail._validation import expected
+from longtail.data.profiles import PROFILES, _check_ratio, imbalance_counts
+from longtail.weighting import _checked_scheme, _EpochSampler, _raw_weights, _resolve_replicas
+
+__all__ = [
+    "LongTailedMultiLabel",
+    "MultiLabelClassAwareSampler",
+    "as_multihot",
+    "cooccurrence",
+    "cooccurrence_summary",
+    "longtail_multilabel",
+    "multilabel_counts",
+]
+
+
+def as_multihot(targets: Any, *, name: str = "targets") -> np.ndarray:
+    """A checked multi-hot label matrix ``(N, C)`` as a ``bool`` NumPy array.
+
+    Args:
+        targets: 0/1 rows: a list of lists, a NumPy array or a tensor (any numeric or bool
+            dtype), or an object (a dataset) with a ``.targets`` attribute holding them.
+        name: the argument name used in error messages.
+
+    Raises:
+        ValueError: not a non-empty 2-D matrix with at least one column, or an entry other than
+            0 and 1.
+
+    Example:
+        >>> as_multihot([[1, 0, 1], [0, 0, 1]]).astype(int).tolist()
+        [[1, 0, 1], [0, 0, 1]]
+    """
+    if not isinstance(targets, (torch.Tensor, np.ndarray, list, tuple)) and hasattr(
+        targets, "targets"
+    ):
+        targets = targets.targets
+    if isinstance(targets, torch.Tensor):
+        arr = targets.detach().cpu().numpy()
+    else:
+        try:
+            arr = np.asarray(targets)
+        except (TypeError, ValueError) as err:
+            raise expected(name, "a multi-hot (N, C) matrix of 0/1 labels", repr(targets)) from err
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise expected(name, "a non-empty multi-hot (N, C) matrix of 0/1 labels", arr.shape)
+    if arr.dtype == np.bool_:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise expected(name, "a numeric or boolean multi-hot matrix", f"dtype {arr.dtype}")
+    binary = (arr == 0) | (arr == 1)
+    if not binary.all():
+        bad = arr[~binary][:5].tolist()
+        raise expected(name, "0/1 labels (a multi-hot matrix)", f"values {bad}")
+    return arr == 1
+
+
+def multilabel_counts(targets: Any) -> np.ndarray:
+    """Positive examples per label, ``int64`` ``(C,)``: the column sums of the multi-hot matrix.
+
+    These are the ``class_counts`` of the multi-label losses (``create_loss("distribution-
+    balanced", class_counts=multilabel_counts(Y), num_samples=len(Y))``). Unlike single-label
+    counts they sum to more than the number of examples whenever an example has several labels.
+
+    Example:
+        >>> multilabel_counts([[1, 0, 1], [0, 0, 1], [1, 1, 1]]).tolist()
+        [2, 1, 3]
+    """
+    return as_multihot(targets).sum(0).astype(np.int64)
+
+
+def cooccurrence(targets: Any) -> np.ndarray:
+    """Label co-occurrence ``Yᵀ Y``, ``int64`` ``(C, C)``: entry ``(j, k)`` counts the examples
+    carrying both labels; the diagonal is :func:`multilabel_counts`.
+
+    Example:
+        >>> cooccurrence([[1, 0, 1], [0, 0, 1], [1, 1, 1]]).tolist()
+        [[2, 1, 2], [1, 1, 1], [2, 1, 3]]
+    """
+    y = as_multihot(targets).astype(np.int64)
+    return y.T @ y
+
+
+def _thirds(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Head and tail classes: the first and last thirds of ``order`` (head first)."""
+    c = len(order)
+    k = max(c // 3, 1)
+    return order[:k], order[c - k :]
+
+
+def cooccurrence_summary(targets: Any, order: Sequence[int] | None = None) -> dict[str, float]:
+    """Summary statistics of a multi-label matrix's label structure.
+
+    Returns a dict of Python numbers:
+
+    * ``examples``, ``labels`` (C);
+    * ``labels_per_example_mean`` / ``labels_per_example_max``;
+    * ``single_label_fraction`` / ``no_label_fraction``: examples with exactly one / no label;
+    * ``pair_density``: the fraction of label pairs that occur together in some example;
+    * ``tail_with_head``: of the examples carrying a *tail* label, the fraction that also carry a
+      *head* label, head and tail being the first and last thirds of ``order`` (default: the
+      labels by decreasing frequency, ties by index). This is what makes re-sampling multi-label
+      data hard (Wu et al., ECCV 2020): every tail example drawn again brings its head labels
+      along. NaN when no example carries a tail label.
+
+    Example:
+        >>> s = cooccurrence_summary([[1, 0, 1], [0, 0, 1], [1, 1, 1]])
+        >>> s["labels_per_example_mean"], s["pair_density"], s["tail_with_head"]
+        (2.0, 1.0, 1.0)
+    """
+    y = as_multihot(targets)
+    n, c = y.shape
+    per_example = y.sum(1)
+    co = y.astype(np.int64).T @ y.astype(np.int64)
+    pairs = c * (c - 1) // 2
+    together = int((np.triu(co, 1) > 0).sum())
+    if order is None:
+        order = _frequency_order(co.diagonal())
+    order = np.asarray(order, dtype=np.int64)
+    head, tail = _thirds(order)
+    with_tail = y[:, tail].any(1)
+    with_head = y[:, head].any(1)
+    n_tail = int(with_tail.sum())
+    return {
+        "examples": int(n),
+        "labels": int(c),
+        "labels_per_example_mean": float(per_example.mean()),
+        "labels_per_example_max": int(per_example.max()),
+        "single_label_fraction": float((per_example == 1).mean()),
+        "no_label_fraction": float((per_example == 0).mean()),
+        "pair_density": float(together / pairs) if pairs else float("nan"),
+        "tail_with_head": float((with_tail & with_head).sum() / n_tail) if n_tail else float("nan"),
+    }
+
+
+def _frequency_order(counts: np.ndarray) -> np.ndarray:
+    """Labels by decreasing count, ties by index (head first)."""
+    return np.lexsort((np.arange(len(counts)), -np.asarray(counts)))
+
+
+# ------------------------------------------------------------------------- long-tailed subset
+@dataclass(frozen=True)
+class LongTailedMultiLabel:
+    """What :func:`longtail_multilabel` kept and got.
+
+    Attributes:
+        indices: the examples kept (sorted row indices of the source matrix).
+        order: the labels head first (by decreasing frequency in the source, ties by index).
+        target_counts: the profile's count for each label (label-index order).
+        counts: each label's positives in the subset (label-index order).
+        cooccurrence: ``Yᵀ Y`` of the subset (``(C, C)``, diagonal ``counts``).
+    """
+
+    indices: np.ndarray
+    order: np.ndarray
+    target_counts: np.ndarray
+    counts: np.ndarray
+    cooccurrence: np.ndarray
+
+    def summary(self, targets: Any) -> dict[str, float]:
+        """How close the subset is to its profile, and its co-occurrence
+        (:func:`cooccurrence_summary`, head and tail by the source's order), given the source's
+        targets.
+
+        Adds ``target_ratio`` / ``ratio`` (largest over smallest count, wanted and got; the got
+        one over labels with a positive), ``mean_relative_error`` / ``max_relative_error``
+        (``|n_c − n*_c| / n*_c``) and ``labels_over`` / ``labels_under`` (labels above / below
+        their target).
+        """
+        y = as_multihot(targets)[self.indices]
+        err = np.abs(self.counts - self.target_counts) / self.target_counts
+        got = self.counts[self.counts > 0]
+        out = cooccurrence_summary(y, self.order)
+        out.update(
+            target_ratio=float(self.target_counts.max() / self.target_counts.min()),
+            ratio=float(got.max() / got.min()) if got.size else float("nan"),
+            mean_relative_error=float(err.mean()),
+            max_relative_error=float(err.max()),
+            labels_over=int((self.counts > self.target_counts).sum()),
+            labels_under=int((self.counts < self.target_counts).sum()),
+        )
+        return out
+
+
+def longtail_multilabel(
+    targets: Any,
+    ratio: float,
+    *,
+    profile: str = "exp",
+    n_max: int | None = None,
+    counts: Sequence[int] | None = None,
+    seed: int = 0,
+) -> LongTailedMultiLabel:
+    """Choose examples of a multi-label set so that each label's frequency follows a long-tailed
+    profile as closely as a greedy choice can.
+
+    **The profile.** Labels are ranked by their frequency in the source (head first, ties by
+    index); the label of rank ``r`` is given ``n*_r = imbalance_counts(n_max, C, ratio,
+    profile)[r]`` (default ``n_max``: the most frequent label's count), capped at the examples
+    the source has for it. ``counts`` gives the targets directly instead (label-index order).
+
+    **The choice (greedy).** An example brings *all* its labels, so the counts cannot be set one
+    label at a time. The labels are visited from the smallest target to the largest (the tail
+    first: its examples are scarce and, once kept, they fix part of the head's counts). While a
+    label has fewer positives than its target, its unkept examples are added a quarter of the
+    missing number at a time, cheapest first: an example costs
+    ``Σ_{k ≠ c} y_k · max(0, n_k + 1 − n*_k) / n*_k``, how far past their targets it pushes its
+    other labels, relative to the targets (ties: fewer labels, then a random order drawn from
+    ``seed``), the costs computed again after each quarter. This is a greedy heuristic, not an
+    optimum. The counts cannot always follow the profile: an example brings its co-occurring
+    labels along, so the head labels (visited last, after their positives arrived with the
+    tail's examples) and the labels that often occur with others usually end above their
+    targets. :meth:`LongTailedMultiLabel.summary` says by how much, and what co-occurrence the
+    subset has.
+
+    Args:
+        targets: the source's multi-hot matrix ``(N, C)`` (see :func:`as_multihot`).
+        ratio: ``n*_max / n*_min ≥ 1``.
+        profile: ``"exp"`` or ``"step"`` (:func:`longtail.imbalance_counts`).
+        n_max: the head label's target (default: its count in the source).
+        counts: per-label targets instead of a profile (then ``ratio`` is ignored; give 1).
+        seed: seeds the random tie-break.
+
+    Returns:
+        A :class:`LongTailedMultiLabel`.
+
+    Raises:
+        ValueError: bad targets, ratio, profile, n_max or counts, or a label with no example.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.eye(5, dtype=bool)[rng.integers(0, 5, 5000)]  # one label per example
+        >>> y |= rng.random((5000, 5)) < 0.02  # and a few co-occurring ones
+        >>> sub = longtail_multilabel(y, ratio=10, n_max=500)
+        >>> sub.target_counts.tolist(), sub.counts.tolist()  # label 4 is the most frequent
+        ([281, 88, 158, 50, 500], [281, 88, 158, 50, 500])
+        >>> round(sub.summary(y)["labels_per_example_mean"], 3)
+        1.0
+    """
+    y = as_multihot(targets)
+    n, c = y.shape
+    available = y.sum(0).astype(np.int64)
+    if (available == 0).any():
+        raise expected(
+            "targets",
+            "at least one example of every label",
+            f"none of {np.flatnonzero(available == 0).tolist()}",
+        )
+    order = _frequency_order(available)
+    if counts is not None:
+        want = np.asarray(counts)
+        if want.shape != (c,) or not np.issubdtype(want.dtype, np.integer) or (want < 1).any():
+            raise expected("counts", f"{c} integer targets >= 1, one per label", repr(counts))
+        want = want.astype(np.int64)
+    else:
+        ratio = _check_ratio(ratio)
+        if profile not in PROFILES:
+            raise expected("profile", f"one of {PROFILES}", repr(profile))
+        top = int(available[order[0]]) if n_max is None else check_int("n_max", n_max, minimum=1)
+        ranked = np.asarray(imbalance_counts(top, c, ratio, profile), dtype=np.int64)
+        want = np.empty(c, dtype=np.int64)
+        want[order] = ranked
+    want = np.minimum(want, available)
+
+    rng = np.random.default_rng(check_int("seed", seed))
+    tiebreak = rng.permutation(n)
+    yi = y.astype(np.int64)
+    labels_per_example = yi.sum(1)
+    kept = np.zeros(n, dtype=bool)
+    have = np.zeros(c, dtype=np.int64)
+    for label in np.lexsort((np.arange(c), want)):  # smallest target first
+        need = int(want[label] - have[label])
+        while need > 0:
+            candidates = np.flatnonzero(y[:, label] & ~kept)
+            # what a candidate costs: how far past its target each of its other labels would go
+            # (relative to the target, so a head label's overshoot costs less than a tail's)
+            over = np.maximum(have + 1 - want, 0) / want
+            over[label] = 0.0
+            cost = yi[candidates] @ over
+            chunk = max(1, -(-need // 4))  # re-cost after each quarter of what is missing
+            pick = np.lexsort((tiebreak[candidates], labels_per_example[candidates], cost))
+            chosen = candidates[pick[:chunk]]
+            kept[chosen] = True
+            have += yi[chosen].sum(0)
+            need = int(want[label] - have[label])
+    indices = np.flatnonzero(kept)
+    sub = yi[indices]
+    return LongTailedMultiLabel(
+        indices=indices,
+        order=order,
+        target_counts=want,
+        counts=sub.sum(0),
+        cooccurrence=sub.T @ sub,
+    )
+
+
+# --------------------------------------------------------------------------------- sampler
+class MultiLabelClassAwareSampler(_EpochSampler):
+    """Class-aware sampling for multi-label data: draw a label, then an example carrying it.
+
+    Label ``c`` is drawn with probability ``∝ w_c n_c`` (``n_c`` its positives,
+    ``w = class_weights(n, scheme)``): with the default ``scheme="inverse"`` every label is
+    equally likely, the class-aware sampling of Shen et al. (ECCV 2016) that the DB loss (Wu et
+    al., ECCV 2020) trains with; then an example is drawn uniformly among the ``n_c`` carrying it.
+    Example ``i`` is therefore drawn with probability ``Σ_{c ∈ y_i} p_c / n_c``
+    (:meth:`example_probabilities`): an example with several labels is drawn through each of
+    them, which is what DB's re-balanced weights correct. Examples with no label, and labels with
+    no example, are never drawn.
+
+    Works with ``DataLoader(sampler=...)`` and ``DistributedDataParallel`` exactly as
+    :class:`longtail.ClassBalancedSampler`: every replica draws the same global sequence from a
+    ``torch.Generator`` seeded with ``seed + epoch``, pads it (repeating from its start) to a
+    multiple of ``num_replicas`` and keeps ``indices[rank::num_replicas]``; call
+    :meth:`set_epoch` every epoch.
+
+    Args:
+        targets: the multi-hot matrix ``(N, C)`` (see :func:`as_multihot`) or a dataset with a
+            ``.targets`` attribute holding it.
+        scheme: label weights, one of :data:`longtail.weighting.WEIGHT_SCHEMES`. Default
+            ``"inverse"`` (every label equally likely).
+        beta: ``β`` of the ``"effective"`` scheme. Default 0.9999.
+        num_samples: global draws per epoch. Default ``N``.
+        seed: base seed; epoch ``e`` uses ``seed + e``. Default 0.
+        num_replicas: DDP processes (default: the world size if ``torch.distributed`` is
+            initialised, else 1).
+        rank: this process's rank (default: from ``torch.distributed``, else 0).
+
+    Example:
+        >>> s = MultiLabelClassAwareSampler([[1, 0], [1, 0], [1, 1], [0, 0]], num_samples=6)
+        >>> s.class_counts.tolist(), len(list(s))
+        ([3, 1], 6)
+    """
+
+    def __init__(
+        self,
+        targets: Any,
+        scheme: str = "inverse",
+        beta: float = 0.9999,
+        num_samples: int | None = None,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        # _EpochSampler's __init__ reads single labels: its state is set here instead
+        y = as_multihot(targets)
+        _checked_scheme(scheme, beta)
+        self.targets = y
+        self.class_counts = y.sum(0).astype(np.int64)
+        self.num_classes = y.shape[1]
+        if not self.class_counts.any():
+            raise expected("targets", "at least one positive label", "an all-zero matrix")
+        self.num_samples = check_int(
+            "num_samples", len(y) if num_samples is None else num_samples, minimum=1
+        )
+        self.seed = check_int("seed", seed)
+        self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
+        self.epoch = 0
+        self.scheme, self.beta = scheme, beta
+        counts = torch.as_tensor(self.class_counts, dtype=torch.float64)
+        present = counts > 0
+        w = torch.zeros_like(counts)  # labels without examples: weight 0, never drawn
+        w[present] = _raw_weights(counts[present], scheme, beta)
+        w = w * (int(present.sum()) / w.sum())
+        self.class_weights = w.to(torch.float32)
+        self._class_probs = w * counts / (w * counts).sum()
+        # the examples carrying each label, label after label, and where each label's run starts
+        _, example = np.nonzero(y.T)
+        self._by_class = torch.as_tensor(example, dtype=torch.int64)
+        sizes = torch.as_tensor(self.class_counts, dtype=torch.int64)
+        self._starts = torch.cumsum(sizes, 0) - sizes
+        self._class_sizes = sizes
+
+    def example_probabilities(self) -> torch.Tensor:
+        """The probability of drawing each example at one draw, float64 ``(N,)``."""
+        per_label = self._class_probs / torch.as_tensor(self.class_counts).clamp_min(1)
+        return torch.as_tensor(self.targets, dtype=torch.float64) @ per_label
+
+    def _global_indices(self, generator: torch.Generator) -> torch.Tensor:
+        cls = torch.multinomial(self._class_probs, self.num_samples, True, generator=generator)
+        sizes = self._class_sizes[cls]
+        u = torch.rand(self.num_samples, generator=generator, dtype=torch.float64)
+        within = torch.minimum((u * sizes).long(), sizes - 1)
+        return self._by_class[self._starts[cls] + within]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_examples={len(self.targets)}, "
+            f"num_classes={self.num_classes}, scheme={self.scheme!r}, beta={self.beta}, "
+            f"num_samples={self.num_samples}, seed={self.seed}, "
+            f"num_replicas={self.num_replicas}, rank={self.rank})"
+        )
