@@ -447,7 +447,8 @@ def routing_diagnostics(
       away; ``mean_distance``: mean ``|ĝ − g|`` in groups, ``mean_distance_wrong`` the same over
       the misrouted samples only; ``mean_shift``: mean ``ĝ − g`` (negative: routed towards lower
       groups, e.g. towards the head of a right-skewed target);
-    * ``mae``: MAE of the hard-routed prediction (the paper's; equals the run's MAE);
+    * ``mae``: MAE of the hard-routed prediction (the paper's; the run's MAE when it routes
+      hard, while a run with ``routing="soft"`` predicts ``mae_soft``);
       ``mae_routed_right`` / ``mae_routed_wrong``: the same over the samples routed to their
       own group / to another group; ``mae_wrong_if_right``: over the misrouted samples, the MAE
       their own group's expert would have had; ``wrong_error_share``: the misrouted samples'
