@@ -50,7 +50,6 @@ from .surrogates import (
     _check_flag,
     _Multilabel,
     _multilabel_inputs,
-    _reduce_classes,
 )
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -1079,21 +1078,44 @@ def zlpr_loss(
     """
     check_reduction(reduction)
     inp = _inputs(logits, target, weight, ignore_index, binary=True)
-    x, t = inp.x, inp.t
-    pos = t > 0.5
-    neg = ~pos if inp.valid is None else ~pos & inp.valid
     w = _weight_row(weight, inp)
     if w is not None and bool((w < 0).any()):
         raise expected("weight", "non-negative (it scales exponentials)", w.tolist())
-    log_w = None if w is None else torch.log(w)
-    a_neg, a_pos = x, -x
-    if log_w is not None:
-        a_neg, a_pos = a_neg + log_w, a_pos + log_w
-    ninf = x.new_full((), -math.inf)
-    loss = _log_one_plus_sum_exp(torch.where(neg, a_neg, ninf)) + _log_one_plus_sum_exp(
-        torch.where(pos, a_pos, ninf)
-    )
-    return _reduce_rows(loss, inp, reduction)
+    log_w = None if w is None else torch.log(w).clamp_min(_BIG_NEG)
+    neg = 1 - inp.t if inp.valid is None else (1 - inp.t) * inp.valid.to(inp.dtype)
+    rows = _rows_counted(inp)
+    count = inp.x.shape[0] if rows is None else int(rows.sum())
+    out = _ZLPR.apply(inp.x, inp.t, neg, log_w, reduction, max(count, 1))
+    return _unflatten_rows(out, inp) if reduction == "none" else out
+
+
+#: A finite stand-in for −∞ (a weight of 0's log), so that ``0 · it`` is 0 and not NaN.
+_BIG_NEG = -1e30
+
+
+class _ZLPR(_FusedLoss):
+    """ZLPR per row with its gradient: with ``a = z (1 − 2t) + log w`` and each group's
+    ``m = max(0, max a)``, ``ℓ = Σ_groups m + log(e^{−m} + Σ e^{a − m})`` and
+    ``∂ℓ/∂z_c = ± e^{a_c − m} / (e^{−m} + Σ e^{a − m})`` (+ for negatives, − for positives)."""
+
+    @staticmethod
+    def forward(ctx, x, t, neg, log_w, reduction, count):  # type: ignore[override]
+        a = torch.addcmul(x, x, t, value=-2.0)  # z for negatives, −z for positives
+        if log_w is not None:
+            a.add_(log_w)
+        # each group's max over its own entries, floored at 0 (the "1 +"): an entry of the other
+        # group, multiplied by 0, cannot raise it
+        m_pos = (a * t).amax(1, keepdim=True).clamp_min_(0.0)
+        m_neg = (a * neg).amax(1, keepdim=True).clamp_min_(0.0)
+        # ≤ 0 within each group; the clamp keeps an ignored entry's finite before it is zeroed
+        e = a.sub_(torch.lerp(m_neg, m_pos, t)).clamp_max_(0.0).exp_()
+        e_pos = e * t
+        e_neg = e.mul_(neg)
+        d_pos = torch.exp(-m_pos).add_(e_pos.sum(1, keepdim=True))
+        d_neg = torch.exp(-m_neg).add_(e_neg.sum(1, keepdim=True))
+        loss = (m_pos + m_neg).add_(d_pos.log()).add_(d_neg.log()).squeeze(1)
+        grad = e_neg.div_(d_neg).sub_(e_pos.div_(d_pos))
+        return _FusedLoss.finish(ctx, loss, grad, None, reduction, count, 6)
 
 
 @register_loss(
@@ -1171,28 +1193,55 @@ def decoupled_softmax_loss(
     check_reduction(reduction)
     check_positive("scale", scale)
     inp = _inputs(logits, target, weight, ignore_index)
-    x, t = inp.x, inp.t
-    s = x * scale if scale != 1 else x
-    pos = t > 0
-    neg = (t == 0) if inp.valid is None else (t == 0) & inp.valid
-    has_neg = neg.any(1, keepdim=True)
-    ninf = s.new_full((), -math.inf)
-    # a row without negatives takes finite fillers (so no NaN reaches the gradient), then −∞
-    masked = torch.where(has_neg, torch.where(neg, s, ninf), s.new_zeros(()))
-    lse = torch.where(has_neg, torch.logsumexp(masked, 1, keepdim=True), ninf)
-    n_pos = pos.sum(1, keepdim=True).clamp_min(1).to(s.dtype)
-    loss = torch.where(pos, t * F.softplus(lse - s) / n_pos, s.new_zeros(()))
+    t = inp.t
+    pos = t if inp.labels is not None or not _has_soft_entries(t) else (t > 0).to(inp.dtype)
+    neg = 1 - pos if inp.valid is None else (1 - pos) * inp.valid.to(inp.dtype)
+    coef = t / pos.sum(1, keepdim=True).clamp_min(1)  # t / |P_i|, 0 off the positives
     w = _weight_row(weight, inp)
     if w is not None:
-        loss = loss * w
-    if reduction == "none":
-        return inp.unflatten(loss)
-    total = loss.sum()
-    if reduction == "sum":
-        return total
+        coef = coef * w
     rows = _rows_counted(inp)
-    count = loss.shape[0] if rows is None else int(rows.sum())
-    return total / max(count, 1)
+    count = inp.x.shape[0] if rows is None else int(rows.sum())
+    out = _DecoupledSoftmax.apply(inp.x, coef, neg, float(scale), reduction, max(count, 1))
+    return inp.unflatten(out) if reduction == "none" else out
+
+
+class _DecoupledSoftmax(torch.autograd.Function):
+    """The decoupled softmax's element values ``coef · softplus(lse⁻ − s z)`` (``lse⁻`` the
+    log-sum-exp of the row's negatives) and their gradient. A value depends on its own logit and
+    on the row's negatives, so the backward takes the cotangent ``g`` (one per value with
+    ``"none"``) through ``a = coef σ(lse⁻ − s z)``: ``−s g a`` at a positive, and
+    ``s softmax⁻(s z) Σ_positives g a`` at a negative."""
+
+    @staticmethod
+    def forward(ctx, x, coef, neg, scale, reduction, count):  # type: ignore[override]
+        sx = x * scale if scale != 1 else x.clone()
+        m = torch.addcmul(sx, neg - 1, sx.new_full((), -_BIG_NEG)).amax(1, keepdim=True)
+        has_neg = m > _BIG_NEG / 2
+        m = torch.where(has_neg, m, torch.zeros_like(m))
+        # the negatives' exponentials, shifted (≤ 1; the clamp keeps the others finite before
+        # they are zeroed)
+        e = (sx - m).clamp_max_(0.0).exp_().mul_(neg)
+        total = e.sum(1, keepdim=True)
+        total1 = torch.where(total > 0, total, torch.ones_like(total))
+        lse = torch.where(has_neg, m + total1.log(), m.new_full((), -math.inf))
+        d = sx.neg_().add_(lse)  # lse⁻ − s z
+        loss = F.softplus(d).mul_(coef)
+        a = torch.sigmoid(d).mul_(coef)
+        ctx.scale = scale
+        ctx.factor = None if reduction == "none" else (1.0 / count if reduction == "mean" else 1.0)
+        ctx.save_for_backward(a, e.div_(total1))
+        return loss if reduction == "none" else loss.sum() * ctx.factor
+
+    @staticmethod
+    @first_order
+    def backward(ctx, g):  # type: ignore[override]
+        a, soft_neg = ctx.saved_tensors
+        ga = a * g if ctx.factor is None else a * (g * ctx.factor)
+        grad = soft_neg * ga.sum(1, keepdim=True) - ga
+        if ctx.scale != 1:
+            grad = grad * ctx.scale
+        return grad, None, None, None, None, None
 
 
 @register_loss(
@@ -1293,32 +1342,66 @@ def pu_mlc_loss(
     check_positive("gamma", gamma, allow_zero=True)
     check_positive("alpha", alpha)
     inp = _inputs(logits, target, weight, ignore_index, binary=True)
-    x, t = inp.x, inp.t
-    valid = inp.valid
-    vf = None if valid is None else valid.to(x.dtype)
-    n_u = x.new_full((x.shape[1],), x.shape[0]) if vf is None else vf.sum(0)
+    vf = None if inp.valid is None else inp.valid.to(inp.dtype)
+    c = inp.x.shape[1]
+    n_u = inp.x.new_full((c,), inp.x.shape[0]) if vf is None else vf.sum(0)
     defined = n_u > 0
-    n_u1 = torch.where(defined, n_u, torch.ones_like(n_u))
-    with torch.no_grad():
-        xm = x if vf is None else x * vf
-        mean = xm.sum(0) / n_u1
-        dev = (x - mean) ** 2
-        var = (dev if vf is None else dev * vf).sum(0) / n_u1
-        temp = (alpha * var.sqrt()).clamp(max=1.0)
+    f = defined.to(inp.dtype)
+    if weight is not None:
+        f = f * weight.to(device=inp.x.device, dtype=inp.dtype)
+    if reduction == "mean":
+        den = f.sum()
+        f = f / torch.where(den > 0, den, torch.ones_like(den))
+    return _PUMLC.apply(inp.x, inp.t, vf, n_u, float(gamma), float(alpha), f)
+
+
+class _PUMLC(_FusedLoss):
+    """PU-MLC's per-class terms, summed with the class factors ``f``, and their gradient with the
+    temperature ``T`` and the factor ``w`` constant:
+    ``∂L_c/∂z_ic = (1 − σ_ic) (w_c σ_ic / Σ_j σ_jc − t_ic / |P_c|) / T_c``."""
+
+    @staticmethod
+    def forward(ctx, x, t, vf, n_u, gamma, alpha, f):  # type: ignore[override]
+        defined = n_u > 0
+        n_u1 = torch.where(defined, n_u, torch.ones_like(n_u))
+        mean = (x if vf is None else x * vf).sum(0) / n_u1
+        dev = (x - mean).square_()
+        var = (dev if vf is None else dev.mul_(vf)).sum(0) / n_u1
+        temp = var.sqrt_().mul_(alpha).clamp_(max=1.0)
         temp = torch.where(temp > 0, temp, torch.ones_like(temp))
-    ls = F.logsigmoid(x / temp)
-    ninf = ls.new_full((), -math.inf)
-    masked = ls if valid is None else torch.where(valid, ls, ninf)
-    masked = torch.where(defined, masked, ls.new_zeros(()))  # a class with no entry: finite
-    log_mean = torch.logsumexp(masked, 0) - torch.log(n_u1)
-    log_mean = torch.where(defined, log_mean, log_mean.new_zeros(()))
-    with torch.no_grad():
-        w = torch.exp(gamma * log_mean) if gamma else None
-    pos = t > 0.5
-    n_p = pos.sum(0).clamp_min(1).to(x.dtype)
-    p_term = torch.where(pos, ls, ls.new_zeros(())).sum(0) / n_p
-    per_class = (log_mean if w is None else w * log_mean) - p_term
-    return _reduce_classes(per_class, defined, weight, reduction)
+        xs = x * temp.reciprocal()
+        sig = torch.sigmoid(xs)
+        if vf is not None:
+            sig.mul_(vf)
+        sig_sum = sig.sum(0)
+        if bool((sig_sum[defined] == 0).any()):  # every σ of a class underflowed: log space
+            ls = F.logsigmoid(xs)
+            masked = ls if vf is None else torch.where(vf > 0, ls, ls.new_full((), -math.inf))
+            masked = torch.where(defined, masked, torch.zeros_like(masked))
+            log_sum = torch.logsumexp(masked, 0)
+            soft = torch.exp(ls - log_sum)  # σ / Σσ
+            if vf is not None:
+                soft.mul_(vf)
+        else:
+            log_sum = torch.where(sig_sum > 0, sig_sum, torch.ones_like(sig_sum)).log()
+            soft = sig.mul_(
+                torch.where(sig_sum > 0, sig_sum, torch.ones_like(sig_sum)).reciprocal()
+            )
+        log_mean = torch.where(defined, log_sum - n_u1.log(), torch.zeros_like(log_sum))
+        w = torch.exp(gamma * log_mean) if gamma else torch.ones_like(log_mean)
+        # the positives' mean log σ, from the (few) positive entries only
+        rows, cols = t.nonzero(as_tuple=True)
+        n_p = t.sum(0).clamp_min(1)
+        p_sum = torch.zeros_like(n_p).index_add_(0, cols, F.logsigmoid(xs[rows, cols]))
+        per_class = w * log_mean - p_sum / n_p
+        out = (per_class * f).sum()
+        # ∂/∂z = (1 − σ) (w σ / Σσ − t / |P|) / T
+        one_minus = torch.sigmoid(xs.neg_())
+        grad = soft.mul_(w).sub_(t * n_p.reciprocal()).mul_(one_minus).mul_(f / temp)
+        ctx.n_inputs = 7
+        ctx.scale = 1.0
+        ctx.save_for_backward(grad)
+        return out
 
 
 @register_loss(
