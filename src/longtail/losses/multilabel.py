@@ -421,12 +421,12 @@ def db_statistics(
 
 
 def _rebalance_weights(t: torch.Tensor, inv: torch.Tensor, alpha, beta, mu) -> torch.Tensor:
-    """DB's ``r̂`` (M, C) from the targets and ``1/n``."""
-    rate = t @ inv  # Σ_c t_ic / n_c: the instance-level sampling rate (up to a constant)
-    ratio = inv / torch.where(rate > 0, rate, torch.ones_like(rate)).unsqueeze(1)
-    rhat = torch.sigmoid(ratio.sub_(mu).mul_(beta)).add_(alpha)
-    # a row with no positive is never drawn by label: r = ∞, r̂ = α + 1 (the limit)
-    return torch.where((rate > 0).unsqueeze(1), rhat, rhat.new_full((), alpha + 1.0))
+    """DB's ``r̂`` (M, C) from the targets and ``1/n``. A row with no positive has rate 0 and
+    ``r = ∞``: it gets the limit of ``r̂`` (``α + 1`` for ``β > 0``), through a rate floored at
+    the dtype's smallest normal number."""
+    rate = (t @ inv).clamp_min_(torch.finfo(t.dtype).tiny)  # Σ_c t_ic / n_c
+    ratio = torch.outer(rate.reciprocal_(), inv)  # r_ic = (1 / n_c) / Σ_k t_ik / n_k
+    return ratio.sub_(mu).mul_(beta).sigmoid_().add_(alpha)
 
 
 def _db(
@@ -458,6 +458,7 @@ def _db(
         _element_factor(inp, weight, rhat),
         reduction,
         _element_count(inp),
+        _is_hard(inp),
     )
     return inp.unflatten(out) if reduction == "none" else out
 
@@ -467,11 +468,33 @@ class _SigmoidTerms(_FusedLoss):
     ``ℓ⁺ = softplus(−z) σ(−z)^γ`` and ``ℓ⁻ = softplus(λz)/λ · σ(λz)^γ`` (DB's terms; the sigmoid
     focal loss without α for ``bias = None``, ``λ = 1``), with their derivatives
     ``−σ(−z)^γ (σ(−z) + γ σ(z) softplus(−z))`` and
-    ``σ(λz)^γ (σ(λz) + γ σ(−λz) softplus(λz))``."""
+    ``σ(λz)^γ (σ(λz) + γ σ(−λz) softplus(λz))``.
+
+    For 0/1 targets (``hard``) each logit has one of the two terms: with ``u = −z`` for a
+    positive and ``u = λz`` for a negative (the logit of the wrong answer, scaled), both are
+    ``h(u) = softplus(u) σ(u)^γ`` (divided by λ for a negative), with derivative
+    ``± σ(u)^γ (σ(u) + γ σ(−u) softplus(u))``: one sigmoid and one softplus per logit, not two."""
 
     @staticmethod
-    def forward(ctx, x, t, bias, lam, gamma, factor, reduction, count):  # type: ignore[override]
+    def forward(ctx, x, t, bias, lam, gamma, factor, reduction, count, hard):  # type: ignore[override]
         z = x if bias is None else x + bias
+        if hard:  # few fresh (M, C) buffers: on CPU each costs about a pass over it
+            # u = z (λ − (λ + 1) t): −z for a positive, λz for a negative
+            u = torch.addcmul(z * lam if lam != 1.0 else z, z, t, value=-(lam + 1.0))
+            q = torch.sigmoid(u)  # the wrong answer's probability
+            loss = F.softplus(u)
+            del u
+            if gamma:
+                qg = q * q if gamma == 2 else q.pow(gamma)
+                grad = torch.neg(q).add_(1.0).mul_(loss).mul_(gamma).add_(q).mul_(qg)
+                loss.mul_(qg)
+            else:
+                grad = q
+            torch.addcmul(grad, grad, t, value=-2.0, out=grad)  # the sign: − for a positive
+            if lam != 1.0:  # a negative's term is divided by λ
+                loss.mul_(1.0 / lam)
+                torch.addcmul(loss, loss, t, value=lam - 1.0, out=loss)
+            return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 9)
         s = torch.sigmoid(-z)  # 1 − p
         lpos = F.softplus(-z)
         if lam == 1.0:
@@ -492,7 +515,12 @@ class _SigmoidTerms(_FusedLoss):
             gpos, gneg = s.neg_(), u
         loss = torch.lerp(lneg, lpos, t)
         grad = torch.lerp(gneg, gpos, t)
-        return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 8)
+        return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 9)
+
+
+def _is_hard(inp: _Multilabel) -> bool:
+    """Every target is 0 or 1."""
+    return inp.labels is not None or not inp.t.numel() or not _has_soft_entries(inp.t)
 
 
 def _check_db(alpha, beta, mu, kappa, lam, gamma, rebalance, ntr) -> None:
@@ -538,9 +566,9 @@ def distribution_balanced_loss(
         \\hat r_{ic} = \\alpha + \\sigma\\big(\\beta (r_{ic} - \\mu)\\big)
 
     applied to positives and negatives alike (the official ``rebalance_weight``). A row with no
-    positive has ``r = ∞``: its weight is the limit ``α + 1``. Defaults ``α = 0.1``, ``β = 10``,
-    ``μ = 0.2``: the official COCO-MLT config (``map_param``); its VOC-MLT config has ``μ = 0.3``,
-    so ``mu`` is uncertain.
+    positive has ``r = ∞``: its weight is the limit ``α + 1`` (for ``β > 0``). Defaults
+    ``α = 0.1``, ``β = 10``, ``μ = 0.2``: the official COCO-MLT config (``map_param``); its VOC-MLT
+    config has ``μ = 0.3``, so ``mu`` is uncertain.
 
     **Negative-tolerant regularisation** (``ntr``). Each logit is shifted by a class-specific bias
     initialised from the prior ``p_c = n_c / N``, and the negative term is sharpened by ``λ``:
@@ -719,6 +747,7 @@ def _bce_or_focal(
             _element_factor(inp, None, w_row),
             reduction,
             _element_count(inp),
+            _is_hard(inp),
         )
         return inp.unflatten(out) if reduction == "none" else out
     x = inp.x if shift is None else inp.x + shift
