@@ -135,7 +135,10 @@ def test_time_limit_and_separate_timing():
     c = select_preset(recs)["candidates"][0]
     assert c["c"] is False and c["seconds"] == 400.0
     c = select_preset(recs, timing={"t": 250.0})["candidates"][0]
-    assert c["c"] is True and c["timing_source"] == "timed apart"
+    assert c["c"] is True and c["timing_source"] == "one run alone on the machine"
+    alone = rec("t", "mm-drw", 1, 0, 20.0, seconds=280.0, bench="preset-timing")
+    c = select_preset([*recs, alone])["candidates"][0]
+    assert c["c"] is True and c["seconds"] == 280.0
 
 
 def test_one_seed_is_undetermined_and_test_split_records_are_ignored():

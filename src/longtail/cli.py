@@ -788,7 +788,9 @@ def _cmd_preset_selection(args: argparse.Namespace) -> int:
                 str(expected("--candidates", f"names of {', '.join(PRESET_CANDIDATES)}", n))
                 + did_you_mean(n, list(PRESET_CANDIDATES))
             )
-    jobs = preset_selection_jobs(names, args.seeds, options.get("dataset", "fashion-mnist"))
+    jobs = preset_selection_jobs(
+        names, args.seeds, options.get("dataset", "fashion-mnist"), timing=args.timing
+    )
     if set(options) - {"dataset"}:
         jobs = [
             dataclasses.replace(
@@ -1052,6 +1054,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated methods (default: all of Table 1)")
     p.add_argument(
         "--candidates", help="preset-selection: comma-separated candidates (default: all)"
+    )
+    p.add_argument(
+        "--timing",
+        action="store_true",
+        help="preset-selection: one run per candidate, to run alone on an idle machine "
+        "(--jobs 1): its time is criterion (c)",
     )
     p.add_argument("--settings", help="comma-separated, e.g. exp100,step100,exp10,step10")
     p.add_argument("--betas", help="mm-ablation: comma-separated β values")

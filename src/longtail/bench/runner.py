@@ -179,6 +179,7 @@ def preset_selection_jobs(
     methods: tuple[str, ...] = SELECTION_METHODS,
     lengths: tuple[int, ...] = (1, 2),
     val_per_class: int = SELECTION_VAL_PER_CLASS,
+    timing: bool = False,
 ) -> list[Job]:
     """Runs that judge each candidate recipe by convergence on a validation split.
 
@@ -188,7 +189,13 @@ def preset_selection_jobs(
     held out before the profile (the test set is never loaded into a metric). Names are
     ``<candidate>_<k>x_<method>_s<seed>``; records carry ``{"bench": "preset-selection",
     "candidate": ..., "length": k}``.
+
+    With ``timing``, one run per candidate instead (the last of ``methods`` at the candidate's
+    length, seed 0), named ``<candidate>_timing``, ``{"bench": "preset-timing"}``: to be run
+    alone on an idle machine (``--jobs 1``), its ``seconds`` are criterion (c).
     """
+    if timing:
+        methods, lengths, seeds = (methods[-1],), (1,), 1
     jobs = []
     for cand in tuple(candidates or PRESET_CANDIDATES):
         if cand not in PRESET_CANDIDATES:
@@ -212,6 +219,10 @@ def preset_selection_jobs(
                         val_per_class=val_per_class,
                         eval_every=1,
                     )
+                    if timing:
+                        extra = {"bench": "preset-timing", "candidate": cand, "length": k}
+                        jobs.append(Job(f"{cand}_timing", cfg, extra))
+                        continue
                     extra = {"bench": "preset-selection", "candidate": cand, "length": k}
                     jobs.append(Job(f"{cand}_{k}x_{method}_s{seed}", cfg, extra))
     return jobs

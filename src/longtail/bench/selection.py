@@ -14,8 +14,9 @@ set. A candidate is judged by three criteria only:
     :data:`DRW_MIN_EPOCHS` epochs and :data:`DRW_MIN_STEPS` optimisation steps, and the DRW
     methods' validation error has levelled off by its end (it moves by at most
     :data:`PLATEAU_POINTS` points, mean over seeds, in the last epoch at that rate);
-(c) **fits the machine**: a run takes at most :data:`TIME_LIMIT_S` seconds (the median of the
-    candidate's runs at its own length, or a timing measured apart on an idle machine).
+(c) **fits the machine**: a run takes at most :data:`TIME_LIMIT_S` seconds: a run of the
+    candidate alone on the idle machine (``bench preset-selection --timing``; the selection
+    runs themselves share the machine and take longer), else the median of its runs.
 
 The chosen candidate is the first one, in the cost order of the candidate list, that meets all
 three. Nothing here reads a test-set number.
@@ -91,18 +92,26 @@ def select_preset(
             only those evaluated on the validation split (``"eval_split": "validation"``).
         candidates: The candidates in cost order (default: the order first met).
         timing: Seconds per run measured apart, by candidate (overrides the records' seconds,
-            which a loaded machine inflates).
+            which a loaded machine inflates). Records of ``"bench": "preset-timing"`` (a run
+            alone on the machine, ``bench preset-selection --timing``) give it too.
 
     Returns:
         ``{"candidates": [{"name", "methods": {method: {"1x", "2x", "difference", "se",
         "converged"}}, "drw": {...}, "seconds", "timing_source", "a", "b", "c", "chosen"}],
         "chosen": name or None}``.
     """
+    records = distinct_runs(list(records), warn=False)
     runs = [
         r
-        for r in distinct_runs(list(records), warn=False)
+        for r in records
         if r.get("bench") == "preset-selection" and r.get("eval_split") == "validation"
     ]
+    timed: dict[str, float] = {}
+    for r in records:  # runs alone on an idle machine (bench preset-selection --timing)
+        if r.get("bench") == "preset-timing" and isinstance(r.get("seconds"), int | float):
+            name = str(r.get("candidate"))
+            timed[name] = min(timed.get(name, math.inf), float(r["seconds"]))
+    timing = {**timed, **(timing or {})}
     by: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
@@ -141,7 +150,7 @@ def select_preset(
         }
         seconds = [float(r["seconds"]) for m in methods.values() for r in m.get(1, [])]
         if timing and name in timing:
-            secs, source = float(timing[name]), "timed apart"
+            secs, source = float(timing[name]), "one run alone on the machine"
         else:
             secs = statistics.median(seconds) if seconds else float("nan")
             source = "median of its runs"
