@@ -308,6 +308,7 @@ def asymmetric_loss(
         _element_factor(inp, weight),
         reduction,
         _element_count(inp),
+        clip > 0 and _is_hard(inp),
     )
     return inp.unflatten(out) if reduction == "none" else out
 
@@ -315,10 +316,41 @@ def asymmetric_loss(
 class _ASL(_FusedLoss):
     """ASL's element losses and their gradient with the focusing weights held constant:
     positives ``−w⁺ log p`` (``d/dz = −w⁺ (1 − p)``), negatives ``−w⁻ log(1 − p_m)``
-    (``d/dz = w⁻ p (1 − p) / (1 − p_m)`` where ``p > m``, else 0; ``w⁻ p`` for ``m = 0``)."""
+    (``d/dz = w⁻ p (1 − p) / (1 − p_m)`` where ``p > m``, else 0; ``w⁻ p`` for ``m = 0``).
+
+    For 0/1 targets and ``m > 0`` (``hard``), each logit has one term: ``−w log v`` with
+    ``v = p`` or ``1 − p_m`` and ``w = w⁺`` or ``w⁻``, computed once, in five fresh buffers."""
 
     @staticmethod
-    def forward(ctx, x, t, gamma_pos, gamma_neg, clip, factor, reduction, count):  # type: ignore[override]
+    def forward(ctx, x, t, gamma_pos, gamma_neg, clip, factor, reduction, count, hard):  # type: ignore[override]
+        if hard:
+            p = torch.sigmoid(x)
+            q = (1.0 + clip - p).clamp_(max=1.0)  # 1 − p_m
+            tiny = torch.finfo(p.dtype).tiny
+            loss = torch.lerp(q, p, t).clamp_min_(tiny).log_().neg_()  # −log v
+            if p.numel() and bool(p.amin() <= tiny):
+                # p underflowed: there −log p = softplus(−z), which is at least −z
+                torch.maximum(loss, x * -t, out=loss)
+            # the unweighted derivative: −(1 − p) for a positive, p (1 − p) / q for a negative
+            r = q.reciprocal_().mul_(p)
+            grad = torch.addcmul(r, r, t, value=-1.0).sub_(t)
+            grad.addcmul_(grad, p, value=-1.0)
+            if not gamma_neg:  # 0 where p <= m (the clamp's flat part)
+                grad.mul_((p > clip).to(grad.dtype).add_(t).clamp_(max=1.0))
+            w = (p - clip).clamp_(min=0.0)  # p_m, then w⁻ = p_m^γ⁻
+            if gamma_neg == 4:
+                w.square_().square_()
+            elif gamma_neg:
+                w.pow_(gamma_neg)
+            else:
+                w.fill_(1.0)
+            if gamma_pos:
+                w = torch.lerp(w, (1 - p).pow_(gamma_pos), t)
+            else:
+                w.addcmul_(w, t, value=-1.0).add_(t)  # 1 for a positive
+            loss.mul_(w)
+            grad.mul_(w)
+            return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 9)
         p = torch.sigmoid(x)
         q1 = 1 - p
         lpos = F.softplus(-x)  # −log p, exact in the tails
@@ -349,7 +381,7 @@ class _ASL(_FusedLoss):
             gneg.mul_(wn)
         loss = torch.lerp(lneg, lpos, t)
         grad = torch.lerp(gneg, gpos, t)
-        return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 8)
+        return _FusedLoss.finish(ctx, loss, grad, factor, reduction, count, 9)
 
 
 def _check_clip(clip: Any) -> None:
