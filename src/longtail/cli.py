@@ -547,6 +547,7 @@ _REGRESSION_OPTIONS = (
     "group_beta",
     "temperature",
     "routing",
+    "group_edges",
     "bmc_init_sigma",
 )
 
@@ -888,6 +889,12 @@ def _add_regression_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--group-beta", type=float, help="Group-DIR: soft-label descent β (1)")
     g.add_argument("--temperature", type=float, help="Group-DIR: contrastive t (default 2)")
     g.add_argument("--routing", choices=("hard", "soft"), help="Group-DIR test-time routing")
+    g.add_argument(
+        "--group-edges",
+        choices=("equal-width", "equal-frequency"),
+        help="Group-DIR: groups of equal width over the targets (the paper's, default) or of "
+        "equal training counts (see docs/dir.md)",
+    )
     g.add_argument("--bmc-init-sigma", type=float, help="BMC: initial noise σ (default 1)")
 
 

@@ -70,7 +70,7 @@ BOOKKEEPING_KEYS = BOOKKEEPING
 SETTING_KEYS = ("dataset", "profile", "ratio", "data")
 METHOD_KEYS = frozenset(
     {"method", "loss", "loss_kwargs", "normed", "reweight", "resample", "lds", "fds"}
-    | {"num_groups", "lambda1", "lambda2", "group_beta", "temperature", "routing"}
+    | {"num_groups", "lambda1", "lambda2", "group_beta", "temperature", "routing", "group_edges"}
 )
 METHOD_PREFIXES = ("lds_", "fds_", "bmc_")
 
