@@ -28,7 +28,7 @@ class DatasetInfo:
     Attributes:
         name: Registry name (lower case, as on the command line), e.g. ``"cifar10"``.
         label: Display name in tables and plots, e.g. ``"CIFAR-10"``.
-        task: ``"classification"`` or ``"regression"``.
+        task: ``"classification"``, ``"regression"`` or ``"multilabel"``.
         n_max: Training examples of the largest class in the full training set (the default
             head size of a long-tailed subset: CIFAR-10 5000, CIFAR-100 500, Fashion-MNIST and
             MNIST 6000); ``None`` for regression data.
@@ -199,5 +199,18 @@ register_dataset(
         target="age",
         bin_width=1.0,
         description="IMDB-WIKI-DIR (Yang et al. 2021): face images, age in years",
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "fashion-mnist-mosaic-lt",
+        "Fashion-MNIST mosaics (multi-label, LT)",
+        "multilabel",
+        n_max=2000,
+        num_classes=10,
+        class_names=_FASHION,
+        aliases=("fmnist-mosaic-lt",),
+        description="2-4 Fashion-MNIST images in a 2x2 grid (56x56), labels the classes present; "
+        "training label counts exactly on an exp profile (2000 to 10), balanced val and test",
     )
 )
