@@ -26,7 +26,7 @@ import torch
 
 from longtail._labels import check_int
 from longtail._validation import expected
-from longtail.data.profiles import PROFILES, _check_ratio, imbalance_counts
+from longtail.data.profiles import PROFILES, check_ratio, imbalance_counts
 from longtail.weighting import _checked_scheme, _EpochSampler, _raw_weights, _resolve_replicas
 
 __all__ = [
@@ -278,7 +278,7 @@ def longtail_multilabel(
             raise expected("counts", f"{c} integer targets >= 1, one per label", repr(counts))
         want = want.astype(np.int64)
     else:
-        ratio = _check_ratio(ratio)
+        ratio = check_ratio(ratio)
         if profile not in PROFILES:
             raise expected("profile", f"one of {PROFILES}", repr(profile))
         top = int(available[order[0]]) if n_max is None else check_int("n_max", n_max, minimum=1)

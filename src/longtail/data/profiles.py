@@ -34,7 +34,8 @@ __all__ = [
 PROFILES = ("exp", "step")
 
 
-def _check_ratio(ratio: Any) -> float:
+def check_ratio(ratio: Any) -> float:
+    """``ratio`` as a float, refused unless a finite number >= 1 (an imbalance ratio)."""
     if (
         isinstance(ratio, bool)
         or not isinstance(ratio, numbers.Real)
@@ -43,6 +44,9 @@ def _check_ratio(ratio: Any) -> float:
     ):
         raise expected("ratio", "a finite number >= 1 (n_max / n_min)", repr(ratio))
     return float(ratio)
+
+
+_check_ratio = check_ratio  # the older private name
 
 
 def imbalance_counts(n_max: int, num_classes: int, ratio: float, profile: str = "exp") -> list[int]:
@@ -80,7 +84,7 @@ def imbalance_counts(n_max: int, num_classes: int, ratio: float, profile: str = 
     """
     n_max = check_int("n_max", n_max, minimum=1)
     num_classes = check_int("num_classes", num_classes, minimum=1)
-    ratio = _check_ratio(ratio)
+    ratio = check_ratio(ratio)
     check_choice("profile", profile, PROFILES)
     c = num_classes
     if c == 1:
