@@ -4,7 +4,7 @@ A *results record* is the JSON object that every finished run writes::
 
     {"method", "dataset", "profile", "ratio", "seed", "epochs", "seconds",
      "config": {...}, "metrics": {...}, "identity": {...}, "data": {"fingerprint": ...},
-     "bench": "table1" | "mm-ablation" | "dir" | "dir-sensitivity" (optional)}
+     "bench": "table1" | "mm-ablation" | "dir" | "dir-sensitivity" | "multilabel" (optional)}
 
 Its *identity* is everything that determines the run: the resolved config less bookkeeping (how
 the run executed, not what it computed: :data:`BOOKKEEPING_KEYS`) plus ``"data"``, the
@@ -34,6 +34,7 @@ from typing import Any
 
 from longtail._validation import expected
 from longtail.engine.config import METHODS
+from longtail.engine.multilabel import MULTILABEL_METHODS
 from longtail.engine.regression import REGRESSION_METHODS
 from longtail.engine.run import BOOKKEEPING, config_identity
 
@@ -69,7 +70,7 @@ BOOKKEEPING_KEYS = BOOKKEEPING
 # (the method and everything that configures its loss); everything else is the recipe.
 SETTING_KEYS = ("dataset", "profile", "ratio", "data")
 METHOD_KEYS = frozenset(
-    {"method", "loss", "loss_kwargs", "normed", "reweight", "resample", "lds", "fds"}
+    {"method", "loss", "loss_kwargs", "normed", "reweight", "resample", "lds", "fds", "sampler"}
     | {"num_groups", "lambda1", "lambda2", "group_beta", "temperature", "routing", "group_edges"}
 )
 METHOD_PREFIXES = ("lds_", "fds_", "bmc_")
@@ -339,12 +340,23 @@ def distinct_runs(
 
 # ---- registry order ---------------------------------------------------------------------------
 def method_rank(method: Any) -> tuple[int, int, str]:
-    """Sort key of a method: classification registry order, then regression, then by name."""
+    """Sort key of a method: classification registry order, then regression, then multi-label
+    (a name of both the classification and the multi-label registry, ``focal``, ranks as the
+    former: :func:`multilabel_rank` orders the multi-label table), then by name."""
     if method in METHODS:
         return (0, list(METHODS).index(method), "")
     if method in REGRESSION_METHODS:
         return (1, list(REGRESSION_METHODS).index(method), "")
-    return (2, 0, str(method))
+    if method in MULTILABEL_METHODS:
+        return (2, list(MULTILABEL_METHODS).index(method), "")
+    return (3, 0, str(method))
+
+
+def multilabel_rank(method: Any) -> tuple[int, int, str]:
+    """Sort key of a multi-label method: the multi-label registry's order, then by name."""
+    if method in MULTILABEL_METHODS:
+        return (0, list(MULTILABEL_METHODS).index(method), "")
+    return (1, 0, str(method))
 
 
 def method_order(methods: Iterable[Any]) -> list[Any]:
@@ -573,6 +585,21 @@ def is_regression(rec: dict[str, Any]) -> bool:
     return bench_of(rec) in ("dir", "dir-sensitivity") or ("mae" in m and "top1_error" not in m)
 
 
+def is_multilabel(rec: dict[str, Any]) -> bool:
+    """A multi-label run's record: ``"bench": "multilabel"``, ``"task": "multilabel"`` (a lone
+    ``longtail train --task multilabel``), or mAP without a top-1 error."""
+    m = rec.get("metrics", {})
+    return (
+        bench_of(rec) == "multilabel"
+        or rec.get("task") == "multilabel"
+        or ("map" in m and "top1_error" not in m)
+    )
+
+
+def multilabel_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if is_multilabel(r)]
+
+
 def dir_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of the DIR table (the sensitivity sweep's Group-DIR runs have their own)."""
     return [r for r in records if is_regression(r) and bench_of(r) != "dir-sensitivity"]
@@ -584,11 +611,13 @@ def sensitivity_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any
 
 def classification(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of Table 1 kind: everything but the MM ablation, the preset selection's
-    validation runs and regression."""
+    validation runs, regression and multi-label runs."""
     return [
         r
         for r in records
-        if bench_of(r) not in ("mm-ablation", "preset-selection") and not is_regression(r)
+        if bench_of(r) not in ("mm-ablation", "preset-selection")
+        and not is_regression(r)
+        and not is_multilabel(r)
     ]
 
 

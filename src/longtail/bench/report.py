@@ -10,7 +10,10 @@ The work is split in these modules, re-exported here:
 * :mod:`longtail.bench.plots` draws them: :func:`plot_per_class_error`, :func:`plot_ablation`,
   :func:`plot_dir_error` and :func:`plot_dir_sensitivity`;
 * :mod:`longtail.bench.claims` checks the MM paper's claims on Table 1 runs: paired per-seed
-  differences with 95% intervals (:func:`paired_claims`, :func:`claims_markdown`).
+  differences with 95% intervals (:func:`paired_claims`, :func:`claims_markdown`);
+* :mod:`longtail.bench.multilabel` lays out and draws the multi-label benchmark
+  (:func:`~longtail.bench.multilabel.multilabel_markdown`,
+  :func:`~longtail.bench.multilabel.plot_multilabel_ap`).
 
 :func:`write_report` does all of it for one folder. Plots need matplotlib (the ``bench`` extra:
 ``pip install "longtail[bench]"``); without it the tables are still written.
@@ -29,6 +32,7 @@ from typing import Any
 from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, setting_title, slug
+from longtail.bench.multilabel import multilabel_sections
 from longtail.bench.paper import paper_comparison_markdown
 from longtail.bench.plots import (
     per_bin_settings,
@@ -51,6 +55,7 @@ from longtail.bench.records import (
     identity,
     load_records,
     method_order,
+    multilabel_records,
     number,
     read_records,
     sensitivity_records,
@@ -102,11 +107,14 @@ def write_report(
     * ``dir_error_<dataset>_dir<ratio>.png`` (:func:`plot_dir_error`) for each DIR setting with
       per-bin errors, ``dir_sensitivity_<...>.png`` (:func:`plot_dir_sensitivity`) for each
       Group-DIR sensitivity sweep;
+    * ``multilabel_ap_<dataset>.png`` (:func:`~longtail.bench.multilabel.plot_multilabel_ap`)
+      for each multi-label data set: per-label AP against training frequency;
     * ``claims.json`` (:func:`~longtail.bench.claims.paired_claims`), when a Table 1 grid has
       runs of both methods of at least one claim (:data:`~longtail.bench.claims.CLAIMS`): each
       claim's per-seed differences in top-1 error, their mean, 95% interval and verdict;
     * ``report.md``: Table 1 (top-1 error), the tail view, the claims, the per-class plots, the
-      ablation grids and plots, and the DIR tables and plots when there are regression records.
+      ablation grids and plots, the DIR tables and plots when there are regression records, and
+      the multi-label tables and plots when there are multi-label records.
 
     Two settings whose file names would be the same (datasets ``/a/faces.npz`` and
     ``/b/faces.npz``) get a short hash of their dataset in the name (:func:`plot_name`), and
@@ -166,6 +174,7 @@ def write_report(
     sections = ["# Results report", _summary(directory, len(found), records)]
     sections += _classification_sections(records, plot if plots else None, disagree)
     sections += _regression_sections(records, plot if plots else None, disagree)
+    sections += _multilabel_sections(records, out_dir if plots else None, written, disagree)
     text = "\n\n".join(sections) + "\n"
     claims = paired_claims(records)
     if claims:
@@ -302,6 +311,20 @@ def _classification_sections(
         )
         for setting in settings if plot is not None else []:
             sections.append(plot(plot_ablation, "mm_ablation", setting, settings))
+    return sections
+
+
+def _multilabel_sections(
+    records: list[dict[str, Any]],
+    out_dir: Path | None,
+    written: list[Path],
+    disagree: Sequence[Disagreement] = (),
+) -> list[str]:
+    """The multi-label tables and their per-label AP plots (``out_dir`` None: no plots)."""
+    sections = multilabel_sections(records, out_dir, written)
+    if sections:
+        mine = [d for d in disagree if multilabel_records([d.kept])]
+        sections[2:2] = _notes(mine, "map", "mAP")
     return sections
 
 

@@ -1,4 +1,5 @@
-"""Benchmark grids: Table 1, the MM ablation and the DIR benchmark as lists of independent runs.
+"""Benchmark grids: Table 1, the MM ablation, the DIR and the multi-label benchmarks as lists of
+independent runs.
 
 A grid writes one results record per finished run, ``OUT/<run>.json``, atomically; each run
 trains in ``OUT/work/<run>/`` (config, per-epoch checkpoint, log). Running the same grid again
@@ -31,6 +32,7 @@ from longtail.engine.regression import REGRESSION_METHODS
 from longtail.engine.run import FolderLock, identity_diff, stored_identity
 
 if TYPE_CHECKING:
+    from longtail.engine.multilabel import MultiLabelConfig
     from longtail.engine.regression import RegressionConfig
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "dir_jobs",
     "dir_sensitivity_jobs",
     "job_identity",
+    "multilabel_jobs",
     "preset_selection_jobs",
     "run_grid",
     "table1_jobs",
@@ -78,12 +81,14 @@ class Job:
     """One run of a grid: its file-name-safe name, its config, and the record's extra keys.
 
     ``config`` is a :class:`~longtail.engine.TrainConfig` (trained by
-    :func:`longtail.engine.train`) or a :class:`~longtail.engine.regression.RegressionConfig`
-    (trained by :func:`longtail.engine.regression.train_regression`).
+    :func:`longtail.engine.train`), a :class:`~longtail.engine.regression.RegressionConfig`
+    (trained by :func:`longtail.engine.regression.train_regression`) or a
+    :class:`~longtail.engine.multilabel.MultiLabelConfig` (trained by
+    :func:`longtail.engine.multilabel.train_multilabel`).
     """
 
     name: str
-    config: TrainConfig | RegressionConfig
+    config: TrainConfig | RegressionConfig | MultiLabelConfig
     extra: dict[str, Any]
 
 
@@ -290,14 +295,46 @@ def dir_sensitivity_jobs(
     return jobs
 
 
+def multilabel_jobs(
+    dataset: str = "fashion-mnist-mosaic-lt",
+    preset: str = "cpu",
+    seeds: int = 1,
+    methods: tuple[str, ...] | None = None,
+    **overrides: Any,
+) -> list[Job]:
+    """The multi-label benchmark: methods × seeds (seed-major), ``{"bench": "multilabel"}``
+    records, runs named ``<dataset>_<method>_s<seed>``.
+
+    ``methods`` default to every method of
+    :data:`~longtail.engine.multilabel.MULTILABEL_METHODS`; ``overrides`` are
+    :class:`~longtail.engine.multilabel.MultiLabelConfig` fields applied to every run over the
+    preset.
+    """
+    from longtail.engine.multilabel import MULTILABEL_METHODS, make_multilabel_config
+
+    jobs = []
+    for seed in range(seeds):
+        for method in tuple(methods or MULTILABEL_METHODS):
+            cfg = make_multilabel_config(
+                preset, dataset=dataset, method=method, seed=seed, **overrides
+            )
+            name = f"{_dataset_slug(dataset)}_{method}_s{seed}"
+            jobs.append(Job(name, cfg, {"bench": "multilabel"}))
+    return jobs
+
+
 def job_identity(job: Job) -> dict[str, Any]:
     """The full identity of ``job``'s run (config and data fingerprint), without training it."""
+    from longtail.engine.multilabel import MultiLabelConfig
+    from longtail.engine.multilabel import run_identity as multilabel_identity
     from longtail.engine.regression import RegressionConfig
     from longtail.engine.regression import run_identity as regression_identity
     from longtail.engine.train import run_identity
 
     if isinstance(job.config, RegressionConfig):
         return regression_identity(job.config)
+    if isinstance(job.config, MultiLabelConfig):
+        return multilabel_identity(job.config)
     return run_identity(job.config)
 
 
@@ -362,12 +399,17 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
 
 
 def _run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
+    from longtail.engine.multilabel import MultiLabelConfig, train_multilabel
     from longtail.engine.regression import RegressionConfig, train_regression
     from longtail.engine.train import train
 
     if threads:
         torch.set_num_threads(threads)
-    run = train_regression if isinstance(job.config, RegressionConfig) else train
+    run: Callable[..., dict[str, Any]] = train
+    if isinstance(job.config, RegressionConfig):
+        run = train_regression
+    elif isinstance(job.config, MultiLabelConfig):
+        run = train_multilabel
     t0 = time.perf_counter()
     record = run(job.config, Path(out) / "work" / job.name, progress=progress, extra=job.extra)
     atomic_write_json(Path(out) / f"{job.name}.json", record)

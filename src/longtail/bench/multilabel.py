@@ -1,0 +1,342 @@
+"""The multi-label benchmark's report: a table of mAP, head/medium/tail mAP, F1 and P@k per
+method, and a plot of per-label AP against the label's training frequency.
+
+As in the other tables, copies of a run count once and records are split by recipe
+(:func:`~longtail.bench.records.group_tables`): runs that differ in anything but the method and
+the seed (epochs, model, preset, data) are laid out in separate tables, never averaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from longtail.bench.labels import (
+    PARAM_SYMBOLS,
+    column_titles,
+    dataset_stem,
+    format_value,
+    recipe_text,
+    seed_span,
+    seeds_text,
+    varying_keys,
+)
+from longtail.bench.records import (
+    Column,
+    Row,
+    Table,
+    cell_stats,
+    distinct_runs,
+    group_tables,
+    multilabel_rank,
+    multilabel_records,
+    number,
+    thaw,
+)
+from longtail.bench.tables import _column, _table, table_names
+from longtail.data.registry import dataset_label
+from longtail.engine.multilabel import MULTILABEL_METHODS
+
+__all__ = [
+    "MULTILABEL_COLUMNS",
+    "multilabel_datasets",
+    "multilabel_markdown",
+    "plot_multilabel_ap",
+]
+
+#: Columns of the multi-label table: (metric, header); every one is a percentage, higher better.
+#: Precision@k follows for every k the runs have (``p@1``, ``p@3``, ...).
+MULTILABEL_COLUMNS = (
+    ("map", "mAP"),
+    ("head_map", "head"),
+    ("medium_map", "medium"),
+    ("tail_map", "tail"),
+    ("micro_f1", "micro-F1"),
+    ("macro_f1", "macro-F1"),
+    ("tuned_micro_f1", "micro-F1 tuned"),
+    ("tuned_macro_f1", "macro-F1 tuned"),
+)
+
+_MISSING = object()
+
+
+# ---- rows -------------------------------------------------------------------------------------
+def _params(row: Row) -> dict[str, Any]:
+    """The loss settings of ``row`` that differ from the registry's method."""
+    variant = thaw(row.variant)
+    kwargs = variant.get("loss_kwargs")
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    spec = MULTILABEL_METHODS.get(row.method)
+    ref = spec.loss_kwargs if spec is not None else {}
+    return {k: v for k, v in kwargs.items() if ref.get(k, _MISSING) != v}
+
+
+def multilabel_row_labels(rows: Sequence[Row]) -> dict[Row, str]:
+    """The multi-label registry's label of each row's method, with its loss settings that
+    differ from the registry's (``"ASL (gamma_neg=2)"``)."""
+    out = {}
+    for row in rows:
+        spec = MULTILABEL_METHODS.get(row.method)
+        label = spec.label if spec is not None and spec.label else str(row.method)
+        shown = _params(row)
+        text = ", ".join(f"{PARAM_SYMBOLS.get(k, k)}={format_value(v)}" for k, v in shown.items())
+        out[row] = label + (f" ({text})" if text else "")
+    return out
+
+
+def _rows(table: Table) -> list[Row]:
+    rows = dict.fromkeys(r for r, _, _ in table.cells)
+    return sorted(rows, key=lambda r: multilabel_rank(r.method))
+
+
+def _title(setting: tuple[Any, ...]) -> str:
+    return dataset_label(str(setting[0]))
+
+
+# ---- the table --------------------------------------------------------------------------------
+def _shots(table: Table) -> str:
+    many = table.recipe.get("many_threshold", 100)
+    few = table.recipe.get("few_threshold", 20)
+    return f"head: > {many} training positives, tail: < {few}"
+
+
+def _data_text(runs: Sequence[dict[str, Any]]) -> str:
+    """The training labels of a column in words: counts, imbalance, co-occurrence."""
+    rec = runs[0]
+    counts = rec.get("label_counts")
+    if not isinstance(counts, list) or not counts:
+        return ""
+    names = rec.get("label_names") or [str(i) for i in range(len(counts))]
+    regions = rec.get("label_regions") or [""] * len(counts)
+    groups = {
+        r: sum(1 for g in regions if g == r) for r in ("many", "medium", "few") if r in regions
+    }
+    parts = ", ".join(f"{n}: {c}" for n, c in zip(names, counts, strict=False))
+    present = [c for c in counts if c]
+    text = (
+        f"Training positives per label: {parts} (imbalance {max(present) / min(present):.3g}:1"
+        + (
+            f"; {groups.get('many', 0)} head, {groups.get('medium', 0)} medium, "
+            f"{groups.get('few', 0)} tail labels)"
+            if groups
+            else ")"
+        )
+    )
+    co = (rec.get("cooccurrence") or {}).get("train")
+    if isinstance(co, dict):
+        tail = number(co.get("tail_with_head"))
+        text += (
+            f". {co.get('examples')} training examples, "
+            f"{number(co.get('labels_per_example_mean')) or 0:.2f} labels per example, "
+            f"{100 * (number(co.get('single_label_fraction')) or 0):.0f}% with one label"
+            + (
+                f", {100 * tail:.0f}% of the examples with a tail-third label also carry a "
+                "head-third label"
+                if tail is not None
+                else ""
+            )
+        )
+    sizes = rec.get("data") or {}
+    if isinstance(sizes.get("test_size"), int):
+        text += f"; {sizes.get('val_size')} validation and {sizes['test_size']} test examples"
+    return text + "."
+
+
+def _columns(runs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """:data:`MULTILABEL_COLUMNS`, then the runs' precision@k in order of k."""
+    ks = sorted(
+        {int(m[2:]) for r in runs for m in r.get("metrics", {}) if re.fullmatch(r"p@\d+", m)}
+    )
+    return [*MULTILABEL_COLUMNS, *((f"p@{k}", f"P@{k}") for k in ks)]
+
+
+def _part(table: Table, column: Column, title: str, varying: list[str]) -> str:
+    rows = [r for r in _rows(table) if table.runs(r, column)]
+    every = _columns([run for r in rows for run in table.runs(r, column)])
+    grid = {(r, m): cell_stats(table.runs(r, column), m) for r in rows for m, _ in every}
+    shown = [(m, h) for m, h in every if any(grid[(r, m)] for r in rows)]
+    rows = [r for r in rows if any(grid[(r, m)] for m, _ in shown)]
+    if not rows:
+        return ""
+    labels = multilabel_row_labels(rows)
+    columns = [_column([grid[(r, m)] for r in rows], higher=True) for m, _ in shown]
+    counts = [s["n"] for s in grid.values() if s is not None]
+    runs = [run for r in rows for run in table.runs(r, column)]
+    caption = (
+        f"**Multi-label, {title}.** Test mAP (%) over all labels and over the head, medium and "
+        f"tail labels ({_shots(table)}), micro/macro F1 (%) at a threshold of "
+        f"{format_value(table.recipe.get('threshold', 0.5))} and at per-label thresholds tuned on "
+        f"the validation split, precision@k (%); {seeds_text(counts)}; highest per column in "
+        f"bold. {recipe_text(table, varying)}"
+    ).strip()
+    data = _data_text(runs)
+    body = _table(["Method", *(h for _, h in shown)], columns, [labels[r] for r in rows])
+    return caption + (f"\n\n{data}" if data else "") + "\n\n" + body
+
+
+def multilabel_markdown(records: Iterable[dict[str, Any]]) -> str:
+    """The multi-label benchmark's tables (``"bench": "multilabel"`` records, or a lone
+    ``longtail train --task multilabel`` run's).
+
+    One table per data set and recipe: rows are methods in the multi-label registry's order
+    (:data:`~longtail.engine.multilabel.MULTILABEL_METHODS`), columns the test metrics of
+    :data:`MULTILABEL_COLUMNS`, ``mean ± std`` over distinct seeds (the mean alone for one
+    seed), highest per column in bold, ``—`` where a run has no value (a group without
+    labels). A line under each caption gives the training label counts and co-occurrence.
+
+    Returns:
+        Markdown text, or ``""`` without multi-label records.
+    """
+    tables = group_tables(distinct_runs(multilabel_records(records)))
+    varying = varying_keys(tables)
+    names = table_names("", len(tables))
+    parts = []
+    for table, name in zip(tables, names, strict=True):
+        titles = column_titles(table.columns, title=_title)
+        for column, title in zip(table.columns, titles, strict=True):
+            full = f"{title} (recipe {name})" if len(tables) > 1 else title
+            parts.append(_part(table, column, full, varying))
+    return "\n\n".join(p for p in parts if p)
+
+
+# ---- the plot ---------------------------------------------------------------------------------
+def multilabel_datasets(records: Iterable[dict[str, Any]]) -> list[Any]:
+    """The data sets whose records have per-label AP and label counts (in name order)."""
+    found = {
+        r.get("dataset")
+        for r in distinct_runs(multilabel_records(records))
+        if isinstance(r.get("metrics", {}).get("per_label_ap"), list)
+        and isinstance(r.get("label_counts"), list)
+    }
+    return sorted(found, key=str)
+
+
+def plot_file_name(dataset: Any, datasets: Sequence[Any]) -> str:
+    """``multilabel_ap_<dataset>.png``; two data sets of one file stem get a short hash too."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", dataset_stem(dataset))
+    if sum(dataset_stem(d) == dataset_stem(dataset) for d in datasets) > 1:
+        stem += "_" + hashlib.sha256(str(dataset).encode()).hexdigest()[:8]
+    return f"multilabel_ap_{stem}.png"
+
+
+def plot_multilabel_ap(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    dataset: Any = None,
+) -> Path:
+    """Per-label test AP against the label's training positives, a line per method.
+
+    x: the training positives of each label (log scale; the labels' names on the top axis),
+    y: its test AP (%), mean over distinct seeds; runs of another recipe or loss setting are
+    lines of their own. Dotted lines mark the head and tail thresholds.
+
+    Args:
+        records: Results records; multi-label records with ``metrics["per_label_ap"]`` and
+            ``label_counts`` are used.
+        path: The PNG file to write (atomically).
+        dataset: Which data set (default the first by name).
+
+    Raises:
+        ValueError: no such record (of ``dataset``).
+        ImportError: matplotlib is missing.
+    """
+    from longtail.bench.plots import MARKERS, _figure, _save
+
+    available = multilabel_datasets(records)
+    if not available:
+        raise ValueError("Expected multi-label records with per-label AP, but got none.")
+    dataset = available[0] if dataset is None else dataset
+    if dataset not in available:
+        raise ValueError(f"Expected one of {available} as the data set, but got {dataset!r}.")
+    recs = [
+        r
+        for r in distinct_runs(multilabel_records(records))
+        if r.get("dataset") == dataset and isinstance(r["metrics"].get("per_label_ap"), list)
+    ]
+    counts = recs[0]["label_counts"]
+    recs = [r for r in recs if r.get("label_counts") == counts]
+    names = recs[0].get("label_names") or [str(i) for i in range(len(counts))]
+    order = sorted(range(len(counts)), key=lambda c: -counts[c])
+    fig = _figure(9.0, 5.5)
+    ax = fig.subplots(1, 1)
+    tables = group_tables(recs)
+    varying = varying_keys(tables)
+    lines = []
+    for table in tables:
+        labels = multilabel_row_labels(_rows(table))
+        what = [f"{k} {format_value(table.recipe[k])}" for k in varying if k in table.recipe]
+        tag = f" [{', '.join(what) or 'another recipe'}]" if len(tables) > 1 else ""
+        for row in _rows(table):
+            for column in table.columns:
+                runs = table.runs(row, column)
+                if runs:
+                    lines.append((labels[row] + tag, runs))
+    x = [max(counts[c], 0.8) for c in order]
+    for i, (label, runs) in enumerate(lines):
+        ap = []
+        for c in order:
+            vals = [number(r["metrics"]["per_label_ap"][c]) for r in runs]
+            vals = [v for v in vals if v is not None]
+            ap.append(sum(vals) / len(vals) if vals else math.nan)
+        ax.plot(
+            x,
+            ap,
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=4,
+            linewidth=1.1,
+            label=label,
+            color=f"C{i % 10}",
+            linestyle="-" if i < 10 else "--",
+        )
+    config = recs[0].get("config") or {}
+    many, few = config.get("many_threshold", 100), config.get("few_threshold", 20)
+    for value, text, side in ((many, f" head > {many}", "left"), (few, f"tail < {few} ", "right")):
+        ax.axvline(value, color="0.5", linestyle=":", linewidth=1)
+        ax.text(
+            value,
+            0.99,
+            text,
+            transform=ax.get_xaxis_transform(),
+            fontsize="x-small",
+            color="0.4",
+            va="top",
+            ha=side,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("training positives of the label (log scale)")
+    ax.set_ylabel("test AP (%)")
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(x, [names[c] for c in order], rotation=35, ha="left", fontsize="x-small")
+    top.minorticks_off()
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2 if len(lines) > 5 else 1, loc="lower right")
+    seeds = seed_span(len(runs) for _, runs in lines)
+    ax.set_title(
+        f"Per-label test AP against training frequency, {dataset_label(str(dataset))} "
+        f"(mean over {seeds})",
+        fontsize="medium",
+    )
+    return _save(fig, path)
+
+
+def multilabel_sections(
+    records: list[dict[str, Any]], out_dir: Path | None, written: list[Path]
+) -> list[str]:
+    """The report's multi-label section: the tables, then a plot per data set (when
+    ``out_dir`` is given: matplotlib is there), each PNG appended to ``written``."""
+    text = multilabel_markdown(records)
+    if not text:
+        return []
+    sections = ["## Long-tailed multi-label classification", text]
+    if out_dir is not None:
+        datasets = multilabel_datasets(records)
+        for dataset in datasets:
+            name = plot_file_name(dataset, datasets)
+            written.append(plot_multilabel_ap(records, out_dir / name, dataset))
+            sections.append(f"![{name}]({name})")
+    return sections
