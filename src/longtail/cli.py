@@ -1,8 +1,9 @@
 """The ``longtail`` command line: ``train``, ``bench``, ``report`` and ``losses``.
 
 argparse stays here: the library takes a :class:`~longtail.engine.TrainConfig` (or, with
-``--task regression``, a :class:`~longtail.engine.regression.RegressionConfig`), and this module
-only turns options (and an optional TOML/JSON config file) into one.
+``--task regression``, a :class:`~longtail.engine.regression.RegressionConfig`, with ``--task
+multilabel`` a :class:`~longtail.engine.multilabel.MultiLabelConfig`), and this module only turns
+options (and an optional TOML/JSON config file) into one.
 
 Everything a command is given is checked before anything is written: a mistake (an unknown
 config key, a loss argument the loss does not take, a read-only ``--out``, ...) ends the command
@@ -30,7 +31,7 @@ from typing import Any
 
 from . import __version__
 from ._validation import did_you_mean, expected
-from .data.registry import get_dataset, list_datasets
+from .data.registry import dataset_label, get_dataset, list_datasets
 from .engine.config import METHODS, PRESET_ALIASES, PRESETS, TrainConfig, make_config
 from .losses import FAMILIES as LOSS_FAMILIES
 from .losses import get_loss_info, list_losses
@@ -287,6 +288,7 @@ _BENCH_SETS: dict[str, dict[str, str]] = {
     },
     "dir": {"method": "use --methods", "seed": "use --seeds"},
     "dir-sensitivity": {"method": "the sensitivity grid trains group-dir", "seed": "use --seeds"},
+    "multilabel": {"method": "use --methods", "seed": "use --seeds"},
 }
 # preset-selection runs the candidates' own recipes: it takes no config settings at all
 _SELECTION_TAKES = ("dataset", "data_dir", "download", "threads")
@@ -299,6 +301,10 @@ def _config_fields(task: str) -> tuple[str, ...]:
         from longtail.engine.regression import RegressionConfig
 
         return tuple(f.name for f in dataclasses.fields(RegressionConfig))
+    if task == "multilabel":
+        from longtail.engine.multilabel import MultiLabelConfig
+
+        return tuple(f.name for f in dataclasses.fields(MultiLabelConfig))
     return tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -442,10 +448,12 @@ def _check_dataset_file(dataset: str, data_dir: str | None) -> None:
 
 def _task(args: argparse.Namespace) -> str:
     if args.command == "bench":
+        if args.table == "multilabel":
+            return "multilabel"
         return "regression" if args.table in _REGRESSION_TABLES else "classification"
     task = getattr(args, "task", "classification")
-    if task not in ("classification", "regression"):
-        raise expected("task", "'classification' or 'regression'", repr(task))
+    if task not in _TASKS:
+        raise expected("task", "'classification', 'regression' or 'multilabel'", repr(task))
     return task
 
 
@@ -473,7 +481,7 @@ def _apply_config_file(
         if values.pop("task") != want:
             raise expected("task", f"{want!r} for `bench {args.table}`", f"another in {path!r}")
     _resolve_file_paths(values, path)
-    fields = set(_config_fields("classification")) | set(_config_fields("regression"))
+    fields = {f for task in _TASKS for f in _config_fields(task)}
     known = sorted((set(actions) | fields) - set(_INVOCATION_ONLY))
     for key in values:
         if key in _INVOCATION_ONLY:
@@ -531,6 +539,9 @@ _SHARED_OPTIONS = (
     "few_threshold",
 )
 _CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every")
+_TASKS = ("classification", "regression", "multilabel")
+# Multi-label options: each sets the MultiLabelConfig field of its name.
+_MULTILABEL_OPTIONS = ("val_fraction", "threshold")
 # Regression options and the RegressionConfig field each sets; the shared options set the
 # field of the same name.
 _REGRESSION_OPTIONS = (
@@ -561,6 +572,7 @@ def _refuse_options(args: argparse.Namespace, names: Sequence[str], task: str, w
 def _classification_options(args: argparse.Namespace, default_preset: str) -> dict[str, Any]:
     """(TrainConfig settings with ``preset``) from a config file and the options given."""
     _refuse_options(args, _REGRESSION_OPTIONS, "classification", "regression runs take")
+    _refuse_options(args, _MULTILABEL_OPTIONS, "classification", "multi-label runs take")
     options = _fields_from_args(args, "classification")
     options["preset"] = options.get("preset") or default_preset
     own = options.get("loss_kwargs", {})
@@ -594,10 +606,10 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     p.add_argument("--no-download", action="store_true", help="never download a dataset")
     p.add_argument(
         "--preset",
-        choices=(*PRESETS, *PRESET_ALIASES),
+        choices=tuple(dict.fromkeys((*PRESETS, *PRESET_ALIASES, *_multilabel_presets()))),
         help="paper (default for train: the papers' 200 epochs, a GPU job), cpu (default for "
         "bench: converged on a 2-core CPU in minutes) or smoke (8 epochs, for smoke tests; "
-        "quick is its older name)",
+        "quick is its older name); multi-label runs: default (train), cpu (bench) or smoke",
     )
     p.add_argument("--epochs", type=int, help="epochs (the schedule is rescaled to match)")
     p.add_argument("--batch-size", type=int)
@@ -648,6 +660,8 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
 def _cmd_train(args: argparse.Namespace) -> int:
     if _task(args) == "regression":
         return _cmd_train_regression(args)
+    if _task(args) == "multilabel":
+        return _cmd_train_multilabel(args)
     from longtail.engine import prepare_data, train
 
     config = _config_from_args(args)
@@ -704,7 +718,7 @@ def _check_grid(jobs: list[Any], args: argparse.Namespace) -> None:
 # The grid options of `bench` and the tables that take each; another table would ignore it.
 _GRID_OPTIONS = {
     "candidates": ("preset-selection",),
-    "methods": ("table1", "dir"),
+    "methods": ("table1", "dir", "multilabel"),
     "settings": ("table1", "mm-ablation"),
     "betas": ("mm-ablation",),
     "deltas": ("mm-ablation",),
@@ -731,6 +745,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     _check_grid_options(args)
     if args.table in _REGRESSION_TABLES:
         return _cmd_bench_dir(args)
+    if args.table == "multilabel":
+        return _cmd_bench_multilabel(args)
     from longtail.bench.runner import ablation_jobs, table1_jobs
     from longtail.engine import prepare_data
 
@@ -912,6 +928,7 @@ def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, di
         "regression",
         "classification runs take (a regression data set keeps its own imbalance)",
     )
+    _refuse_options(args, _MULTILABEL_OPTIONS, "regression", "multi-label runs take")
     options = _fields_from_args(args, "regression")
     preset = options.pop("preset", None) or ("paper" if command == "train" else "quick")
     options.setdefault("dataset", "diamonds")
@@ -994,6 +1011,104 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
     return _run_jobs(jobs, args)
 
 
+# ---- long-tailed multi-label classification (train --task multilabel, bench multilabel) ---------
+def _multilabel_presets() -> tuple[str, ...]:
+    from longtail.engine.multilabel import MULTILABEL_PRESETS
+
+    return tuple(MULTILABEL_PRESETS)
+
+
+def _multilabel_methods() -> tuple[str, ...]:
+    from longtail.engine.multilabel import MULTILABEL_METHODS
+
+    return tuple(MULTILABEL_METHODS)
+
+
+def _add_multilabel_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "multi-label (--task multilabel, bench multilabel)",
+        "--dataset is one of "
+        + ", ".join(list_datasets("multilabel"))
+        + " (default; built from Fashion-MNIST) or an .npz file with x_train, y_train (N, C "
+        "multi-hot), x_test, y_test [, x_val, y_val]; --method is one of: "
+        + ", ".join(_multilabel_methods()),
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        help="for an .npz without x_val: the fraction of its training examples set apart as the "
+        "validation split that tunes the per-label thresholds (default 0.1)",
+    )
+    g.add_argument("--threshold", type=float, help="the F1 threshold on sigmoid scores (0.5)")
+
+
+def _multilabel_options(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
+    """(preset, MultiLabelConfig fields) from a config file and the options given."""
+    _refuse_options(
+        args,
+        (*_CLASSIFICATION_ONLY[:3], "val_per_class", "compile"),
+        "multi-label",
+        "classification runs take (a multi-label data set keeps its own label frequencies)",
+    )
+    _refuse_options(args, _REGRESSION_OPTIONS, "multi-label", "regression runs take")
+    options = _fields_from_args(args, "multilabel")
+    preset = options.pop("preset", None) or ("default" if command == "train" else "cpu")
+    own = options.get("loss_kwargs", {})
+    if not isinstance(own, dict):
+        raise expected("loss_kwargs", "a table of loss keyword arguments", repr(own))
+    kw = _loss_kwargs(args.loss_kw)
+    if kw:
+        options["loss_kwargs"] = {**own, **kw}
+    if args.no_download:
+        options["download"] = False
+    options.setdefault("dataset", "fashion-mnist-mosaic-lt")
+    return preset, options
+
+
+def _cmd_train_multilabel(args: argparse.Namespace) -> int:
+    from longtail.engine.multilabel import (
+        make_multilabel_config,
+        prepare_multilabel_data,
+        train_multilabel,
+    )
+
+    preset, options = _multilabel_options(args, "train")
+    config = make_multilabel_config(preset, **options)
+    _check_out(args.out)
+    prepare_multilabel_data(config)  # a missing or malformed data set fails before --out is made
+    _note_no_out(args)
+    record = train_multilabel(config, args.out, progress=False if args.no_progress else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 speaks for the run
+    m = record["metrics"]
+    ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
+    print(
+        f"{record['method']} on {dataset_label(record['dataset'])} "
+        f"({record['data']['test_size']} test "
+        f"examples): mAP {_pct(m['map'])}, head/medium/tail {_pct(m.get('head_map'))}/"
+        f"{_pct(m.get('medium_map'))}/{_pct(m.get('tail_map'))}; micro/macro F1 at "
+        f"{record['config']['threshold']:g} {_pct(m['micro_f1'])}/{_pct(m['macro_f1'])}, at "
+        f"thresholds tuned on validation {_pct(m.get('tuned_micro_f1'))}/"
+        f"{_pct(m.get('tuned_macro_f1'))}{ks} ({record['seconds'] / 60:.1f} min)"
+    )
+    if args.out:
+        print(f"results: {Path(args.out) / 'result.json'}")
+    return 0
+
+
+def _cmd_bench_multilabel(args: argparse.Namespace) -> int:
+    from longtail.bench.runner import multilabel_jobs
+    from longtail.engine.multilabel import prepare_multilabel_data
+
+    preset, options = _multilabel_options(args, "bench")
+    dataset = options.pop("dataset")
+    methods = _distinct_names("--methods", args.methods)
+    jobs = multilabel_jobs(dataset, preset, args.seeds, methods, **options)
+    _check_grid(jobs, args)
+    prepare_multilabel_data(jobs[0].config)  # load the data once, before any run starts
+    return _run_jobs(jobs, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False on every parser: argparse would take `--method ldam` on `bench` for
     # `--methods ldam`, and `--methods erm --method ldam` would then run ldam alone
@@ -1027,11 +1142,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.add_argument(
         "--task",
-        choices=("classification", "regression"),
+        choices=_TASKS,
         default="classification",
-        help="classification (default) or deep imbalanced regression",
+        help="classification (default), deep imbalanced regression, or long-tailed multi-label "
+        "classification",
     )
     _add_regression_options(p)
+    _add_multilabel_options(p)
     p.add_argument("--out", help="output folder (config, checkpoint, log.jsonl, result.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
@@ -1039,21 +1156,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         allow_abbrev=False,
-        help="run a grid: table1, mm-ablation, preset-selection, dir, dir-sensitivity",
+        help="run a grid: table1, mm-ablation, preset-selection, dir, dir-sensitivity, multilabel",
         description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
     )
     p.add_argument(
         "table",
-        choices=("table1", "mm-ablation", "preset-selection", "dir", "dir-sensitivity"),
+        choices=(
+            "table1",
+            "mm-ablation",
+            "preset-selection",
+            "dir",
+            "dir-sensitivity",
+            "multilabel",
+        ),
         help="table1, mm-ablation; preset-selection: the CPU preset's candidates judged by "
         "convergence on a validation split; dir: the DIR benchmark ("
         + ", ".join(_regression_methods())
         + " on --dataset/--target, preset quick); dir-sensitivity: "
         "Group-DIR with G in 10,20,40, λ1 in 0.5,1,2 and λ2 in 0.5,1,2, one at a time around "
-        "G=20, λ1=λ2=1",
+        "G=20, λ1=λ2=1; multilabel: the multi-label methods ("
+        + ", ".join(_multilabel_methods())
+        + ") on --dataset (default fashion-mnist-mosaic-lt), preset cpu",
     )
     _add_train_options(p, with_run=False)
     _add_regression_options(p)
+    _add_multilabel_options(p)
     p.add_argument("--sweep-groups", type=_ints, help="dir-sensitivity: G values (10,20,40)")
     p.add_argument("--sweep-lambda1", help="dir-sensitivity: λ1 values (0.5,1,2)")
     p.add_argument("--sweep-lambda2", help="dir-sensitivity: λ2 values (0.5,1,2)")

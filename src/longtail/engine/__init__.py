@@ -1,5 +1,6 @@
 """The training engine: recipe config, named methods, the train loop with resume and DDP; the
-deep imbalanced regression runs (:mod:`longtail.engine.regression`)."""
+deep imbalanced regression runs (:mod:`longtail.engine.regression`) and the long-tailed
+multi-label runs (:mod:`longtail.engine.multilabel`)."""
 
 from longtail.engine.config import (
     METHODS,
@@ -8,6 +9,12 @@ from longtail.engine.config import (
     TrainConfig,
     get_method,
     make_config,
+)
+from longtail.engine.multilabel import (
+    MULTILABEL_METHODS,
+    MultiLabelConfig,
+    make_multilabel_config,
+    train_multilabel,
 )
 from longtail.engine.regression import (
     REGRESSION_METHODS,
@@ -20,9 +27,11 @@ from longtail.engine.train import evaluate, prepare_data, run_identity, train
 
 __all__ = [
     "METHODS",
+    "MULTILABEL_METHODS",
     "PRESETS",
     "REGRESSION_METHODS",
     "MethodSpec",
+    "MultiLabelConfig",
     "RegressionConfig",
     "RunInterrupted",
     "TrainConfig",
@@ -31,9 +40,11 @@ __all__ = [
     "fingerprint",
     "get_method",
     "make_config",
+    "make_multilabel_config",
     "make_regression_config",
     "prepare_data",
     "run_identity",
     "train",
+    "train_multilabel",
     "train_regression",
 ]
