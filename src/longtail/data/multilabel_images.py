@@ -53,8 +53,8 @@ from longtail._labels import check_int
 from longtail._validation import expected
 from longtail.data.dataset import ImageDataset
 from longtail.data.multilabel import as_multihot, cooccurrence_summary
-from longtail.data.npz import _images_nchw, _read
-from longtail.data.profiles import PROFILES, _check_ratio, imbalance_counts
+from longtail.data.npz import images_nchw, read_npz_arrays
+from longtail.data.profiles import PROFILES, check_ratio, imbalance_counts
 from longtail.data.registry import get_dataset, list_datasets
 
 __all__ = [
@@ -333,7 +333,7 @@ def mosaic_multilabel(
     if not lo <= hi <= grid * grid:
         raise expected("items", f"1 <= fewest <= most <= {grid * grid} (the cells)", items)
     most = min(hi, c)
-    ratio = _check_ratio(ratio)
+    ratio = check_ratio(ratio)
     if profile not in PROFILES:
         raise expected("profile", f"one of {PROFILES}", repr(profile))
     n_max = check_int("n_max", n_max, minimum=1)
@@ -463,18 +463,14 @@ def load_multilabel_npz(path: str | os.PathLike) -> MultiLabelImages:
             labels that are not a 0/1 matrix of one row per image.
     """
     path = Path(path)
-    arrays = _read(path)  # checks x_train, y_train, x_test, y_test
-    with np.load(path, allow_pickle=False) as archive:
-        for key in ("x_val", "y_val", "label_names"):
-            if key in archive.files:
-                arrays[key] = archive[key]
+    arrays = read_npz_arrays(path, optional=("x_val", "y_val", "label_names"))
     if ("x_val" in arrays) != ("y_val" in arrays):
         raise expected(f"{path}", "an .npz with both x_val and y_val, or neither", "one of them")
     out: dict[str, Any] = {}
     for split in _SPLITS:
         if f"x_{split}" not in arrays:
             continue
-        x = _images_nchw(f"x_{split}", arrays[f"x_{split}"])
+        x = images_nchw(f"x_{split}", arrays[f"x_{split}"])
         y = _multihot(f"y_{split}", arrays[f"y_{split}"], len(x))
         out[f"x_{split}"], out[f"y_{split}"] = torch.from_numpy(x), torch.from_numpy(y)
     names = arrays.get("label_names")

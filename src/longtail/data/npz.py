@@ -15,7 +15,7 @@ from longtail._labels import check_int
 from longtail._validation import expected
 from longtail.data.dataset import ImageDataset
 
-__all__ = ["load_npz"]
+__all__ = ["images_nchw", "load_npz", "read_npz_arrays"]
 
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 # A zip archive starts with a local file header, or with the end record when it is empty.
@@ -41,7 +41,9 @@ _CORRUPT = (
 _FLOAT_EXACT = 2**53
 
 
-def _images_nchw(name: str, x: np.ndarray) -> np.ndarray:
+def images_nchw(name: str, x: np.ndarray) -> np.ndarray:
+    """``uint8`` images ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` as ``(N, C, H, W)``
+    (see :func:`load_npz`); ``name`` is the array's name in error messages."""
     if x.dtype != np.uint8:
         raise expected(name, "uint8 images (pixel values 0..255)", f"dtype {x.dtype}")
     if x.ndim == 3:
@@ -53,6 +55,9 @@ def _images_nchw(name: str, x: np.ndarray) -> np.ndarray:
     raise expected(
         name, "images (N, H, W), (N, C, H, W) or (N, H, W, C)", f"shape {tuple(x.shape)}"
     )
+
+
+_images_nchw = images_nchw  # the older private name
 
 
 def _labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
@@ -73,8 +78,12 @@ def _labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file, with a clear error for anything that is not one."""
+def read_npz_arrays(
+    path: Path, optional: tuple[str, ...] = ("num_classes",)
+) -> dict[str, np.ndarray]:
+    """The arrays ``x_train, y_train, x_test, y_test`` of an ``.npz`` file, and those of
+    ``optional`` it has, with a clear error for anything that is not such a file (empty, not a
+    zip archive, damaged, a missing array, an object array that needs pickle)."""
     with open(path, "rb") as f:  # FileNotFoundError (and IsADirectoryError) pass through
         head = f.read(16)
     if not head:
@@ -102,7 +111,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
                 f"no {missing} (has {archive.files})",
             )
         arrays = {}
-        for key in (*_ARRAYS, "num_classes"):
+        for key in (*_ARRAYS, *optional):
             if key not in archive.files:
                 continue
             try:
@@ -119,6 +128,9 @@ def _read(path: Path) -> dict[str, np.ndarray]:
                     f"{path}: array {key!r} is damaged ({type(err).__name__}: {err})."
                 ) from err
     return arrays
+
+
+_read = read_npz_arrays  # the older private name
 
 
 def load_npz(path: str | os.PathLike) -> ImageDataset:
@@ -175,9 +187,9 @@ def load_npz(path: str | os.PathLike) -> ImageDataset:
             class of the test set has no training example (named by its original label).
     """
     path = Path(path)
-    arrays = _read(path)
-    x_train = _images_nchw("x_train", arrays["x_train"])
-    x_test = _images_nchw("x_test", arrays["x_test"])
+    arrays = read_npz_arrays(path)
+    x_train = images_nchw("x_train", arrays["x_train"])
+    x_test = images_nchw("x_test", arrays["x_test"])
     y_train = _labels("y_train", arrays["y_train"], len(x_train))
     y_test = _labels("y_test", arrays["y_test"], len(x_test))
     classes = None

@@ -45,7 +45,7 @@ from longtail.engine.run import (
     epoch_generator,
     run_epochs,
 )
-from longtail.engine.train import _device, _dist_setup, _maybe_compile, evaluate
+from longtail.engine.train import _device, _dist_setup, evaluate
 from longtail.metrics_multilabel import (
     mean_average_precision,
     multilabel_metrics,
@@ -102,7 +102,6 @@ class _MultiLabel:
                 train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.train_model = train_model
-        self.step_model = _maybe_compile(train_model, False)
         self.final: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -140,7 +139,7 @@ class _MultiLabel:
         own = normalize(
             xb[rank::world].to(self.device), d.mean, d.std, channels_last=cfg.channels_last
         )
-        logits, rows = self._global_logits(self.step_model(own).float(), idx)
+        logits, rows = self._global_logits(self.train_model(own).float(), idx)
         targets = d.y_train.index_select(0, rows).to(self.device, torch.float32)
         value = self.criterion(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
