@@ -27,7 +27,10 @@ import torch
 from longtail._labels import check_int
 from longtail._validation import expected
 from longtail.data.profiles import PROFILES, check_ratio, imbalance_counts
-from longtail.weighting import _checked_scheme, _EpochSampler, _raw_weights, _resolve_replicas
+
+# the sampler lives beside the single-label samplers (it shares their epoch and DDP logic) and
+# is exported here too, beside the multi-label data helpers
+from longtail.weighting import MultiLabelClassAwareSampler
 
 __all__ = [
     "LongTailedMultiLabel",
@@ -317,100 +320,3 @@ def longtail_multilabel(
         counts=sub.sum(0),
         cooccurrence=sub.T @ sub,
     )
-
-
-# --------------------------------------------------------------------------------- sampler
-class MultiLabelClassAwareSampler(_EpochSampler):
-    """Class-aware sampling for multi-label data: draw a label, then an example carrying it.
-
-    Label ``c`` is drawn with probability ``∝ w_c n_c`` (``n_c`` its positives,
-    ``w = class_weights(n, scheme)``): with the default ``scheme="inverse"`` every label is
-    equally likely, the class-aware sampling of Shen et al. (ECCV 2016) that the DB loss (Wu et
-    al., ECCV 2020) trains with; then an example is drawn uniformly among the ``n_c`` carrying it.
-    Example ``i`` is therefore drawn with probability ``Σ_{c ∈ y_i} p_c / n_c``
-    (:meth:`example_probabilities`): an example with several labels is drawn through each of
-    them, which is what DB's re-balanced weights correct. Examples with no label, and labels with
-    no example, are never drawn.
-
-    Works with ``DataLoader(sampler=...)`` and ``DistributedDataParallel`` exactly as
-    :class:`longtail.ClassBalancedSampler`: every replica draws the same global sequence from a
-    ``torch.Generator`` seeded with ``seed + epoch``, pads it (repeating from its start) to a
-    multiple of ``num_replicas`` and keeps ``indices[rank::num_replicas]``; call
-    :meth:`set_epoch` every epoch.
-
-    Args:
-        targets: the multi-hot matrix ``(N, C)`` (see :func:`as_multihot`) or a dataset with a
-            ``.targets`` attribute holding it.
-        scheme: label weights, one of :data:`longtail.weighting.WEIGHT_SCHEMES`. Default
-            ``"inverse"`` (every label equally likely).
-        beta: ``β`` of the ``"effective"`` scheme. Default 0.9999.
-        num_samples: global draws per epoch. Default ``N``.
-        seed: base seed; epoch ``e`` uses ``seed + e``. Default 0.
-        num_replicas: DDP processes (default: the world size if ``torch.distributed`` is
-            initialised, else 1).
-        rank: this process's rank (default: from ``torch.distributed``, else 0).
-
-    Example:
-        >>> s = MultiLabelClassAwareSampler([[1, 0], [1, 0], [1, 1], [0, 0]], num_samples=6)
-        >>> s.class_counts.tolist(), len(list(s))
-        ([3, 1], 6)
-    """
-
-    def __init__(
-        self,
-        targets: Any,
-        scheme: str = "inverse",
-        beta: float = 0.9999,
-        num_samples: int | None = None,
-        seed: int = 0,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-    ) -> None:
-        # _EpochSampler's __init__ reads single labels: its state is set here instead
-        y = as_multihot(targets)
-        _checked_scheme(scheme, beta)
-        self.targets = y
-        self.class_counts = y.sum(0).astype(np.int64)
-        self.num_classes = y.shape[1]
-        if not self.class_counts.any():
-            raise expected("targets", "at least one positive label", "an all-zero matrix")
-        self.num_samples = check_int(
-            "num_samples", len(y) if num_samples is None else num_samples, minimum=1
-        )
-        self.seed = check_int("seed", seed)
-        self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
-        self.epoch = 0
-        self.scheme, self.beta = scheme, beta
-        counts = torch.as_tensor(self.class_counts, dtype=torch.float64)
-        present = counts > 0
-        w = torch.zeros_like(counts)  # labels without examples: weight 0, never drawn
-        w[present] = _raw_weights(counts[present], scheme, beta)
-        w = w * (int(present.sum()) / w.sum())
-        self.class_weights = w.to(torch.float32)
-        self._class_probs = w * counts / (w * counts).sum()
-        # the examples carrying each label, label after label, and where each label's run starts
-        _, example = np.nonzero(y.T)
-        self._by_class = torch.as_tensor(example, dtype=torch.int64)
-        sizes = torch.as_tensor(self.class_counts, dtype=torch.int64)
-        self._starts = torch.cumsum(sizes, 0) - sizes
-        self._class_sizes = sizes
-
-    def example_probabilities(self) -> torch.Tensor:
-        """The probability of drawing each example at one draw, float64 ``(N,)``."""
-        per_label = self._class_probs / torch.as_tensor(self.class_counts).clamp_min(1)
-        return torch.as_tensor(self.targets, dtype=torch.float64) @ per_label
-
-    def _global_indices(self, generator: torch.Generator) -> torch.Tensor:
-        cls = torch.multinomial(self._class_probs, self.num_samples, True, generator=generator)
-        sizes = self._class_sizes[cls]
-        u = torch.rand(self.num_samples, generator=generator, dtype=torch.float64)
-        within = torch.minimum((u * sizes).long(), sizes - 1)
-        return self._by_class[self._starts[cls] + within]
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_examples={len(self.targets)}, "
-            f"num_classes={self.num_classes}, scheme={self.scheme!r}, beta={self.beta}, "
-            f"num_samples={self.num_samples}, seed={self.seed}, "
-            f"num_replicas={self.num_replicas}, rank={self.rank})"
-        )
