@@ -1,9 +1,13 @@
-"""The ``longtail`` command line: ``train``, ``bench``, ``report`` and ``losses``.
+"""The ``longtail`` command line: ``inspect``, ``train``, ``bench``, ``report`` and ``losses``.
 
 argparse stays here: the library takes a :class:`~longtail.engine.TrainConfig` (or, with
 ``--task regression``, a :class:`~longtail.engine.regression.RegressionConfig`, with ``--task
 multilabel`` a :class:`~longtail.engine.multilabel.MultiLabelConfig`), and this module only turns
 options (and an optional TOML/JSON config file) into one.
+
+Every option has help text that says its default (:class:`_HelpFormatter` prints a fixed one;
+the help of an option whose default depends on the preset or the task says so in words), and
+``tests/test_cli_help.py`` walks the parser so that a new option cannot go without.
 
 Everything a command is given is checked before anything is written: a mistake (an unknown
 config key, a loss argument the loss does not take, a read-only ``--out``, ...) ends the command
@@ -180,26 +184,47 @@ def _distinct_names(option: str, text: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _setting(part: str) -> tuple[str, float] | None:
+    """One setting as ``(profile, ratio)``, ``None`` if it is not one.
+
+    Every spelling longtail prints is taken back: ``exp100`` (grid run names, report files),
+    ``exp-100`` (progress lines and the summary of ``train``), ``exp_100``, and ``natural``
+    (``natural-1`` in progress lines: the data's own imbalance, nothing cut).
+    """
+    text = part.strip().lower()
+    for profile in ("exp", "step", "natural"):
+        if not text.startswith(profile):
+            continue
+        rest = text[len(profile) :]
+        if rest[:1] in ("-", "_"):
+            rest = rest[1:]
+            if not rest:
+                return None  # "exp-": the ratio is missing
+        if profile == "natural":
+            return ("natural", 1.0) if rest in ("", "1") else None
+        try:
+            return (profile, float(rest))
+        except ValueError:
+            return None
+    return None
+
+
 def _settings(text: str | None) -> tuple[tuple[str, float], ...] | None:
-    """``exp100,step10`` as ``(("exp", 100.0), ("step", 10.0))``; ``natural`` (the data's own
-    imbalance) as ``("natural", 1.0)``."""
+    """``exp100,step-10`` as ``(("exp", 100.0), ("step", 10.0))``; ``natural`` (the data's own
+    imbalance) as ``("natural", 1.0)``; see :func:`_setting` for the spellings."""
     if not text:
         return None
     out = []
     for part in _names(text):
-        if part == "natural":
-            out.append(("natural", 1.0))
-            continue
-        profile = "step" if part.startswith("step") else "exp" if part.startswith("exp") else None
-        try:
-            ratio = float(part[len(profile) :]) if profile else None
-        except ValueError:
-            ratio = None
-        if ratio is None:
+        setting = _setting(part)
+        if setting is None:
             raise expected(
-                "--settings", "comma-separated settings like exp100,step10,natural", repr(part)
+                "--settings",
+                "comma-separated settings like exp100,step-10,natural (exp or step and a ratio, "
+                "or natural)",
+                repr(part),
             )
-        out.append((profile, ratio))
+        out.append(setting)
     _distinct("--settings", out)
     return tuple(out)
 
@@ -594,28 +619,63 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> None:
     p.add_argument(
         "--config",
+        metavar="FILE",
         help="TOML or JSON file of options and config settings (command-line options win); "
-        "relative dataset and data_dir paths in it are taken from the file's folder",
+        "relative dataset and data_dir paths in it are taken from the file's folder "
+        "(default: none)",
     )
     p.add_argument(
         "--dataset",
         help=", ".join(list_datasets("classification"))
-        + " (default fashion-mnist), or a path to an .npz file",
+        + ", or a path to an .npz file (default: fashion-mnist; with --task regression or "
+        "bench dir: diamonds; multi-label: fashion-mnist-mosaic-lt)",
     )
-    p.add_argument("--data-dir", help="folder holding the dataset files")
-    p.add_argument("--no-download", action="store_true", help="never download a dataset")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding the dataset files (default: the system's and the user cache's "
+        "dataset folders, where a missing dataset is downloaded)",
+    )
+    p.add_argument(
+        "--no-download", action="store_true", help="never download a dataset (default: download)"
+    )
     p.add_argument(
         "--preset",
         choices=tuple(dict.fromkeys((*PRESETS, *PRESET_ALIASES, *_multilabel_presets()))),
         help="paper (default for train: the papers' 200 epochs, a GPU job), cpu (default for "
         "bench: converged on a 2-core CPU in minutes) or smoke (8 epochs, for smoke tests; "
-        "quick is its older name); multi-label runs: default (train), cpu (bench) or smoke",
+        "quick is its older name); regression runs: paper (train) or quick (bench); "
+        "multi-label runs: default (train), cpu (bench) or smoke",
     )
-    p.add_argument("--epochs", type=int, help="epochs (the schedule is rescaled to match)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--model", choices=MODELS)
-    p.add_argument("--width", type=int, help="channels of the first ResNet stage")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs; the schedule is rescaled to match (default: the preset's: paper 200, "
+        "cpu 40, smoke 8; regression paper 90, quick 45; multi-label default 60, cpu 20, "
+        "smoke 2)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="training mini-batch size (default: 128; regression 256, multi-label 64)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        help="base learning rate (default: 0.1; regression and multi-label 1e-3)",
+    )
+    p.add_argument(
+        "--model",
+        choices=MODELS,
+        help="the network (default: the preset's: resnet32 for paper, cnn5 for cpu, resnet20 "
+        "for smoke; multi-label resnet20, cnn5 for cpu, small-cnn for smoke; regression on "
+        "images resnet20)",
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        help="channels of the first stage of the network (default: 16; 8 for the smoke presets)",
+    )
     p.add_argument(
         "--n-max",
         type=int,
@@ -627,34 +687,51 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         help="hold out this many training images per class as a balanced validation split and "
         "evaluate on it instead of the test set (for choosing a recipe; default 0: test set)",
     )
-    p.add_argument("--threads", type=int, help="torch threads per run")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per run (default: torch's own choice; with bench "
+        "--jobs N > 1, the cores / N)",
+    )
     p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
         help="torch.compile the training step (default: on for --preset paper, off otherwise)",
     )
-    p.add_argument("--eval-every", type=int, help="evaluate every k epochs (0: at the end)")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help="evaluate every k epochs, 0: only at the end (default: the preset's: 1 for paper, "
+        "0 for cpu and smoke; multi-label 0, 5 for cpu)",
+    )
     p.add_argument("--many-threshold", type=int, help="many-shot: > this many (default 100)")
     p.add_argument("--few-threshold", type=int, help="few-shot: < this many (default 20)")
     p.add_argument(
         "--loss-kw",
         action="append",
         metavar="KEY=VALUE",
-        help="loss keyword argument, e.g. --loss-kw delta_minus=1.2 (repeatable)",
+        help="loss keyword argument, e.g. --loss-kw delta_minus=1.2; repeatable (default: the "
+        "method's own loss arguments, see `longtail losses`)",
     )
     if with_run:
         p.add_argument(
             "--profile",
             choices=("exp", "step", "natural"),
-            help="exp or step (with --ratio), or natural: keep the data's own imbalance",
+            help="exp or step (with --ratio), or natural: keep the data's own imbalance "
+            "(default: exp); bench takes the same as --settings exp-100, step-10, natural",
         )
-        p.add_argument("--ratio", type=float, help="imbalance ratio n_max / n_min (>= 1)")
+        p.add_argument(
+            "--ratio",
+            type=float,
+            help="imbalance ratio n_max / n_min, >= 1 (default: 100; 1 with --profile natural)",
+        )
         p.add_argument(
             "--method",
             help=f"one of: {', '.join(METHODS)}; or loss:NAME, any registered single-label "
-            "loss trained alone (see `longtail losses`)",
+            "loss trained alone (see `longtail losses`) (default: erm; --task regression: "
+            "vanilla; --task multilabel: bce)",
         )
-        p.add_argument("--seed", type=int)
+        p.add_argument("--seed", type=int, help="the run's random seed (default: 0)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -884,27 +961,50 @@ def _add_regression_options(p: argparse.ArgumentParser) -> None:
         + " (default diamonds; image sets under --data-dir) or a FILE.csv; --method is one of: "
         + ", ".join(_regression_methods()),
     )
-    g.add_argument("--target", help="target column (diamonds: price; required for a CSV file)")
+    g.add_argument(
+        "--target",
+        help="target column (default: the dataset's: diamonds price, agedb and imdb-wiki age; "
+        "required for a CSV file)",
+    )
     g.add_argument(
         "--bins",
         type=float,
-        help="width of the label bins in target units (diamonds: 100, ages: 1; CSV: ~100 bins)",
+        help="width of the label bins in target units (default: the dataset's: diamonds 100, "
+        "ages 1; a CSV: about 100 bins over its targets)",
     )
-    g.add_argument("--backbone", choices=("mlp", "cnn"), help="mlp for tables, cnn for images")
-    g.add_argument("--hidden", type=_ints, help="MLP hidden sizes, e.g. 256,256")
+    g.add_argument(
+        "--backbone",
+        choices=("mlp", "cnn"),
+        help="the network body (default: mlp for tables, cnn for images)",
+    )
+    g.add_argument(
+        "--hidden",
+        type=_ints,
+        help="MLP hidden sizes, e.g. 256,256 (default: 256,256; 128,128 for the quick preset)",
+    )
     g.add_argument(
         "--target-transform",
         choices=("standardize", "log", "none"),
         help="what the network regresses (metrics stay in target units); default standardize",
     )
-    g.add_argument("--drop", type=_names, help="comma-separated columns not to use as features")
+    g.add_argument(
+        "--drop",
+        type=_names,
+        help="comma-separated columns not to use as features (default: none; every column but "
+        "the target is a feature)",
+    )
     g.add_argument("--image-size", type=int, help="images are resized to this size (default 32)")
     g.add_argument("--num-groups", type=int, help="Group-DIR: G (default 20)")
     g.add_argument("--lambda1", type=float, help="Group-DIR: weight of L_mse (default 1)")
     g.add_argument("--lambda2", type=float, help="Group-DIR: weight of L_soft (default 1)")
-    g.add_argument("--group-beta", type=float, help="Group-DIR: soft-label descent β (1)")
+    g.add_argument("--group-beta", type=float, help="Group-DIR: soft-label descent β (default 1)")
     g.add_argument("--temperature", type=float, help="Group-DIR: contrastive t (default 2)")
-    g.add_argument("--routing", choices=("hard", "soft"), help="Group-DIR test-time routing")
+    g.add_argument(
+        "--routing",
+        choices=("hard", "soft"),
+        help="Group-DIR test-time routing: the most likely group's head, or all heads weighted "
+        "by their probabilities (default hard)",
+    )
     g.add_argument(
         "--group-edges",
         choices=("equal-width", "equal-frequency"),
@@ -1039,7 +1139,9 @@ def _add_multilabel_options(p: argparse.ArgumentParser) -> None:
         help="for an .npz without x_val: the fraction of its training examples set apart as the "
         "validation split that tunes the per-label thresholds (default 0.1)",
     )
-    g.add_argument("--threshold", type=float, help="the F1 threshold on sigmoid scores (0.5)")
+    g.add_argument(
+        "--threshold", type=float, help="the F1 threshold on sigmoid scores (default 0.5)"
+    )
 
 
 def _multilabel_options(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
@@ -1109,33 +1211,203 @@ def _cmd_bench_multilabel(args: argparse.Namespace) -> int:
     return _run_jobs(jobs, args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    """``longtail inspect DATASET``: :func:`longtail.data.inspect.inspect_dataset`, as text,
+    JSON (``--json``) and a PNG (``--plot``)."""
+    from longtail.data.inspect import format_inspection, inspect_dataset, plot_inspection
+
+    report = inspect_dataset(
+        args.dataset,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        profile=args.profile,
+        ratio=args.ratio,
+        n_max=args.n_max,
+        target=args.target,
+        bins=args.bins,
+        drop=args.drop or (),
+        beta=args.beta,
+        many_threshold=args.many_threshold,
+        few_threshold=args.few_threshold,
+    )
+    if args.plot:
+        try:
+            report["plot"] = str(plot_inspection(report, args.plot))
+        except ImportError as err:
+            raise ValueError(str(err)) from err
+        except OSError as err:  # a read-only folder, a folder named like the file
+            got = f"{args.plot!r} ({err.strerror or err})"
+            raise expected("--plot", "a PNG file path that can be written", got) from err
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False))
+        return 0
+    print(format_inspection(report))
+    if args.plot:
+        print(f"wrote {report['plot']}")
+    return 0
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with every option's default after its help text.
+
+    A fixed default is shown as ``(default: X)``, as ``argparse.ArgumentDefaultsHelpFormatter``
+    shows it. Left as written: help that already says its default (one that depends on the
+    preset or the task, said in words: ``(default: the preset's: ...)``), and options without a
+    value to show (``None``, a flag's ``False``) rather than printing ``None``.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or "default" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _TopHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The top-level help: its epilog is a table and a list of commands, kept as written."""
+
+
+# The kinds of `longtail bench`, with a line each for `longtail --help`.
+_BENCH_KINDS = {
+    "table1": "methods × settings on a classification set (Table 1 of the MM paper)",
+    "mm-ablation": "MM-DRW's β × δ⁻ grid (its Tables 2-3)",
+    "preset-selection": "the CPU preset's candidates, judged by convergence on validation",
+    "dir": "deep imbalanced regression: the DIR methods on a table or on images",
+    "dir-sensitivity": "Group-DIR with G, λ1, λ2 varied one at a time",
+    "multilabel": "the long-tailed multi-label methods",
+}
+
+_EXAMPLES = """examples:
+  longtail inspect fashion-mnist --profile exp --ratio 100 --plot counts.png
+  longtail train --dataset fashion-mnist --profile exp --ratio 100 --method mm-drw \\
+      --preset cpu --out runs/mm-drw
+  longtail bench table1 --dataset fashion-mnist --settings exp-100,step-10 --out results/t1
+  longtail report results/t1
+  longtail losses 'mm*'"""
+
+
+def _top_epilog() -> str:
+    width = max(map(len, _BENCH_KINDS))
+    kinds = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in _BENCH_KINDS.items())
+    return (
+        f"bench kinds (longtail bench KIND --help):\n{kinds}\n\n"
+        "settings, one vocabulary: exp100 or exp-100 (the exp profile of ratio 100, as grid "
+        "runs\nand progress lines name it), step-10, natural (the data's own imbalance); "
+        "`bench\n--settings exp-100` trains what `train --profile exp --ratio 100` trains.\n\n"
+        f"{_EXAMPLES}\n\nRun `longtail COMMAND --help` for the options of a command."
+    )
+
+
+def _add_parser(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     # allow_abbrev=False on every parser: argparse would take `--method ldam` on `bench` for
     # `--methods ldam`, and `--methods erm --method ldam` would then run ldam alone
+    return sub.add_parser(name, allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+
+
+def _add_inspect(sub: Any) -> None:
+    p = _add_parser(
+        sub,
+        "inspect",
+        help="describe a data set's imbalance: class counts, imbalance ratio, Gini, effective "
+        "numbers, many/medium/few, a plot, and what to run next",
+        description="Describe the training data of DATASET as a run sees it: counts per class "
+        "(per label; per DIR label bin for regression), the imbalance ratio, the Gini "
+        "coefficient of the counts, the effective number of samples per class (Cui et al. "
+        "2019), the many/medium/few split (more than 100 / fewer than 20 training examples), "
+        "class names where the data has them, and the commands to run next.",
+    )
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="a registered dataset ("
+        + ", ".join(list_datasets())
+        + "), an .npz file (y_train 1-D: classification; (N, C) multi-hot: multi-label) or a "
+        "regression .csv file (with --target)",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding the dataset files (default: the system's and the user cache's "
+        "dataset folders)",
+    )
+    p.add_argument(
+        "--no-download", action="store_true", help="never download a dataset (default: download)"
+    )
+    p.add_argument(
+        "--profile",
+        choices=("exp", "step", "natural"),
+        help="classification: the long-tailed subset that a run with this profile trains on, "
+        "built by the engine's own data preparation (default: the data as it is, = natural)",
+    )
+    p.add_argument(
+        "--ratio",
+        type=float,
+        help="with --profile exp or step: the imbalance ratio n_max / n_min (default: 100, as "
+        "train)",
+    )
+    p.add_argument(
+        "--n-max",
+        type=int,
+        help="with --profile exp or step: training examples of the head class (default: the "
+        "most the profile can take)",
+    )
+    p.add_argument(
+        "--target",
+        help="regression: the target column (default: the dataset's; required for a CSV file)",
+    )
+    p.add_argument(
+        "--bins",
+        type=float,
+        help="regression: width of the DIR label bins (default: the dataset's; a CSV: about "
+        "100 bins)",
+    )
+    p.add_argument(
+        "--drop",
+        type=_names,
+        help="regression: comma-separated columns not used as features, e.g. text columns "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=0.9999,
+        help="β of the effective number of samples (1 - β^n) / (1 - β), in [0, 1)",
+    )
+    p.add_argument("--many-threshold", type=int, default=100, help="many-shot: more than this many")
+    p.add_argument("--few-threshold", type=int, default=20, help="few-shot: fewer than this many")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write a PNG: the class counts sorted from the head, log scale, coloured by region "
+        "(regression: the target histogram) (default: no plot)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=_cmd_inspect)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="longtail",
-        description="Learning from imbalanced (long-tailed) data.",
+        description="Learning from imbalanced (long-tailed) data: inspect a data set, train "
+        "a run,\nrun a benchmark grid, report it.",
+        epilog=_top_epilog(),
+        formatter_class=_TopHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"longtail {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser(
-        "losses",
-        allow_abbrev=False,
-        help="list the registered losses: family, defaults, paper, description",
-    )
-    p.add_argument("filter", nargs="?", default="", help="glob on the name, e.g. 'mm*'")
-    p.add_argument("--family", choices=tuple(LOSS_FAMILIES), help="only the losses of this family")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--json", action="store_true", help="print the registry as JSON")
-    shown.add_argument(
-        "--markdown", action="store_true", help="print the README's loss table (markdown)"
-    )
-    p.set_defaults(func=_cmd_losses)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    _add_inspect(sub)
 
-    p = sub.add_parser(
+    p = _add_parser(
+        sub,
         "train",
-        allow_abbrev=False,
         help="train one run (resumes when --out holds a checkpoint of the same run)",
         description="Train one run; running the same command again resumes from --out.",
     )
@@ -1149,27 +1421,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_regression_options(p)
     _add_multilabel_options(p)
-    p.add_argument("--out", help="output folder (config, checkpoint, log.jsonl, result.json)")
-    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder: config, checkpoint, log.jsonl, result.json (default: none: "
+        "nothing is saved and the run cannot resume)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser(
+    p = _add_parser(
+        sub,
         "bench",
-        allow_abbrev=False,
-        help="run a grid: table1, mm-ablation, preset-selection, dir, dir-sensitivity, multilabel",
+        help="run a grid: " + ", ".join(_BENCH_KINDS),
         description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
     )
     p.add_argument(
         "table",
-        choices=(
-            "table1",
-            "mm-ablation",
-            "preset-selection",
-            "dir",
-            "dir-sensitivity",
-            "multilabel",
-        ),
-        help="table1, mm-ablation; preset-selection: the CPU preset's candidates judged by "
+        metavar="KIND",
+        choices=tuple(_BENCH_KINDS),
+        help="one of "
+        + ", ".join(_BENCH_KINDS)
+        + ". table1, mm-ablation; preset-selection: the CPU preset's candidates judged by "
         "convergence on a validation split; dir: the DIR benchmark ("
         + ", ".join(_regression_methods())
         + " on --dataset/--target, preset quick); dir-sensitivity: "
@@ -1181,11 +1454,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p, with_run=False)
     _add_regression_options(p)
     _add_multilabel_options(p)
-    p.add_argument("--sweep-groups", type=_ints, help="dir-sensitivity: G values (10,20,40)")
-    p.add_argument("--sweep-lambda1", help="dir-sensitivity: λ1 values (0.5,1,2)")
-    p.add_argument("--sweep-lambda2", help="dir-sensitivity: λ2 values (0.5,1,2)")
+    from longtail.bench import runner
+
+    def listed(values: Sequence[float]) -> str:
+        return ",".join(f"{v:g}" for v in values)
+
+    p.add_argument(
+        "--sweep-groups",
+        type=_ints,
+        help=f"dir-sensitivity: the G values (default {listed(runner.SENSITIVITY_GROUPS)})",
+    )
+    p.add_argument(
+        "--sweep-lambda1",
+        help=f"dir-sensitivity: the λ1 values (default {listed(runner.SENSITIVITY_LAMBDA1)})",
+    )
+    p.add_argument(
+        "--sweep-lambda2",
+        help=f"dir-sensitivity: the λ2 values (default {listed(runner.SENSITIVITY_LAMBDA2)})",
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
-    p.add_argument("--methods", help="comma-separated methods (default: all of Table 1)")
+    p.add_argument(
+        "--methods",
+        help="comma-separated methods (default: all of the table's: Table 1's, the DIR "
+        "methods or the multi-label methods)",
+    )
     p.add_argument(
         "--candidates", help="preset-selection: comma-separated candidates (default: all)"
     )
@@ -1195,22 +1487,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="preset-selection: one run per candidate, to run alone on an idle machine "
         "(--jobs 1): its time is criterion (c)",
     )
-    p.add_argument("--settings", help="comma-separated, e.g. exp100,step100,exp10,step10")
-    p.add_argument("--betas", help="mm-ablation: comma-separated β values")
-    p.add_argument("--deltas", help="mm-ablation: comma-separated δ⁻ values")
+    settings = ",".join(f"{p_}{r:g}" for p_, r in runner.TABLE1_SETTINGS)
+    p.add_argument(
+        "--settings",
+        help="table1, mm-ablation: comma-separated settings, each exp or step and a ratio "
+        "(exp100 or exp-100: what `train --profile exp --ratio 100` trains), or natural (the "
+        f"data's own imbalance) (default: table1 {settings}; mm-ablation exp100)",
+    )
+    p.add_argument(
+        "--betas",
+        help=f"mm-ablation: comma-separated β values (default {listed(runner.ABLATION_BETAS)})",
+    )
+    p.add_argument(
+        "--deltas",
+        help=f"mm-ablation: comma-separated δ⁻ values (default {listed(runner.ABLATION_DELTAS)})",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
-    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="results folder (required): a folder per run, the report at the end",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser(
-        "report", allow_abbrev=False, help="tables (markdown) and plots (PNG) of a results folder"
+    p = _add_parser(sub, "report", help="tables (markdown) and plots (PNG) of a results folder")
+    p.add_argument(
+        "directory",
+        metavar="DIR",
+        help="a results folder: the --out of `longtail bench` (or of runs of `train`)",
     )
-    p.add_argument("directory")
-    p.add_argument("--out", help="where to write (default: the results folder)")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: the results folder)")
     p.set_defaults(func=_cmd_report)
+
+    p = _add_parser(
+        sub, "losses", help="list the registered losses: family, defaults, paper, description"
+    )
+    p.add_argument("filter", nargs="?", default="", help="glob on the name, e.g. 'mm*'")
+    p.add_argument(
+        "--family",
+        choices=tuple(LOSS_FAMILIES),
+        help="only the losses of this family (default: every family)",
+    )
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the registry as JSON")
+    shown.add_argument(
+        "--markdown", action="store_true", help="print the README's loss table (markdown)"
+    )
+    p.set_defaults(func=_cmd_losses)
     return parser
 
 
