@@ -1,0 +1,144 @@
+"""The command line explains itself: every option has help that says its default, `longtail
+--help` lists every command and bench kind, and the setting names longtail prints are the ones
+`--settings` takes."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from longtail.cli import _settings, build_parser, main
+
+
+def parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ("longtail",)
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser of the command line, the top one and each (nested) sub-command's."""
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from parsers(sub, (*path, name))
+
+
+def arguments(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            continue
+        yield action
+
+
+ALL = [(name, p) for name, p in parsers(build_parser())]
+
+
+def test_the_walk_finds_every_command():
+    names = {name for name, _ in ALL}
+    for command in ("inspect", "train", "bench", "report", "losses"):
+        assert f"longtail {command}" in names
+
+
+@pytest.mark.parametrize(("name", "parser"), ALL, ids=[n for n, _ in ALL])
+def test_every_argument_has_help_that_says_its_default(name, parser):
+    missing, no_default = [], []
+    for action in arguments(parser):
+        label = "/".join(action.option_strings) or action.dest
+        if not action.help or action.help == argparse.SUPPRESS or not action.help.strip():
+            missing.append(label)
+            continue
+        # what --help prints for it, the default included (the parser's own formatter)
+        text = parser._get_formatter()._expand_help(action)
+        flag = action.nargs == 0  # --json, --dry-run: off unless given
+        if action.option_strings and not flag and not action.required and "default" not in text:
+            no_default.append(f"{label}: {text!r}")
+    assert not missing, f"{name}: arguments without help: {missing}"
+    assert not no_default, f"{name}: options whose help does not say the default: {no_default}"
+
+
+@pytest.mark.parametrize(("name", "parser"), ALL, ids=[n for n, _ in ALL])
+def test_help_prints_no_none_default(name, parser):
+    text = parser.format_help()  # also: every help string formats (no stray %)
+    assert "default: None" not in text, name
+
+
+def test_top_level_help_lists_every_command_and_bench_kind(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    top = build_parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    for command in commands.choices:
+        assert re.search(rf"^\s+{re.escape(command)}\s", out, re.M), command
+    (kind,) = [a for a in arguments(commands.choices["bench"]) if a.dest == "table"]
+    assert kind.choices
+    for table in kind.choices:
+        assert re.search(rf"^\s+{re.escape(table)}\s", out, re.M), table
+
+
+# ------------------------------------------------------------------- one vocabulary of settings
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("exp100", (("exp", 100.0),)),
+        ("exp-100", (("exp", 100.0),)),
+        ("exp_100", (("exp", 100.0),)),
+        ("step-10,exp-2.5", (("step", 10.0), ("exp", 2.5))),
+        ("natural", (("natural", 1.0),)),
+        ("natural-1", (("natural", 1.0),)),
+        ("Exp-100, step10", (("exp", 100.0), ("step", 10.0))),
+    ],
+)
+def test_settings_spellings(text, parsed):
+    assert _settings(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["exp", "exp-", "linear100", "natural-10", "step-x"])
+def test_settings_refused(text):
+    with pytest.raises(ValueError, match="--settings"):
+        _settings(text)
+
+
+def test_settings_twice_in_two_spellings():
+    with pytest.raises(ValueError, match="twice"):
+        _settings("exp100,exp-100")
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> str:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    x = rng.integers(0, 256, size=(len(y), 8, 8), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("data") / "toy.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[:40], y_test=y[:40])
+    return str(path)
+
+
+def test_grid_run_names_round_trip(npz, tmp_path, capsys):
+    """`--settings exp-4` and `exp4` make the same runs, whose names `--settings` takes back."""
+    base = ["bench", "table1", "--dataset", npz, "--methods", "erm", "--dry-run"]
+    assert main([*base, "--settings", "exp-4,step-2,natural", "--out", str(tmp_path)]) == 0
+    dashed = capsys.readouterr().out.split()
+    assert main([*base, "--settings", "exp4,step2,natural", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == dashed
+    tokens = [name.split("_")[1] for name in dashed]  # <dataset>_<setting>_<method>_s<seed>
+    assert _settings(",".join(tokens)) == (("exp", 4.0), ("step", 2.0), ("natural", 1.0))
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [(["--profile", "step", "--ratio", "4"], ("step", 4.0)), (["--profile", "natural"], None)],
+)
+def test_progress_lines_round_trip(npz, capsys, options, setting):
+    """The setting that a run's progress lines print is one `--settings` takes, and the same."""
+    argv = ["train", "--dataset", npz, *options, "--model", "small-cnn", "--width", "4"]
+    argv += ["--epochs", "1", "--preset", "smoke", "--batch-size", "50", "--threads", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    printed = set(re.findall(r"\b((?:exp|step|natural)-[0-9.]+)\b", out.err + out.out))
+    assert printed, out.err
+    for token in printed:
+        assert _settings(token) == ((setting or ("natural", 1.0)),), token
