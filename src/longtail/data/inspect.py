@@ -664,8 +664,9 @@ def format_inspection(report: dict[str, Any]) -> str:
     else:
         s = report["target_summary"]
         lines.append(
-            f"target {report['target']}: min {_num(s['min'])}, median {_num(s['median'])}, mean "
-            f"{_num(s['mean'])}, max {_num(s['max'])}; the DIR split: {report['train_size']} "
+            f"target {report['target']}: min {_num(s['min'], 6)}, median {_num(s['median'], 6)}, "
+            f"mean {_num(s['mean'], 6)}, max {_num(s['max'], 6)}; the DIR split: "
+            f"{report['train_size']} "
             f"training, {report['val_size']} validation, {report['test_size']} test rows"
         )
         lines.append(
@@ -681,6 +682,12 @@ def format_inspection(report: dict[str, Any]) -> str:
         + (f" (largest / smallest non-empty: {max(present)} / {min(present)})" if present else "")
         + f"; Gini coefficient of the counts {report['gini']:.3f} (0: balanced)"
     )
+    empty = len(counts) - len(present)
+    if empty:
+        lines.append(
+            f"{empty} {one if empty == 1 else what} without training {unit} (left out of the "
+            "ratio, counted as 0 in the Gini coefficient)"
+        )
     eff = [r["effective_number"] for r in items]
     lines.append(
         f"effective number of samples (Cui et al. 2019, β = {report['beta']:g}): "
