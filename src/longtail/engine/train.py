@@ -511,7 +511,8 @@ def _train_in(
     folder.start()
     if config.threads:
         torch.set_num_threads(config.threads)
-    label = f"{config.method} {config.profile}-{config.ratio:g}"
+    setting = "natural" if config.profile == "natural" else f"{config.profile}-{config.ratio:g}"
+    label = f"{config.method} {setting}"
     task = _Classification(config, data, world, rank, label)
     bar = Progress(progress if main else False, config.epochs, label)
     bar.say(f"{label}: {config.describe_schedule()}")
