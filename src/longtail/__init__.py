@@ -5,7 +5,7 @@
 >>> crit = lt.create_loss("ldam", class_counts=counts)
 """
 
-from . import functional, losses
+from . import functional, losses, metrics_streaming
 from .data import imbalance_counts, imbalanced_indices, imbalanced_subset
 from .engine import METHODS, TrainConfig, make_config, train
 from .losses import (
@@ -18,6 +18,7 @@ from .losses import (
 )
 from .losses.logit_adjustment import adjust_logits
 from .metrics import classification_metrics
+from .metrics_streaming import ClassificationMetrics
 from .models import NormedLinear, create_model
 from .weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting, class_weights
 
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METHODS",
     "ClassBalancedSampler",
+    "ClassificationMetrics",
     "DeferredResampler",
     "DeferredReweighting",
     "LossInfo",
@@ -50,6 +52,7 @@ __all__ = [
     "list_losses",
     "losses",
     "make_config",
+    "metrics_streaming",
     "register_loss",
     "train",
 ]

@@ -11,6 +11,8 @@ records, for every run:
   CVPR 2019) and Kang et al. (ICLR 2020);
 * :func:`expected_calibration_error` -- ECE (%) with equal-width confidence bins (Guo et al.,
   ICML 2017);
+* :func:`classwise_calibration_error` -- class-wise ECE (%), every class's probability binned
+  (Kull et al., NeurIPS 2019);
 * :func:`classification_metrics` -- all of them at once, as the JSON-ready ``"metrics"`` dict of a
   results record.
 
@@ -33,6 +35,7 @@ from longtail._validation import as_counts, check_finite_number, expected
 __all__ = [
     "balanced_accuracy",
     "classification_metrics",
+    "classwise_calibration_error",
     "expected_calibration_error",
     "per_class_accuracy",
     "per_class_error",
@@ -357,19 +360,37 @@ def _probabilities(scores: torch.Tensor, from_probs: bool) -> torch.Tensor:
     return torch.softmax(scores, dim=1)
 
 
-def _ece(probs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, n_bins: int) -> float:
+def _bin_index(values: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """The bin of each value of ``values`` (float64, in ``[0, 1]``) among ``n_bins`` equal bins.
+
+    Bin b holds the values in (b/n, (b+1)/n]: bucketize with right=False returns the index i of
+    the first edge >= value, so edge[i-1] < value <= edge[i]. A value of exactly 0 joins the first
+    bin.
+    """
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=values.device)
+    return (torch.bucketize(values, edges, right=False) - 1).clamp_(0, n_bins - 1)
+
+
+def _ece_stats(
+    probs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, n_bins: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sufficient statistics of ECE, per bin: (examples int64, Σ confidence, Σ correct)."""
     conf = probs.max(dim=1).values.double()
     correct = (pred == target).double()
-    # Bin b holds the confidences in (b/n, (b+1)/n]: bucketize with right=False returns the index
-    # i of the first edge >= conf, so edge[i-1] < conf <= edge[i]. A confidence of exactly 0 (only
-    # possible with from_probs) joins the first bin.
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=conf.device)
-    bins = (torch.bucketize(conf, edges, right=False) - 1).clamp_(0, n_bins - 1)
-    size = torch.bincount(bins, minlength=n_bins).double()
+    bins = _bin_index(conf, n_bins)
+    size = torch.bincount(bins, minlength=n_bins)
     conf_sum = torch.bincount(bins, weights=conf, minlength=n_bins)
     acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
+    return size, conf_sum, acc_sum
+
+
+def _ece_value(size: torch.Tensor, conf_sum: torch.Tensor, acc_sum: torch.Tensor) -> float:
     # Σ_b |B_b|/N · |acc_b − conf_b| = Σ_b |Σ_{i∈B_b} (correct_i − conf_i)| / N
-    return 100.0 * float((acc_sum - conf_sum).abs().sum() / size.sum())
+    return 100.0 * float((acc_sum - conf_sum).abs().sum() / size.double().sum())
+
+
+def _ece(probs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, n_bins: int) -> float:
+    return _ece_value(*_ece_stats(probs, pred, target, n_bins))
 
 
 def expected_calibration_error(
@@ -418,6 +439,79 @@ def expected_calibration_error(
         raise expected("probs_or_logits", "probabilities in [0, 1] with from_probs=True", "values")
     # The prediction comes from the input itself: rounding in the softmax can tie distinct logits.
     return _ece(_probabilities(x, from_probs), x.argmax(dim=1), tgt, n_bins)
+
+
+def _classwise_stats(
+    probs: torch.Tensor, target: torch.Tensor, n_bins: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class-wise ECE's statistics, ``(C, n_bins)`` each: examples (int64), Σ p_ic, Σ [y_i = c]
+    over the examples whose probability of class c falls in the bin."""
+    n, c = probs.shape
+    p = probs.double()
+    bins = _bin_index(p, n_bins)  # (N, C)
+    flat = (bins + torch.arange(c, device=p.device) * n_bins).flatten()
+    hits = torch.zeros_like(p)
+    hits[torch.arange(n, device=p.device), target] = 1.0
+    size = torch.bincount(flat, minlength=c * n_bins).reshape(c, n_bins)
+    prob_sum = torch.bincount(flat, weights=p.flatten(), minlength=c * n_bins)
+    hit_sum = torch.bincount(flat, weights=hits.flatten(), minlength=c * n_bins)
+    return size, prob_sum.reshape(c, n_bins), hit_sum.reshape(c, n_bins)
+
+
+def _classwise_value(size: torch.Tensor, prob_sum: torch.Tensor, hit_sum: torch.Tensor) -> float:
+    # (1/C) Σ_c Σ_b |B_cb|/N · |freq_cb − p_cb| = Σ_cb |Σ_{i∈B_cb} ([y_i = c] − p_ic)| / (N C)
+    c = size.shape[0]
+    n = size.double().sum() / c  # every example is in one bin of every class
+    return 100.0 * float((hit_sum - prob_sum).abs().sum() / (n * c))
+
+
+def classwise_calibration_error(
+    probs_or_logits: Any, target: Any, n_bins: int = 15, *, from_probs: bool = False
+) -> float:
+    """Class-wise ECE (%), the calibration of every class's probability (Kull et al., NeurIPS
+    2019), with :func:`expected_calibration_error`'s equal-width bins.
+
+    Where ECE bins the top-1 confidence only, class-wise ECE bins, for every class ``c``, the
+    probability ``p_ic = softmax(z_i)_c`` of every example, in ``B_cb = {i : b/M < p_ic <=
+    (b+1)/M}`` (a probability of exactly 0 joins the first bin), compares it with the frequency
+    of class ``c`` in the bin, and averages over the ``C`` classes:
+
+    .. math::
+
+        \\mathrm{cwECE} = \\frac{100}{C} \\sum_c \\sum_b \\frac{|B_{cb}|}{N}\\,
+        \\Bigl| \\frac{1}{|B_{cb}|} \\sum_{i \\in B_{cb}} [y_i = c]
+        - \\frac{1}{|B_{cb}|} \\sum_{i \\in B_{cb}} p_{ic} \\Bigr|
+
+    Every class counts, a class absent from ``target`` too (its frequency is 0 in every bin), so
+    a model that gives a rare class probability where it does not occur pays for it.
+
+    Example:
+        >>> classwise_calibration_error(torch.eye(3), torch.arange(3), from_probs=True)
+        0.0
+        >>> logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 0.0]])
+        >>> round(classwise_calibration_error(logits, torch.tensor([0, 1, 1, 0])), 4)
+        37.0503
+
+    Args:
+        probs_or_logits: Logits ``(N, C)`` (or probabilities with ``from_probs=True``).
+        target: Integer class labels ``(N,)``.
+        n_bins: Number ``M`` of equal-width bins over ``(0, 1]``. Default 15.
+        from_probs: Whether the input already holds probabilities.
+
+    Returns:
+        Class-wise ECE as a Python float in ``[0, 100]``.
+
+    Raises:
+        ValueError: As :func:`expected_calibration_error`.
+    """
+    n_bins = check_int("n_bins", n_bins, minimum=1)
+    tgt = _as_tensor(target, "target")
+    n = tgt.shape[0] if tgt.dim() >= 1 else -1
+    x = _as_logits(probs_or_logits, "probs_or_logits", n)
+    tgt = _as_target(tgt, x.shape[1]).to(x.device)
+    if from_probs and ((x < 0) | (x > 1)).any():
+        raise expected("probs_or_logits", "probabilities in [0, 1] with from_probs=True", "values")
+    return _classwise_value(*_classwise_stats(_probabilities(x, from_probs), tgt, n_bins))
 
 
 def _json_float(value: float) -> float | None:
