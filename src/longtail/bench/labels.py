@@ -11,7 +11,6 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from longtail.bench.records import (
@@ -22,7 +21,7 @@ from longtail.bench.records import (
     is_method_key,
     thaw,
 )
-from longtail.data.registry import dataset_label, get_dataset
+from longtail.data.registry import dataset_label, get_dataset, path_stem
 from longtail.engine.config import METHODS
 from longtail.engine.regression import REGRESSION_METHODS, RegressionConfig
 
@@ -63,9 +62,9 @@ def method_label(method: Any) -> str:
 
 
 def dataset_stem(dataset: Any) -> str:
-    """The dataset as in file names: its name, or a file's stem (``/data/faces.npz``: faces)."""
-    text = str(dataset)
-    return Path(text).stem if text.lower().endswith((".npz", ".csv")) else text
+    """The dataset as in file names: its name, a file's stem (``/data/faces.npz``: faces) or a
+    folder's name (``data/pets/``: pets)."""
+    return path_stem(str(dataset))
 
 
 def setting_title(setting: Setting) -> str:

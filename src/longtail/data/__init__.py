@@ -1,6 +1,7 @@
 """Data utilities: long-tailed profiles, imbalanced subsets, image datasets and augmentation."""
 
 from longtail.data.cifar import load_cifar
+from longtail.data.folders import load_image_folder
 from longtail.data.idx import MNIST_VARIANTS, load_mnist, read_idx
 from longtail.data.images import (
     DATASETS,
@@ -29,6 +30,7 @@ __all__ = [
     "imbalanced_subset",
     "load_cifar",
     "load_image_dataset",
+    "load_image_folder",
     "load_mnist",
     "load_npz",
     "normalize",

@@ -24,8 +24,9 @@ __all__ = ["ImageDataset"]
 _STATS_CHUNK = 4096
 
 
-def _check_classes(classes: object, num_classes: int) -> tuple[int, ...]:
-    """``classes`` as a tuple of ``num_classes`` distinct ints (``None``: ``0 .. K - 1``)."""
+def _check_classes(classes: object, num_classes: int) -> tuple[int, ...] | tuple[str, ...]:
+    """``classes`` as a tuple of ``num_classes`` distinct ints, or of distinct non-empty strings
+    (``None``: ``0 .. K - 1``)."""
     if classes is None:
         return tuple(range(num_classes))
     if isinstance(classes, str | bytes) or not hasattr(classes, "__len__"):
@@ -33,13 +34,17 @@ def _check_classes(classes: object, num_classes: int) -> tuple[int, ...]:
     items = tuple(classes.tolist() if hasattr(classes, "tolist") else classes)
     if len(items) != num_classes:
         raise expected("classes", f"{num_classes} original labels (one per class)", f"{len(items)}")
-    bad = [c for c in items if isinstance(c, bool) or not isinstance(c, int | np.integer)]
-    if bad:
-        raise expected("classes", "integer labels", f"{bad[0]!r}")
-    items = tuple(int(c) for c in items)
+    if items and all(isinstance(c, str) for c in items):  # class names (folder names)
+        if not all(items):
+            raise expected("classes", "non-empty class names", "an empty name")
+    else:
+        bad = [c for c in items if isinstance(c, bool) or not isinstance(c, int | np.integer)]
+        if bad:
+            raise expected("classes", "integer labels or class names (all strings)", f"{bad[0]!r}")
+        items = tuple(int(c) for c in items)
     if len(set(items)) != len(items):
         dup = next(c for c in items if items.count(c) > 1)
-        raise expected("classes", "distinct labels", f"{dup} twice")
+        raise expected("classes", "distinct labels", f"{dup!r} twice")
     return items
 
 
@@ -72,15 +77,18 @@ class ImageDataset:
         x_test: Test images, ``uint8`` ``(N_test, C, H, W)``.
         y_test: Test labels, ``int64`` ``(N_test,)``.
         num_classes: Number of classes ``K``; every label is in ``0 .. K - 1``.
-        classes: The original label of each class index, ``K`` distinct integers: label ``i``
-            of ``y_train`` / ``y_test`` stands for class ``classes[i]`` of the source data.
-            Default ``(0, 1, ..., K - 1)``; :func:`~longtail.data.load_npz` sets it when it
-            renumbers labels such as ``{3, 7, 42}`` to ``0 .. K - 1``.
+        classes: The original label of each class index, ``K`` distinct integers, or its name,
+            ``K`` distinct strings: label ``i`` of ``y_train`` / ``y_test`` stands for class
+            ``classes[i]`` of the source data. Default ``(0, 1, ..., K - 1)``;
+            :func:`~longtail.data.load_npz` sets it when it renumbers labels such as
+            ``{3, 7, 42}`` to ``0 .. K - 1``, :func:`~longtail.data.load_image_folder` to the
+            class folders' names (``("cat", "dog")``). Records carry it, and per-class tables
+            and plots name the classes with it.
 
     Raises:
         ValueError: If a field has the wrong type, dtype or shape, the train and test images
             differ in ``C, H, W``, a label is out of range, or ``classes`` is not ``K`` distinct
-            integers.
+            integers or ``K`` distinct non-empty strings.
     """
 
     name: str
@@ -89,7 +97,7 @@ class ImageDataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
-    classes: tuple[int, ...] | None = None
+    classes: tuple[int, ...] | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.num_classes = check_int("num_classes", self.num_classes, minimum=1)

@@ -4,7 +4,8 @@ An :class:`ImageDataset` holds a whole image classification benchmark in memory 
 tensors (Fashion-MNIST is 47 MB, CIFAR-10 180 MB), so the engine can index batches directly,
 augment them with :func:`random_crop_flip` and turn them into network input with
 :func:`normalize`, all vectorised over the batch. :func:`load_image_dataset` loads one by name
-(``"fashion-mnist"``, ``"mnist"``, ``"cifar10"``, ``"cifar100"``) or from an ``.npz`` file.
+(``"fashion-mnist"``, ``"mnist"``, ``"cifar10"``, ``"cifar100"``), from an ``.npz`` file or from
+a folder of class folders (:mod:`longtail.data.folders`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from longtail._labels import check_int
 from longtail._validation import expected
 from longtail.data.cifar import load_cifar
 from longtail.data.dataset import ImageDataset
+from longtail.data.folders import load_folder
 from longtail.data.idx import load_mnist
 from longtail.data.npz import load_npz
 from longtail.data.registry import DatasetInfo, get_dataset, list_datasets
@@ -188,7 +190,7 @@ def load_image_dataset(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
 ) -> ImageDataset:
-    """Load an image dataset by name, or from an ``.npz`` file.
+    """Load an image dataset by name, from an ``.npz`` file, or from a folder.
 
     A name is looked up in the dataset registry (:func:`~longtail.data.registry.get_dataset`,
     so aliases such as ``"fmnist"`` or ``"cifar-10"`` work, in any case):
@@ -196,13 +198,20 @@ def load_image_dataset(
     * ``"fashion-mnist"``, ``"mnist"``: :func:`~longtail.data.load_mnist`.
     * ``"cifar10"``, ``"cifar100"``: :func:`~longtail.data.load_cifar`.
 
-    Anything else that ends in ``.npz``, or names an existing file (read as an ``.npz``
-    archive), is loaded with :func:`~longtail.data.load_npz`; a relative path that does not
-    exist is also looked for in ``data_dir``.
+    A path to a folder (a relative one is also looked for in ``data_dir``) is loaded with
+    :func:`~longtail.data.folders.load_folder`: a folder of class folders of images
+    (:func:`~longtail.data.load_image_folder`, with its defaults: the images' own size when they
+    all have one, else 32 x 32; the majority's channels; a 20 % stratified test split when there
+    is no ``test/`` folder; the decoded images cached in the user cache folder), or a Hugging
+    Face ``datasets`` folder written by ``save_to_disk``
+    (:func:`~longtail.data.folders.load_hf_dataset`, which needs ``datasets``). Anything else
+    that ends in ``.npz``, or names an existing file (read as an ``.npz`` archive), is loaded
+    with :func:`~longtail.data.load_npz`; a relative path that does not exist is also looked for
+    in ``data_dir``.
 
     Args:
-        name_or_path: One of :data:`DATASETS` or an alias (case-insensitive), or a path to an
-            ``.npz`` file.
+        name_or_path: One of :data:`DATASETS` or an alias (case-insensitive), a path to an
+            ``.npz`` file, or a path to a folder.
         data_dir: The folder holding the data (the loaders' ``root``); default each loader's
             own search path.
         download: Download a named dataset that is not found. Default ``True``.
@@ -211,8 +220,9 @@ def load_image_dataset(
         The :class:`ImageDataset`.
 
     Raises:
-        ValueError: On a name that is neither a registered image dataset nor an ``.npz`` path
-            (a registered regression dataset is refused by name).
+        ValueError: On a name that is neither a registered image dataset nor an ``.npz`` or
+            folder path (a registered regression dataset is refused by name); on a folder that
+            cannot be read (:func:`~longtail.data.load_image_folder`).
         FileNotFoundError: If the data is not found (and not downloaded).
     """
     text = os.fspath(name_or_path)
@@ -231,6 +241,11 @@ def load_image_dataset(
             )
         return _LOADERS[name](data_dir, download)
     path = Path(text)
+    folder = path.expanduser()
+    if not folder.is_dir() and data_dir is not None and not folder.is_absolute():
+        folder = Path(data_dir) / folder
+    if folder.is_dir():
+        return load_folder(folder)
     if text.lower().endswith(".npz") or path.is_file():
         if not path.exists() and data_dir is not None and not path.is_absolute():
             in_dir = Path(data_dir) / path
@@ -241,6 +256,6 @@ def load_image_dataset(
     close = difflib.get_close_matches(text.lower(), spellings, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
-        f"Expected `name_or_path` to be one of the datasets {DATASETS} or a path to an .npz "
-        f"file, but got {text!r}.{hint}"
+        f"Expected `name_or_path` to be one of the datasets {DATASETS}, a path to an .npz "
+        f"file or a folder of class folders, but got {text!r}.{hint}"
     )

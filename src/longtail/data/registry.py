@@ -18,7 +18,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-__all__ = ["DatasetInfo", "dataset_label", "get_dataset", "list_datasets", "register_dataset"]
+__all__ = [
+    "DatasetInfo",
+    "dataset_label",
+    "get_dataset",
+    "list_datasets",
+    "path_stem",
+    "register_dataset",
+]
 
 
 @dataclass(frozen=True)
@@ -90,14 +97,26 @@ def get_dataset(name: str) -> DatasetInfo:
 
 
 def dataset_label(name: str) -> str:
-    """Display label of a registered dataset; a file path or unknown name shows its stem."""
+    """Display label of a registered dataset; a file path or unknown name shows its stem, a
+    folder path (``data/pets/``) its last folder's name."""
     try:
         return get_dataset(name).label
     except ValueError:
-        from pathlib import Path
+        return path_stem(name)
 
-        text = str(name)
-        return Path(text).stem if text.lower().endswith((".npz", ".csv")) else text
+
+def path_stem(name: str) -> str:
+    """A dataset given by path as a short name: a file's stem (``/data/faces.npz``: faces), a
+    folder's name (``data/pets/``: pets); a bare name as it is."""
+    import os
+    from pathlib import Path
+
+    text = str(name)
+    if text.lower().endswith((".npz", ".csv")):
+        return Path(text).stem
+    if "/" in text or os.sep in text:
+        return Path(text.rstrip("/" + os.sep)).name or text
+    return text
 
 
 _FASHION = (

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from longtail.data.folders import folder_stamp
 from longtail.data.images import ImageDataset, load_image_dataset, normalize, random_crop_flip
 from longtail.data.profiles import head_order, imbalanced_indices, profile_counts
 from longtail.engine.config import TrainConfig
@@ -56,11 +57,14 @@ __all__ = ["RunInterrupted", "evaluate", "prepare_data", "run_identity", "train"
 
 # ------------------------------------------------------------------------------------- data
 def _file_stamp(name: str, data_dir: str | None) -> Any:
-    """(mtime, size) of a dataset given as a file, so a replaced file is loaded again."""
-    for p in (Path(name), Path(data_dir or ".") / name):
+    """(mtime, size) of a dataset given as a file, so a replaced file is loaded again; for a
+    folder, a hash of its image files' names, sizes and mtimes (a changed folder too)."""
+    for p in (Path(name).expanduser(), Path(data_dir or ".") / name):
         if p.is_file():
             st = p.stat()
             return (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        if p.is_dir():
+            return (str(p.resolve()), folder_stamp(p))
     return None
 
 
