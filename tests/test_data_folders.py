@@ -403,11 +403,6 @@ def test_hf_save_to_disk_folders(tmp_path):
     assert d["classes"] == ["cat", "dog", "owl"]
 
 
-@pytest.mark.xfail(
-    reason="cli.py's _check_dataset_file refuses a dataset path that is not a file; it should "
-    "let an existing folder through (load_image_dataset reads it)",
-    strict=False,
-)
 def test_train_on_a_folder_from_the_command_line(pets, tmp_path, capsys):
     from longtail.cli import main as cli_main
 

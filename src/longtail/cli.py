@@ -459,16 +459,18 @@ def _check_dataset_file(dataset: str, data_dir: str | None) -> None:
     if _is_registered(dataset):
         return
     path = Path(dataset).expanduser()
-    if path.is_file():
+    if path.is_file() or path.is_dir():  # a folder: class sub-folders of images
         return
-    # a relative .npz path that does not exist is also looked for in data_dir
-    if data_dir and not path.is_absolute() and (Path(data_dir) / path).is_file():
+    # a relative path that does not exist is also looked for in data_dir
+    if data_dir and not path.is_absolute() and (Path(data_dir) / path).exists():
         return
     if not dataset.lower().endswith(".npz") and not path.exists() and os.sep not in dataset:
         return  # an unknown name: the loader refuses it with the close matches
     nor = f", nor in --data-dir {data_dir!r}" if data_dir else ""
     got = f"{dataset!r}, which is not a file (looked for {str(path.absolute())!r}{nor})"
-    raise expected("dataset", "a registered dataset name or an existing .npz file", got)
+    raise expected(
+        "dataset", "a registered dataset name, an existing .npz file or an image folder", got
+    )
 
 
 def _task(args: argparse.Namespace) -> str:
