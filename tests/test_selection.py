@@ -56,11 +56,17 @@ def rec(
             "batch_size": 128,
             "reweight": reweight,
             "model": cand,
+            "width": 1,
         },
         "data": {"train_size": 128 * 200, "fingerprint": "f"},
         "metrics": {"top1_error": err},
         "curve": curve,
     }
+
+
+def spec(*names, epochs=10):
+    """Candidates as the selection takes them: model = the name, width 1, a length."""
+    return {n: {"model": n, "width": 1, "epochs": epochs} for n in names}
 
 
 def grid(cand, errs, **kw):
@@ -80,7 +86,7 @@ def test_converged_when_doubling_moves_the_mean_within_two_standard_errors():
         {"erm": ([20, 21], [20.5, 21.5]), "mm-drw": ([15, 15.2], [15.1, 15.3])},
         drw_errs=[16.0, 15.4],
     )
-    r = select_preset(recs)
+    r = select_preset(recs, spec("a"))
     (c,) = r["candidates"]
     erm = c["methods"]["erm"]
     assert math.isclose(erm["difference"], 0.5) and math.isclose(erm["se"], math.sqrt(0.5))
@@ -96,7 +102,7 @@ def test_not_converged_when_twice_as_long_is_clearly_better():
         {"erm": ([18, 18.3], [18.1, 18.2]), "ldam-drw": ([15, 15.2], [15.1, 15.1])},
         drw_errs=[16.0, 15.9],
     )
-    r = select_preset(slow + fast, candidates=["slow", "fast"])
+    r = select_preset(slow + fast, spec("slow", "fast"))
     s, f = r["candidates"]
     assert s["methods"]["erm"]["converged"] is False and s["a"] is False
     assert f["a"] is True
@@ -106,7 +112,7 @@ def test_drw_phase_needs_epochs_steps_and_a_plateau():
     def cand(name, drw_errs, length_epochs=20):
         recs = grid(name, {"mm-drw": ([15, 15.4], [15.2, 15.3])}, drw_errs=drw_errs)
         for r in recs:  # 2 epochs at lr 0.001 for the 1x runs: epochs 16, 17 of 20
-            n = r["epochs"] = length_epochs * r["length"]
+            n = r["epochs"] = r["config"]["epochs"] = length_epochs * r["length"]
             r["curve"] = [
                 {
                     "epoch": e,
@@ -122,39 +128,65 @@ def test_drw_phase_needs_epochs_steps_and_a_plateau():
                 p["val_top1_error"] = v
         return recs
 
-    flat = select_preset(cand("flat", [16.0, 15.7]))["candidates"][0]
+    flat = select_preset(cand("flat", [16.0, 15.7]), spec("flat", epochs=20))["candidates"][0]
     assert flat["drw"]["epochs"] == 2 and flat["drw"]["steps"] == 400
     assert math.isclose(flat["drw"]["last_move"], 0.3) and flat["b"] is True
     assert flat["c"] is True and flat["chosen"] is True
-    moving = select_preset(cand("moving", [18.0, 16.0]))["candidates"][0]
+    moving = select_preset(cand("moving", [18.0, 16.0]), spec("moving", epochs=20))["candidates"][0]
     assert moving["b"] is False and moving["chosen"] is False
 
 
 def test_time_limit_and_separate_timing():
     recs = grid("t", {"erm": ([20, 20.2], [20.1, 20.2])}, seconds=400.0)
-    c = select_preset(recs)["candidates"][0]
+    c = select_preset(recs, spec("t"))["candidates"][0]
     assert c["c"] is False and c["seconds"] == 400.0
-    c = select_preset(recs, timing={"t": 250.0})["candidates"][0]
+    c = select_preset(recs, spec("t"), timing={"t": 250.0})["candidates"][0]
     assert c["c"] is True and c["timing_source"] == "one run alone on the machine"
     alone = rec("t", "mm-drw", 1, 0, 20.0, seconds=280.0, bench="preset-timing")
-    c = select_preset([*recs, alone])["candidates"][0]
+    c = select_preset([*recs, alone], spec("t"))["candidates"][0]
     assert c["c"] is True and c["seconds"] == 280.0
 
 
 def test_one_seed_is_undetermined_and_test_split_records_are_ignored():
     recs = grid("u", {"erm": ([20], [20.1])})
-    c = select_preset(recs)["candidates"][0]
+    c = select_preset(recs, spec("u"))["candidates"][0]
     assert c["methods"]["erm"]["converged"] is None and c["a"] is None
-    assert "undetermined" in selection_markdown(recs)
+    assert "undetermined" in selection_markdown(recs, spec("u"))
     tested = grid("u", {"erm": ([20, 21], [20, 21])}, split="test")
-    assert select_preset(tested)["candidates"] == []
-    assert selection_markdown(tested) == ""
+    assert select_preset(tested, spec("u"))["candidates"] == []
+    assert selection_markdown(tested, spec("u")) == ""
     other = grid("u", {"erm": ([20, 21], [20, 21])}, bench="table1")
-    assert select_preset(other)["candidates"] == []
+    assert select_preset(other, spec("u"))["candidates"] == []
 
 
 def test_copies_of_a_run_count_once():
     recs = grid("c", {"erm": ([20, 21], [20.5, 21.5])})
-    c1 = select_preset(recs)["candidates"][0]["methods"]["erm"]
-    c2 = select_preset(recs + [dict(r) for r in recs])["candidates"][0]["methods"]["erm"]
+    c1 = select_preset(recs, spec("c"))["candidates"][0]["methods"]["erm"]
+    c2 = select_preset(recs + [dict(r) for r in recs], spec("c"))["candidates"][0]["methods"]["erm"]
     assert c1["1x"]["n"] == c2["1x"]["n"] == 2
+
+
+def test_a_run_serves_every_candidate_it_is_a_length_of():
+    # the 20-epoch runs are "twice as long" for the 10-epoch candidate and "own length" for 20
+    recs = grid("m", {"erm": ([20, 20.4], [18, 18.2])}) + [
+        rec("m", "erm", 4, s, e)
+        for s, e in enumerate([17.9, 18.1])  # 40 epochs
+    ]
+    cands = {
+        "m-10": {"model": "m", "width": 1, "epochs": 10},
+        "m-20": {"model": "m", "width": 1, "epochs": 20},
+    }
+    short, long = select_preset(recs, cands)["candidates"]
+    assert short["methods"]["erm"]["2x"]["values"] == [18, 18.2]
+    assert long["methods"]["erm"]["1x"]["values"] == [18, 18.2]
+    assert long["methods"]["erm"]["2x"]["values"] == [17.9, 18.1]
+    assert short["a"] is False and long["a"] is True
+
+
+def test_selection_jobs_name_runs_by_what_they_are():
+    from longtail.bench.runner import preset_selection_jobs
+
+    names = [j.name for j in preset_selection_jobs(("cnn5-w16-e40", "cnn5-w16-e80"), seeds=1)]
+    # e40 at twice its length is e80 at its own: one run, listed once
+    assert names.count("cnn5-w16-e80_erm_s0") == 1
+    assert "cnn5-w16-e160_mm-drw_s0" in names and len(names) == len(set(names)) == 9

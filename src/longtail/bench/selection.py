@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from longtail.bench.records import distinct_runs, method_rank
@@ -80,9 +80,22 @@ def _drw_phase(rec: dict[str, Any]) -> dict[str, Any] | None:
     return {"epochs": len(phase), "steps": len(phase) * steps_per_epoch, "last_move": move}
 
 
+def _candidate_specs(
+    candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None,
+) -> dict[str, dict[str, Any]]:
+    """``{name: {"model", "width", "epochs"}}`` in cost order (default: the runner's list)."""
+    from longtail.bench.runner import PRESET_CANDIDATES
+
+    if candidates is None:
+        return {k: dict(v) for k, v in PRESET_CANDIDATES.items()}
+    if isinstance(candidates, Mapping):
+        return {k: dict(v) for k, v in candidates.items()}
+    return {k: dict(PRESET_CANDIDATES[k]) for k in candidates}
+
+
 def select_preset(
     records: Iterable[dict[str, Any]],
-    candidates: Sequence[str] | None = None,
+    candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
     timing: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Judge every candidate of the preset-selection ``records`` by (a), (b) and (c).
@@ -90,7 +103,11 @@ def select_preset(
     Args:
         records: Results records; only those with ``"bench": "preset-selection"`` are used, and
             only those evaluated on the validation split (``"eval_split": "validation"``).
-        candidates: The candidates in cost order (default: the order first met).
+        candidates: The candidates in cost order: ``{name: {"model", "width", "epochs"}}``, or
+            names of :data:`longtail.bench.runner.PRESET_CANDIDATES` (default: all of it).
+            A run belongs to a candidate by its config (model, width, and the candidate's
+            length or twice it), so one run can serve two candidates: the 80-epoch runs that
+            test a 40-epoch candidate are the own-length runs of an 80-epoch one.
         timing: Seconds per run measured apart, by candidate (overrides the records' seconds,
             which a loaded machine inflates). Records of ``"bench": "preset-timing"`` (a run
             alone on the machine, ``bench preset-selection --timing``) give it too.
@@ -98,7 +115,7 @@ def select_preset(
     Returns:
         ``{"candidates": [{"name", "methods": {method: {"1x", "2x", "difference", "se",
         "converged"}}, "drw": {...}, "seconds", "timing_source", "a", "b", "c", "chosen"}],
-        "chosen": name or None}``.
+        "chosen": name or None, "not_run": [names of candidates without a run]}``.
     """
     records = distinct_runs(list(records), warn=False)
     runs = [
@@ -106,21 +123,35 @@ def select_preset(
         for r in records
         if r.get("bench") == "preset-selection" and r.get("eval_split") == "validation"
     ]
-    timed: dict[str, float] = {}
-    for r in records:  # runs alone on an idle machine (bench preset-selection --timing)
-        if r.get("bench") == "preset-timing" and isinstance(r.get("seconds"), int | float):
-            name = str(r.get("candidate"))
-            timed[name] = min(timed.get(name, math.inf), float(r["seconds"]))
-    timing = {**timed, **(timing or {})}
+    specs = _candidate_specs(candidates)
+
+    def matches(r: dict[str, Any], spec: dict[str, Any], k: int) -> bool:
+        cfg = r.get("config", {})
+        want = {**spec, "epochs": int(spec["epochs"]) * k}
+        return all(cfg.get(key) == v for key, v in want.items())
+
+    timing = dict(timing or {})
+    for name, spec in specs.items():  # runs alone on an idle machine (--timing)
+        alone = [
+            float(r["seconds"])
+            for r in records
+            if r.get("bench") == "preset-timing"
+            and isinstance(r.get("seconds"), int | float)
+            and matches(r, spec, 1)
+        ]
+        if alone and name not in timing:
+            timing[name] = min(alone)
     by: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
-    for r in runs:
-        by[str(r.get("candidate"))][str(r.get("method"))][int(r.get("length", 1))].append(r)
-    order = list(candidates) if candidates else list(by)
+    for name, spec in specs.items():  # a run serves every candidate it is a length of
+        for r in runs:
+            for k in (1, 2):
+                if matches(r, spec, k):
+                    by[name][str(r.get("method"))][k].append(r)
     out: list[dict[str, Any]] = []
     chosen = None
-    for name in order:
+    for name in [n for n in specs if n in by]:
         methods = by.get(name, {})
         verdicts: dict[str, Any] = {}
         for method in sorted(methods, key=method_rank):
@@ -178,7 +209,7 @@ def select_preset(
             chosen = name
             entry["chosen"] = True
         out.append(entry)
-    return {"candidates": out, "chosen": chosen}
+    return {"candidates": out, "chosen": chosen, "not_run": [n for n in specs if n not in by]}
 
 
 def _pm(s: dict[str, Any]) -> str:
@@ -194,7 +225,7 @@ def _yes(v: Any) -> str:
 
 def selection_markdown(
     records: Iterable[dict[str, Any]],
-    candidates: Sequence[str] | None = None,
+    candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
     timing: dict[str, float] | None = None,
 ) -> str:
     """The selection as markdown: one table per candidate and the verdict; ``""`` if none."""
@@ -231,6 +262,8 @@ def selection_markdown(
             f"{TIME_LIMIT_S / 60:g} min): {_yes(c['c'])}.\n\n" + "\n".join(rows)
         )
     chosen = result["chosen"]
+    if result["not_run"]:
+        parts.append(f"Not run yet: {', '.join(result['not_run'])}.")
     parts.append(
         f"Chosen: **{chosen}**, the first candidate in cost order that meets (a), (b) and (c)."
         if chosen
