@@ -43,10 +43,11 @@ fashion-mnist:
 run: $(VENV)/.installed fashion-mnist
 	$(BIN)/longtail bench table1 --dataset fashion-mnist --preset cpu \
 		--methods erm,ldam-drw,mm-drw --settings exp100 --jobs 2 --out $(MAIN_OUT)
-	@echo "make run: one seed per method (seed 0), so no claim here has an interval; the"
-	@echo "committed Table 1 (results/table1-fashion-mnist-cpu/) has 3 seeds and the claims"
-	@echo "table with 95% intervals. The paper's numbers are CIFAR-10 with ResNet-32 for 200"
-	@echo "epochs: compare which method wins, not the values."
+	@echo "make run: one seed per method (seed 0), so no claim here has an interval (a"
+	@echo "difference under about 2 points is within one seed's noise on this data). The cpu"
+	@echo "preset is provisional and not yet converged (docs/preset-selection.md). The paper's"
+	@echo "numbers are CIFAR-10 with ResNet-32 for 200 epochs: compare which method wins, not"
+	@echo "the values."
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q
