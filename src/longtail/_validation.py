@@ -10,7 +10,7 @@ User input is never checked with ``assert`` (it vanishes under ``python -O``).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,29 @@ def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
     """
     close = difflib.get_close_matches(str(word), list(known), n=n, cutoff=0.6)
     return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def lookup(registry: Mapping[str, Any], name: Any, argument: str, context: str = "") -> Any:
+    """``registry[name]``, or a ``ValueError`` listing the names and the close ones.
+
+    Example:
+        >>> lookup({"erm": 1, "ldam": 2}, "ldam", "method")
+        2
+        >>> try:
+        ...     lookup({"erm": 1, "ldam": 2}, "ladm", "method")
+        ... except ValueError as e:
+        ...     print(str(e).split(". ")[-1])
+        Did you mean 'ldam'?
+    """
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Expected argument `{argument}` to be one of {', '.join(registry)}{context}, but "
+            f"got {name!r}.{hint}"
+        ) from None
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

@@ -24,6 +24,7 @@ from longtail._validation import (
     check_positive,
     did_you_mean,
     expected,
+    lookup,
 )
 from longtail.data.registry import get_dataset, list_datasets
 from longtail.losses import create_loss_for_counts, get_loss_info
@@ -128,15 +129,7 @@ MULTILABEL_METHODS: dict[str, MultiLabelMethod] = dict(
 
 def get_multilabel_method(name: str) -> MultiLabelMethod:
     """The :class:`MultiLabelMethod` named ``name``; unknown names raise ``ValueError``."""
-    try:
-        return MULTILABEL_METHODS[name]
-    except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(MULTILABEL_METHODS), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Expected argument `method` to be one of {', '.join(MULTILABEL_METHODS)} for "
-            f"multi-label runs, but got {name!r}.{hint}"
-        ) from None
+    return lookup(MULTILABEL_METHODS, name, "method", " for multi-label runs")
 
 
 # ---------------------------------------------------------------------------------- the loss

@@ -13,7 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from longtail._validation import check_choice, check_field_types, check_positive, expected
+from longtail._validation import (
+    check_choice,
+    check_field_types,
+    check_positive,
+    expected,
+    lookup,
+)
 from longtail.data.registry import get_dataset, list_datasets
 from longtail.models import MODELS
 from longtail.regression import GROUP_EDGES, IMAGE_SPLIT_FILES
@@ -95,15 +101,7 @@ REGRESSION_METHODS: dict[str, RegressionMethod] = dict(
 
 def get_regression_method(name: str) -> RegressionMethod:
     """The :class:`RegressionMethod` named ``name``; unknown names raise ``ValueError``."""
-    try:
-        return REGRESSION_METHODS[name]
-    except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(REGRESSION_METHODS), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Expected argument `method` to be one of {', '.join(REGRESSION_METHODS)} for "
-            f"regression, but got {name!r}.{hint}"
-        ) from None
+    return lookup(REGRESSION_METHODS, name, "method", " for regression")
 
 
 # ----------------------------------------------------------------------------------- datasets
