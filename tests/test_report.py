@@ -376,3 +376,42 @@ def test_write_report_without_matplotlib_writes_the_tables(results, tmp_path, mo
     assert any("matplotlib" in str(w.message) for w in caught)
     text = paths[-1].read_text(encoding="utf-8")
     assert "Table 1." in text and ".png" not in text
+
+
+def test_training_curves_are_drawn_from_the_records_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    from longtail.bench.plots import curve_settings, plot_training_curves
+
+    def rec(method, seed, drw):
+        curve = [
+            {
+                "epoch": e,
+                "lr": 0.1 if e < 6 else 0.001,
+                "loss": 2.0 / (e + 1),
+                "reweighted": drw and e >= 6,
+                "test_top1_error": 50.0 - e,
+            }
+            for e in range(8)
+        ]
+        return {
+            "method": method,
+            "dataset": "d",
+            "profile": "exp",
+            "ratio": 10.0,
+            "seed": seed,
+            "epochs": 8,
+            "config": {"epochs": 8},
+            "metrics": {"top1_error": 42.0},
+            "curve": curve,
+        }
+
+    recs = [rec("erm", 0, False), rec("erm", 1, False), rec("erm-drw", 0, True)]
+    assert curve_settings(recs) == [("d", "exp", 10)]
+    assert curve_settings([{**recs[0], "curve": []}]) == []
+    path = plot_training_curves(recs, tmp_path / "c.png")
+    assert path.stat().st_size > 0
+    for r in recs:
+        (tmp_path / f"{r['method']}_{r['seed']}.json").write_text(json.dumps(r))
+    paths = write_report(tmp_path)
+    assert any(p.name.startswith("training_curves_") for p in paths)
+    assert "## Training curves" in paths[-1].read_text()

@@ -50,7 +50,13 @@ from longtail.bench.tables import (
 from longtail.engine.io import atomic_write
 from longtail.metrics import regions_of_counts
 
-__all__ = ["plot_ablation", "plot_dir_error", "plot_dir_sensitivity", "plot_per_class_error"]
+__all__ = [
+    "plot_ablation",
+    "plot_dir_error",
+    "plot_dir_sensitivity",
+    "plot_per_class_error",
+    "plot_training_curves",
+]
 
 MARKERS = "osD^vP*Xhp<>8"
 Line = tuple[str, list[dict[str, Any]]]  # (label, the runs of one configuration)
@@ -564,4 +570,87 @@ def plot_dir_sensitivity(
         row_axes[0].set_ylabel(f"test MAE ({target} units)" if target else "test MAE")
     axes[0][0].legend(fontsize="small")
     fig.suptitle(f"Group-DIR sensitivity, {dir_title(chosen, recs)}", fontsize="medium")
+    return _save(fig, path)
+
+
+# ---- training curves ----------------------------------------------------------------------------
+def _curve_records(records: Iterable[dict[str, Any]]) -> dict[Setting, list[dict[str, Any]]]:
+    return by_setting(r for r in distinct_runs(records, warn=False) if r.get("curve"))
+
+
+def curve_settings(records: Iterable[dict[str, Any]]) -> list[Setting]:
+    """Settings with at least one record that kept its training curve."""
+    return list(_curve_records(records))
+
+
+def _mean_curve(runs: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """Epochs where every run has ``key``, and its mean over the runs there."""
+    by_epoch: dict[int, list[float]] = {}
+    for r in runs:
+        for p in r["curve"]:
+            v = number(p.get(key))
+            if v is not None:
+                by_epoch.setdefault(int(p["epoch"]), []).append(v)
+    epochs = sorted(e for e, vs in by_epoch.items() if len(vs) == len(runs))
+    return [e + 1 for e in epochs], [sum(by_epoch[e]) / len(runs) for e in epochs]
+
+
+def plot_training_curves(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+) -> Path:
+    """Training loss and evaluated top-1 error per epoch of every method, DRW start marked.
+
+    One line per configuration (mean over its distinct seeds, as in the tables), from the
+    ``"curve"`` the engine keeps in each record: the left panel the mean training loss of each
+    epoch (log scale), the right panel the top-1 error on the split the run evaluates (test, or
+    the validation split of ``val_per_class`` runs) at the epochs it was evaluated; a dashed
+    vertical line in the line's colour marks the first epoch with deferred weights (DRW), and
+    dotted grey lines the learning-rate steps of the first configuration.
+
+    Raises:
+        ValueError: If no record has a curve, or ``setting`` has none.
+        ImportError: If matplotlib is missing.
+    """
+    groups = _curve_records(records)
+    chosen = pick_setting(list(groups), setting, "a training curve")
+    recs = groups[chosen]
+    lines = _lines(group_tables(recs), chosen)
+    fig = _figure(12.0, 4.6 + 0.2 * math.ceil(len(lines) / 2))
+    ax_loss, ax_err = fig.subplots(1, 2, sharex=True)
+    split = "validation" if any(r.get("eval_split") == "validation" for r in recs) else "test"
+    for i, (label, runs) in enumerate(lines):
+        style = {"color": f"C{i % 10}", "linestyle": "-" if i < 10 else "--", "linewidth": 1.2}
+        x, loss = _mean_curve(runs, "loss")
+        if x:
+            ax_loss.plot(x, loss, label=label, **style)
+        for key in ("val_top1_error", "test_top1_error"):
+            x, err = _mean_curve(runs, key)
+            if x:
+                marker = MARKERS[i % len(MARKERS)] if len(x) < 30 else None
+                ax_err.plot(x, err, label=label, marker=marker, markersize=3, **style)
+        drw = [p["epoch"] for p in runs[0]["curve"] if p.get("reweighted")]
+        if drw:
+            for ax in (ax_loss, ax_err):
+                ax.axvline(min(drw) + 0.5, color=style["color"], linestyle="--", alpha=0.5)
+    if lines:
+        lrs = [number(p.get("lr")) for p in lines[0][1][0]["curve"]]
+        for e in range(1, len(lrs)):
+            if lrs[e] is not None and lrs[e - 1] is not None and lrs[e] < lrs[e - 1]:
+                for ax in (ax_loss, ax_err):
+                    ax.axvline(e + 0.5, color="grey", linestyle=":", alpha=0.6)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("mean training loss")
+    ax_loss.set_title("training loss (dashed: DRW starts; dotted: lr steps)")
+    ax_err.set_xlabel("epoch")
+    ax_err.set_ylabel(f"{split} top-1 error (%)")
+    seeds = seed_span(len(runs) for _, runs in lines)
+    ax_err.set_title(f"{setting_title(chosen)}, mean over {seeds}")
+    for ax in (ax_loss, ax_err):
+        ax.grid(True, alpha=0.3)
+    handles, labels = ax_err.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
     return _save(fig, path)

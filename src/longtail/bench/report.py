@@ -35,12 +35,14 @@ from longtail.bench.labels import method_label, setting_title, slug
 from longtail.bench.multilabel import multilabel_sections
 from longtail.bench.paper import paper_comparison_markdown
 from longtail.bench.plots import (
+    curve_settings,
     per_bin_settings,
     per_class_settings,
     plot_ablation,
     plot_dir_error,
     plot_dir_sensitivity,
     plot_per_class_error,
+    plot_training_curves,
 )
 from longtail.bench.records import (
     METHOD_ORDER,
@@ -294,12 +296,35 @@ def _classification_sections(
     selection = selection_markdown(records)
     if selection:
         sections += ["## Preset selection: convergence on a validation split", selection]
+        chosen = [r for r in records if r.get("bench") == "preset-selection"]
+        settings = curve_settings(chosen) if plot is not None else []
+        for setting in settings:
+            sections.append(
+                plot(
+                    lambda recs, path, s: plot_training_curves(chosen, path, s),
+                    "selection_curves",
+                    setting,
+                    settings,
+                )
+            )
     per_class = per_class_settings(records)
     if per_class and plot is not None:
         sections.append("## Per-class error")
         titles = plot_titles(per_class)
         for setting in per_class:
             link = plot(plot_per_class_error, "per_class_error", setting, per_class)
+            sections.append(f"**{titles[setting]}**\n\n{link}")
+    curves = curve_settings(classification(records)) if plot is not None else []
+    if curves:
+        sections.append("## Training curves")
+        titles = plot_titles(curves)
+        for setting in curves:
+            link = plot(
+                lambda recs, path, s: plot_training_curves(classification(recs), path, s),
+                "training_curves",
+                setting,
+                curves,
+            )
             sections.append(f"**{titles[setting]}**\n\n{link}")
     ablation = ablation_markdown(records)
     if ablation:
