@@ -99,7 +99,12 @@ def test_cli_bench_and_report(npz, tmp_path, capsys):
     assert "Table 1" in text and "MM-DRW" in text
     assert (out / "report.md").exists()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["per_class_error_toy_exp4.png", "per_class_error_toy_step4.png"]
+    assert pngs == [
+        "per_class_error_toy_exp4.png",
+        "per_class_error_toy_step4.png",
+        "training_curves_toy_exp4.png",
+        "training_curves_toy_step4.png",
+    ]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
     abl = tmp_path / "abl"
