@@ -17,6 +17,7 @@ converts BatchNorm to ``SyncBatchNorm``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -24,7 +25,7 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +201,28 @@ def _dist_setup() -> tuple[int, int, bool]:
     return 1, 0, False
 
 
-def _device(world: int) -> torch.device:
+@contextlib.contextmanager
+def process_group() -> Iterator[tuple[int, int]]:
+    """``(world, rank)`` of the run, inside the process group it needs: the one already
+    initialised, or one set up from torchrun's environment and destroyed on exit.
+
+    Every engine runs inside it, so that DDP's teardown is the same for all: the
+    ``DistributedDataParallel`` wrapper sits in reference cycles, and a Reducer still alive when
+    the group is destroyed or the interpreter exits aborts the process now and then ("terminate
+    called without an active exception"), so it is freed first.
+    """
+    world, rank, own_group = _dist_setup()
+    try:
+        yield world, rank
+    finally:
+        if world > 1:
+            gc.collect()
+        if own_group:
+            dist.destroy_process_group()
+
+
+def run_device(world: int) -> torch.device:
+    """The device of this process: its local GPU under torchrun, the GPU, or the CPU."""
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else 0
         return torch.device("cuda", local)
@@ -261,7 +283,7 @@ class _Classification:
             rank,
             label,
         )
-        self.device = _device(world)
+        self.device = run_device(world)
         spec = config.spec
         torch.manual_seed(config.seed)
         model = create_model(
@@ -467,17 +489,8 @@ def train(
             :class:`~longtail.engine.run.TrainingDiverged` (a ``ValueError``) when the loss
             becomes NaN or infinite.
     """
-    world, rank, own_group = _dist_setup()
-    try:
+    with process_group() as (world, rank):
         return _train(config, out, world, rank, progress, callback, extra or {})
-    finally:
-        if world > 1:
-            # DistributedDataParallel sits in reference cycles; a Reducer still alive when the
-            # group is destroyed or the interpreter exits aborts the process now and then
-            # ("terminate called without an active exception"), so free it first
-            gc.collect()
-        if own_group:
-            dist.destroy_process_group()
 
 
 def _train(

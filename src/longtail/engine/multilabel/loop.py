@@ -17,7 +17,6 @@ BatchNorm statistics stay per process, on GPUs BatchNorm becomes ``SyncBatchNorm
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from longtail.engine.run import (
     epoch_generator,
     run_epochs,
 )
-from longtail.engine.train import _device, _dist_setup, evaluate
+from longtail.engine.train import evaluate, process_group, run_device
 from longtail.metrics_multilabel import (
     mean_average_precision,
     multilabel_metrics,
@@ -73,7 +72,7 @@ class _MultiLabel:
         self, config: MultiLabelConfig, data: MultiLabelData, world: int, rank: int, label: str
     ) -> None:
         self.config, self.data, self.world, self.rank, self.label = config, data, world, rank, label
-        self.device = _device(world)
+        self.device = run_device(world)
         spec = config.spec
         torch.manual_seed(config.seed)
         model = create_model(config.model, data.num_labels, data.channels, config.width).to(
@@ -264,18 +263,12 @@ def train_multilabel(
         ValueError: bad data, a folder of another run or of other data, damaged files;
             :class:`~longtail.engine.run.TrainingDiverged` when the loss becomes NaN or inf.
     """
-    world, rank, own_group = _dist_setup()
-    try:
+    with process_group() as (world, rank):
         folder = RunFolder(out, config.to_dict(), config.identity(), main=rank == 0)
         try:
             return _train_in(folder, config, world, rank, progress, callback, extra or {})
         finally:
             folder.close()
-    finally:
-        if world > 1:
-            gc.collect()  # free DDP's Reducer before the group goes (see train.train)
-        if own_group:
-            dist.destroy_process_group()
 
 
 def _saved_identity(saved: Any) -> dict[str, Any]:
