@@ -49,7 +49,15 @@ run: $(VENV)/.installed fashion-mnist
 	@echo "numbers are CIFAR-10 with ResNet-32 for 200 epochs: compare which method wins, not"
 	@echo "the values."
 
-test: $(VENV)/.installed lint
+# the tests also exercise the optional integrations (Lightning, transformers, TensorBoard,
+# submitit, Ray) and build the documentation site, so they install every extra
+TEST_EXTRAS ?= dev,bench,regression,images,torchmetrics,lightning,transformers,tensorboard,launchers,docs
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[$(TEST_EXTRAS)]"
+	touch $@
+
+test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
