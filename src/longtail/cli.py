@@ -316,7 +316,7 @@ _BENCH_SETS: dict[str, dict[str, str]] = {
     "multilabel": {"method": "use --methods", "seed": "use --seeds"},
 }
 # preset-selection runs the candidates' own recipes: it takes no config settings at all
-_SELECTION_TAKES = ("dataset", "data_dir", "download", "threads")
+_SELECTION_TAKES = ("dataset", "data_dir", "download", "threads", "log")
 _REGRESSION_TABLES = ("dir", "dir-sensitivity")
 
 
@@ -335,7 +335,7 @@ def _config_fields(task: str) -> tuple[str, ...]:
 
 # Options that take comma-separated lists on the command line; a config file may give a list.
 _LIST_OPTIONS = frozenset(
-    {"methods", "settings", "betas", "deltas", "hidden", "drop"}
+    {"methods", "settings", "betas", "deltas", "hidden", "drop", "log"}
     | {"sweep_groups", "sweep_lambda1", "sweep_lambda2"}
 )
 
@@ -694,6 +694,13 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         type=int,
         help="torch threads per run (default: torch's own choice; with bench "
         "--jobs N > 1, the cores / N)",
+    )
+    p.add_argument(
+        "--log",
+        metavar="KINDS",
+        help="loggers besides log.jsonl, comma-separated: tensorboard (DIR/tb/, needs "
+        "longtail[tensorboard]), csv (DIR/log.csv); not part of a run's identity; with bench, "
+        "in each run's work folder (default: none: log.jsonl only)",
     )
     p.add_argument(
         "--compile",

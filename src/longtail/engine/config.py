@@ -24,6 +24,7 @@ from longtail._validation import (
     did_you_mean,
     expected,
 )
+from longtail.engine.loggers import log_kinds
 from longtail.losses import create_loss_for_counts, get_loss_info
 from longtail.models import MODELS
 
@@ -388,8 +389,10 @@ class TrainConfig:
     threads: int | None = None
     download: bool = True
     preset: str = "paper"
+    log: tuple[str, ...] = ()  # loggers beside log.jsonl: tensorboard, csv (bookkeeping)
 
     def __post_init__(self) -> None:
+        self.log = log_kinds(self.log)
         self._check_types()
         spec = get_method(self.method)
         check_choice("profile", self.profile, ("exp", "step", "natural"))

@@ -4,6 +4,8 @@ A run lives in one output folder::
 
     config.json      the resolved config (written before the first epoch)
     log.jsonl        one JSON line per finished epoch, appended (and fsync'ed) as it ends
+    log.csv, tb/     the same rows as a CSV table and TensorBoard scalars, when the config's
+                     ``log`` asks for them (:mod:`longtail.engine.loggers`)
     checkpoint.pt    the task's state (model, optimizer, ...), the epoch reached, the log so far
                      and the run's identity: replaced atomically after every epoch
     result.json      the results record, written atomically at the end
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 from longtail.engine.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
+from longtail.engine.loggers import EpochLoggers, log_kinds
 
 __all__ = [
     "BOOKKEEPING",
@@ -104,8 +107,8 @@ def fingerprint(*arrays: Any) -> str:
 
 #: Config keys that say how a run executes, not what it computes: never part of an identity.
 #: (``compile`` changes rounding only; ``preset`` names a set of defaults whose values are in
-#: the config itself.)
-BOOKKEEPING = ("data_dir", "threads", "download", "eval_batch_size", "compile", "preset")
+#: the config itself; ``log`` names the loggers beside ``log.jsonl``, like progress output.)
+BOOKKEEPING = ("data_dir", "threads", "download", "eval_batch_size", "compile", "preset", "log")
 
 #: Config keys added after records existed, at the value that reproduces the older runs: a key
 #: at this value is left out of the identity, so a record made before the key existed keeps
@@ -254,6 +257,7 @@ class RunFolder:
         self.config_identity = config_identity
         self.identity: dict[str, Any] | None = None
         self.main = main
+        self.log_kinds = log_kinds(config.get("log"))  # loggers beside log.jsonl
         self.lock = FolderLock(self.path, "run") if self.path is not None and main else None
 
     def _lock(self) -> None:
@@ -354,6 +358,12 @@ class RunFolder:
         """Replace ``log.jsonl`` by ``rows`` (atomically): used on resume."""
         if self.path is not None and self.main:
             atomic_write_text(self.path / LOG, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def epoch_loggers(self, rows: list[dict[str, Any]]) -> EpochLoggers:
+        """The config's loggers beside ``log.jsonl`` (main process only), rebuilt from ``rows``
+        (the checkpoint's) as :meth:`rewrite_log` rebuilds the log."""
+        write = self.path is not None and self.main
+        return EpochLoggers(self.log_kinds if write else (), self.path, rows=rows)
 
     def save_epoch(self, row: dict[str, Any], state: dict[str, Any]) -> None:
         """Append ``row`` to the log, then replace the checkpoint by ``state``."""
@@ -486,22 +496,25 @@ def run_epochs(
         start, seconds, rows = int(state["epoch"]), float(state["seconds"]), list(state["log"])
         progress.say(f"resuming {folder.path} from epoch {start}")
     folder.rewrite_log(rows)
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        row = task.fit_epoch(epoch, progress)
-        dt = time.perf_counter() - t0
-        seconds += dt
-        for unit in ("images", "samples"):  # throughput of whatever the task counts
-            if unit in row and dt > 0:
-                row[f"{unit}_per_s"] = row[unit] / dt
-        row = clean_json({"epoch": epoch, **row, "seconds": dt})
-        rows.append(row)
-        folder.save_epoch(
-            row, {"task": task.state_dict(), "epoch": epoch + 1, "seconds": seconds, "log": rows}
-        )
-        progress.end(describe(row) if describe is not None else f"epoch {epoch + 1}/{epochs}")
-        if barrier is not None:
-            barrier()  # nobody races ahead of the main process's checkpoint
-        if callback is not None:
-            callback(epoch, row)
+    with folder.epoch_loggers(rows) as loggers:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            row = task.fit_epoch(epoch, progress)
+            dt = time.perf_counter() - t0
+            seconds += dt
+            for unit in ("images", "samples"):  # throughput of whatever the task counts
+                if unit in row and dt > 0:
+                    row[f"{unit}_per_s"] = row[unit] / dt
+            row = clean_json({"epoch": epoch, **row, "seconds": dt})
+            rows.append(row)
+            folder.save_epoch(
+                row,
+                {"task": task.state_dict(), "epoch": epoch + 1, "seconds": seconds, "log": rows},
+            )
+            loggers.log(row)
+            progress.end(describe(row) if describe is not None else f"epoch {epoch + 1}/{epochs}")
+            if barrier is not None:
+                barrier()  # nobody races ahead of the main process's checkpoint
+            if callback is not None:
+                callback(epoch, row)
     return rows, seconds, start

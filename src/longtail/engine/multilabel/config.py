@@ -27,6 +27,7 @@ from longtail._validation import (
     lookup,
 )
 from longtail.data.registry import get_dataset, list_datasets
+from longtail.engine.loggers import log_kinds
 from longtail.losses import create_loss_for_counts, get_loss_info
 from longtail.models import MODELS
 
@@ -281,8 +282,10 @@ class MultiLabelConfig:
     eval_batch_size: int = 1000
     threads: int | None = None
     preset: str = "default"
+    log: tuple[str, ...] = ()  # loggers beside log.jsonl: tensorboard, csv (bookkeeping)
 
     def __post_init__(self) -> None:
+        self.log = log_kinds(self.log)
         for name in ("lr_milestones", "ks"):
             if isinstance(getattr(self, name), list):  # from JSON / TOML
                 setattr(self, name, tuple(getattr(self, name)))

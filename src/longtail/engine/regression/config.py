@@ -21,6 +21,7 @@ from longtail._validation import (
     lookup,
 )
 from longtail.data.registry import get_dataset, list_datasets
+from longtail.engine.loggers import log_kinds
 from longtail.models import MODELS
 from longtail.regression import GROUP_EDGES, IMAGE_SPLIT_FILES
 
@@ -242,8 +243,10 @@ class RegressionConfig:
     eval_batch_size: int = 4096
     threads: int | None = None
     preset: str = "paper"
+    log: tuple[str, ...] = ()  # loggers beside log.jsonl: tensorboard, csv (bookkeeping)
 
     def __post_init__(self) -> None:
+        self.log = log_kinds(self.log)
         if isinstance(self.drop, list):  # from JSON / TOML
             self.drop = tuple(self.drop)
         check_field_types(self)
