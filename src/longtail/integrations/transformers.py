@@ -1,0 +1,493 @@
+"""Train Hugging Face models with longtail's losses, deferred re-weighting and balanced samplers.
+
+``pip install longtail[transformers]``; importing :mod:`longtail` never imports this module (nor
+``transformers``). Three pieces, described with a runnable example in ``docs/transformers.md``:
+
+* :class:`LongtailTrainer` -- a ``transformers.Trainer`` whose loss is any single-label loss of
+  the registry (``loss="ldam"``, see ``longtail losses``), built with the training class counts,
+  whose training sampler can be :class:`~longtail.weighting.ClassBalancedSampler` (CB-RS) or
+  :class:`~longtail.weighting.DeferredResampler` (DRS, Cao et al., NeurIPS 2019), and which
+  applies deferred re-weighting (DRW, Cao et al. 2019) when given ``drw=``.
+* :class:`DeferredReweightingCallback` -- sets the loss's per-class weights at the start of every
+  epoch from a :class:`~longtail.weighting.DeferredReweighting` schedule (``None`` before its
+  start epoch, the effective-number weights of Cui et al., CVPR 2019 from then on), as the
+  library's own engine does (``src/longtail/engine/train.py``).
+* :class:`SamplerEpochCallback` -- calls ``sampler.set_epoch(epoch)`` at the start of every
+  epoch, so each epoch draws a new, seeded sequence (a resumed run draws what an unbroken one
+  would).
+
+The loss is the weighted mean of the loss module, ``Σ_i w_{y_i} ℓ_i / Σ_i w_{y_i}`` (torch's
+convention; ``w = 1`` without weights), taken over the *whole* optimiser step: with gradient
+accumulation over ``k`` micro-batches and data-parallel processes, the gradient equals that of
+one batch holding all of them, as :meth:`LongtailTrainer.get_batch_samples` sums the weights of
+the accumulated (and gathered) labels and :meth:`LongtailTrainer.compute_loss` divides by it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+try:
+    from transformers import Trainer, TrainerCallback
+except ImportError as err:  # pragma: no cover - the extra is installed in CI
+    raise ImportError(
+        "longtail.integrations.transformers needs the Hugging Face `transformers` and "
+        "`accelerate` packages: pip install 'longtail[transformers]'"
+    ) from err
+
+from longtail._labels import as_labels, label_counts
+from longtail._validation import check_choice, expected
+from longtail.losses import create_loss_for_counts, get_loss_info, list_losses
+from longtail.weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting
+
+__all__ = [
+    "SAMPLERS",
+    "DeferredReweightingCallback",
+    "LongtailTrainer",
+    "SamplerEpochCallback",
+    "dataset_labels",
+]
+
+#: Names the ``sampler`` argument of :class:`LongtailTrainer` takes.
+SAMPLERS = ("class-balanced", "drs")
+
+# state.epoch is `epoch + (step + 1) / steps_in_epoch`: exactly e at the start of epoch e, but a
+# resumed run's float may sit a rounding error below it.
+_EPOCH_TOLERANCE = 1e-6
+
+
+def _epoch_index(state: Any) -> int:
+    """The 0-based index of the epoch that is starting, from a ``TrainerState``."""
+    epoch = getattr(state, "epoch", None) or 0.0
+    return math.floor(epoch + _EPOCH_TOLERANCE)
+
+
+def dataset_labels(dataset: Any, label_key: str = "labels") -> np.ndarray:
+    """The class label of every example of a training set, as a checked ``int64`` array.
+
+    Looked up, in this order, as: a ``.targets`` attribute (torchvision-style datasets,
+    :func:`longtail.imbalanced_subset`); a column ``label_key`` or ``"label"`` of a Hugging Face
+    ``datasets.Dataset`` (anything with ``column_names``); ``dataset[i][label_key]`` (or
+    ``["label"]``) of every example of a map-style dataset of dicts.
+
+    Args:
+        dataset: The training set.
+        label_key: Name of the label field. Default ``"labels"`` (the Trainer's).
+
+    Raises:
+        ValueError: When no labels are found, or they are not non-negative integers.
+    """
+    keys = tuple(dict.fromkeys((label_key, "label")))
+    if hasattr(dataset, "targets"):
+        return as_labels(dataset.targets, name="train_dataset.targets")
+    columns = getattr(dataset, "column_names", None)
+    if columns is not None:
+        for key in keys:
+            if key in columns:
+                return as_labels(np.asarray(list(dataset[key])), name=f"column {key!r}")
+        raise expected("train_dataset", f"a column named one of {keys}", f"columns {columns}")
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise expected(
+            "train_dataset", "a map-style dataset with a length (or pass class_counts)", dataset
+        ) from None
+    labels = []
+    for i in range(n):
+        item = dataset[i]
+        key = next((k for k in keys if isinstance(item, Mapping) and k in item), None)
+        if key is None:
+            got = f"{type(item).__name__} {list(item) if isinstance(item, Mapping) else ''}"
+            raise expected(
+                "train_dataset", f"examples that are dicts with a {label_key!r} field", got
+            )
+        label = item[key]
+        labels.append(int(label.item() if isinstance(label, torch.Tensor) else label))
+    return as_labels(labels, name="train_dataset labels")
+
+
+def _logits(outputs: Any) -> torch.Tensor:
+    """The logits of a model's output: ``.logits``, ``["logits"]`` or the first element."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping):
+        if "logits" in outputs:
+            return outputs["logits"]
+        raise expected("model outputs", "a mapping with a 'logits' entry", f"keys {list(outputs)}")
+    logits = getattr(outputs, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
+        return outputs[0]
+    raise expected("model outputs", "logits (a tensor, or an output with .logits)", type(outputs))
+
+
+class DeferredReweightingCallback(TrainerCallback):
+    """Deferred re-weighting (DRW) for a ``transformers.Trainer``: set the loss's per-class
+    weights at the start of every epoch.
+
+    At epoch ``e`` (0-based, read from ``state.epoch``) the loss gets ``None`` (unweighted) while
+    ``schedule.is_active(e)`` is false, then ``schedule.weights(e)``: the effective-number
+    weights ``(1 - β) / (1 - β^{n_c})`` normalised to sum to ``C`` by default (Cao et al.,
+    NeurIPS 2019; Cui et al., CVPR 2019), exactly as ``longtail train`` applies DRW
+    (``src/longtail/engine/train.py``). It depends on the epoch only, so a resumed run gets the
+    weights an unbroken one would.
+
+    :class:`LongtailTrainer` adds one itself when given ``drw=``, and binds its loss to any
+    instance in ``callbacks=`` built without ``loss``.
+
+    Args:
+        schedule: A :class:`~longtail.weighting.DeferredReweighting` (or any object with
+            ``is_active(epoch)`` and ``weights(epoch)``).
+        loss: The loss module to re-weight: anything with ``set_weight(weight)``, such as every
+            longtail loss. Default: bound by :class:`LongtailTrainer`.
+
+    Example:
+        >>> from longtail.weighting import DeferredReweighting
+        >>> cb = DeferredReweightingCallback(DeferredReweighting([900, 90, 10], start_epoch=3))
+    """
+
+    def __init__(self, schedule: DeferredReweighting, loss: nn.Module | None = None) -> None:
+        for method in ("is_active", "weights"):
+            if not callable(getattr(schedule, method, None)):
+                raise expected(
+                    "schedule", "a DeferredReweighting (with is_active and weights)", schedule
+                )
+        if loss is not None:
+            _check_reweightable(loss)
+        self.schedule = schedule
+        self.loss = loss
+        #: The epoch whose weights were last applied (``None`` before training).
+        self.epoch: int | None = None
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.loss is None:
+            raise RuntimeError(
+                "DeferredReweightingCallback has no loss to re-weight: pass loss= or add it to "
+                "a LongtailTrainer, which binds its own loss"
+            )
+        epoch = _epoch_index(state)
+        active = self.schedule.is_active(epoch)
+        self.loss.set_weight(self.schedule.weights(epoch) if active else None)
+        self.epoch = epoch
+
+
+def _check_reweightable(loss: Any) -> None:
+    if not callable(getattr(loss, "set_weight", None)):
+        raise expected("loss", "a loss module with set_weight (any longtail loss)", type(loss))
+
+
+class SamplerEpochCallback(TrainerCallback):
+    """Call ``sampler.set_epoch(epoch)`` at the start of every epoch (0-based, from
+    ``state.epoch``).
+
+    The samplers of :mod:`longtail.weighting` draw each epoch from a generator seeded with
+    ``seed + epoch``, and :class:`~longtail.weighting.DeferredResampler` switches from shuffling
+    to class-balanced draws at its ``start_epoch``: without ``set_epoch`` every epoch would repeat
+    epoch 0. ``transformers.Trainer`` forwards its own ``set_epoch`` to the sampler of an
+    ``accelerate`` data loader as well; this callback makes it independent of how the loader is
+    wrapped (both set the same epoch). :class:`LongtailTrainer` adds one for its sampler.
+
+    Args:
+        sampler: Any sampler with ``set_epoch(epoch)``.
+    """
+
+    def __init__(self, sampler: Any) -> None:
+        if not callable(getattr(sampler, "set_epoch", None)):
+            raise expected("sampler", "a sampler with set_epoch(epoch)", type(sampler))
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.sampler.set_epoch(_epoch_index(state))
+
+
+class LongtailTrainer(Trainer):
+    """A ``transformers.Trainer`` that trains with a longtail loss, DRW and balanced samplers.
+
+    Everything else -- the model, ``TrainingArguments``, data collator, optimiser, evaluation,
+    checkpoints -- is the ``Trainer``'s. Labels (``inputs["labels"]``, or the one name in
+    ``args.label_names``) are taken out of the batch, so the model computes no loss of its own;
+    the loss is ``criterion(logits, labels)`` on the model's ``logits`` (``(N, C)``, or the
+    ``(N, ..., C)`` of token classification), averaged as described in the module docstring.
+
+    Args:
+        *args: The ``Trainer``'s positional arguments (``model``, ``args``, ...).
+        loss: A registered loss name (``longtail losses``; single-label losses only: family
+            ``multilabel``, soft-target, regression and batch-level losses are refused) or a
+            ready longtail loss module (its ``reduction`` is set to ``"none"``). Default ``"ce"``.
+        loss_kwargs: Keyword arguments of the loss (``{"max_margin": 0.5, "scale": 30.0}``);
+            a misspelled one raises a ``ValueError`` listing those it takes.
+        class_counts: Per-class training counts, for the losses that use them and for ``drw``.
+            Default: counted from ``train_dataset`` (see :func:`dataset_labels`), over
+            ``model.config.num_labels`` classes where the model has that.
+        drw: Deferred re-weighting: the (0-based) epoch from which the loss is weighted with the
+            effective-number weights (``β = 0.9999``), or a ready
+            :class:`~longtail.weighting.DeferredReweighting`. Default ``None``: no re-weighting.
+        sampler: ``"class-balanced"`` (a :class:`~longtail.weighting.ClassBalancedSampler`:
+            every class equally likely by default), ``"drs"`` (a
+            :class:`~longtail.weighting.DeferredResampler`), a ready sampler of the whole
+            training set, or ``None`` for the ``Trainer``'s own shuffling. Under data
+            parallelism every process iterates the same global sequence and ``accelerate``
+            shards its batches, so a ready sampler must have ``num_replicas=1``.
+        sampler_kwargs: Keyword arguments of the named sampler (``{"start_epoch": 2}`` for
+            ``"drs"``, ``{"scheme": "sqrt-inverse", "seed": 1}``, ...).
+        **kwargs: The ``Trainer``'s keyword arguments (``train_dataset``, ``callbacks``, ...).
+
+    Attributes:
+        criterion: The loss module (reduction ``"none"``).
+        reweighting: The :class:`~longtail.weighting.DeferredReweighting` schedule, or ``None``.
+        train_sampler: The training sampler, or ``None``.
+
+    Raises:
+        ValueError: An unknown loss or sampler name (with close matches), a loss that is not a
+            single-label loss, bad loss or sampler arguments, labels or counts that cannot be
+            found or are invalid, ``compute_loss_func`` or ``label_smoothing_factor`` given
+            (the loss is longtail's: pass ``loss_kwargs={"label_smoothing": ...}`` to ``"ce"``).
+    """
+
+    # compute_loss divides by the step's Σw, computed over every micro-batch of the step in
+    # get_batch_samples: the Trainer must not divide by the accumulation steps again.
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self,
+        *args: Any,
+        loss: str | nn.Module = "ce",
+        loss_kwargs: Mapping[str, Any] | None = None,
+        class_counts: Any = None,
+        drw: int | DeferredReweighting | None = None,
+        sampler: str | torch.utils.data.Sampler | None = None,
+        sampler_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        smoothing = getattr(training_args, "label_smoothing_factor", 0.0)
+        if smoothing:  # before the Trainer builds its own label smoother
+            raise expected(
+                "args.label_smoothing_factor",
+                "0 with LongtailTrainer (pass loss='ce', loss_kwargs={'label_smoothing': ...})",
+                smoothing,
+            )
+        super().__init__(*args, **kwargs)
+        if "loss_is_scaled_for_ga" not in vars(Trainer):
+            import transformers
+
+            raise ImportError(
+                "LongtailTrainer needs transformers >= 5 (Trainer.loss_is_scaled_for_ga), but "
+                f"found {transformers.__version__}: pip install 'transformers>=5'"
+            )
+        if self.compute_loss_func is not None:
+            raise expected("compute_loss_func", "None (LongtailTrainer computes the loss)", "one")
+        names = self.args.label_names
+        if names is not None and len(names) != 1:
+            raise expected("args.label_names", "one label name", names)
+        self.label_key: str = names[0] if names else "labels"
+        self._labels: np.ndarray | None = None
+        self._counts = None if class_counts is None else class_counts
+        self.criterion = self._build_loss(loss, loss_kwargs)
+        self.reweighting = self._build_reweighting(drw)
+        if self.reweighting is not None:
+            self.add_callback(DeferredReweightingCallback(self.reweighting, self.criterion))
+        for cb in self.callback_handler.callbacks:
+            if isinstance(cb, DeferredReweightingCallback) and cb.loss is None:
+                cb.loss = self.criterion
+        self.train_sampler = self._build_sampler(sampler, sampler_kwargs)
+        if self.train_sampler is not None and hasattr(self.train_sampler, "set_epoch"):
+            self.add_callback(SamplerEpochCallback(self.train_sampler))
+
+    # ---- construction ------------------------------------------------------------------------
+    def _train_labels(self) -> np.ndarray:
+        if self._labels is None:
+            if self.train_dataset is None:
+                raise expected(
+                    "train_dataset", "given (or pass class_counts) to count the classes", "None"
+                )
+            self._labels = dataset_labels(self.train_dataset, self.label_key)
+        return self._labels
+
+    def class_counts(self) -> list[int]:
+        """The per-class training counts: ``class_counts`` as given, else counted from
+        ``train_dataset`` over ``model.config.num_labels`` classes (where the model says)."""
+        if self._counts is None:
+            num_labels = getattr(getattr(self.model, "config", None), "num_labels", None)
+            labels = self._train_labels()
+            if num_labels is not None and int(labels.max()) >= num_labels:
+                raise expected(
+                    "train_dataset labels",
+                    f"in [0, {num_labels - 1}] (model.config.num_labels={num_labels})",
+                    int(labels.max()),
+                )
+            self._counts = label_counts(labels, num_labels).tolist()
+        return self._counts
+
+    def _build_loss(self, loss: Any, loss_kwargs: Mapping[str, Any] | None) -> nn.Module:
+        if isinstance(loss, nn.Module):
+            if loss_kwargs:
+                raise expected("loss_kwargs", "empty when loss is a built module", loss_kwargs)
+            registered = [n for n in list_losses() if get_loss_info(n).cls is type(loss)]
+            if registered:
+                self._check_single_label(registered[0])
+            if not hasattr(loss, "reduction"):
+                raise expected("loss", "a longtail loss module (with a reduction)", type(loss))
+            criterion = loss
+        elif isinstance(loss, str):
+            self._check_single_label(loss)  # unknown names: a ValueError naming close matches
+            kwargs = dict(loss_kwargs or {})
+            counts = self.class_counts() if get_loss_info(loss).needs_counts else None
+            criterion = create_loss_for_counts(loss, counts, **kwargs)
+        else:
+            raise expected("loss", "a registered loss name or a longtail loss module", repr(loss))
+        criterion.reduction = "none"  # compute_loss weights and averages the per-sample values
+        return criterion
+
+    @staticmethod
+    def _check_single_label(name: str) -> None:
+        info = get_loss_info(name)
+        if not info.single_label:
+            singles = [n for n in list_losses() if get_loss_info(n).single_label]
+            raise expected(
+                "loss",
+                f"a single-label classification loss (one of {', '.join(singles)})",
+                f"{name!r}, a {info.family} loss with {info.target} targets"
+                + ("" if info.per_sample else " and no per-sample value"),
+            )
+
+    def _build_reweighting(self, drw: Any) -> DeferredReweighting | None:
+        if drw is None:
+            return None
+        _check_reweightable(self.criterion)
+        if isinstance(drw, DeferredReweighting):
+            return drw
+        if isinstance(drw, bool) or not isinstance(drw, int):
+            raise expected("drw", "None, a start epoch (int) or a DeferredReweighting", repr(drw))
+        return DeferredReweighting(self.class_counts(), start_epoch=drw)
+
+    def _build_sampler(self, sampler: Any, sampler_kwargs: Mapping[str, Any] | None) -> Any:
+        kwargs = dict(sampler_kwargs or {})
+        if sampler is None:
+            if kwargs:
+                raise expected("sampler_kwargs", "empty without a sampler", kwargs)
+            return None
+        if isinstance(sampler, str):
+            check_choice("sampler", sampler, SAMPLERS)
+            for key in ("num_replicas", "rank"):
+                if key in kwargs:
+                    raise expected(
+                        "sampler_kwargs", "no num_replicas or rank (accelerate shards)", kwargs
+                    )
+            cls = ClassBalancedSampler if sampler == "class-balanced" else DeferredResampler
+            try:
+                return cls(self._train_labels(), num_replicas=1, rank=0, **kwargs)
+            except TypeError as err:
+                what = f"keyword arguments of {cls.__name__}"
+                raise expected("sampler_kwargs", what, err) from None
+        if kwargs:
+            raise expected("sampler_kwargs", "empty when sampler is a built sampler", kwargs)
+        if not hasattr(sampler, "__iter__"):
+            raise expected("sampler", f"one of {SAMPLERS}, a Sampler or None", repr(sampler))
+        if getattr(sampler, "num_replicas", 1) != 1:
+            raise expected(
+                "sampler",
+                "a sampler of the whole training set (num_replicas=1: accelerate shards batches)",
+                f"num_replicas={sampler.num_replicas}",
+            )
+        return sampler
+
+    # ---- the Trainer hooks ---------------------------------------------------------------
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """The longtail sampler when one was given, else the ``Trainer``'s own."""
+        if self.train_sampler is None:
+            return super()._get_train_sampler(train_dataset)
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        n = getattr(self.train_sampler, "labels", None)
+        if n is not None and dataset is not None and len(n) != len(dataset):
+            raise expected(
+                "train_dataset",
+                f"the {len(n)} examples the sampler was built for",
+                f"{len(dataset)} examples",
+            )
+        return self.train_sampler
+
+    def _denominator(self, labels: torch.Tensor) -> torch.Tensor:
+        """``Σ_i w_{y_i}`` over the labels not equal to the loss's ``ignore_index`` (their
+        number when the loss is unweighted), as a float32 scalar on the labels' device."""
+        valid = labels != getattr(self.criterion, "ignore_index", -100)
+        weight = getattr(self.criterion, "weight", None)
+        if weight is None:
+            return valid.sum().to(torch.float32)
+        return weight.to(labels.device, torch.float32)[labels[valid]].sum()
+
+    def get_batch_samples(
+        self, epoch_iterator: Iterator[Any], num_batches: int, device: torch.device
+    ) -> tuple[list[Any], torch.Tensor | None]:
+        """The step's micro-batches, and ``Σ w_y`` over all of their labels (and, under data
+        parallelism, over every process's): :meth:`compute_loss` divides by it, so the
+        accumulated gradient is that of the weighted mean over the whole step."""
+        batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        labels = [b[self.label_key] for b in batches if isinstance(b, Mapping)]
+        if not labels or len(labels) != len(batches):
+            return batches, None
+        den = sum(self._denominator(torch.as_tensor(y).to(device)) for y in labels)
+        if self.accelerator.num_processes > 1:
+            den = self.accelerator.gather(den.reshape(1)).sum()
+        return batches, den
+
+    def longtail_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        num_items_in_batch: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """The loss of ``logits`` against ``labels``.
+
+        Args:
+            logits: ``(N, C)``, or ``(N, ..., C)`` with the classes last (token
+                classification; moved to the loss's ``(N, C, ...)`` layout).
+            labels: Integer labels ``(N,)`` or ``(N, ...)``; ``ignore_index`` entries count for
+                nothing.
+            num_items_in_batch: ``None`` for this batch's weighted mean ``Σ wℓ / Σ w``; else the
+                ``Σ w`` of the whole optimiser step (from :meth:`get_batch_samples`), which the
+                sum ``Σ wℓ`` of this micro-batch is divided by (times the number of processes,
+                whose gradients DDP averages).
+        """
+        if logits.dim() > 2:
+            logits = logits.movedim(-1, 1)
+        self.criterion.to(logits.device)
+        per_sample = self.criterion(logits, labels)  # w_y ℓ per entry (reduction "none")
+        total = per_sample.sum()
+        if num_items_in_batch is None:
+            den = self._denominator(labels)
+            return total / torch.where(den > 0, den, torch.ones_like(den))
+        den = torch.as_tensor(num_items_in_batch, dtype=torch.float32, device=total.device)
+        scale = self.accelerator.num_processes
+        return total * scale / torch.where(den > 0, den, torch.ones_like(den))
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """Forward the batch without its labels and apply :meth:`longtail_loss` to the logits.
+
+        In training (``model.training``) ``num_items_in_batch`` is the step's ``Σ w`` from
+        :meth:`get_batch_samples`; in evaluation (where the ``Trainer`` passes its own count)
+        it is ignored and the loss is the batch's weighted mean.
+        """
+        if self.label_key not in inputs:
+            raise expected(
+                "inputs", f"a batch with a {self.label_key!r} entry", f"keys {list(inputs)}"
+            )
+        inputs = dict(inputs)
+        labels = inputs.pop(self.label_key)
+        outputs = model(**inputs)
+        den = num_items_in_batch if model.training else None
+        loss = self.longtail_loss(_logits(outputs), labels, den)
+        return (loss, outputs) if return_outputs else loss
