@@ -294,6 +294,7 @@ _INVOCATION_ONLY = {
     "config": "a config file cannot name another config file",
     "out": "give the output folder on the command line (--out)",
     "loss_kw": "write loss arguments as a table: loss_kwargs = {max_margin = 0.3}",
+    "launcher_opt": "give launcher options on the command line (--launcher-opt KEY=VALUE)",
 }
 
 # What a bench sets for each run of its grid, and the option that chooses it instead.
@@ -797,8 +798,32 @@ def _check_grid(jobs: list[Any], args: argparse.Namespace) -> None:
     if not jobs:
         raise expected("grid", "at least one run", "none")
     _distinct("run names of the grid", [j.name for j in jobs])
-    _check_count("--jobs", args.jobs)
+    if args.jobs is not None:
+        _check_count("--jobs", args.jobs)
     _check_out(args.out)
+    _check_launcher(args)
+
+
+def _launcher_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--launcher-opt`` (and ``--ray-address``) as the launcher's options."""
+    from longtail.bench.launchers import parse_options
+
+    options = parse_options(args.launcher_opt or ())
+    if args.ray_address:
+        if args.launcher != "ray":
+            raise expected("--ray-address", "given only with --launcher ray", args.ray_address)
+        options["address"] = args.ray_address
+    return options
+
+
+def _check_launcher(args: argparse.Namespace) -> None:
+    """An unknown launcher, its options, or a launcher not installed: before any data loads."""
+    from longtail.bench.launchers import check_launcher
+
+    try:
+        check_launcher(args.launcher, _launcher_options(args))
+    except ImportError as e:  # the extra to install, in one line
+        raise ValueError(str(e)) from e
 
 
 # The grid options of `bench` and the tables that take each; another table would ignore it.
@@ -917,7 +942,17 @@ def _run_jobs(jobs: list[Any], args: argparse.Namespace) -> int:
         for j in jobs:
             print(j.name)
         return 0
-    summary = run_grid(jobs, args.out, workers=args.jobs, progress=not args.no_progress)
+    try:
+        summary = run_grid(
+            jobs,
+            args.out,
+            workers=args.jobs,
+            progress=not args.no_progress,
+            launcher=args.launcher,
+            launcher_options=_launcher_options(args),
+        )
+    except ImportError as e:
+        raise ValueError(str(e)) from e
     if not args.no_report:
         _write_report(args.out, None)
     if summary["failed"]:
@@ -1464,6 +1499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_regression_options(p)
     _add_multilabel_options(p)
     from longtail.bench import runner
+    from longtail.bench.launchers import LAUNCHERS
 
     def listed(values: Sequence[float]) -> str:
         return ",".join(f"{v:g}" for v in values)
@@ -1511,7 +1547,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--deltas",
         help=f"mm-ablation: comma-separated δ⁻ values (default {listed(runner.ABLATION_DELTAS)})",
     )
-    p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="runs at once (default: 1 process with --launcher local; with submitit or ray, "
+        "all runs are submitted and the cluster schedules them, --jobs N caps them at N)",
+    )
+    p.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="what runs the grid's runs: local (a process per run on this machine), submitit "
+        "(SLURM jobs, or cluster=local), ray (tasks on a Ray cluster); same records, skipping "
+        "and resuming (needs longtail[launchers] for submitit and ray)",
+    )
+    p.add_argument(
+        "--launcher-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the launcher, repeatable: submitit: partition, time (minutes), "
+        "cpus, cluster (slurm or local), folder, or any submitit parameter (slurm_account, "
+        "mem_gb, ...); ray: cpus, gpus, or any task option (memory, ...) (default: none: "
+        "1 CPU per run, 24 h on SLURM)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --launcher ray: the cluster (default: $RAY_ADDRESS, else a local Ray)",
+    )
     p.add_argument(
         "--out",
         required=True,

@@ -5,7 +5,8 @@ A grid writes one results record per finished run, ``OUT/<run>.json``, atomicall
 trains in ``OUT/work/<run>/`` (config, per-epoch checkpoint, log). Running the same grid again
 skips finished runs and resumes unfinished ones from their last checkpoint, so a killed grid
 loses at most the epoch in progress. Runs are independent jobs: locally a process pool
-(``jobs``); on a cluster, hand the same commands to the scheduler.
+(``jobs``); on a cluster, the same :func:`run_job` through submitit (SLURM) or Ray
+(:mod:`longtail.bench.launchers`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "multilabel_jobs",
     "preset_selection_jobs",
     "run_grid",
+    "run_job",
     "table1_jobs",
 ]
 
@@ -406,7 +408,13 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
     return gone
 
 
-def _run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
+def run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
+    """Train ``job``'s run in ``OUT/work/<run>/`` and write its record ``OUT/<run>.json``.
+
+    What every worker of a grid executes, the local pool's and a launcher's alike (it is
+    importable and its arguments pickle); it resumes the run from its checkpoint when there is
+    one. ``threads``: torch's threads (``None``: leave them). Returns ``(name, seconds)``.
+    """
     from longtail.engine.multilabel import MultiLabelConfig, train_multilabel
     from longtail.engine.regression import RegressionConfig, train_regression
     from longtail.engine.train import train
@@ -439,7 +447,7 @@ def _watch_parent(parent: int) -> None:
 def _worker(job: Job, out: str, threads: int, queue: Any, parent: int) -> None:
     _watch_parent(parent)
     try:
-        name, secs = _run_job(job, out, threads, False)
+        name, secs = run_job(job, out, threads, False)
     except BaseException:
         queue.put((job.name, "error", traceback.format_exc()))
         raise SystemExit(1) from None
@@ -463,6 +471,7 @@ def _run_parallel(
     workers: int,
     on_done: Callable[[str, float], None],
     on_fail: Callable[[str, str], None],
+    on_poll: Callable[[list[str], list[str]], None] | None = None,
 ) -> None:
     """Each run in its own process, ``workers`` at a time.
 
@@ -497,6 +506,8 @@ def _run_parallel(
                     code = proc.exitcode
                     why = f"signal {-code}" if code is not None and code < 0 else f"status {code}"
                     on_fail(name, f"its worker process died ({why}) before finishing the run\n")
+            if on_poll is not None:
+                on_poll(list(running), [])
     finally:
         for proc in running.values():
             proc.terminate()
@@ -507,8 +518,10 @@ def _run_parallel(
 def run_grid(
     jobs: list[Job],
     out: str | os.PathLike[str],
-    workers: int = 1,
+    workers: int | None = None,
     progress: bool | None = None,
+    launcher: str = "local",
+    launcher_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``jobs`` (skipping finished ones), ``workers`` at a time; return a summary.
 
@@ -516,7 +529,20 @@ def run_grid(
     equals the job's; a record of another identity is moved to ``OUT/work/superseded/`` and the
     run trains again. With ``workers > 1`` each run gets ``cores // workers`` threads in its own
     process. A run that fails is reported (with its traceback) and the others go on.
+
+    ``launcher`` ``"submitit"`` or ``"ray"`` hands the runs left to do to that engine instead of
+    the local pool (:func:`longtail.bench.launchers.run_jobs`, which takes
+    ``launcher_options``); ``workers`` then caps the runs submitted at once (``None``: all). The
+    skipping, the records and the resuming are the same. With ``progress`` (default) a live
+    line says what is running whenever runs go in parallel.
     """
+    from longtail.bench.launchers import check_launcher
+
+    check_launcher(launcher, launcher_options)
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"Expected `workers` to be a number of runs >= 1, but got {workers!r}.")
+    if workers is None and launcher == "local":
+        workers = 1
     out = Path(out)
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
@@ -525,12 +551,19 @@ def run_grid(
     # one grid at a time per output folder: a second one would supersede the first one's
     # records and remove its live work folders
     with FolderLock(out, "bench grid"):
-        return _run_grid_locked(jobs, out, workers, progress)
+        return _run_grid_locked(jobs, out, workers, progress, launcher, launcher_options)
 
 
 def _run_grid_locked(
-    jobs: list[Job], out: Path, workers: int, progress: bool | None
+    jobs: list[Job],
+    out: Path,
+    workers: int | None,
+    progress: bool | None,
+    launcher: str,
+    launcher_options: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    from longtail.bench.launchers import ProgressLine, run_jobs
+
     say = progress is not False
     todo, stale = [], 0
     for j in jobs:
@@ -552,22 +585,34 @@ def _run_grid_locked(
             print(f"{j.name}: removed the work folder of another config", file=sys.stderr)
         todo.append(j)
     done = len(jobs) - len(todo)
+    at_once = "all at once" if workers is None else f"{workers} at a time"
+    if launcher != "local":
+        at_once += f", through {launcher}"
     if say:
         print(
             f"{len(jobs)} runs: {done} already finished, {len(todo)} to run "
             f"({stale} of them replace records of another config or data; "
-            f"{workers} at a time) -> {out}",
+            f"{at_once}) -> {out}",
             file=sys.stderr,
             flush=True,
         )
     failed: dict[str, str] = {}
     t0 = time.perf_counter()
     finished = 0
+    # runs in parallel say nothing themselves: a live line says what runs and what is left
+    line = (
+        ProgressLine(len(jobs), done, workers)
+        if say and todo and (launcher != "local" or (workers or 1) > 1)
+        else None
+    )
 
     def on_done(name: str, secs: float) -> None:
         nonlocal finished
         finished += 1
-        if say:
+        if line is not None:
+            line.finished(name, secs)
+            line.say(f"[{done + finished}/{len(jobs)}] {name} finished in {secs / 60:.1f} min")
+        elif say:
             elapsed = time.perf_counter() - t0
             eta = elapsed / finished * (len(todo) - finished - len(failed))
             print(
@@ -579,16 +624,30 @@ def _run_grid_locked(
 
     def on_fail(name: str, tb: str) -> None:
         failed[name] = tb
-        print(f"{name} FAILED:\n{tb}", file=sys.stderr)
+        if line is not None:
+            line.fail(name)
+            line.say(f"{name} FAILED:\n{tb.rstrip()}")
+        else:
+            print(f"{name} FAILED:\n{tb}", file=sys.stderr)
 
-    if workers <= 1:
-        for job in todo:
-            try:
-                on_done(*_run_job(job, str(out), None, progress if progress is not None else True))
-            except KeyboardInterrupt:
-                raise
-            except Exception:
-                on_fail(job.name, traceback.format_exc())
-    else:
-        _run_parallel(todo, out, workers, on_done, on_fail)
+    on_poll = line.update if line is not None else None
+    try:
+        if launcher != "local":
+            if todo:
+                run_jobs(todo, out, launcher, workers, launcher_options, on_done, on_fail, on_poll)
+        elif (workers or 1) <= 1:
+            for job in todo:
+                try:
+                    on_done(
+                        *run_job(job, str(out), None, progress if progress is not None else True)
+                    )
+                except KeyboardInterrupt:
+                    raise
+                except Exception:
+                    on_fail(job.name, traceback.format_exc())
+        else:
+            _run_parallel(todo, out, workers or 1, on_done, on_fail, on_poll)
+    finally:
+        if line is not None:
+            line.close()
     return {"total": len(jobs), "skipped": done, "ran": len(todo), "failed": failed}
