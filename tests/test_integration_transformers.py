@@ -304,8 +304,22 @@ def test_drw_callback_without_a_loss_says_so():
         cb.on_epoch_begin(None, transformers.TrainerState(), None)
     with pytest.raises(ValueError, match="set_weight"):
         DeferredReweightingCallback(DeferredReweighting(COUNTS), loss=nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="DeferredReweighting"):
-        DeferredReweightingCallback([1, 2, 3])
+    with pytest.raises(ValueError, match="unset when a DeferredReweighting"):
+        DeferredReweightingCallback(DeferredReweighting(COUNTS), start_epoch=2)
+    with pytest.raises(ValueError, match="counts"):
+        DeferredReweightingCallback([10, 0, 3])  # a class without examples has no weight
+
+
+def test_drw_callback_from_counts_matches_the_schedules_arguments(tmp_path):
+    cb = DeferredReweightingCallback(COUNTS, start_epoch=1, beta=0.99, scheme="inverse")
+    trainer = LongtailTrainer(MLP(), targs(tmp_path), loss="ce", callbacks=[cb])
+    state = transformers.TrainerState()
+    state.epoch = 1.0
+    cb.on_epoch_begin(trainer.args, state, trainer.control)
+    inverse = [1 / n for n in COUNTS]
+    expected = [v * len(COUNTS) / sum(inverse) for v in inverse]
+    assert trainer.criterion.weight.tolist() == pytest.approx(expected, rel=1e-6)
+    assert DeferredReweightingCallback(COUNTS).schedule.start_epoch == 160
 
 
 # ---- samplers ---------------------------------------------------------------------------------

@@ -143,28 +143,54 @@ class DeferredReweightingCallback(TrainerCallback):
     instance in ``callbacks=`` built without ``loss``.
 
     Args:
-        schedule: A :class:`~longtail.weighting.DeferredReweighting` (or any object with
-            ``is_active(epoch)`` and ``weights(epoch)``).
+        counts_or_schedule: Per-class training counts, or a ready
+            :class:`~longtail.weighting.DeferredReweighting` (then leave the next three unset).
+            The same arguments as ``longtail.integrations.lightning.DeferredReweightingCallback``.
+        start_epoch: First 0-based epoch with class-balanced weights. Default 160 (the paper's,
+            of 200 CIFAR epochs).
+        beta: ``β`` of the effective-number scheme. Default 0.9999.
+        scheme: Any name of :data:`longtail.weighting.WEIGHT_SCHEMES`. Default ``"effective"``.
         loss: The loss module to re-weight: anything with ``set_weight(weight)``, such as every
             longtail loss. Default: bound by :class:`LongtailTrainer`.
 
     Example:
-        >>> from longtail.weighting import DeferredReweighting
-        >>> cb = DeferredReweightingCallback(DeferredReweighting([900, 90, 10], start_epoch=3))
+        >>> cb = DeferredReweightingCallback([900, 90, 10], start_epoch=3)
+        >>> cb.schedule.is_active(2), cb.schedule.is_active(3)
+        (False, True)
     """
 
-    def __init__(self, schedule: DeferredReweighting, loss: nn.Module | None = None) -> None:
-        for method in ("is_active", "weights"):
-            if not callable(getattr(schedule, method, None)):
-                raise expected(
-                    "schedule", "a DeferredReweighting (with is_active and weights)", schedule
-                )
+    def __init__(
+        self,
+        counts_or_schedule: Any,
+        start_epoch: int | None = None,
+        beta: float | None = None,
+        scheme: str | None = None,
+        *,
+        loss: nn.Module | None = None,
+    ) -> None:
+        if isinstance(counts_or_schedule, DeferredReweighting):
+            own = {"start_epoch": start_epoch, "beta": beta, "scheme": scheme}
+            for name, value in own.items():
+                if value is not None:
+                    raise expected(
+                        name, "unset when a DeferredReweighting is given (it has its own)", value
+                    )
+            self.schedule = counts_or_schedule
+        else:
+            self.schedule = DeferredReweighting(
+                counts_or_schedule,
+                start_epoch=160 if start_epoch is None else start_epoch,
+                beta=0.9999 if beta is None else beta,
+                scheme="effective" if scheme is None else scheme,
+            )
         if loss is not None:
             _check_reweightable(loss)
-        self.schedule = schedule
         self.loss = loss
         #: The epoch whose weights were last applied (``None`` before training).
         self.epoch: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.schedule!r})"
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.loss is None:
@@ -293,7 +319,7 @@ class LongtailTrainer(Trainer):
         self.criterion = self._build_loss(loss, loss_kwargs)
         self.reweighting = self._build_reweighting(drw)
         if self.reweighting is not None:
-            self.add_callback(DeferredReweightingCallback(self.reweighting, self.criterion))
+            self.add_callback(DeferredReweightingCallback(self.reweighting, loss=self.criterion))
         for cb in self.callback_handler.callbacks:
             if isinstance(cb, DeferredReweightingCallback) and cb.loss is None:
                 cb.loss = self.criterion
