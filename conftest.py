@@ -2,7 +2,11 @@
 
 import importlib.util
 
-# the torchmetrics adapters import torchmetrics, an optional package: no doctest without it
-collect_ignore = []
-if importlib.util.find_spec("torchmetrics") is None:
-    collect_ignore.append("src/longtail/metrics_torchmetrics.py")
+# Modules that import an optional package at module level: no doctest collection without it
+# (their own tests skip through pytest.importorskip; CI installs every extra).
+_OPTIONAL = {
+    "src/longtail/metrics_torchmetrics.py": "torchmetrics",
+    "src/longtail/integrations/lightning.py": "lightning",
+    "src/longtail/integrations/transformers.py": "transformers",
+}
+collect_ignore = [path for path, pkg in _OPTIONAL.items() if importlib.util.find_spec(pkg) is None]
