@@ -229,7 +229,9 @@ def preset_selection_jobs(
                         width=base["width"],
                         epochs=base["epochs"] * k,
                         val_per_class=val_per_class,
-                        eval_every=1,
+                        # a timing run is shaped like a Table 1 run: no per-epoch evaluation
+                        # (the preset's eval_every=0), one on the validation split at the end
+                        eval_every=0 if timing else 1,
                     )
                     if timing:
                         extra = {"bench": "preset-timing", "candidate": cand, "length": k}
@@ -610,8 +612,8 @@ def _run_grid_locked(
         nonlocal finished
         finished += 1
         if line is not None:
-            line.finished(name, secs)
             line.say(f"[{done + finished}/{len(jobs)}] {name} finished in {secs / 60:.1f} min")
+            line.finished(name, secs)
         elif say:
             elapsed = time.perf_counter() - t0
             eta = elapsed / finished * (len(todo) - finished - len(failed))
@@ -625,8 +627,8 @@ def _run_grid_locked(
     def on_fail(name: str, tb: str) -> None:
         failed[name] = tb
         if line is not None:
-            line.fail(name)
             line.say(f"{name} FAILED:\n{tb.rstrip()}")
+            line.fail(name)
         else:
             print(f"{name} FAILED:\n{tb}", file=sys.stderr)
 
