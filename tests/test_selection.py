@@ -190,3 +190,15 @@ def test_selection_jobs_name_runs_by_what_they_are():
     # e40 at twice its length is e80 at its own: one run, listed once
     assert names.count("cnn5-w16-e80_erm_s0") == 1
     assert "cnn5-w16-e160_mm-drw_s0" in names and len(names) == len(set(names)) == 9
+
+
+def test_timing_run_is_shaped_like_a_table1_run():
+    from longtail.bench.runner import preset_selection_jobs
+
+    sel = preset_selection_jobs(("cnn5-w16-e60",), seeds=1)
+    (timing,) = preset_selection_jobs(("cnn5-w16-e60",), seeds=1, timing=True)
+    # selection runs draw a validation curve; the timing run evaluates once, at the end, like
+    # Table 1, and still never looks at the test set (validation held out)
+    assert all(j.config.eval_every == 1 for j in sel)
+    assert timing.config.eval_every == 0 and timing.config.val_per_class > 0
+    assert timing.config.epochs == 60 and timing.extra["bench"] == "preset-timing"
