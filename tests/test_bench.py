@@ -102,6 +102,8 @@ def test_cli_bench_and_report(npz, tmp_path, capsys):
     assert pngs == [
         "per_class_error_toy_exp4.png",
         "per_class_error_toy_step4.png",
+        "per_class_heatmap_toy_exp4.png",
+        "per_class_heatmap_toy_step4.png",
         "training_curves_toy_exp4.png",
         "training_curves_toy_step4.png",
     ]

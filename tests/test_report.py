@@ -324,6 +324,8 @@ def test_write_report(results, tmp_path):
         "mm_ablation_fashion-mnist_exp100.png",
         "per_class_error_fashion-mnist_exp100.png",
         "per_class_error_fashion-mnist_step100.png",
+        "per_class_heatmap_fashion-mnist_exp100.png",
+        "per_class_heatmap_fashion-mnist_step100.png",
         "report.md",
     ]
     assert paths[-1] == out / "report.md"

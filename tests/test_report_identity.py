@@ -388,7 +388,9 @@ def test_two_datasets_with_one_file_stem_get_a_plot_each(tmp_path):
         rec["metrics"]["per_class_error"] = [10.0 * c for c in range(10)]
         write(folder / f"{name}.json", rec)
     paths = write_report(folder, tmp_path / "report")
-    pngs = [p.name for p in paths if p.suffix == ".png"]
+    heat_maps = [p.name for p in paths if p.name.startswith("per_class_heatmap_")]
+    assert len(heat_maps) == len(set(heat_maps)) == 3  # the heat maps beside them too
+    pngs = [p.name for p in paths if p.suffix == ".png" and p.name not in heat_maps]
     assert len(pngs) == len(set(pngs)) == 3
     faces = [n for n in pngs if "faces" in n]
     assert len(faces) == 2 and all(n.startswith("per_class_error_faces_exp100_") for n in faces)

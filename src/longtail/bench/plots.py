@@ -1,5 +1,5 @@
-"""Plots from results records: per-class error, the MM ablation's heat map, DIR error per label
-bin and Group-DIR's sensitivity.
+"""Plots from results records: per-class error (lines and a methods × classes heat map), the MM
+ablation's heat map, DIR error per label bin and Group-DIR's sensitivity.
 
 Plots need matplotlib (the ``bench`` extra: ``pip install "longtail[bench]"``), imported only
 when a plot is drawn, and drawn without pyplot, so no display or backend switch is needed. As in
@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,13 @@ from longtail.engine.io import atomic_write
 from longtail.metrics import regions_of_counts
 
 __all__ = [
+    "PerClassMatrix",
+    "per_class_error_matrix",
     "plot_ablation",
     "plot_dir_error",
     "plot_dir_sensitivity",
     "plot_per_class_error",
+    "plot_per_class_heatmap",
     "plot_training_curves",
 ]
 
@@ -653,4 +657,161 @@ def plot_training_curves(
     handles, labels = ax_err.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
+    return _save(fig, path)
+
+
+# ---- per-class error heat map -------------------------------------------------------------------
+@dataclass(frozen=True)
+class PerClassMatrix:
+    """What :func:`plot_per_class_heatmap` draws: mean per-class test error, methods × classes.
+
+    Attributes:
+        setting: The ``(dataset, profile, ratio)`` drawn.
+        rows: One label per configuration (a method; runs of another recipe or loss setting are
+            rows of their own, as lines are in :func:`plot_per_class_error`), in table order.
+        seeds: The distinct runs (seeds) averaged in each row.
+        classes: The class indices of the columns, the most training examples first (ties by
+            index); index order when the training counts are unknown.
+        names: The columns' class names (registry names, else the records' ``"classes"``, else
+            indices).
+        counts: The columns' training counts, ``None`` when unknown.
+        regions: The columns' shot regions (``"many"``, ``"medium"``, ``"few"``), ``None`` when
+            the counts are unknown.
+        errors: ``errors[i][j]``: the mean over row ``i``'s runs of the test error (%) of class
+            ``classes[j]``; NaN where no run has one (no test example of the class).
+        thresholds: The runs' ``(many_threshold, few_threshold)`` that made the regions.
+    """
+
+    setting: Setting
+    rows: list[str]
+    seeds: list[int]
+    classes: list[int]
+    names: list[str]
+    counts: list[float] | None
+    regions: list[str] | None
+    errors: list[list[float]]
+    thresholds: tuple[float, float] = (100, 20)
+
+
+def per_class_error_matrix(
+    records: Iterable[dict[str, Any]], setting: Setting | str | None = None
+) -> PerClassMatrix:
+    """The matrix of :func:`plot_per_class_heatmap`: per-class test error of every method of
+    ``setting`` (mean over distinct seeds), classes from head to tail by training count.
+
+    Raises:
+        ValueError: If no record has per-class errors, or ``setting`` has none.
+    """
+    groups = _per_class_records(records)
+    chosen = pick_setting(list(groups), setting, "metrics['per_class_error']")
+    recs = groups[chosen]
+    num_classes = max(len(r["metrics"]["per_class_error"]) for r in recs)
+    recs = [r for r in recs if len(r["metrics"]["per_class_error"]) == num_classes]
+    counts = _train_counts(recs, num_classes)
+    order = list(range(num_classes))
+    if counts is not None:
+        order.sort(key=lambda c: -counts[c])
+    names = _class_names(chosen[0], recs, num_classes)
+    config = recs[0].get("config") or {}
+    regions = None
+    many, few = config.get("many_threshold", 100), config.get("few_threshold", 20)
+    if counts is not None:
+        regions = list(regions_of_counts([counts[c] for c in order], many, few))
+    lines = _lines(group_tables(recs), chosen)
+    errors = []
+    for _, runs in lines:
+        mean = _mean_per_class(runs, num_classes)
+        errors.append([mean[c] for c in order])
+    return PerClassMatrix(
+        setting=chosen,
+        rows=[label for label, _ in lines],
+        seeds=[len(runs) for _, runs in lines],
+        classes=order,
+        names=[names[c] if names else str(c) for c in order],
+        counts=[counts[c] for c in order] if counts is not None else None,
+        regions=regions,
+        errors=errors,
+        thresholds=(many, few),
+    )
+
+
+def plot_per_class_heatmap(
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike[str],
+    setting: Setting | str | None = None,
+) -> Path:
+    """Heat map of per-class test error: a row per method, a column per class (head → tail).
+
+    The matrix is :func:`per_class_error_matrix`'s: cells are the mean per-class test error over
+    each method's distinct seeds, written in the cell (up to 40 classes; beyond, every few
+    columns are labelled), coloured on a fixed 0-100% scale (a colour bar beside), so that heat
+    maps of different settings compare; columns are named classes sorted by training count
+    (counts on the top axis; dashed lines between the many-, medium- and few-shot regions: more
+    than 100 / fewer than 20 training examples, Liu et al., CVPR 2019). It reads where
+    :func:`plot_per_class_error`'s lines of 13 methods cross: which method pays for its tail
+    accuracy with which head class.
+
+    Args:
+        records: Results records; those with ``metrics["per_class_error"]`` are used.
+        path: The PNG file to write (atomically).
+        setting: ``(dataset, profile, ratio)`` or ``"cifar10_exp100"``; default the first setting
+            with per-class errors.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If no record has per-class errors, or ``setting`` has none.
+        ImportError: If matplotlib is missing.
+    """
+    m = per_class_error_matrix(records, setting)
+    n_rows, n_cols = len(m.rows), len(m.classes)
+    annotate = n_cols <= 40
+    label_width = max(len(r) for r in m.rows)
+    fig = _figure(
+        min(40.0, max(6.0, (0.72 if annotate else 0.2) * n_cols + 0.085 * label_width + 2.2)),
+        min(30.0, max(3.6, 0.36 * n_rows + 2.6)),
+    )
+    ax = fig.subplots(1, 1)
+    import matplotlib
+    import numpy as np
+
+    cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="0.85")
+    values = np.ma.masked_invalid(np.array(m.errors, dtype=float).reshape(n_rows, n_cols))
+    image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=100.0, aspect="auto")
+    if annotate:
+        size = 8 if n_cols <= 16 else 6
+        for i, row in enumerate(m.errors):
+            for j, v in enumerate(row):
+                text, color = ("n/a", "0.3") if math.isnan(v) else (f"{v:.1f}", "black")
+                if not math.isnan(v) and v > 55:
+                    color = "white"  # the dark end of magma_r
+                ax.text(j, i, text, ha="center", va="center", fontsize=size, color=color)
+    ticks = list(range(0, n_cols, 1 if annotate else math.ceil(n_cols / 40)))
+    long_names = max(len(n) for n in m.names) > 3
+    ax.set_xticks(
+        ticks,
+        [m.names[j] for j in ticks],
+        rotation=35 if long_names else 0,
+        ha="right" if long_names else "center",
+        rotation_mode="anchor",
+    )
+    ax.set_yticks(range(n_rows), m.rows)
+    ax.tick_params(length=0)
+    if m.counts is not None:
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(ticks, [f"{m.counts[j]:g}" for j in ticks], fontsize="small")
+        top.tick_params(length=0)
+        regions = m.regions or []
+        cuts = [j for j in range(1, n_cols) if regions[j] != regions[j - 1]]
+        for j in cuts:
+            ax.axvline(j - 0.5, color="0.5", linestyle="--", linewidth=1.2)
+        shots = f"; dashed: many > {m.thresholds[0]:g} ≥ medium ≥ {m.thresholds[1]:g} > few"
+        top.set_xlabel(f"training examples per class{shots if cuts else ''}", fontsize="small")
+        ax.set_xlabel("class, most training examples first (head → tail)")
+    else:
+        ax.set_xlabel("class (training counts unknown; index order)")
+    seeds = seed_span(m.seeds)
+    ax.set_title(f"Per-class top-1 error (%), {setting_title(m.setting)}, mean over {seeds}")
+    fig.colorbar(image, ax=ax, label="test error (%)", fraction=0.04, pad=0.02)
     return _save(fig, path)

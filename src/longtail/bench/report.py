@@ -42,6 +42,7 @@ from longtail.bench.plots import (
     plot_dir_error,
     plot_dir_sensitivity,
     plot_per_class_error,
+    plot_per_class_heatmap,
     plot_training_curves,
 )
 from longtail.bench.records import (
@@ -104,7 +105,8 @@ def write_report(
     Files written into ``out`` (default ``directory``), each atomically (a temporary file, then
     ``os.replace``):
 
-    * ``per_class_error_<dataset>_<profile><ratio>.png`` for each setting with per-class errors;
+    * ``per_class_error_<dataset>_<profile><ratio>.png`` for each setting with per-class errors,
+      and ``per_class_heatmap_<...>.png`` (:func:`plot_per_class_heatmap`): methods × classes;
     * ``mm_ablation_<dataset>_<profile><ratio>.png`` for each setting with MM ablation records;
     * ``dir_error_<dataset>_dir<ratio>.png`` (:func:`plot_dir_error`) for each DIR setting with
       per-bin errors, ``dir_sensitivity_<...>.png`` (:func:`plot_dir_sensitivity`) for each
@@ -313,7 +315,8 @@ def _classification_sections(
         titles = plot_titles(per_class)
         for setting in per_class:
             link = plot(plot_per_class_error, "per_class_error", setting, per_class)
-            sections.append(f"**{titles[setting]}**\n\n{link}")
+            heat = plot(plot_per_class_heatmap, "per_class_heatmap", setting, per_class)
+            sections.append(f"**{titles[setting]}**\n\n{link}\n\n{heat}")
     curves = curve_settings(classification(records)) if plot is not None else []
     if curves:
         sections.append("## Training curves")
