@@ -12,7 +12,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: run fashion-mnist test lint bench clean
+.PHONY: run fashion-mnist test lint bench clean docs package-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -68,5 +68,33 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_train.py
 
+# the documentation site, into site/: mkdocs.yml's hooks (docs/hooks.py) write the loss pages
+# from the registry at build time; --strict makes any warning (a broken link, a docstring that
+# does not parse) an error
+SITE ?= site
+
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d $(SITE)
+
+# the packages users install: build the sdist and, from it, the wheel (in an isolated build
+# environment, as pip would), check both with twine, then install the wheel into a fresh venv
+# (the CPU torch first, so that pip does not resolve a CUDA build) and run it from outside the
+# repository
+DIST ?= dist
+
+package-check: $(VENV)/.installed-test
+	rm -rf $(DIST)
+	$(BIN)/python -m build --outdir $(DIST) .
+	$(BIN)/twine check --strict $(DIST)/*
+	$(BIN)/python scripts/check_dist.py $(DIST)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "make: installing the wheel into a fresh venv in $$tmp"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install -q "$(TORCH_SPEC)"; \
+	"$$tmp/venv/bin/python" -m pip install -q $(DIST)/longtail-*.whl; \
+	cd "$$tmp"; \
+	"$$tmp/venv/bin/longtail" losses --family imbalance; \
+	"$$tmp/venv/bin/python" -c "import longtail, sys; assert longtail.__file__.startswith('$$tmp'), longtail.__file__; print('installed', longtail.__version__, 'at', longtail.__file__)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(SITE) $(DIST)
