@@ -250,3 +250,13 @@ def test_multilabel_engine_logs_through_the_same_harness(tmp_path):
     tb, rows = scalars(out), jsonl(out)
     assert [s for s, _ in tb["val_map"]] == [r["epoch"] for r in rows] == [0, 1]
     assert [v for _, v in tb["val_map"]] == pytest.approx([r["val_map"] for r in rows], rel=1e-6)
+
+
+def test_cli_missing_extra_is_one_line(npz, monkeypatch, tmp_path, capsys):
+    """A missing optional package is a user's error: one line naming the extra, exit 2."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    argv = ["train", "--dataset", npz, "--preset", "smoke", "--epochs", "1", "--ratio", "4"]
+    argv += ["--log"]
+    assert cli_main([*argv, "tensorboard", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "longtail[tensorboard]" in err and "Traceback" not in err

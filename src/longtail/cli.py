@@ -1626,6 +1626,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _USER_ERRORS as e:
         print(f"longtail {args.command}: error: {_message(e)}", file=sys.stderr)
         return 2
+    except ImportError as e:
+        # an optional package the chosen option needs: our messages name the extra to install
+        # ("pip install longtail[tensorboard]"); any other import failure is a bug: traceback
+        if "pip install" not in str(e):
+            raise
+        print(f"longtail {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader of our output went away (``longtail report DIR | head``): the work is
         # done and written; stop quietly, as other command-line tools do, instead of a
