@@ -1372,8 +1372,9 @@ def _add_inspect(sub: Any) -> None:
         metavar="DATASET",
         help="a registered dataset ("
         + ", ".join(list_datasets())
-        + "), an .npz file (y_train 1-D: classification; (N, C) multi-hot: multi-label) or a "
-        "regression .csv file (with --target)",
+        + "), an .npz file (y_train 1-D: classification; (N, C) multi-hot: multi-label), a "
+        "folder of class folders of images or a Hugging Face save_to_disk folder "
+        "(classification), or a regression .csv file (with --target)",
     )
     p.add_argument(
         "--data-dir",

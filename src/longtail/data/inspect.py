@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from longtail._validation import check_in_range, expected
-from longtail.data.registry import dataset_label, get_dataset
+from longtail.data.registry import dataset_label, get_dataset, path_stem
 from longtail.metrics import regions_of_counts
 
 __all__ = [
@@ -186,6 +186,11 @@ def _kind(dataset: str, data_dir: str | None) -> tuple[str, str]:
     try:
         info = get_dataset(text)
     except ValueError as err:
+        folder = Path(text).expanduser()
+        if folder.is_dir() or (
+            data_dir and not folder.is_absolute() and (Path(data_dir) / folder).is_dir()
+        ):
+            return "classification", text  # image folder or datasets save_to_disk folder
         if Path(text).expanduser().is_file():
             raise expected(
                 "dataset",
@@ -217,8 +222,8 @@ def _q(text: str) -> str:
 
 
 def _slug(dataset: str) -> str:
-    text = str(dataset)
-    return Path(text).stem if text.lower().endswith((".npz", ".csv")) else text
+    """A name for output folders: a file's stem, a folder's name, a registered name as it is."""
+    return path_stem(str(dataset))
 
 
 def _data_options(dataset: str, data_dir: str | None) -> str:
@@ -528,8 +533,10 @@ def inspect_dataset(
     Args:
         dataset: A registered name (:func:`~longtail.data.registry.list_datasets`), the path of
             an ``.npz`` archive (``y_train`` 1-D: single-label classification; ``(N, C)``:
-            multi-label), or of a regression ``.csv`` table (with ``target``). A relative path
-            that does not exist is also looked for in ``data_dir``.
+            multi-label), of a folder (classification: class folders of images, or a Hugging
+            Face ``save_to_disk`` folder; :func:`~longtail.data.folders.load_folder`), or of a
+            regression ``.csv`` table (with ``target``). A relative path that does not exist is
+            also looked for in ``data_dir``.
         data_dir: Folder of the dataset files (as ``longtail train --data-dir``).
         download: Whether a registered dataset may be downloaded.
         profile: Classification only: ``None`` (default) or ``"natural"`` for the data's own
