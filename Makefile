@@ -51,7 +51,7 @@ run: $(VENV)/.installed fashion-mnist
 
 # the tests also exercise the optional integrations (Lightning, transformers, TensorBoard,
 # submitit, Ray) and build the documentation site, so they install every extra
-TEST_EXTRAS ?= dev,bench,regression,images,torchmetrics,lightning,transformers,tensorboard,launchers,docs
+TEST_EXTRAS ?= dev,bench,regression,images,hf-datasets,torchmetrics,lightning,transformers,tensorboard,launchers,docs
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[$(TEST_EXTRAS)]"

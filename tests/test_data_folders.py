@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -348,16 +350,11 @@ def _fake_hf_folder(root: Path) -> Path:
     return root
 
 
-def test_hf_folder_without_datasets_names_the_package(tmp_path):
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("datasets is installed: the missing-package message cannot be seen")
+def test_hf_folder_without_datasets_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets raises ImportError
     root = _fake_hf_folder(tmp_path / "hf")
     assert folders.is_hf_dataset_folder(root)
-    with pytest.raises(ImportError, match="pip install datasets"):
+    with pytest.raises(ImportError, match=r'pip install "longtail\[hf-datasets\]"'):
         load_image_dataset(str(root))
 
 
@@ -410,3 +407,217 @@ def test_train_on_a_folder_from_the_command_line(pets, tmp_path, capsys):
     args += ["--width", "4", "--epochs", "1", "--threads", "1", "--no-progress"]
     assert cli_main([*args, "--out", str(tmp_path / "cli-run")]) == 0
     assert "natural" in capsys.readouterr().out
+
+
+# ---- Hugging Face datasets folders, with the real package --------------------------------------
+HF_NAMES = ["cat", "dog", "owl"]
+# (width, height) and Pillow mode of the images, in turn: 3 sizes, colour and grey (RGB wins)
+HF_SHAPES = [((6, 5), "RGB"), ((4, 4), "L"), ((7, 3), "RGB"), ((6, 5), "RGB"), ((4, 4), "RGB")]
+
+
+def _hf_split(counts: list[int], seed: int) -> tuple[list[Any], list[int]]:
+    """Noise images (so that resizing shows) of the classes' ``counts``, classes interleaved."""
+    rng = np.random.default_rng(seed)
+    labels = [c for c, n in enumerate(counts) for _ in range(n)]
+    labels = [labels[i] for i in rng.permutation(len(labels))]
+    images = []
+    for i in range(len(labels)):
+        (w, h), mode = HF_SHAPES[i % len(HF_SHAPES)]
+        shape = (h, w, 3) if mode == "RGB" else (h, w)
+        images.append(Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode))
+    return images, labels
+
+
+def _expected_pixels(images: list[Any], mode: str, size: tuple[int, int]) -> torch.Tensor:
+    """The documented decoding, done here with Pillow: convert, bilinear resize to (h, w)."""
+    out = []
+    for image in images:
+        arr = np.asarray(image.convert(mode).resize(size[::-1], Image.Resampling.BILINEAR))
+        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out))
+
+
+@pytest.fixture
+def hf_data():
+    datasets = pytest.importorskip(
+        "datasets", reason="the Hugging Face datasets package is not installed (hf-datasets extra)"
+    )
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=HF_NAMES)}
+    )
+    raw = {"train": _hf_split([9, 4, 2], 0), "test": _hf_split([3, 2, 1], 1)}
+    splits = {
+        split: datasets.Dataset.from_dict({"image": x, "label": y}, features=features)
+        for split, (x, y) in raw.items()
+    }
+    return datasets, features, raw, splits
+
+
+@pytest.fixture
+def hf_pets(hf_data, tmp_path) -> tuple[Path, dict[str, Any]]:
+    datasets, _, raw, splits = hf_data
+    root = tmp_path / "hf-pets"
+    datasets.DatasetDict(splits).save_to_disk(str(root))
+    return root, raw
+
+
+def test_hf_dataset_dict_pixels_labels_and_classes(hf_pets, monkeypatch):
+    root, raw = hf_pets
+    assert folders.is_hf_dataset_folder(root)
+    with pytest.warns(UserWarning, match="3 sizes .* resized to 32x32"):
+        ds = load_image_dataset(str(root))
+    assert ds.classes == tuple(HF_NAMES) and ds.name == "hf-pets"
+    assert ds.class_counts.tolist() == [9, 4, 2] and ds.channels == 3
+    for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
+        images, labels = raw[split]
+        assert y.tolist() == labels
+        assert torch.equal(x, _expected_pixels(images, "RGB", (32, 32)))
+    grey = folders.load_hf_dataset(root, size=(5, 6), mode="L", cache=False)
+    assert grey.image_size == (5, 6) and grey.channels == 1
+    assert torch.equal(grey.x_test, _expected_pixels(raw["test"][0], "L", (5, 6)))
+    # the second load comes from the cache, without opening the dataset
+    import datasets
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(datasets, "load_from_disk", no_read)
+    again = load_image_dataset(str(root))
+    assert again.fingerprint() == ds.fingerprint()
+
+
+def _hf_test_rows(labels: list[int], fraction: float = 0.2) -> list[int]:
+    """The documented split of a split-less dataset: per class, the round(n · fraction) rows of
+    smallest SHA-256 of their row index (as text)."""
+    chosen = []
+    for c in sorted(set(labels)):
+        rows = [i for i, y in enumerate(labels) if y == c]
+        k = min(len(rows) - 1, int(len(rows) * fraction + 0.5))
+        chosen += sorted(rows, key=lambda i: hashlib.sha256(str(i).encode()).hexdigest())[:k]
+    return sorted(chosen)
+
+
+def test_hf_without_test_split_splits_off_train(hf_data, tmp_path, monkeypatch):
+    datasets, _, raw, splits = hf_data
+    monkeypatch.setattr(folders, "_HF_BATCH", 4)  # rows read 4 at a time: several batches
+    images, labels = raw["train"]
+    test_rows = _hf_test_rows(labels)
+    train_rows = [i for i in range(len(labels)) if i not in test_rows]
+    assert len(test_rows) == 3  # 9 -> 2, 4 -> 1, 2 -> 0
+    single = tmp_path / "hf-single"
+    splits["train"].save_to_disk(str(single))
+    no_test = tmp_path / "hf-no-test"  # a validation split is not a test set
+    datasets.DatasetDict({"train": splits["train"], "validation": splits["test"]}).save_to_disk(
+        str(no_test)
+    )
+    for root in (single, no_test):
+        ds = folders.load_hf_dataset(root, size=4, cache=False)
+        assert ds.classes == tuple(HF_NAMES)
+        assert ds.class_counts.tolist() == [7, 3, 2]
+        assert ds.y_test.tolist() == [labels[i] for i in test_rows]
+        assert ds.y_train.tolist() == [labels[i] for i in train_rows]
+        want = _expected_pixels([images[i] for i in test_rows], "RGB", (4, 4))
+        assert torch.equal(ds.x_test, want)
+
+
+def test_hf_saved_format_and_undecoded_images_are_read(hf_data, hf_pets, tmp_path):
+    # failed before: a saved torch format gave tensors, Image(decode=False) dicts, not images
+    datasets, _, _, splits = hf_data
+    root, _ = hf_pets
+    want = folders.load_hf_dataset(root, size=4, cache=False)
+    torch_format = tmp_path / "hf-torch"
+    datasets.DatasetDict({k: v.with_format("torch") for k, v in splits.items()}).save_to_disk(
+        str(torch_format)
+    )
+    undecoded = tmp_path / "hf-undecoded"
+    datasets.DatasetDict(
+        {k: v.cast_column("image", datasets.Image(decode=False)) for k, v in splits.items()}
+    ).save_to_disk(str(undecoded))
+    for path in (torch_format, undecoded):
+        got = folders.load_hf_dataset(path, size=4, cache=False)
+        assert torch.equal(got.x_train, want.x_train) and torch.equal(got.y_test, want.y_test)
+        assert got.classes == tuple(HF_NAMES)
+
+
+def test_hf_label_columns_of_integers_or_strings(hf_data, tmp_path):
+    # failed before: string labels (int("cat")), None (int(None)) raised bare TypeErrors
+    datasets, _, raw, _ = hf_data
+    images, labels = raw["train"]
+    for dtype, values in (("int64", [10, 3, 7]), ("string", ["owl", "cat", "dog"])):
+        column = [values[y] for y in labels]
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.Value(dtype)})
+        root = tmp_path / f"hf-{dtype}"
+        datasets.Dataset.from_dict(
+            {"image": images, "label": column}, features=features
+        ).save_to_disk(str(root))
+        ds = folders.load_hf_dataset(root, size=4, test_fraction=0.0, cache=False)
+        assert list(ds.classes) == [str(v) for v in sorted(values)]
+        assert [ds.classes[y] for y in ds.y_train.tolist()] == [str(v) for v in column]
+        column[5] = None
+        datasets.Dataset.from_dict(
+            {"image": images, "label": column}, features=features
+        ).save_to_disk(str(root / "missing"))
+        with pytest.raises(ValueError, match=r"label None in split 'train', row 5 \(1 such"):
+            folders.load_hf_dataset(root / "missing", cache=False)
+
+
+def test_hf_missing_labels_and_images_are_named(hf_data, tmp_path):
+    datasets, features, raw, splits = hf_data
+    images, labels = raw["test"]
+    unlabelled = datasets.Dataset.from_dict(
+        {"image": images, "label": [-1] * len(labels)}, features=features
+    )
+    root = tmp_path / "hf-unlabelled-test"
+    datasets.DatasetDict({"train": splits["train"], "test": unlabelled}).save_to_disk(str(root))
+    with pytest.raises(ValueError, match=r"label -1 in split 'test', row 0 \(6 such rows; -1"):
+        load_image_dataset(str(root))
+    no_image = datasets.Dataset.from_dict(
+        {"image": [*images[:2], None], "label": labels[:3]}, features=features
+    )
+    root = tmp_path / "hf-no-image"
+    datasets.DatasetDict({"train": splits["train"], "test": no_image}).save_to_disk(str(root))
+    with pytest.raises(ValueError, match=r"split 'test', row 2, column 'image': no image"):
+        folders.load_hf_dataset(root, size=4, cache=False)
+    with pytest.raises(ValueError, match="a column with the Image feature"):
+        folders.load_hf_dataset(root, image_column="label", cache=False)
+    undecoded = datasets.Features(
+        {"image": datasets.Image(decode=False), "label": features["label"]}
+    )
+    garbage = [{"bytes": b"not an image", "path": None}] * 2
+    root = tmp_path / "hf-garbage"
+    datasets.Dataset.from_dict(
+        {"image": garbage, "label": [0, 1]}, features=undecoded
+    ).save_to_disk(str(root))
+    with pytest.raises(ValueError, match=r"split 'train', row 0, column 'image': not a readable"):
+        folders.load_hf_dataset(root, cache=False)
+
+
+def test_hf_folder_train_and_inspect_from_the_command_line(hf_pets, tmp_path, capsys):
+    from longtail.cli import main as cli_main
+
+    root, _ = hf_pets
+    out = tmp_path / "hf-run"
+    args = ["train", "--dataset", str(root), "--preset", "smoke", "--epochs", "1"]
+    args += ["--ratio", "2", "--threads", "1", "--no-progress", "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the 3 image sizes, resized
+        assert cli_main(args) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert record["classes"] == HF_NAMES
+    assert len(record["metrics"]["per_class_error"]) == 3
+    capsys.readouterr()
+    assert cli_main(["inspect", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["label"] for c in report["classes"]] == HF_NAMES
+    assert [c["count"] for c in report["classes"]] == [9, 4, 2]
+    assert [c["test_count"] for c in report["classes"]] == [3, 2, 1]
+    assert any("--out runs/hf-pets-natural" in line for line in report["next"])
+
+
+def test_inspect_an_image_folder(pets, capsys):
+    from longtail.cli import main as cli_main
+
+    assert cli_main(["inspect", "pets", "--data-dir", str(pets.parent)]) == 0
+    shown = capsys.readouterr().out
+    # 20 % of each class (30, 12, 6) is the test set
+    assert "39 examples in 3 classes" in shown and "--out runs/pets-natural" in shown

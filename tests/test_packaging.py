@@ -29,9 +29,7 @@ NEEDED_BY = {
     "tensorboard": "torch.utils.tensorboard",  # torch's SummaryWriter imports it
 }
 #: optional imports that no extra installs, and why
-NO_EXTRA = {
-    "datasets": "a Hugging Face save_to_disk folder is read when the user has `datasets`",
-}
+NO_EXTRA: dict[str, str] = {}
 #: dev requirements that are tools run by the Makefile, not imported by the tests
 TOOLS = {"ruff": "make lint", "build": "make package-check", "twine": "make package-check"}
 

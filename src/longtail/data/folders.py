@@ -1,5 +1,5 @@
 """Image datasets from a folder: one sub-folder per class (PNG, JPEG, ...), or a Hugging Face
-``datasets`` folder written by ``save_to_disk``.
+``datasets`` folder written by ``save_to_disk`` (the ``hf-datasets`` extra).
 
 :func:`load_image_folder` reads a folder of class folders into an :class:`ImageDataset`, the
 object every loader returns, so a folder goes through the engine like a registered dataset:
@@ -58,6 +58,7 @@ file replaced. ``cache=False`` reads the folder every time and writes nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -564,6 +565,12 @@ def _hf_columns(features: Any, image_column: str | None, label_column: str | Non
     for arg, col in (("image_column", image_column), ("label_column", label_column)):
         if col not in names:
             raise expected(arg, f"a column of the dataset, one of {names}", repr(col))
+    if not isinstance(features[image_column], datasets.Image):
+        raise expected(
+            "image_column",
+            "a column with the Image feature",
+            f"{image_column!r}, a column of {features[image_column]}",
+        )
     return image_column, label_column
 
 
@@ -578,26 +585,33 @@ def load_hf_dataset(
     cache: bool = True,
 ) -> ImageDataset:
     """Load a Hugging Face ``datasets`` folder written by ``save_to_disk`` (needs the
-    ``datasets`` package: ``pip install datasets``) as an :class:`ImageDataset`.
+    ``datasets`` package, 2.14 or later: ``pip install "longtail[hf-datasets]"``) as an
+    :class:`ImageDataset`.
 
-    A ``DatasetDict`` gives its ``"train"`` split and its ``"test"`` split; without ``"test"``
-    (a ``Dataset`` too), the test set is split off the training rows as for an image folder
-    without ``test/`` (``test_fraction`` per class, the rows of smallest SHA-256 of their row
-    index). The image column is the first ``Image`` feature, the label column the first
-    ``ClassLabel`` feature, whose names become the class names (else a column ``"label"`` of
-    integers, renumbered in sorted order, their values the class names); both can be named.
-    Channels, size and cache as :func:`load_image_folder`.
+    A ``DatasetDict`` gives its ``"train"`` split and its ``"test"`` split (other splits, such
+    as ``"validation"``, are ignored); without ``"test"`` (a ``Dataset`` too), the test set is
+    split off the training rows as for an image folder without ``test/`` (``test_fraction`` per
+    class, the rows of smallest SHA-256 of their row index). The image column is the first
+    ``Image`` feature, the label column the first ``ClassLabel`` feature, whose names become
+    the class names (else a column ``"label"`` or ``"labels"`` of integers or strings, its
+    distinct values in sorted order the classes, named by their values); both can be named. A
+    missing label (``-1`` in a ``ClassLabel`` column, as ``datasets`` writes it, or ``None``)
+    is an error naming the split and row: drop those rows, or leave out an unlabelled test
+    split. A format saved with the data (``set_format("torch")``) is ignored. The images are
+    read one at a time (the encoded bytes of at most 256 rows in memory), in the ``Image``
+    feature's ``mode`` when it has one; channels, size and cache as :func:`load_image_folder`.
 
     Raises:
         ImportError: If ``datasets`` is not installed (the message says to install it).
-        ValueError: As :func:`load_image_folder`; a missing ``"train"`` split or column.
+        ValueError: As :func:`load_image_folder`; a missing ``"train"`` split or column, a
+            missing label or image (named by split and row), a label column of another type.
     """
     try:
         import datasets
     except ImportError as err:
         raise ImportError(
             f"{path} is a Hugging Face datasets folder (save_to_disk): reading it needs the "
-            "datasets package, which longtail does not install: pip install datasets"
+            'datasets package: pip install "longtail[hf-datasets]" (or pip install datasets)'
         ) from err
     root = _check_folder(path)
     size_ = _check_size(size)
@@ -625,6 +639,92 @@ def load_hf_dataset(
     return _cached(root, settings, cache, cache_dir, "image-folders", build)
 
 
+# the Value dtypes read as labels when the label column is not a ClassLabel
+_HF_LABEL_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+_HF_STRING_DTYPES = ("string", "large_string")
+# rows of a split read at a time: their encoded images only, never the whole split, in memory
+_HF_BATCH = 256
+
+
+def _hf_labels(
+    root: Path, splits: dict[str, Any], label_column: str
+) -> tuple[list[str], dict[str, list[int]]]:
+    """The class names and each split's labels as class indices; a missing label (``-1`` of a
+    ``ClassLabel``, ``None``) is an error naming the split and row."""
+    import datasets
+
+    feature = splits["train"].features[label_column]
+    for split, ds in splits.items():
+        if ds.features[label_column] != feature:
+            raise expected(
+                f"{root} {label_column}",
+                f"the same feature in every split (train: {feature})",
+                f"{ds.features[label_column]} in {split!r}",
+            )
+    if isinstance(feature, datasets.ClassLabel):
+        classes = [str(n) for n in feature.names]
+        index: dict[Any, int] = {i: i for i in range(len(classes))}
+        want = f"labels in [0, {len(classes) - 1}] (the ClassLabel's {len(classes)} names)"
+    elif isinstance(feature, datasets.Value) and feature.dtype in (
+        *_HF_LABEL_DTYPES,
+        *_HF_STRING_DTYPES,
+    ):
+        values = {v for ds in splits.values() for v in ds[label_column] if v is not None}
+        classes = [str(v) for v in sorted(values)]
+        index = {v: i for i, v in enumerate(sorted(values))}
+        want = "a label in every row"
+    else:
+        raise expected(
+            f"{root} {label_column}",
+            "a ClassLabel column, or a column of integers or strings",
+            f"a column of {feature}",
+        )
+    labels: dict[str, list[int]] = {}
+    for split, ds in splits.items():
+        column = list(ds[label_column])
+        bad = [(row, v) for row, v in enumerate(column) if v not in index]
+        if bad:  # datasets writes -1 for a missing ClassLabel label
+            row, value = bad[0]
+            raise expected(
+                f"{root} {label_column}",
+                want,
+                f"label {value!r} in split {split!r}, row {row} ({len(bad)} such rows; -1 and "
+                "None mark a missing label in datasets). Drop those rows (Dataset.filter) or, "
+                "for an unlabelled test split, save the DatasetDict without it: the test set is "
+                "then split off the training rows",
+            )
+        labels[split] = [index[v] for v in column]
+    return classes, labels
+
+
+def _hf_images(root: Path, split: str, ds: Any, column: str, rows: Sequence[int]) -> Iterable:
+    """``(row, image)`` for ``rows`` of ``ds``, each image a lazily opened Pillow image (only
+    its header read), ``_HF_BATCH`` encoded images in memory at a time."""
+    import datasets
+
+    pil, _ = _pil()
+    raw = ds.cast_column(column, datasets.Image(decode=False))
+    if list(rows) != list(range(len(ds))):
+        raw = raw.select(rows)
+    decoder = datasets.Image()
+    for start in range(0, len(rows), _HF_BATCH):
+        batch = raw[start : start + _HF_BATCH][column]
+        for row, value in zip(rows[start : start + _HF_BATCH], batch, strict=True):
+            where = f"{root}: split {split!r}, row {row}, column {column!r}"
+            if value is None or (value.get("bytes") is None and value.get("path") is None):
+                raise ValueError(f"{where}: no image (None).")
+            try:
+                if value.get("bytes") is not None:
+                    image = pil.open(io.BytesIO(value["bytes"]))
+                else:  # a file path (local or remote): datasets' own reader
+                    image = decoder.decode_example(value)
+            except (OSError, ValueError, SyntaxError) as err:
+                raise ValueError(
+                    f"{where}: not a readable image ({type(err).__name__}: {err})."
+                ) from err
+            yield row, image
+
+
 def _read_hf(
     root: Path,
     train_ds: Any,
@@ -635,27 +735,16 @@ def _read_hf(
     image_column: str | None,
     label_column: str | None,
 ) -> dict[str, Any]:
-    import datasets
-
+    _, ops = _pil()
+    train_ds = train_ds.with_format(None)  # python values, whatever format was saved
     image_column, label_column = _hf_columns(train_ds.features, image_column, label_column)
-    feature = train_ds.features[label_column]
-    train_labels = [int(v) for v in train_ds[label_column]]
-    test_labels = [int(v) for v in test_ds[label_column]] if test_ds is not None else []
-    if isinstance(feature, datasets.ClassLabel):
-        classes = [str(n) for n in feature.names]
-        renumber = {i: i for i in range(len(classes))}
-        bad = sorted({v for v in train_labels + test_labels if v not in renumber})
-        if bad:  # datasets writes -1 for a missing label
-            raise expected(
-                f"{root} {label_column}",
-                f"labels in [0, {len(classes) - 1}] (the ClassLabel names)",
-                f"label {bad[0]}",
-            )
-    else:
-        values = sorted(set(train_labels) | set(test_labels))
-        classes = [str(v) for v in values]
-        renumber = {v: i for i, v in enumerate(values)}
-    rows = {"train": [(i, renumber[v]) for i, v in enumerate(train_labels)]}
+    splits = {"train": train_ds}
+    if test_ds is not None:
+        test_ds = test_ds.with_format(None)
+        _hf_columns(test_ds.features, image_column, label_column)
+        splits["test"] = test_ds
+    classes, labels = _hf_labels(root, splits, label_column)
+    rows = {split: list(enumerate(labels[split])) for split in splits}
     if test_ds is None:
         by_class: dict[str, list[Any]] = {}
         for i, c in rows["train"]:
@@ -665,31 +754,42 @@ def _read_hf(
             "train": sorted(r for part in train_part.values() for r in part),
             "test": sorted(r for part in test_part.values() for r in part),
         }
-        test_ds = train_ds
-    else:
-        rows["test"] = [(i, renumber[v]) for i, v in enumerate(test_labels)]
+        splits["test"] = train_ds
     counts = Counter(c for _, c in rows["train"])
     unseen = sorted({c for _, c in rows["test"]} - set(counts))
     if unseen:
         raise ValueError(f"{root}: class {classes[unseen[0]]!r} has test rows but no training row.")
-    images = {"train": train_ds, "test": test_ds}
-    headers: list[tuple[str, tuple[int, int]]] = []
-    decoded: dict[str, list[Any]] = {}
-    for split in ("train", "test"):
-        column = images[split].select([i for i, _ in rows[split]])[image_column]
-        decoded[split] = list(column)
-        if split == "train":
-            headers = [_header(im) for im in decoded[split]]
-    if decoded["train"]:
+    # the Image feature's own mode (datasets >= 2.19 converts to it when decoding)
+    feature_mode = getattr(train_ds.features[image_column], "mode", None)
+
+    def images(split: str) -> Iterable:
+        ds, chosen = splits[split], [i for i, _ in rows[split]]
+        return _hf_images(root, split, ds, image_column, chosen)
+
+    # two passes, as for image files: the headers (mode, size), then the pixels, one at a time
+    headers = []
+    for _, image in images("train"):
+        with image:
+            shown, hw = _header(image)
+            headers.append((feature_mode or shown, hw))
+    if headers:
         mode, size = _choose(headers, mode, size, str(root))
     mode, size = mode or "RGB", size or (1, 1)
     arrays = {}
     for split in ("train", "test"):
-        arrays[split] = np.empty(
-            (len(decoded[split]), 1 if mode == "L" else 3, *size), dtype=np.uint8
-        )
-        for j, image in enumerate(decoded[split]):
-            arrays[split][j] = _decode(image, mode, size)
+        out = np.empty((len(rows[split]), 1 if mode == "L" else 3, *size), dtype=np.uint8)
+        for j, (row, image) in enumerate(images(split)):
+            with image:
+                try:
+                    if feature_mode and image.mode != feature_mode:
+                        image = (ops.exif_transpose(image) or image).convert(feature_mode)
+                    out[j] = _decode(image, mode, size)
+                except (OSError, ValueError, SyntaxError) as err:  # truncated or damaged
+                    raise ValueError(
+                        f"{root}: split {split!r}, row {row}, column {image_column!r}: a damaged "
+                        f"image, Pillow cannot decode it ({type(err).__name__}: {err})."
+                    ) from err
+        arrays[split] = out
     return _tensors(
         arrays["train"],
         [c for _, c in rows["train"]],

@@ -204,7 +204,8 @@ def load_image_dataset(
     all have one, else 32 x 32; the majority's channels; a 20 % stratified test split when there
     is no ``test/`` folder; the decoded images cached in the user cache folder), or a Hugging
     Face ``datasets`` folder written by ``save_to_disk``
-    (:func:`~longtail.data.folders.load_hf_dataset`, which needs ``datasets``). Anything else
+    (:func:`~longtail.data.folders.load_hf_dataset`, which needs ``datasets``: the
+    ``hf-datasets`` extra). Anything else
     that ends in ``.npz``, or names an existing file (read as an ``.npz`` archive), is loaded
     with :func:`~longtail.data.load_npz`; a relative path that does not exist is also looked for
     in ``data_dir``.
