@@ -3,6 +3,7 @@ validation split held out before the profile (issue: defaults that work on any l
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,19 +51,22 @@ def cfg(npz: str, **kw) -> TrainConfig:
 
 
 def brute_n_max(available, ratio, profile):
-    """The largest head size whose profile fits, by trying every size."""
-    order = sorted(range(len(available)), key=lambda c: (-available[c], c))
-    best = 0
-    for n in range(1, max(available) + 1):
-        from longtail.data.profiles import imbalance_counts
+    """The default head size by trying every size: of the sizes whose profile fits, the largest
+    whose counts' n_max / n_min is within 1 % of ``ratio``, else the largest (0: none fits)."""
+    from longtail.data.profiles import imbalance_counts
 
+    order = sorted(range(len(available)), key=lambda c: (-available[c], c))
+    fits, exact = 0, 0
+    for n in range(1, max(available) + 1):
         try:
             want = imbalance_counts(n, len(available), ratio, profile)
         except ValueError:
             continue
         if all(w <= available[c] for w, c in zip(want, order, strict=True)):
-            best = n
-    return best
+            fits = n
+            if abs(max(want) / min(want) - ratio) <= 0.01 * ratio:
+                exact = n
+    return exact or fits
 
 
 def test_head_order_is_largest_first_ties_by_label():
@@ -78,7 +82,7 @@ def test_largest_n_max_matches_brute_force(profile, ratio):
         available = rng.integers(1, 200, size=int(rng.integers(2, 7))).tolist()
         want = brute_n_max(available, ratio, profile)
         if want == 0:
-            with pytest.raises(ValueError, match="none fits"):
+            with pytest.raises(ValueError, match="needs a head of at least"):
                 largest_n_max(available, ratio, profile)
         else:
             assert largest_n_max(available, ratio, profile) == want
@@ -90,9 +94,10 @@ def test_the_issue_example_unequal_classes_train_with_the_default_n_max(tmp_path
     npz = write_unequal(tmp_path / "unequal.npz", sizes)
     d = prepare_data(cfg(npz, ratio=10.0))
     assert d["head_order"] == [1, 2, 3, 0]
-    assert d["n_max"] == 133
+    # 133 and 132 would give a tail of int(13.3) = 13: ratios 10.2 and 10.15; 131 / 13 = 10.08
+    assert d["n_max"] == 131
     counts = d["counts"].tolist()
-    assert counts[1] == 133  # the largest class is the head
+    assert counts[1] == 131  # the largest class is the head
     assert all(c <= s for c, s in zip(counts, sizes, strict=True))
     assert sorted(counts, reverse=True) == [counts[c] for c in d["head_order"]]
     assert torch.bincount(d["y_train"], minlength=4).tolist() == counts
@@ -105,10 +110,12 @@ def test_record_stores_head_order_n_max_and_ratio(tmp_path):
     npz = write_unequal(tmp_path / "u.npz", [40, 90, 60], labels=[3, 7, 11])
     rec = train(cfg(npz, ratio=4.0), None, progress=False)
     assert rec["data"]["head_order"] == [1, 2, 0]
-    assert rec["data"]["n_max"] == 90
+    # 90 fits but gives a tail of int(90 / 4) = 22 (ratio 4.09); 88 gives 22 exactly 4
+    assert rec["data"]["n_max"] == 88
     assert rec["classes"] == [3, 7, 11]
-    assert rec["class_counts"][1] == 90 and rec["class_counts"][0] == 22  # int(90 / 4)
-    assert rec["data"]["imbalance_ratio"] == pytest.approx(90 / 22)
+    assert rec["class_counts"] == [22, 88, 44]
+    assert rec["data"]["imbalance_ratio"] == 4.0
+    assert rec["config"]["ratio"] == 4.0
     assert rec["eval_split"] == "test"
 
 
@@ -183,3 +190,82 @@ def test_val_per_class_zero_keeps_the_identity_of_older_records():
     c = make_config("quick").to_dict()
     assert "val_per_class" not in config_identity(c)
     assert config_identity(make_config("quick", val_per_class=5).to_dict())["val_per_class"] == 5
+
+
+# ---- the ratio trained on is the ratio asked for (issue: small data, stranger's report) -------
+@pytest.mark.parametrize("per_class", [6000, 5500])  # Fashion-MNIST, and less 500 validation
+@pytest.mark.parametrize("profile", ["exp", "step"])
+@pytest.mark.parametrize("ratio", [100.0, 10.0])
+def test_fashion_mnist_head_sizes_are_unchanged(per_class, profile, ratio):
+    # the identities of the existing runs: the whole class is the head, as before
+    assert largest_n_max([per_class] * 10, ratio, profile) == per_class
+    counts, _, n_max = profile_counts([per_class] * 10, ratio, profile)
+    assert n_max == per_class
+    assert counts[0] == per_class and min(counts) == int(per_class / ratio)
+    assert counts[0] / min(counts) == ratio
+
+
+def test_the_default_head_realizes_the_requested_ratio():
+    # classes of 27, 13, 6: head 27 gave counts 27 / 13 / 6 (ratio 4.5); 24 gives 24 / 12 / 6
+    assert largest_n_max([27, 13, 6], 4.0) == 24
+    counts, _, n_max = profile_counts([27, 13, 6], 4.0)
+    assert (counts, n_max) == ([24, 12, 6], 24)
+    # classes of 24, 10, 4 and ratio 10: head 24 gave 24 / 7 / 2 (ratio 12); 20 gives 20 / 6 / 2
+    assert profile_counts([24, 10, 4], 10.0)[0] == [20, 6, 2]
+    # with unequal classes, the head still goes to the largest
+    assert profile_counts([6, 13, 27], 4.0)[0] == [6, 12, 24]
+
+
+def test_a_ratio_no_head_realizes_warns_and_the_record_keeps_the_realized_one(tmp_path):
+    # classes of 3, 2, 1 and ratio 1.5: the heads that fit are 2 (counts 2 / 1 / 1) and none
+    # other, so the ratio trained on is 2
+    with pytest.warns(UserWarning, match=r"realized imbalance ratio is 2, not 1.5"):
+        counts, _, n_max = profile_counts([3, 2, 1], 1.5)
+    assert (counts, n_max) == ([2, 1, 1], 2)
+    npz = write_unequal(tmp_path / "tiny.npz", [3, 2, 1])
+    with pytest.warns(UserWarning, match="no head size that the data can give realizes it"):
+        rec = train(cfg(npz, ratio=1.5), None, progress=False)
+    assert rec["class_counts"] == [2, 1, 1]
+    assert rec["data"]["imbalance_ratio"] == 2.0  # realized
+    assert rec["config"]["ratio"] == 1.5  # requested
+    # a head size that realizes the ratio gives no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        profile_counts([27, 13, 6], 4.0)
+
+
+def test_no_head_fits_says_why_and_what_the_data_allows():
+    with pytest.raises(ValueError) as err:
+        largest_n_max([24, 10, 4], 100.0)
+    msg = str(err.value)
+    assert "not even a head of one example" not in msg
+    # int(n * (1 / 100)) >= 1 from n = 100 on
+    assert "the largest class has 24 examples" in msg
+    assert "needs a head of at least 100 examples so that the tail class keeps one" in msg
+    assert "--profile natural (ratio 6.0 here)" in msg  # 24 / 4
+    assert "at most --ratio 24" in msg and "--n-max" in msg
+    # the ratio named is one the data allows, and the next is not
+    assert profile_counts([24, 10, 4], 24.0)[0] == [24, 4, 1]
+    with pytest.raises(ValueError, match="needs a head of at least 25"):
+        largest_n_max([24, 10, 4], 25.0)
+    # the head is large enough, but a class between head and tail is too small: 100 asks
+    # int(100 * 0.1) = 10 of the second class, which has 3; ratio 15 (counts 15 / 3 / 1) fits
+    with pytest.raises(ValueError) as err:
+        largest_n_max([200, 3, 3], 100.0)
+    msg = str(err.value)
+    assert "asks 10 examples of class 1 (position 1 of the profile), which has 3" in msg
+    assert "at most --ratio 15" in msg and "ratio 66.7 here" in msg
+    assert profile_counts([200, 3, 3], 15.0)[0] == [15, 3, 1]
+    with pytest.raises(ValueError, match="needs a head of at least"):
+        largest_n_max([200, 3, 3], 16.0)
+    # a class without an example can be in no profile
+    with pytest.raises(ValueError, match="class 1 has no example"):
+        largest_n_max([200, 0, 150], 4.0)
+
+
+def test_no_head_fits_on_the_command_line(tmp_path, capsys):
+    npz = write_unequal(tmp_path / "small.npz", [24, 10, 4])
+    args = ["train", "--dataset", npz, "--preset", "smoke", "--epochs", "1", "--no-progress"]
+    assert cli_main([*args, "--out", str(tmp_path / "run1")]) == 2
+    err = capsys.readouterr().err
+    assert "the largest class has 24 examples" in err and "--profile natural" in err

@@ -255,3 +255,20 @@ def test_effective_total_is_the_sum(npz):
     report = inspect_dataset(npz, beta=0.9)
     total = sum((1 - 0.9**n) / 0.1 for n in COUNTS)
     assert math.isclose(report["effective_total"], total)
+
+
+def test_inspect_realizes_the_ratio_asked_for_and_says_when_it_cannot(tmp_path, capsys):
+    # classes of 27, 13, 6: the head 27 would give 27 / 13 / 6 (ratio 4.5); 24 gives 24 / 12 / 6
+    small = write_npz(tmp_path / "small.npz", (0, 1, 2), (27, 13, 6))
+    rc, out, err = run(["inspect", small, "--profile", "exp", "--ratio", "4", "--json"], capsys)
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["n_max"] == 24 and report["imbalance_ratio"] == 4.0 and report["ratio"] == 4
+    assert [r["count"] for r in report["classes"]] == [24, 12, 6]
+    assert "realized ratio" not in format_inspection(report)
+    # classes of 3, 2, 1 and ratio 1.5: only the head 2 fits (2 / 1 / 1), ratio 2
+    tiny = write_npz(tmp_path / "tiny.npz", (0, 1, 2), (3, 2, 1))
+    with pytest.warns(UserWarning, match="realized imbalance ratio is 2, not 1.5"):
+        report = inspect_dataset(tiny, profile="exp", ratio=1.5)
+    assert report["imbalance_ratio"] == 2.0 and report["ratio"] == 1.5
+    assert "its realized ratio n_max / n_min is 2, not 1.5" in format_inspection(report)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from longtail._validation import check_in_range, expected
+from longtail.data.profiles import RATIO_TOLERANCE
 from longtail.data.registry import dataset_label, get_dataset, path_stem
 from longtail.metrics import regions_of_counts
 
@@ -657,6 +658,15 @@ def format_inspection(report: dict[str, Any]) -> str:
                 f"{report['n_max']} (what `--profile {report['profile']} --ratio "
                 f"{report['ratio']:g}` trains on)"
             )
+            realized = report["imbalance_ratio"]
+            if realized is not None and abs(realized - report["ratio"]) > (
+                RATIO_TOLERANCE * report["ratio"]
+            ):
+                # counts rounded down on a small tail: say that the ratio trained on differs
+                cut += (
+                    f"; its realized ratio n_max / n_min is {realized:.3g}, not "
+                    f"{report['ratio']:g} (the counts are rounded down to whole examples)"
+                )
         lines.append(
             f"training set: {report['train_size']} examples in {report['num_classes']} classes, "
             f"{cut}; {report['eval_split']} set: {report['test_size']} examples"

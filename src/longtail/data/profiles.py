@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from longtail._validation import as_counts, check_choice, expected
 
 __all__ = [
     "PROFILES",
+    "RATIO_TOLERANCE",
     "ImbalancedSubset",
     "head_order",
     "imbalance_counts",
@@ -28,6 +30,7 @@ __all__ = [
     "imbalanced_subset",
     "largest_n_max",
     "profile_counts",
+    "realized_ratio",
 ]
 
 #: Names accepted by the ``profile`` argument of :func:`imbalance_counts`.
@@ -277,29 +280,59 @@ def head_order(available: Any) -> list[int]:
     return sorted(range(len(counts)), key=lambda c: (-counts[c], c))
 
 
-def largest_n_max(available: Any, ratio: float, profile: str = "exp") -> int:
-    """The largest head size ``n_max`` whose profile the data can give.
+#: A head size "gives" a requested ratio when its profile's ``n_max / n_min`` is within this
+#: relative tolerance of it (see :func:`largest_n_max`).
+RATIO_TOLERANCE = 0.01
 
-    With the classes in :func:`head_order`, position ``k`` of the profile asks
-    ``imbalance_counts(n_max, C, ratio, profile)[k]`` examples of the ``k``-th class; every
-    count grows with ``n_max``, so the answer is found by bisection. Equal classes of ``n``
-    examples give ``n``; a class a little smaller than the head lowers ``n_max`` only if its
-    position in the profile asks for more than it has.
+
+def _tail_count(n_max: int, num_classes: int, ratio: float, profile: str) -> int:
+    """The last (smallest) count of ``imbalance_counts(n_max, num_classes, ratio, profile)``,
+    by the same expression, without building the list (0 when the tail would be empty)."""
+    c = num_classes
+    if c == 1:
+        return n_max
+    i = c - 1
+    if profile == "exp":
+        return int(n_max * (1 / ratio) ** (i / (c - 1)))
+    return n_max if i < c // 2 else int(n_max / ratio)
+
+
+def realized_ratio(n_max: int, num_classes: int, ratio: float, profile: str = "exp") -> float:
+    """``n_max / n_min`` of the profile ``imbalance_counts(n_max, num_classes, ratio, profile)``.
+
+    The counts are rounded down (``int``, the LDAM-DRW convention), so the ratio a profile
+    realizes may differ from the one asked for when the tail is small: ``n_max = 27``,
+    ``ratio = 4`` over 3 classes gives counts ``[27, 13, 6]`` and a realized ratio of 4.5.
 
     Example:
-        >>> largest_n_max([6000] * 10, 100)
-        6000
-        >>> largest_n_max([133, 128, 120, 130], 1.0)  # balanced: the smallest class decides
-        120
-        >>> largest_n_max([133, 128, 120, 130], 10.0)
-        133
+        >>> realized_ratio(27, 3, 4.0), realized_ratio(24, 3, 4.0), realized_ratio(6000, 10, 100)
+        (4.5, 4.0, 100.0)
 
     Raises:
-        ValueError: when not even ``n_max = 1`` fits (an empty class), or on a bad argument.
+        ValueError: On a bad argument, or if the ratio would leave the tail class empty.
     """
-    counts = as_counts(available, name="available").tolist()
-    order = head_order(counts)
-    have = [int(counts[c]) for c in order]
+    counts = imbalance_counts(n_max, num_classes, ratio, profile)
+    return counts[0] / min(counts)
+
+
+def _gives_ratio(n: int, c: int, ratio: float, profile: str) -> bool:
+    tail = _tail_count(n, c, ratio, profile)
+    return tail >= 1 and abs(n / tail - ratio) <= RATIO_TOLERANCE * ratio
+
+
+def _smallest_head(c: int, ratio: float, profile: str) -> int:
+    """The smallest ``n_max`` whose profile keeps one example of the tail class."""
+    n = max(1, math.floor(ratio) - 2)  # n <= ratio - 2: the tail count is 0 (or n is 1)
+    while _tail_count(n, c, ratio, profile) < 1:
+        n += 1
+    return n
+
+
+def _head_sizes(have: list[int], ratio: float, profile: str) -> tuple[int, int, int]:
+    """``(smallest, largest, chosen)`` head sizes for class sizes ``have`` in head order:
+    the profile of every size in ``[smallest, largest]`` fits the data (``largest`` is 0 when
+    even ``smallest`` does not fit); ``chosen`` is the largest of them that gives ``ratio``
+    within :data:`RATIO_TOLERANCE`, else ``largest``."""
     c = len(have)
 
     def within(n: int) -> bool:
@@ -319,18 +352,113 @@ def largest_n_max(available: Any, ratio: float, profile: str = "exp") -> int:
             lo = mid
         else:
             hi = mid - 1
-    try:
-        if lo:
-            imbalance_counts(lo, c, ratio, profile)
-    except ValueError:
-        lo = 0  # the largest size within the data still leaves a class empty
-    if lo == 0:
-        raise expected(
-            "data",
-            f"classes from which a {profile!r} profile of ratio {ratio:g} can be taken",
-            f"class sizes {[int(v) for v in counts]} (none fits, not even a head of one example)",
-        )
+    smallest = _smallest_head(c, ratio, profile)
+    if lo < smallest:
+        return smallest, 0, 0
+    # every n >= smallest keeps the tail: look down from the largest for one that gives the
+    # ratio; from n / ratio >= 1 / RATIO_TOLERANCE + 1 on every size does, so the walk is short
+    chosen = next(
+        (n for n in range(lo, smallest - 1, -1) if _gives_ratio(n, c, ratio, profile)), lo
+    )
+    return smallest, lo, chosen
+
+
+def _largest_ratio(have: list[int], profile: str) -> int:
+    """The largest whole ratio (found by bisection over ``1 .. max(have)``) for which some
+    head size fits ``have`` and gives it within :data:`RATIO_TOLERANCE`; ratio 1 always does
+    when no class is empty."""
+    lo, hi = 1, max(have)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        _, largest, chosen = _head_sizes(have, float(mid), profile)
+        if largest and _gives_ratio(chosen, len(have), float(mid), profile):
+            lo = mid
+        else:
+            hi = mid - 1
     return lo
+
+
+def _no_head_fits(
+    counts: list[int], have: list[int], order: list[int], ratio: float, profile: str, smallest: int
+) -> ValueError:
+    """The error of data from which no head size of the profile can be taken: why, and what
+    to ask for instead."""
+    c = len(have)
+    what = f"classes from which a {profile!r} profile of ratio {ratio:g} can be taken"
+    got = f"class sizes {counts}"
+    if have[-1] == 0:
+        return expected(
+            "data",
+            what,
+            f"{got}: class {order[-1]} has no example, and every class of a profile keeps at "
+            "least one (leave the empty class out of the data)",
+        )
+    tail = "int(n_max / ratio)" if profile == "step" else "int(n_max * (1 / ratio))"
+    if have[0] < smallest:
+        why = (
+            f"the largest class has {have[0]} examples, and a ratio of {ratio:g} needs a head "
+            f"of at least {smallest} examples so that the tail class keeps one (its count is "
+            f"{tail})"
+        )
+    else:
+        want = imbalance_counts(smallest, c, ratio, profile)
+        k = next(k for k in range(c) if want[k] > have[k])
+        why = (
+            f"a ratio of {ratio:g} needs a head of at least {smallest} examples so that the "
+            f"tail class keeps one (its count is {tail}), and that profile asks {want[k]} "
+            f"examples of class {order[k]} (position {k} of the profile), which has {have[k]}"
+        )
+    natural = max(have) / min(have)
+    return expected(
+        "data",
+        what,
+        f"{got}: {why}. Train on the data's own imbalance with --profile natural (ratio "
+        f"{natural:.1f} here), ask for a ratio this data allows (at most --ratio "
+        f"{_largest_ratio(have, profile)} for the {profile!r} profile), or set the head size "
+        "with --n-max (with a ratio it allows)",
+    )
+
+
+def largest_n_max(available: Any, ratio: float, profile: str = "exp") -> int:
+    """The default head size ``n_max``: the largest whose profile the data can give and that
+    realizes the requested ratio.
+
+    With the classes in :func:`head_order`, position ``k`` of the profile asks
+    ``imbalance_counts(n_max, C, ratio, profile)[k]`` examples of the ``k``-th class; every
+    count grows with ``n_max``, so the head sizes whose profile fits are found by bisection.
+    The counts are rounded down (the LDAM-DRW convention), so on small data the largest of
+    them may realize another ratio (``n_max / n_min``) than the one asked for: of classes of
+    27, 13 and 6 examples, ``ratio=4`` would give ``27 / 6 = 4.5``. Among the sizes that fit,
+    the largest that realizes ``ratio`` within :data:`RATIO_TOLERANCE` (1 %) is taken (here 24:
+    counts ``[24, 12, 6]``); if none does, the largest that fits (:func:`profile_counts` then
+    warns). Where the largest size that fits already realizes the ratio -- any head of at
+    least ``101 * ratio`` examples, e.g. Fashion-MNIST's 6000 with ratio 100 -- it is the
+    answer, as before.
+
+    Example:
+        >>> largest_n_max([6000] * 10, 100)
+        6000
+        >>> largest_n_max([133, 128, 120, 130], 1.0)  # balanced: the smallest class decides
+        120
+        >>> largest_n_max([133, 128, 120, 130], 10.0)  # 133 / int(13.3) = 10.2; 131 / 13 = 10.08
+        131
+        >>> largest_n_max([27, 13, 6], 4.0)  # 27 would give counts [27, 13, 6]: ratio 4.5
+        24
+
+    Raises:
+        ValueError: When no head size fits (the message says why: the largest class is smaller
+            than the head the ratio needs to keep one tail example, or a class between is too
+            small, and names what the data allows), or on a bad argument.
+    """
+    counts = [int(v) for v in as_counts(available, name="available").tolist()]
+    ratio = check_ratio(ratio)
+    check_choice("profile", profile, PROFILES)
+    order = head_order(counts)
+    have = [counts[c] for c in order]
+    smallest, largest, chosen = _head_sizes(have, ratio, profile)
+    if not largest:
+        raise _no_head_fits(counts, have, order, ratio, profile, smallest)
+    return chosen
 
 
 def profile_counts(
@@ -341,7 +469,9 @@ def profile_counts(
     Returns ``(counts, order, n_max)``: ``counts[c]`` examples to keep of class ``c`` (indexed
     by class, not by profile position), the :func:`head_order` used, and the head size
     (``n_max`` if given, else :func:`largest_n_max`). A class asked for more than it has raises
-    ``ValueError`` naming it.
+    ``ValueError`` naming it. When the counts' ratio ``n_max / n_min`` differs from ``ratio``
+    by more than :data:`RATIO_TOLERANCE` (a small tail, rounded down), a ``UserWarning`` says
+    so: the ratio asked for is then not the one trained on.
 
     Example:
         >>> profile_counts([100, 300, 200], 10.0)
@@ -349,6 +479,7 @@ def profile_counts(
     """
     have = [int(v) for v in as_counts(available, name="available").tolist()]
     order = head_order(have)
+    default = n_max is None
     if n_max is None:
         n_max = largest_n_max(have, ratio, profile)
     by_position = imbalance_counts(n_max, len(have), ratio, profile)
@@ -356,11 +487,33 @@ def profile_counts(
     for k, cls in enumerate(order):
         counts[cls] = by_position[k]
         if counts[cls] > have[cls]:
+            _, largest, _ = _head_sizes([have[c] for c in order], ratio, profile)
+            fits = (
+                f"the largest n_max that fits is {largest}"
+                if largest
+                else "no n_max fits this ratio"
+            )
             raise expected(
                 "n_max",
                 f"a head size whose {profile!r} profile the data can give (class {cls}, "
-                f"position {k} of the profile, has {have[cls]} examples; the largest n_max "
-                f"that fits is {largest_n_max(have, ratio, profile)})",
+                f"position {k} of the profile, has {have[cls]} examples; {fits})",
                 f"{n_max}, which asks {counts[cls]} of class {cls}",
             )
+    realized = by_position[0] / min(by_position)
+    if abs(realized - ratio) > RATIO_TOLERANCE * ratio and len(have) > 1:
+        why = (
+            "no head size that the data can give realizes it within 1 %, so the largest that "
+            "fits is used"
+            if default
+            else "the counts are rounded down"
+        )
+        warnings.warn(
+            f"The {profile!r} profile of ratio {ratio:g} with head size n_max = {n_max} has "
+            f"counts from {by_position[0]} to {min(by_position)}: its realized imbalance "
+            f"ratio is {realized:.3g}, not {ratio:g} ({why}). The run trains on (and its "
+            f"record's data.imbalance_ratio reports) {realized:.3g}; the config keeps the "
+            f"requested {ratio:g}.",
+            UserWarning,
+            stacklevel=2,
+        )
     return counts, order, n_max
