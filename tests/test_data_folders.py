@@ -225,11 +225,80 @@ def test_folder_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no class folder"):
         load_image_folder(tmp_path / "empty")
-    root = write_folder(tmp_path / "hollow", {"a": 2})
-    (root / "b").mkdir()
-    (root / "b" / "readme.md").write_text("no images here")
-    with pytest.raises(ValueError, match=r"class folder 'b' holds no image file"):
-        load_image_folder(root)
+    hollow = tmp_path / "hollow"
+    (hollow / "b").mkdir(parents=True)
+    (hollow / "b" / "readme.md").write_text("no images here")
+    (hollow / "c").mkdir()
+    with pytest.raises(ValueError, match=r"no class folder in the class folders holds an image"):
+        load_image_folder(hollow)
+
+
+# ---- class folders without an image: left out, with a warning ----------------------------------
+def test_empty_class_folders_are_left_out_with_a_warning(tmp_path):
+    root = write_folder(tmp_path / "imgs", {"cat": 5, "dog": 3})
+    (root / "fox").mkdir()  # empty
+    (root / "yak").mkdir()
+    (root / "yak" / "notes.txt").write_text("other files only")
+    with pytest.warns(UserWarning, match=r"left out the class folders 'fox', 'yak'") as caught:
+        ds = load_image_folder(root, cache_dir=tmp_path / "cache")
+    assert all(w.filename == __file__ for w in caught)  # points at the caller
+    assert ds.classes == ("cat", "dog") and ds.num_classes == 2
+    assert ds.class_counts.tolist() == [4, 2]  # 5 and 3 less round(20 %)
+    assert torch.bincount(ds.y_test, minlength=2).tolist() == [1, 1]
+    # read back from the cache, it warns again
+    with pytest.warns(UserWarning, match="'fox', 'yak'"):
+        again = load_image_folder(root, cache_dir=tmp_path / "cache")
+    assert again.fingerprint() == ds.fingerprint()
+    # the same as a folder without them
+    clean = write_folder(tmp_path / "clean" / "imgs", {"cat": 5, "dog": 3})
+    assert load_image_folder(clean, cache=False).fingerprint() == ds.fingerprint()
+
+
+def test_empty_class_folders_of_train_and_test(tmp_path):
+    root = tmp_path / "split"
+    write_folder(root / "train", {"cat": 4, "dog": 3})
+    write_folder(root / "test", {"cat": 2, "dog": 1})
+    (root / "train" / "fox").mkdir()
+    (root / "test" / "fox").mkdir()  # empty in both: no class
+    (root / "test" / "owl").mkdir()  # only in test/, empty: no class either
+    with pytest.warns(UserWarning, match=r"left out the class folders 'fox', 'owl'"):
+        ds = load_image_folder(root, cache=False)
+    assert ds.classes == ("cat", "dog")
+    assert ds.class_counts.tolist() == [4, 3]
+    assert torch.bincount(ds.y_test).tolist() == [2, 1]
+    # images in train/ but an empty test/ folder: a class without test images, as before
+    write_image(root / "train" / "fox" / "f.png", (1, 2, 3))
+    with pytest.warns(UserWarning, match=r"left out the class folder 'owl'"):
+        ds = load_image_folder(root, cache=False)
+    assert ds.classes == ("cat", "dog", "fox") and ds.class_counts.tolist() == [4, 3, 1]
+    assert torch.bincount(ds.y_test, minlength=3).tolist() == [2, 1, 0]
+    # images in test/ but none in train/: refused, as a class only in test/ is
+    write_image(root / "test" / "owl" / "o.png", (4, 5, 6))
+    with pytest.raises(ValueError, match=r"class 'owl' has test images but no training image"):
+        load_image_folder(root, cache=False)
+
+
+def test_a_test_folder_without_images_is_no_test_set(tmp_path):
+    root = tmp_path / "split"
+    write_folder(root / "train", {"x": 10, "y": 5})
+    (root / "test" / "x").mkdir(parents=True)
+    (root / "test" / "y").mkdir()
+    ds = load_image_folder(root, cache=False)  # split off train/, as without test/
+    assert ds.class_counts.tolist() == [8, 4] and len(ds.y_test) == 3
+
+
+def test_a_folder_with_an_empty_class_trains_and_inspects(tmp_path, capsys):
+    from longtail.cli import main as cli_main
+
+    root = write_folder(tmp_path / "imgs", {"cat": 10, "dog": 5, "emu": 3}, size=(8, 8))
+    (root / "fox").mkdir()
+    with pytest.warns(UserWarning, match="'fox'"):
+        d = prepare_data(_config(root, profile="natural", ratio=1.0))
+    assert d["classes"] == ["cat", "dog", "emu"] and d["num_classes"] == 3
+    with pytest.warns(UserWarning, match="'fox'"):
+        assert cli_main(["inspect", str(root), "--json", "--data-dir", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["label"] for c in report["classes"]] == ["cat", "dog", "emu"]
 
 
 # ---- the cache --------------------------------------------------------------------------------

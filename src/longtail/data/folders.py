@@ -17,8 +17,8 @@ any imbalance profile, ``"natural"`` included. Two layouts are read::
 * **split**: a ``train/`` folder (and usually ``test/``), each holding class folders. The classes
   are the class folders of both (sorted by name); a class of ``test/`` must have training
   images, a class of ``train/`` need not have test images. Without ``test/`` (or with one that
-  holds no class folder), the test set is split off ``train/`` as below. Other top-level
-  entries (``val/``, a README) are ignored.
+  holds no image in its class folders), the test set is split off ``train/`` as below. Other
+  top-level entries (``val/``, a README) are ignored.
 * **flat**: class folders only. A deterministic, stratified test set is split off:
   ``round(n_c · test_fraction)`` images of each class ``c`` (``TEST_FRACTION`` = 0.2 by
   default; at most ``n_c - 1``, so every class keeps a training image: a class of 1 or 2 images
@@ -31,8 +31,11 @@ Class folders are read recursively; the class names are the class folders' names
 :attr:`ImageDataset.classes` (``("cat", "dog")``) and so in the results records, where
 per-class tables and plots name the classes with them. Image files are recognised by their
 suffix (:data:`IMAGE_SUFFIXES`, any case); other files (``.txt``, ``.csv``, ``Thumbs.db``) and
-hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``) are **ignored**. A file with an
-image suffix that Pillow cannot read is an **error** naming the file.
+hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``) are **ignored**. A class folder
+that holds no image file (empty, or other files only) is no class -- it has no example -- and is
+**left out with a warning** naming it (of ``train/`` and ``test/``: when it has no image in
+either), unless no class folder holds an image (an error). A file with an image suffix that
+Pillow cannot read is an **error** naming the file.
 
 Images are decoded with Pillow (``pip install pillow``, the ``images`` extra):
 
@@ -402,6 +405,7 @@ def _cached(
         content = build()
         if path is not None:
             _cache_write(path, {**content, "key": key})
+    _warn_skipped(root, content.get("skipped", []))  # on every load, the cached ones too
     return _dataset(root.resolve().name, content)
 
 
@@ -466,9 +470,9 @@ def load_image_folder(
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If it is not a folder, has no class folder, a class has no image, a test
-            class has no training image, an image file cannot be read (named), or an option
-            is out of range.
+        ValueError: If it is not a folder, has no class folder (or none with an image: one
+            without is left out, with a warning), a test class has no training image, an
+            image file cannot be read (named), or an option is out of range.
         ImportError: Without Pillow.
     """
     root = _check_folder(path)
@@ -504,19 +508,23 @@ def _read_image_folder(
         train, test = _split_classes(splits["all"], root, fraction)
     else:
         train, test = splits["train"], splits["test"]
-        if not test:
+        if not any(test.values()):  # no test/, or no image in it: split off train/
             train, test = _split_classes(train, root / "train", fraction)
-    classes = sorted(set(train) | set(test))
-    if not classes:
+    folders = sorted(set(train) | set(test))
+    if not folders:
         raise ValueError(
             f"{root}: no class folder in {where} (expected one sub-folder of images per class)."
         )
+    # a class folder without an image file (empty, or other files only) is no class: it has no
+    # example; it is left out, with a warning naming it (see load_image_folder)
+    skipped = [name for name in folders if not train.get(name) and not test.get(name)]
+    classes = [name for name in folders if name not in skipped]
+    if not classes:
+        raise ValueError(
+            f"{root}: no class folder in {where} holds an image file "
+            f"({', '.join(IMAGE_SUFFIXES)}); the class folders {skipped} have none."
+        )
     for name in classes:
-        if not train.get(name) and not test.get(name):
-            raise ValueError(
-                f"{root}: the class folder {name!r} holds no image file "
-                f"({', '.join(IMAGE_SUFFIXES)})."
-            )
         if not train.get(name):
             raise ValueError(
                 f"{root}: class {name!r} has test images but no training image in train/{name}."
@@ -527,13 +535,29 @@ def _read_image_folder(
     }
     x_train, mode, size = _read_files([f for f, _ in files["train"]], mode, size, str(root))
     x_test, _, _ = _read_files([f for f, _ in files["test"]], mode, size, str(root))
-    return _tensors(
-        x_train,
-        [c for _, c in files["train"]],
-        x_test,
-        [c for _, c in files["test"]],
-        classes,
-    )
+    return {
+        **_tensors(
+            x_train,
+            [c for _, c in files["train"]],
+            x_test,
+            [c for _, c in files["test"]],
+            classes,
+        ),
+        "skipped": skipped,
+    }
+
+
+def _warn_skipped(root: Path, skipped: Sequence[str]) -> None:
+    if skipped:
+        names = ", ".join(repr(n) for n in skipped)
+        warnings.warn(
+            f"{root}: left out the class folder{'s' if len(skipped) > 1 else ''} {names}: "
+            f"no image file ({', '.join(IMAGE_SUFFIXES)}) in it, so no example of "
+            f"{'those classes' if len(skipped) > 1 else 'that class'}; the classes are the "
+            "other folders.",
+            UserWarning,
+            stacklevel=4,  # the caller of load_image_folder
+        )
 
 
 # ---- Hugging Face datasets -------------------------------------------------------------------
