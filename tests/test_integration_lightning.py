@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -139,14 +140,44 @@ def test_a_resumed_run_loads_and_keeps_the_weights(tmp_path):
 
 
 def test_callback_errors_name_the_problem():
-    with pytest.raises(ValueError, match=r"`attribute`.*'critrion'.*Did you mean 'criterion'"):
+    with pytest.raises(ValueError) as err:
         DeferredReweightingCallback(COUNTS, start_epoch=0, attribute="critrion").apply(Net(), 0)
-    with pytest.raises(ValueError, match=r"`criterion` or `loss_fn`.*attribute=NAME"):
+    assert str(err.value) == (
+        "Expected `attribute` to be the name of the loss attribute of Net, but got 'critrion', "
+        "which Net does not have. Did you mean 'criterion'?"
+    )
+    with pytest.raises(ValueError) as err:
         DeferredReweightingCallback(COUNTS).apply(Net(attribute="other"), 0)
+    assert str(err.value) == (
+        "Expected the LightningModule to hold its loss as `criterion` or `loss_fn`, but got a "
+        "Net with neither (its submodules with a `weight`: `layer`, `other`). Name the loss "
+        "attribute with DeferredReweightingCallback(..., attribute=NAME)."
+    )
     with pytest.raises(ValueError, match="`start_epoch` to be unset"):
         DeferredReweightingCallback(lt.DeferredReweighting(COUNTS), start_epoch=3)
-    with pytest.raises(ValueError, match="a loss with per-class weights"):
+    with pytest.raises(ValueError) as err:
         DeferredReweightingCallback(COUNTS).apply(Net(loss=nn.MSELoss()), 0)
+    assert str(err.value) == (
+        "Expected the loss `criterion` to be a loss with per-class weights (a `set_weight` "
+        "method or a `weight` buffer), but got a MSELoss."
+    )
+
+
+def test_a_drw_start_after_the_last_epoch_warns_at_fit_start():
+    drw = DeferredReweightingCallback(COUNTS, start_epoch=50)
+    with pytest.warns(UserWarning) as record:
+        trainer(max_epochs=2, limit_train_batches=1, callbacks=[drw]).fit(Net())
+    ours = [str(w.message) for w in record if "Deferred re-weighting" in str(w.message)]
+    assert ours == [
+        "Deferred re-weighting starts at epoch 50 (0-based), but training runs 2 epochs "
+        "(Trainer(max_epochs=2)): the loss stays unweighted for the whole run. Lower "
+        "start_epoch or raise max_epochs (a run resumed with more epochs does reach it)."
+    ]
+    with warnings.catch_warnings(record=True) as record:  # it starts in the last epoch
+        warnings.simplefilter("always")
+        drw = DeferredReweightingCallback(COUNTS, start_epoch=1)
+        trainer(max_epochs=2, limit_train_batches=1, callbacks=[drw]).fit(Net())
+    assert not [w for w in record if "Deferred re-weighting" in str(w.message)]
 
 
 # ---- sharding, in one process --------------------------------------------------------------------

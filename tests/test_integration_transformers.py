@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from collections import Counter
 
 import pytest
@@ -431,6 +432,82 @@ def test_bad_input_gives_clear_errors(tmp_path):
     trainer = LongtailTrainer(MLP(), args, train_dataset=data)
     with pytest.raises(ValueError, match="'labels'"):
         trainer.compute_loss(trainer.model, {"x": data.x[:2]})
+
+
+def test_labels_that_are_not_class_indices_are_refused_with_a_mapping(tmp_path):
+    y = torch.tensor([3] * 20 + [7] * 6 + [42] * 2)  # three classes, not numbered 0..2
+    data, args = DictDataset(y), targs(tmp_path)
+    with pytest.raises(ValueError) as err:  # no config: the number of outputs is unknown
+        LongtailTrainer(MLP(3), args, train_dataset=data, loss="ldam")
+    message = str(err.value)
+    assert "labels {3, 7, 42}" in message and "{3: 0, 7: 1, 42: 2}" in message
+    assert "0..2" in message and "no config.num_labels" in message and "[0, 1, 2, 4" not in message
+    with pytest.raises(ValueError) as err:  # a config: its num_labels is named
+        LongtailTrainer(tiny_bert(3), args, train_dataset=data, loss="ldam")
+    message = str(err.value)
+    assert "0..2 of the model's 3 outputs (model.config.num_labels=3)" in message
+    assert "labels {3, 7, 42}" in message and "{3: 0, 7: 1, 42: 2}" in message
+    # a loss without counts: caught at the first batch, from the logits' width (3)
+    trainer = LongtailTrainer(MLP(3), args, train_dataset=data, loss="ce")
+    batch = {"x": data.x[:4], "labels": torch.tensor([3, 42, 7, 3])}
+    with pytest.raises(ValueError, match=r"0\.\.2 of the model's 3 outputs \(the logits' width\)"):
+        trainer.compute_loss(trainer.model, batch)
+
+
+def test_a_class_without_training_examples_is_named(tmp_path):
+    y = long_tailed_labels()  # classes 0..3, for a model of 5 outputs: class 4 has no example
+    data, args = DictDataset(y), targs(tmp_path)
+    trainer = LongtailTrainer(MLP(5), args, train_dataset=data, drw=1)  # no config: 4 counted
+    with pytest.raises(ValueError) as err:
+        trainer.compute_loss(trainer.model, {"x": data.x[:4], "labels": y[:4]})
+    message = str(err.value)
+    assert "model's 5 outputs (the logits' width)" in message and "4 classes" in message
+    assert "class 4 has no training examples" in message
+    assert "num_labels=5" in message and "class_counts= with 5 counts" in message
+    # the number of outputs known (num_labels=, or the config): the empty class is named
+    for model, kw in ((MLP(5), {"num_labels": 5}), (tiny_bert(5), {})):
+        with pytest.raises(ValueError) as err:
+            LongtailTrainer(model, args, train_dataset=data, drw=1, **kw)
+        message = str(err.value)
+        assert "class 4 of the 5 has none" in message and "[40, 12, 6, 2, 0]" in message
+        assert "deferred re-weighting (drw=1)" in message and "n_c = 0" in message
+    with pytest.raises(ValueError, match=r"class 4 of the 5 has none.*loss 'ldam'"):
+        LongtailTrainer(tiny_bert(5), args, train_dataset=data, loss="ldam")
+    with pytest.raises(ValueError, match="one count per model output"):
+        LongtailTrainer(tiny_bert(5), args, loss="ldam", class_counts=COUNTS)
+    with pytest.raises(ValueError, match="num_labels"):
+        LongtailTrainer(tiny_bert(4), args, train_dataset=data, num_labels=5)
+    assert LongtailTrainer(MLP(), args, train_dataset=data, loss="ldam").class_counts() == COUNTS
+
+
+def _drw_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "Deferred re-weighting starts" in str(w.message)]
+
+
+def test_drw_that_never_starts_warns_at_train_begin(tmp_path):
+    data = DictDataset(long_tailed_labels())
+    for kw, drw, told in (
+        (
+            {"num_train_epochs": 2},
+            50,
+            "epoch 50 (0-based), but training runs 2 epochs (args.num_train_epochs=2)",
+        ),
+        ({"max_steps": 2}, 1, "epoch 1 (0-based), but training runs 1 epoch (args.max_steps=2)"),
+    ):
+        args = targs(tmp_path, per_device_train_batch_size=30, **kw)  # 2 steps an epoch
+        trainer = LongtailTrainer(MLP(), args, train_dataset=data, drw=drw)
+        with pytest.warns(UserWarning) as record:
+            trainer.train()
+        assert _drw_warnings(record) == [
+            f"Deferred re-weighting starts at {told}: the loss stays unweighted for the whole "
+            "run. Lower the start epoch or train for more epochs (a run resumed and extended "
+            "later does reach it)."
+        ]
+    args = targs(tmp_path, per_device_train_batch_size=30, num_train_epochs=2)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        LongtailTrainer(MLP(), args, train_dataset=data, drw=1).train()
+    assert _drw_warnings(record) == []  # it starts at the second of two epochs
 
 
 def test_dataset_labels_finds_labels_in_each_layout():

@@ -42,6 +42,7 @@ from longtail.weighting import DeferredReweighting, _EpochSampler
 
 try:
     import lightning.pytorch as pl
+    from lightning.pytorch.utilities import rank_zero_warn
 except ImportError as err:  # pragma: no cover - the extra is installed wherever this is tested
     raise ImportError(
         "longtail.integrations.lightning needs Lightning: pip install 'longtail[lightning]'"
@@ -211,16 +212,19 @@ def _find_loss(pl_module: nn.Module, attribute: str | None) -> tuple[str, Any]:
         loss = getattr(pl_module, name, None)
         if loss is not None:
             return name, loss
-    children = [n for n, m in pl_module.named_children() if hasattr(m, "weight")]
+    cls = type(pl_module).__name__
     if attribute is not None:
-        what = f"the name of the loss attribute of {type(pl_module).__name__}"
         hint = did_you_mean(attribute, [n for n, _ in pl_module.named_children()])
-        raise expected("attribute", what, f"{attribute!r}, which it does not have.{hint}")
-    raise expected(
-        "the LightningModule",
-        f"to hold its loss as `{'` or `'.join(LOSS_ATTRIBUTES)}`",
-        f"a {type(pl_module).__name__} with neither (submodules with a `weight`: "
-        f"{children or 'none'}); pass DeferredReweightingCallback(..., attribute=NAME)",
+        raise ValueError(
+            f"Expected `attribute` to be the name of the loss attribute of {cls}, but got "
+            f"{attribute!r}, which {cls} does not have." + hint
+        )
+    children = [n for n, m in pl_module.named_children() if hasattr(m, "weight")]
+    holders = ", ".join(f"`{n}`" for n in children) if children else "none"
+    raise ValueError(
+        f"Expected the LightningModule to hold its loss as `{'` or `'.join(LOSS_ATTRIBUTES)}`, "
+        f"but got a {cls} with neither (its submodules with a `weight`: {holders}). Name the "
+        "loss attribute with DeferredReweightingCallback(..., attribute=NAME)."
     )
 
 
@@ -239,10 +243,9 @@ def _set_loss_weight(loss: Any, weight: torch.Tensor, device: torch.device, name
     elif hasattr(loss, "weight") and not isinstance(loss, nn.Module):
         loss.weight = weight  # a plain object holding its weights
     else:
-        raise expected(
-            f"the loss `{name}`",
-            "a loss with per-class weights (a `set_weight` method or a `weight` buffer)",
-            f"a {type(loss).__name__}",
+        raise ValueError(
+            f"Expected the loss `{name}` to be a loss with per-class weights (a `set_weight` "
+            f"method or a `weight` buffer), but got a {type(loss).__name__}."
         )
 
 
@@ -263,6 +266,10 @@ class DeferredReweightingCallback(pl.Callback):
     and at ``on_train_start`` (so that a run resumed mid-epoch gets its epoch's weights).
 
     Unless ``check_sampler=False`` it also runs :func:`check_sampler_sharding` every epoch.
+
+    At the start of ``fit`` it warns (``UserWarning``) when ``start_epoch`` is not below the
+    Trainer's ``max_epochs``: the loss would stay unweighted. A warning, not an error: a run
+    resumed with more epochs does reach it.
 
     Args:
         counts_or_schedule: Per-class training counts, or a ready
@@ -318,6 +325,19 @@ class DeferredReweightingCallback(pl.Callback):
         weight = self.schedule.weights(epoch)
         _set_loss_weight(loss, weight, pl_module.device, name)
         return weight
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Warn (``UserWarning``, on rank 0) when ``start_epoch`` is not below ``max_epochs``."""
+        epochs = trainer.max_epochs
+        start = self.schedule.start_epoch
+        if epochs is not None and epochs >= 0 and start >= epochs:
+            rank_zero_warn(
+                f"Deferred re-weighting starts at epoch {start} (0-based), but training runs "
+                f"{epochs} epoch{'s' if epochs != 1 else ''} (Trainer(max_epochs={epochs})): the "
+                "loss stays unweighted for the whole run. Lower start_epoch or raise max_epochs "
+                "(a run resumed with more epochs does reach it).",
+                category=UserWarning,
+            )
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":

@@ -26,7 +26,9 @@ the accumulated (and gathered) labels and :meth:`LongtailTrainer.compute_loss` d
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+import sys
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -128,6 +130,67 @@ def _logits(outputs: Any) -> torch.Tensor:
     raise expected("model outputs", "logits (a tensor, or an output with .logits)", type(outputs))
 
 
+def _label_mapping(found: Sequence[int]) -> str:
+    """``{3: 0, 7: 1, 42: 2}``: the labels found mapped to ``0..k-1`` (elided past 8 labels)."""
+    pairs = [f"{label}: {i}" for i, label in enumerate(found)]
+    if len(pairs) > 8:
+        pairs = [*pairs[:3], "...", pairs[-1]]
+    return "{" + ", ".join(pairs) + "}"
+
+
+def _labels_error(
+    found: Sequence[int], num_outputs: int | None, source: str, what: str = "training labels"
+) -> ValueError:
+    """The error for labels that are not the class indices ``0..C-1`` of the model's outputs.
+
+    Args:
+        found: The distinct labels found, sorted.
+        num_outputs: The model's number of outputs ``C``, or ``None`` when unknown.
+        source: Where ``C`` comes from (``"model.config.num_labels=3"``), or why it is unknown.
+        what: Whose labels ``found`` are.
+    """
+    shown = "{" + ", ".join(map(str, found[:12])) + (", ..." if len(found) > 12 else "") + "}"
+    k = len(found)
+    if num_outputs is None:
+        head = (
+            f"Expected the {what} to be the class indices 0..C-1 of the model's C "
+            f"outputs, but got the labels {shown}, which leave {found[-1] + 1 - k} of the classes "
+            f"0..{found[-1]} without examples ({source})."
+        )
+        other = (
+            f" If the model does have {found[-1] + 1} outputs, pass num_labels={found[-1] + 1} "
+            "(or class_counts=) to LongtailTrainer."
+        )
+    else:
+        head = (
+            f"Expected the {what} to be the class indices 0..{num_outputs - 1} of the "
+            f"model's {num_outputs} outputs ({source}), but got the labels {shown}."
+        )
+        other = (
+            f" The labels name {k} classes: give the model {k} outputs (num_labels={k})."
+            if k > num_outputs
+            else ""
+        )
+    if list(found) == list(range(k)):  # already 0..k-1: too many classes for the model
+        return ValueError(f"{head}{other} LongtailTrainer does not renumber labels.")
+    return ValueError(
+        f"{head} LongtailTrainer does not renumber labels (the model's outputs are fixed): map "
+        f"them to 0..{k - 1} before training, e.g. with the mapping {_label_mapping(found)} "
+        "(mapping = {label: i for i, label in enumerate(sorted(set(labels)))}; for a "
+        "datasets.Dataset, dataset.map(lambda ex: {'labels': mapping[ex['labels']]}))." + other
+    )
+
+
+def _never_starts(start_epoch: int, epochs: int, how: str) -> str:
+    """The warning for a DRW schedule that starts after the last epoch of training."""
+    return (
+        f"Deferred re-weighting starts at epoch {start_epoch} (0-based), but training runs "
+        f"{epochs} epoch{'s' if epochs != 1 else ''} ({how}): the loss stays unweighted for the "
+        "whole run. Lower the start epoch or train for more epochs (a run resumed and extended "
+        "later does reach it)."
+    )
+
+
 class DeferredReweightingCallback(TrainerCallback):
     """Deferred re-weighting (DRW) for a ``transformers.Trainer``: set the loss's per-class
     weights at the start of every epoch.
@@ -141,6 +204,11 @@ class DeferredReweightingCallback(TrainerCallback):
 
     :class:`LongtailTrainer` adds one itself when given ``drw=``, and binds its loss to any
     instance in ``callbacks=`` built without ``loss``.
+
+    At the start of training it warns (``UserWarning``) when ``start_epoch`` is not below the
+    number of training epochs (``args.num_train_epochs``, or the epochs ``args.max_steps``
+    spans): the loss would stay unweighted. A warning, not an error: a run resumed with more
+    epochs does reach it.
 
     Args:
         counts_or_schedule: Per-class training counts, or a ready
@@ -191,6 +259,23 @@ class DeferredReweightingCallback(TrainerCallback):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schedule!r})"
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Warn (``UserWarning``) when the schedule starts after the last epoch of training."""
+        epochs = int(getattr(state, "num_train_epochs", 0) or 0)
+        if not 0 < epochs < sys.maxsize or self.schedule.start_epoch < epochs:
+            return  # unknown length (an iterable dataset), or it does start
+        if not getattr(state, "is_world_process_zero", True):
+            return
+        max_steps = getattr(args, "max_steps", -1) or -1
+        how = (
+            f"args.max_steps={max_steps}"
+            if max_steps > 0
+            else f"args.num_train_epochs={getattr(args, 'num_train_epochs', epochs)}"
+        )
+        warnings.warn(
+            _never_starts(self.schedule.start_epoch, epochs, how), UserWarning, stacklevel=2
+        )
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.loss is None:
@@ -249,9 +334,13 @@ class LongtailTrainer(Trainer):
             ready longtail loss module (its ``reduction`` is set to ``"none"``). Default ``"ce"``.
         loss_kwargs: Keyword arguments of the loss (``{"max_margin": 0.5, "scale": 30.0}``);
             a misspelled one raises a ``ValueError`` listing those it takes.
-        class_counts: Per-class training counts, for the losses that use them and for ``drw``.
-            Default: counted from ``train_dataset`` (see :func:`dataset_labels`), over
-            ``model.config.num_labels`` classes where the model has that.
+        class_counts: Per-class training counts, for the losses that use them and for ``drw``,
+            one per model output. Default: counted from ``train_dataset`` (see
+            :func:`dataset_labels`) over ``num_labels`` classes.
+        num_labels: The model's number of outputs (classes) ``C``. Default
+            ``model.config.num_labels`` where the model has a config; else unknown until the
+            first batch, and the classes are counted up to the largest label. Labels must be
+            the class indices ``0..C-1``: they are not renumbered.
         drw: Deferred re-weighting: the (0-based) epoch from which the loss is weighted with the
             effective-number weights (``β = 0.9999``), or a ready
             :class:`~longtail.weighting.DeferredReweighting`. Default ``None``: no re-weighting.
@@ -275,6 +364,12 @@ class LongtailTrainer(Trainer):
             single-label loss, bad loss or sampler arguments, labels or counts that cannot be
             found or are invalid, ``compute_loss_func`` or ``label_smoothing_factor`` given
             (the loss is longtail's: pass ``loss_kwargs={"label_smoothing": ...}`` to ``"ce"``).
+            Labels that are not ``0..C-1`` (the error shows a mapping to them), a class without
+            training examples where the loss or ``drw`` needs its count, and (in
+            :meth:`compute_loss`) counts or labels that do not fit the logits' width.
+
+    Warns:
+        UserWarning: At the start of training, when ``drw`` starts after the last epoch.
     """
 
     # compute_loss divides by the step's Σw, computed over every micro-batch of the step in
@@ -287,6 +382,7 @@ class LongtailTrainer(Trainer):
         loss: str | nn.Module = "ce",
         loss_kwargs: Mapping[str, Any] | None = None,
         class_counts: Any = None,
+        num_labels: int | None = None,
         drw: int | DeferredReweighting | None = None,
         sampler: str | torch.utils.data.Sampler | None = None,
         sampler_kwargs: Mapping[str, Any] | None = None,
@@ -315,7 +411,9 @@ class LongtailTrainer(Trainer):
             raise expected("args.label_names", "one label name", names)
         self.label_key: str = names[0] if names else "labels"
         self._labels: np.ndarray | None = None
-        self._counts = None if class_counts is None else class_counts
+        self._num_labels, self._num_labels_source = self._model_num_labels(num_labels)
+        self._counts_source = "class_counts"
+        self._counts = None if class_counts is None else self._check_counts(class_counts)
         self.criterion = self._build_loss(loss, loss_kwargs)
         self.reweighting = self._build_reweighting(drw)
         if self.reweighting is not None:
@@ -337,20 +435,74 @@ class LongtailTrainer(Trainer):
             self._labels = dataset_labels(self.train_dataset, self.label_key)
         return self._labels
 
+    def _model_num_labels(self, num_labels: Any) -> tuple[int | None, str]:
+        """The model's number of outputs and where it comes from (or why it is unknown)."""
+        config = getattr(getattr(self.model, "config", None), "num_labels", None)
+        if num_labels is not None:
+            if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+                raise expected("num_labels", "a positive integer (the model's outputs)", num_labels)
+            if config is not None and config != num_labels:
+                raise expected(
+                    "num_labels", f"model.config.num_labels={config} or unset", num_labels
+                )
+            return num_labels, f"num_labels={num_labels}"
+        if isinstance(config, int) and not isinstance(config, bool):
+            return config, f"model.config.num_labels={config}"
+        return None, "the model's number of outputs is not known: it has no config.num_labels"
+
+    def _check_counts(self, counts: Any) -> list:
+        """``class_counts`` as a list, one count per model output where that number is known."""
+        values = counts.tolist() if hasattr(counts, "tolist") else list(counts)
+        if self._num_labels is not None and len(values) != self._num_labels:
+            raise expected(
+                "class_counts",
+                f"one count per model output ({self._num_labels_source})",
+                f"{len(values)} counts",
+            )
+        return values
+
     def class_counts(self) -> list[int]:
         """The per-class training counts: ``class_counts`` as given, else counted from
-        ``train_dataset`` over ``model.config.num_labels`` classes (where the model says)."""
+        ``train_dataset`` over the model's ``num_labels`` classes (where known).
+
+        Raises:
+            ValueError: When the labels are not the class indices ``0..C-1``: a label ``>= C``,
+                or (``C`` unknown) classes below the largest label without examples.
+        """
         if self._counts is None:
-            num_labels = getattr(getattr(self.model, "config", None), "num_labels", None)
             labels = self._train_labels()
-            if num_labels is not None and int(labels.max()) >= num_labels:
-                raise expected(
-                    "train_dataset labels",
-                    f"in [0, {num_labels - 1}] (model.config.num_labels={num_labels})",
-                    int(labels.max()),
-                )
-            self._counts = label_counts(labels, num_labels).tolist()
+            found = np.unique(labels).tolist()
+            c = self._num_labels
+            if c is not None and found[-1] >= c:
+                raise _labels_error(found, c, self._num_labels_source)
+            counts = label_counts(labels, c)
+            if c is None and (counts == 0).any():
+                raise _labels_error(found, None, self._num_labels_source)
+            self._counts = counts.tolist()
+            self._counts_source = (
+                f"the class counts from train_dataset over {self._num_labels_source}"
+                if c is not None
+                else f"the class counts from train_dataset up to its largest label, {found[-1]}"
+            )
         return self._counts
+
+    def _zero_count_error(self, what: str) -> ValueError | None:
+        """The error for classes without training examples (``None`` when every class has)."""
+        counts = self.class_counts()
+        zeros = [c for c, n in enumerate(counts) if n == 0]
+        if not zeros:
+            return None
+        shown = ", ".join(map(str, zeros[:12])) + (", ..." if len(zeros) > 12 else "")
+        many = len(zeros) > 1
+        classes = (
+            f"class{'es' if many else ''} {shown} of the {len(counts)} ha{'ve' if many else 's'}"
+        )
+        return ValueError(
+            f"Expected every class to have training examples, but {classes} none "
+            f"({self._counts_source}: {counts}), and {what}. Drop the classes without examples "
+            "from the model and number the labels 0..C-1, or pass class_counts= with a positive "
+            "count for every class (the counts of the full distribution, for example)."
+        )
 
     def _build_loss(self, loss: Any, loss_kwargs: Mapping[str, Any] | None) -> nn.Module:
         if isinstance(loss, nn.Module):
@@ -366,7 +518,17 @@ class LongtailTrainer(Trainer):
             self._check_single_label(loss)  # unknown names: a ValueError naming close matches
             kwargs = dict(loss_kwargs or {})
             counts = self.class_counts() if get_loss_info(loss).needs_counts else None
-            criterion = create_loss_for_counts(loss, counts, **kwargs)
+            try:
+                criterion = create_loss_for_counts(loss, counts, **kwargs)
+            except ValueError as err:
+                what = (
+                    f"loss {loss!r} is built from the class counts and needs a positive count "
+                    "for every class (it takes log n_c or a power of n_c)"
+                )
+                zero = self._zero_count_error(what) if counts is not None else None
+                if zero is not None:
+                    raise zero from err
+                raise
         else:
             raise expected("loss", "a registered loss name or a longtail loss module", repr(loss))
         criterion.reduction = "none"  # compute_loss weights and averages the per-sample values
@@ -392,6 +554,13 @@ class LongtailTrainer(Trainer):
             return drw
         if isinstance(drw, bool) or not isinstance(drw, int):
             raise expected("drw", "None, a start epoch (int) or a DeferredReweighting", repr(drw))
+        what = (
+            f"deferred re-weighting (drw={drw}) needs a positive count for every class: its "
+            "effective-number weights (1 - beta) / (1 - beta^n_c) divide by zero at n_c = 0"
+        )
+        zero = self._zero_count_error(what)
+        if zero is not None:
+            raise zero
         return DeferredReweighting(self.class_counts(), start_epoch=drw)
 
     def _build_sampler(self, sampler: Any, sampler_kwargs: Mapping[str, Any] | None) -> Any:
@@ -482,6 +651,7 @@ class LongtailTrainer(Trainer):
                 sum ``Σ wℓ`` of this micro-batch is divided by (times the number of processes,
                 whose gradients DDP averages).
         """
+        self._check_fits(logits.shape[-1], labels)
         if logits.dim() > 2:
             logits = logits.movedim(-1, 1)
         self.criterion.to(logits.device)
@@ -493,6 +663,45 @@ class LongtailTrainer(Trainer):
         den = torch.as_tensor(num_items_in_batch, dtype=torch.float32, device=total.device)
         scale = self.accelerator.num_processes
         return total * scale / torch.where(den > 0, den, torch.ones_like(den))
+
+    def _check_fits(self, width: int, labels: torch.Tensor) -> None:
+        """Raise when the class counts or the labels do not fit the model's ``width`` outputs."""
+        if self._counts is not None and len(self._counts) != width:
+            n = len(self._counts)
+            if self._counts_source == "class_counts":
+                raise expected(
+                    "class_counts",
+                    f"one count per model output ({width}, the logits' width)",
+                    f"{n} counts",
+                )
+            raise ValueError(
+                f"Expected the model's {width} outputs (the logits' width) to match the {n} "
+                f"classes of {self._counts_source}, but they differ"
+                + (
+                    f": class{'es' if width - n > 1 else ''} "
+                    f"{', '.join(map(str, range(n, width)))} "
+                    f"ha{'ve' if width - n > 1 else 's'} no training examples"
+                    if width > n
+                    else ""
+                )
+                + f". Pass num_labels={width} to LongtailTrainer (or give the model a "
+                f"config.num_labels), or class_counts= with {width} counts, one per output."
+            )
+        schedule = self.reweighting
+        if schedule is not None and schedule.num_classes != width:
+            raise expected(
+                "drw",
+                f"a DeferredReweighting of the model's {width} classes (the logits' width)",
+                f"one of {schedule.num_classes} classes",
+            )
+        valid = labels != getattr(self.criterion, "ignore_index", -100)
+        bad = valid & ((labels < 0) | (labels >= width))
+        if bool(bad.any()):
+            known = self._labels
+            if known is not None and not 0 <= known.min() <= known.max() < width:
+                raise _labels_error(np.unique(known).tolist(), width, "the logits' width")
+            found = torch.unique(labels[valid]).tolist()
+            raise _labels_error(found, width, "the logits' width", "labels of this batch")
 
     def compute_loss(
         self,
