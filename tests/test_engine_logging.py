@@ -176,6 +176,52 @@ def test_logging_is_not_part_of_the_identity(npz, tmp_path):
     assert calls == [] and again["identity"] == record["identity"]  # the finished run's record
 
 
+def test_a_finished_run_opened_with_log_gets_its_logs_from_its_rows(npz, tmp_path, capsys):
+    """docs/runs.md: logging is bookkeeping. A run finished without --log and run again with it
+    returns its record without training, and its log.csv / tb/ are written from its rows."""
+    out = tmp_path / "run"
+    args = ["train", "--dataset", npz, "--ratio", "4", "--method", "ldam-drw", "--epochs", "3"]
+    args += ["--model", "small-cnn", "--width", "4", "--threads", "1", "--eval-every", "2"]
+    args += ["--out", str(out), "--no-progress"]
+    assert cli_main(args) == 0
+    assert not (out / "log.csv").exists() and not (out / "tb").exists()
+    stamp = (out / "checkpoint.pt").stat().st_mtime_ns
+    assert cli_main([*args, "--log", "csv,tensorboard"]) == 0
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == stamp  # not trained again
+    assert len(jsonl(out)) == 3
+    header = assert_csv_equals_jsonl(out)
+    assert header[:3] == ["epoch", "lr", "loss"] and "test.top1_error" in header
+    assert_tensorboard_equals_jsonl(out)
+    capsys.readouterr()
+
+    # up to date: left as it is
+    csv_stamp = (out / "log.csv").stat().st_mtime_ns
+    events = sorted(p.name for p in (out / "tb").iterdir())
+    assert cli_main([*args, "--log", "csv,tensorboard"]) == 0
+    assert (out / "log.csv").stat().st_mtime_ns == csv_stamp
+    assert sorted(p.name for p in (out / "tb").iterdir()) == events
+
+    # stale: a CSV cut short and a stray event file are rebuilt from the rows
+    lines = (out / "log.csv").read_text().splitlines(keepends=True)
+    (out / "log.csv").write_text("".join(lines[:2]))
+    stray = summary_writer_class()(log_dir=str(out / "tb"))
+    stray.add_scalar("loss", 999.0, global_step=1)
+    stray.close()
+    assert cli_main([*args, "--log", "csv,tensorboard"]) == 0
+    assert_csv_equals_jsonl(out)
+    assert_tensorboard_equals_jsonl(out)
+    assert 999.0 not in [v for _, v in scalars(out)["loss"]]
+
+    # the log gone too: the checkpoint's rows
+    (out / "log.csv").unlink()
+    rows = jsonl(out)
+    (out / "log.jsonl").unlink()
+    assert cli_main([*args, "--log", "csv"]) == 0
+    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert_csv_equals_jsonl(out)
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
 def test_a_run_resumed_with_log_rebuilds_the_csv_from_the_checkpoint(npz, tmp_path):
     def kill(epoch: int, row: dict) -> None:
         raise RunInterrupted("simulated kill")
@@ -250,6 +296,15 @@ def test_multilabel_engine_logs_through_the_same_harness(tmp_path):
     tb, rows = scalars(out), jsonl(out)
     assert [s for s, _ in tb["val_map"]] == [r["epoch"] for r in rows] == [0, 1]
     assert [v for _, v in tb["val_map"]] == pytest.approx([r["val_map"] for r in rows], rel=1e-6)
+    # finished, its logs removed, opened again: rebuilt from its rows, not trained again
+    (out / "log.csv").unlink()
+    for event in (out / "tb").iterdir():
+        event.unlink()
+    calls = []
+    train_multilabel(config, out, progress=False, callback=lambda e, r: calls.append(e))
+    assert calls == []
+    assert_csv_equals_jsonl(out)
+    assert [s for s, _ in scalars(out)["val_map"]] == [0, 1]
 
 
 def test_cli_missing_extra_is_one_line(npz, monkeypatch, tmp_path, capsys):

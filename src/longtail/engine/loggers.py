@@ -18,7 +18,10 @@ epoch) rewrites the file, atomically, under the wider header, so the header of a
 the header of one never killed.
 
 Logging is bookkeeping: it changes nothing a run computes, so it is not part of a run's identity
-(:data:`longtail.engine.run.BOOKKEEPING`).
+(:data:`longtail.engine.run.BOOKKEEPING`). Hence a *finished* run opened again with loggers whose
+output is missing or does not hold its rows (it was trained without ``--log``, or the files were
+removed or cut short) gets them rebuilt from its log rows without training
+(:func:`rebuild_stale`, called by :meth:`longtail.engine.run.RunFolder.open`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,10 @@ __all__ = [
     "LOG_KINDS",
     "TB_DIR",
     "EpochLoggers",
+    "csv_text",
     "flatten_row",
     "log_kinds",
+    "rebuild_stale",
 ]
 
 #: The loggers a run may add to ``log.jsonl`` (which is always written).
@@ -105,6 +110,32 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _csv_lines(
+    header: Sequence[str], flat_rows: Iterable[dict[str, Any]], with_header: bool
+) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if with_header:
+        writer.writerow(header)
+    for r in flat_rows:
+        writer.writerow([_cell(r.get(k)) for k in header])
+    return buf.getvalue()
+
+
+def csv_text(rows: Iterable[dict[str, Any]]) -> str:
+    """What ``log.csv`` holds for ``rows``: the header (keys in the order first met), a line a row.
+
+    Example:
+        >>> print(csv_text([{"epoch": 0, "loss": 2.5}, {"epoch": 1, "test": {"ece": 3}}]), end="")
+        epoch,loss,test.ece
+        0,2.5,
+        1,,3
+    """
+    flat = [flatten_row(r) for r in rows]
+    header = list(dict.fromkeys(k for r in flat for k in r))
+    return _csv_lines(header, flat, with_header=True) if header else ""
+
+
 class _CsvLog:
     """``log.csv``: rebuilt from ``rows`` on open, then a line appended (and fsync'ed) a row."""
 
@@ -122,13 +153,7 @@ class _CsvLog:
         return bool(new)
 
     def _lines(self, rows: Sequence[dict[str, Any]], header: bool) -> str:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        if header:
-            writer.writerow(self.header)
-        for r in rows:
-            writer.writerow([_cell(r.get(k)) for k in self.header])
-        return buf.getvalue()
+        return _csv_lines(self.header, rows, header)
 
     def _rewrite(self) -> None:
         text = self._lines(self.rows, header=True) if self.header else ""
@@ -165,6 +190,71 @@ def summary_writer_class() -> Any:
     return SummaryWriter
 
 
+def _scalars(row: dict[str, Any]) -> Iterator[tuple[str, int, float]]:
+    """``(tag, step, value)`` of each TensorBoard scalar of a log row."""
+    step = int(row["epoch"])
+    for key, value in flatten_row(row, sep="/").items():
+        if key == "epoch" or not isinstance(value, int | float):
+            continue
+        value = float(value)  # bools (the DRW flag) as 0 / 1
+        if math.isfinite(value):
+            yield key, step, value
+
+
+def _tensorboard_holds(path: Path, rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether the event files in ``path`` hold exactly the scalars of ``rows`` (as float32)."""
+    import numpy as np
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    files = sorted(path.glob("events.out.tfevents.*")) if path.is_dir() else []
+    if not files:
+        return False
+    got: list[tuple[str, int, float]] = []
+    try:
+        for file in files:
+            for event in LegacyEventFileLoader(str(file)).Load():
+                for v in event.summary.value:
+                    if v.HasField("simple_value"):
+                        got.append((v.tag, int(event.step), float(v.simple_value)))
+    except Exception:  # a damaged event file: rebuild it
+        return False
+    want = [(k, s, float(np.float32(v))) for r in rows for k, s, v in _scalars(r)]
+    return sorted(got) == sorted(want)
+
+
+def rebuild_stale(
+    kinds: Any, run_dir: str | os.PathLike[str], rows: Sequence[dict[str, Any]]
+) -> tuple[str, ...]:
+    """Rebuild the loggers of ``kinds`` whose output in ``run_dir`` does not hold ``rows``.
+
+    For a finished run opened again with ``--log``: ``log.csv`` is rewritten (atomically) when
+    it is missing or its text is not :func:`csv_text` of ``rows``; ``tb/`` when its event files
+    are missing or do not hold exactly the scalars of ``rows``. Output that is up to date is
+    left untouched.
+
+    Returns:
+        The loggers rebuilt, in the order of :data:`LOG_KINDS`.
+
+    Raises:
+        ValueError: an unknown logger. ImportError: ``tensorboard`` without the package.
+    """
+    run_dir = Path(run_dir)
+    rebuilt = []
+    for kind in log_kinds(kinds):
+        if kind == "csv":
+            path = run_dir / CSV_LOG
+            text = csv_text(rows)
+            if not path.is_file() or path.read_text() != text:
+                atomic_write_text(path, text)
+                rebuilt.append(kind)
+        elif kind == "tensorboard":
+            summary_writer_class()  # the package, or the one-line error naming the extra
+            if not _tensorboard_holds(run_dir / TB_DIR, rows):
+                _TensorBoardLog(run_dir / TB_DIR, rows).close()
+                rebuilt.append(kind)
+    return tuple(rebuilt)
+
+
 class _TensorBoardLog:
     """``tb/``: its old event files removed on open, the checkpoint's rows written again."""
 
@@ -179,13 +269,8 @@ class _TensorBoardLog:
         self.writer.flush()
 
     def _write(self, row: dict[str, Any]) -> None:
-        step = int(row["epoch"])
-        for key, value in flatten_row(row, sep="/").items():
-            if key == "epoch" or not isinstance(value, int | float):
-                continue
-            value = float(value)  # bools (the DRW flag) as 0 / 1
-            if math.isfinite(value):
-                self.writer.add_scalar(key, value, global_step=step)
+        for key, step, value in _scalars(row):
+            self.writer.add_scalar(key, value, global_step=step)
 
     def log(self, row: dict[str, Any]) -> None:
         self._write(row)

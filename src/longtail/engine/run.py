@@ -5,7 +5,9 @@ A run lives in one output folder::
     config.json      the resolved config (written before the first epoch)
     log.jsonl        one JSON line per finished epoch, appended (and fsync'ed) as it ends
     log.csv, tb/     the same rows as a CSV table and TensorBoard scalars, when the config's
-                     ``log`` asks for them (:mod:`longtail.engine.loggers`)
+                     ``log`` asks for them (:mod:`longtail.engine.loggers`); a finished run
+                     opened with loggers whose output is missing or stale has them rebuilt
+                     from its rows (:meth:`RunFolder.rebuild_logs`), without training
     checkpoint.pt    the task's state (model, optimizer, ...), the epoch reached, the log so far
                      and the run's identity: replaced atomically after every epoch
     result.json      the results record, written atomically at the end
@@ -44,7 +46,7 @@ import numpy as np
 import torch
 
 from longtail.engine.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
-from longtail.engine.loggers import EpochLoggers, log_kinds
+from longtail.engine.loggers import EpochLoggers, log_kinds, rebuild_stale
 
 __all__ = [
     "BOOKKEEPING",
@@ -314,8 +316,48 @@ class RunFolder:
                     "the finished record of another run or of other data",
                     identity_diff(record.get("identity"), identity),
                 )
+            self.rebuild_logs()
             return record
         return None
+
+    def finished_rows(self) -> list[dict[str, Any]] | None:
+        """The log rows of a finished run: ``log.jsonl``'s, or the checkpoint's where the log is
+        missing or cannot be read; ``None`` when neither is there.
+
+        A finished run's ``log.jsonl`` holds the checkpoint's rows (the log is rewritten from
+        them on resume, and the record is written after the last epoch's row and checkpoint).
+        """
+        if self.path is None:
+            return None
+        try:
+            text = (self.path / LOG).read_text()
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except (OSError, ValueError):
+            pass
+        try:
+            state = self.load_checkpoint("cpu")
+        except ValueError:
+            return None
+        return None if state is None else list(state["log"])
+
+    def rebuild_logs(self) -> tuple[str, ...]:
+        """Rebuild the config's loggers (``--log``) of a finished run from its log rows, where
+        their output is missing or stale (:func:`~longtail.engine.loggers.rebuild_stale`).
+
+        Logging is bookkeeping: a run trained without ``--log`` and opened again with it gets its
+        ``log.csv`` / ``tb/`` without training again. Returns the loggers rebuilt.
+        """
+        if self.path is None or not self.main or not self.log_kinds:
+            return ()
+        rows = self.finished_rows()
+        if rows is None:
+            print(
+                f"{self.path}: cannot write {', '.join(self.log_kinds)} logs of this finished run: "
+                f"it keeps no log rows ({LOG} and {CHECKPOINT} are gone)",
+                file=sys.stderr,
+            )
+            return ()
+        return rebuild_stale(self.log_kinds, self.path, rows)
 
     def start(self) -> None:
         """Create the folder and write ``config.json`` (main process only)."""
