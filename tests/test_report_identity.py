@@ -122,7 +122,7 @@ def test_a_record_copied_into_a_subfolder_counts_once(tmp_path, fingerprint):
     table = text[text.index("**Table 1") : text.index("**Tail view")]
     assert rows(table)["ERM"][0] == "**21.00 ± 1.41**"  # not 20.67 over "3 seeds"
     assert "2 seeds" in captions(table)[0] and "3 seeds" not in text
-    assert text.count("2 runs from") == 1 and "1 more record(s) were copies" in text
+    assert text.count("2 runs from") == 1 and "1 more record was a copy" in text
 
 
 def test_seed_counts_are_distinct_seeds():
@@ -149,7 +149,7 @@ def test_copies_with_different_metrics_are_listed_and_chosen_by_content(tmp_path
     for first, second in (("a", "b"), ("b", "a")):  # the folder names swapped
         folder = tmp_path / f"results_{first}"
         _disagreeing_copies(folder, first, second)
-        with pytest.warns(UserWarning, match=r"1 run\(s\) were recorded more than once"):
+        with pytest.warns(UserWarning, match=r"1 run was recorded more than once"):
             paths = write_report(folder, tmp_path / f"out_{first}")
         texts.append(paths[-1].read_text(encoding="utf-8"))
     for first, text in zip("ab", texts, strict=True):
@@ -170,7 +170,7 @@ def test_copies_with_different_metrics_are_one_clean_note_on_stderr(tmp_path, ca
     _disagreeing_copies(tmp_path / "results", "a", "b")
     assert main(["report", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("longtail report: note: 1 run(s) were recorded more than once")
+    assert err.startswith("longtail report: note: 1 run was recorded more than once")
     assert len(err.strip().splitlines()) == 1 and "Warning" not in err and ".py" not in err
 
 
@@ -182,6 +182,19 @@ def test_distinct_runs_keeps_the_same_copy_in_any_order():
         warnings.simplefilter("ignore")
         (kept,) = distinct_runs([a, b])
         assert distinct_runs([b, a]) == [kept]
+
+
+def test_counts_of_one_are_singular(tmp_path):
+    """A 1-epoch run of one seed reads "1 epoch", "1 seed", "1 run" (not "1 epochs", ...)."""
+    pytest.importorskip("matplotlib")
+    (caption,) = captions(table1_markdown([record(epochs=1)], tail_view=False))
+    assert "1 epoch," in caption and "1 seed " in caption and "1 epochs" not in caption
+    (caption,) = captions(table1_markdown([record(epochs=2)], tail_view=False))
+    assert "2 epochs," in caption
+    folder = tmp_path / "results"
+    write(folder / "erm_s0.json", record(epochs=1, fingerprint="ab12"))
+    text = report_text(folder, tmp_path)
+    assert "1 run from" in text and "1 runs" not in text and "1 epochs" not in text
 
 
 # ---- different configurations are never averaged ---------------------------------------------

@@ -158,13 +158,23 @@ def row_labels(rows: Sequence[Row]) -> dict[Row, str]:
 
 
 # ---- captions ---------------------------------------------------------------------------------
+def plural(n: Any, noun: str, nouns: str | None = None) -> str:
+    """``n`` and the noun it counts, singular for one: ``"1 epoch"``, ``"8 epochs"``.
+
+    Example:
+        >>> plural(1, "epoch"), plural(8, "epoch"), plural(2, "copy", "copies")
+        ('1 epoch', '8 epochs', '2 copies')
+    """
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def seed_span(counts: Iterable[int]) -> str:
     """``"3 seeds"``, ``"1 seed"`` or ``"2–3 seeds"`` for the numbers of runs behind the cells."""
     ns = sorted(set(counts))
     if not ns:
         return "no seeds"
     if len(ns) == 1:
-        return f"{ns[0]} seed" + ("" if ns[0] == 1 else "s")
+        return plural(ns[0], "seed")
     return f"{ns[0]}–{ns[-1]} seeds"
 
 
@@ -228,7 +238,7 @@ def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
     if "preset" in r or presets != ["None"]:
         parts.append(f"preset {r['preset'] if 'preset' in r else '/'.join(presets)}")
     if "epochs" in r:
-        parts.append(f"{r['epochs']} epochs")
+        parts.append(plural(r["epochs"], "epoch"))
     if "n_max" in r:
         parts.append(
             _n_max_text(r["n_max"], sorted({c.setting[0] for c in table.columns}, key=str))

@@ -31,7 +31,7 @@ from typing import Any
 
 from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
-from longtail.bench.labels import method_label, setting_title, slug
+from longtail.bench.labels import method_label, plural, setting_title, slug
 from longtail.bench.multilabel import multilabel_sections
 from longtail.bench.paper import paper_comparison_markdown
 from longtail.bench.plots import (
@@ -153,7 +153,8 @@ def write_report(
     disagree = disagreements(found_records, sources)
     if disagree:
         warnings.warn(
-            f"{len(disagree)} run(s) were recorded more than once with different metrics (on "
+            f"{plural(len(disagree), 'run')} {'was' if len(disagree) == 1 else 'were'} recorded "
+            "more than once with different metrics (on "
             "another CPU or thread count?); report.md lists the copies under their tables, and "
             "which copy each table uses.",
             stacklevel=2,
@@ -220,8 +221,13 @@ def plot_titles(settings: Sequence[Setting]) -> dict[Setting, str]:
 def _summary(directory: Path, n_found: int, records: list[dict[str, Any]]) -> str:
     methods = method_order(str(r["method"]) for r in records)
     copies = n_found - len(records)
-    counted = f" ({copies} more record(s) were copies of these, counted once)" if copies else ""
-    return f"{len(records)} runs from `{directory}`{counted}; methods: {', '.join(methods)}."
+    counted = ""
+    if copies:
+        what = "record was a copy" if copies == 1 else "records were copies"
+        counted = f" ({copies} more {what} of these, counted once)"
+    return (
+        f"{plural(len(records), 'run')} from `{directory}`{counted}; methods: {', '.join(methods)}."
+    )
 
 
 def _environment_text(env: Any) -> str:

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from longtail.bench.labels import plural
 from longtail.bench.records import distinct_runs, method_rank
 
 __all__ = [
@@ -256,7 +257,8 @@ def selection_markdown(
         verdict = "**chosen**" if c["chosen"] else "not chosen"
         parts.append(
             f"**{c['name']}** ({verdict}): (a) converged: {_yes(c['a'])}; (b) DRW at lr × 0.01: "
-            f"{d['epochs']} epochs, {d['steps']} steps, last-epoch move {move} points "
+            f"{plural(d['epochs'], 'epoch')}, {plural(d['steps'], 'step')}, last-epoch move "
+            f"{move} points "
             f"(needs ≥ {DRW_MIN_EPOCHS}, ≥ {DRW_MIN_STEPS}, ≤ {PLATEAU_POINTS}): "
             f"{_yes(c['b'])}; (c) {mins} a run ({c['timing_source']}; needs ≤ "
             f"{TIME_LIMIT_S / 60:g} min): {_yes(c['c'])}.\n\n" + "\n".join(rows)

@@ -17,6 +17,7 @@ from typing import Any
 from longtail.bench.labels import (
     METRIC_NAMES,
     column_titles,
+    plural,
     recipe_text,
     row_labels,
     seed_span,
@@ -288,8 +289,8 @@ def ablation_grids(records: Iterable[dict[str, Any]]) -> list[AblationGrid]:
         ]
     if skipped:
         warnings.warn(
-            f"Left out {skipped} mm-ablation record(s) whose config['loss_kwargs'] lacks 'beta' "
-            "or 'delta_minus'.",
+            f"Left out {plural(skipped, 'mm-ablation record')} whose config['loss_kwargs'] "
+            f"{'lacks' if skipped == 1 else 'lack'} 'beta' or 'delta_minus'.",
             stacklevel=3,
         )
     return out
