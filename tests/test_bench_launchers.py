@@ -6,12 +6,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from longtail.bench.launchers import ProgressLine, check_launcher, format_progress, run_jobs
+from longtail.bench.launchers import (
+    ProgressLine,
+    check_launcher,
+    estimate_left,
+    format_duration,
+    format_progress,
+    run_jobs,
+)
 from longtail.bench.runner import run_grid, table1_jobs
 from longtail.cli import main as cli_main
 from test_engine import write_npz
@@ -66,15 +74,46 @@ def check_same_records(got: dict[str, dict], want: dict[str, dict]) -> None:
 def test_format_progress_on_fixed_inputs():
     line = format_progress(2, 10, ["a", "b"], 65.0, [], 2)
     assert line == "runs 2/10, running: a, b, elapsed 1:05, ETA —"
-    # median(60, 100, 80) = 80 s; 5 runs left, 2 at a time: 80 * 5 / 2 = 200 s
+    # median(60, 100, 80) = 80 s; 5 runs left, c just started, 2 at a time: c and one more end
+    # at 80 s, two more at 160 s, the last at 240 s (not 80 * 5 / 2 = 200 s)
     line = format_progress(5, 10, ["c"], 3725.0, [60.0, 100.0, 80.0], 2)
-    assert line == "runs 5/10, running: c, elapsed 1:02:05, ETA 3:20"
-    # 1 failed: 4 left, never more than 4 at once though 8 could run: 80 * 4 / 4 = 80 s
+    assert line == "runs 5/10, running: c, elapsed 1:02:05, ETA 4:00"
+    # 1 failed: 4 left, never more than 4 at once though 8 could run: all end at 80 s
     line = format_progress(5, 10, ["c"], 0.0, [60.0, 100.0, 80.0], 8, failed=1, queued=3)
     assert line == "runs 5/10 (1 failed), running: c, queued: 3, elapsed 0:00, ETA 1:20"
     assert format_progress(4, 4, [], 59.6, [10.0], 2) == (
         "runs 4/4, running: —, elapsed 0:59, ETA 0:00"
     )
+    # runs in flight for 50 s and 10 s of 60: they end in 10 s and 50 s; the 2 runs left
+    # start then and end at 70 s and 110 s
+    line = format_progress(2, 6, ["a", "b"], 100.0, [60.0], 2, ages=[50.0, 10.0])
+    assert line.endswith("ETA 1:50")
+
+
+@pytest.mark.parametrize(
+    ("per_run", "left", "ages", "at_once", "want"),
+    [
+        (60.0, 3, [], 2, 120.0),  # two rounds, not 1.5
+        (60.0, 4, [], 2, 120.0),
+        (60.0, 1, [], 4, 60.0),
+        (60.0, 3, [30.0, 30.0], 2, 90.0),  # both end at 30 s, the third runs 30 to 90 s
+        (60.0, 2, [90.0, 0.0], 2, 60.0),  # a run past the median is taken to end now
+        (60.0, 0, [], 2, 0.0),
+        (10.0, 5, [], 1, 50.0),  # one at a time: the sum
+    ],
+)
+def test_estimate_left_is_a_schedule_of_equal_runs(per_run, left, ages, at_once, want):
+    assert estimate_left(per_run, left, ages, at_once) == want
+
+
+def test_durations_read_as_a_stopwatch():
+    """Short runs read in seconds, as the line's elapsed field: not "0.0 min"."""
+    assert format_duration(0.4) == "0:00"
+    assert format_duration(6.9) == "0:06"
+    assert format_duration(59.99) == "0:59"
+    assert format_duration(61) == "1:01"
+    assert format_duration(3600) == "1:00:00"
+    assert format_duration(-3) == "0:00"
 
 
 class Clock:
@@ -88,20 +127,24 @@ class Clock:
 def test_progress_line_off_a_terminal_writes_a_line_per_change():
     stream, clock = io.StringIO(), Clock()
     line = ProgressLine(3, done=1, parallelism=2, stream=stream, tty=False, clock=clock)
+    line.update(["a"])
+    clock.t += 10
     line.update(["a", "b"])
     line.update(["a", "b"])  # nothing changed
-    clock.t += 30
+    clock.t += 20
     line.update(["a", "b"])  # only the clock changed: no new line in a log
+    # its worker says 20 s, the line saw it run 30 s (starting a worker takes time): 30 s
     line.finished("a", 20.0)
-    line.say("[2/3] a finished in 0.3 min")
+    line.say("[2/3] a finished in 0:20")
     clock.t += 5
     line.update(["b"])
     line.close()
     assert stream.getvalue().splitlines() == [
-        "runs 1/3, running: a, b, elapsed 0:00, ETA —",
-        # 1 left (b), at most 1 at once: 20 s
-        "runs 2/3, running: b, elapsed 0:30, ETA 0:20",
-        "[2/3] a finished in 0.3 min",
+        "runs 1/3, running: a, elapsed 0:00, ETA —",
+        "runs 1/3, running: a, b, elapsed 0:10, ETA —",
+        # 1 left (b), running for 20 s of 30: 10 s
+        "runs 2/3, running: b, elapsed 0:30, ETA 0:10",
+        "[2/3] a finished in 0:20",
     ]
     assert "\r" not in stream.getvalue()
 
@@ -120,7 +163,8 @@ def test_progress_line_on_a_terminal_is_redrawn_in_place():
     second = "runs 0/2, running: alpha, beta, elapsed 0:01, ETA —"
     assert stream.getvalue().endswith("\r" + second)
     line.finished("alpha", 4.0)
-    third = "runs 1/2, running: beta, elapsed 0:01, ETA 0:04"
+    # 4 s a run; beta has run 1.5 s of them: 2.5 s left, shown as whole seconds
+    third = "runs 1/2, running: beta, elapsed 0:01, ETA 0:02"
     # the shorter line pads over what the longer one left
     assert stream.getvalue().endswith("\r" + third + " " * (len(second) - len(third)))
     stream.truncate(0)
@@ -141,6 +185,9 @@ def test_the_local_pool_shows_the_progress_line(pool):
     assert "ETA —" in lines[first]
     assert any(s.startswith("[1/2] ") for s in lines[first:])
     assert any(s.startswith("runs 2/2, running: —") for s in lines)
+    # a finished run's time as a stopwatch reads it (1-epoch runs took seconds, not "0.0 min")
+    done = [s for s in lines if s.startswith("[")]
+    assert len(done) == 2 and all(re.search(r" finished in \d+:\d\d$", s) for s in done), done
 
 
 # ---------------------------------------------------------------------------------- bad input
@@ -179,11 +226,83 @@ def test_options_an_engine_does_not_know_are_refused(npz, tmp_path):
     pytest.importorskip("ray")
     jobs = grid(npz, ("erm",))
     fail = []
-    with pytest.raises(ValueError, match=r"submitit refused.*slurm_partitionn"):
+    with pytest.raises(ValueError, match=r"'slurm_partitionn'.*Did you mean 'slurm_partition'"):
         run_jobs(jobs, tmp_path, "submitit", None, {"slurm_partitionn": "x"}, print, fail.append)
     with pytest.raises(ValueError, match=r"Ray refused.*cpus_per_task"):
         run_jobs(jobs, tmp_path, "ray", None, {"cpus_per_task": 2}, print, fail.append)
     assert not fail and not list(tmp_path.glob("*.json"))
+
+
+def sbatch_on_path(monkeypatch, tmp_path, present: bool) -> None:
+    """PATH with (or without) an `sbatch`: this machine has no SLURM either way."""
+    bin_dir = tmp_path / ("bin" if present else "empty")
+    bin_dir.mkdir()
+    if present:
+        (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_submitit_without_slurm_is_refused_unless_cluster_local(npz, tmp_path, monkeypatch, capsys):
+    """submitit's AutoExecutor would fall back to running every run here, all at once."""
+    pytest.importorskip("submitit")
+    sbatch_on_path(monkeypatch, tmp_path, present=False)
+    out = tmp_path / "o"
+    base = ["bench", "table1", "--dataset", npz, "--methods", "erm", "--settings", "exp4"]
+    base += ["--out", str(out), "--launcher", "submitit"]
+    for extra in ([], ["--dry-run"], ["--launcher-opt", "cluster=slurm", "--dry-run"]):
+        assert cli_main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no SLURM here (sbatch not found)" in err, err
+        assert "--launcher-opt cluster=local runs the jobs through submitit's local executor" in err
+    with pytest.raises(ValueError, match="no SLURM here"):
+        run_grid(grid(npz, ("erm",)), out, launcher="submitit")
+    assert not out.exists()
+    for cluster in ("local", "debug"):
+        assert cli_main([*base, "--launcher-opt", f"cluster={cluster}", "--dry-run"]) == 0
+    assert capsys.readouterr().out.split() == ["toy_exp4_erm_s0"] * 2
+
+
+def test_submitit_with_sbatch_on_path_passes_the_check(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    sbatch_on_path(monkeypatch, tmp_path, present=True)
+    check_launcher("submitit", {"partition": "cpu", "time": 60, "slurm_account": "a"})
+
+
+@pytest.mark.parametrize(
+    ("option", "fragments"),
+    [
+        ("clustr=local", ["'clustr'", "Did you mean 'cluster'"]),
+        ("slurm_partitionn=cpu", ["'slurm_partitionn'", "Did you mean 'slurm_partition'"]),
+        ("mem_gbb=8", ["'mem_gbb'", "Did you mean 'mem_gb'"]),
+        ("cluster=lokal", ["cluster", "slurm, local, debug", "Did you mean 'local'"]),
+        ("cpus=0", ["cpus_per_task", ">= 1"]),
+    ],
+)
+def test_launcher_options_are_checked_before_a_dry_run(npz, tmp_path, capsys, option, fragments):
+    pytest.importorskip("submitit")
+    argv = ["bench", "table1", "--dataset", npz, "--out", str(tmp_path / "o"), "--dry-run"]
+    argv += ["--launcher", "submitit", "--launcher-opt", option]
+    if not option.startswith("cluster"):
+        argv += ["--launcher-opt", "cluster=local"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(f in err for f in fragments), err
+
+
+def test_submitit_parameters_as_submitit_spells_them_are_taken(tmp_path):
+    pytest.importorskip("submitit")
+    options = {"cluster": "local", "mem_gb": 8, "slurm_account": "a", "slurm_qos": "low"}
+    check_launcher("submitit", {**options, "timeout_min": 5, "cpus": 2, "folder": "x"})
+
+
+def test_ray_options_are_checked_before_a_dry_run(npz, tmp_path, capsys):
+    pytest.importorskip("ray")
+    argv = ["bench", "table1", "--dataset", npz, "--out", str(tmp_path / "o"), "--dry-run"]
+    argv += ["--launcher", "ray", "--launcher-opt", "num_cpu=2"]
+    assert cli_main(argv) == 2
+    assert "Ray refused the launcher options" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------------------------- submitit
@@ -220,7 +339,7 @@ def test_cli_submitit_reports_a_failing_run(npz, tmp_path, capsys):
     assert cli_main(args) == 1
     captured = capsys.readouterr()
     assert "toy_exp4_erm_s0 FAILED" in captured.err and "checkpoint.pt" in captured.err
-    assert "1 runs failed: toy_exp4_erm_s0" in captured.out
+    assert "1 run failed: toy_exp4_erm_s0" in captured.out
     assert not (out / "toy_exp4_erm_s0.json").exists()
 
 

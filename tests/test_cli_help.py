@@ -142,3 +142,90 @@ def test_progress_lines_round_trip(npz, capsys, options, setting):
     assert printed, out.err
     for token in printed:
         assert _settings(token) == ((setting or ("natural", 1.0)),), token
+
+
+# ------------------------------------------------------------------------------- bench's help
+def help_of(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def options_shown(text: str) -> set[str]:
+    return set(re.findall(r"^\s{2}(--[a-z0-9-]+)", text, re.M))
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    top = build_parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices["bench"]
+
+
+# the options of each bench kind, written out here (not read from the CLI's own table)
+EVERY_KIND = {"--config", "--dataset", "--data-dir", "--threads", "--log", "--seeds", "--jobs"}
+EVERY_KIND |= {"--launcher", "--launcher-opt", "--ray-address", "--out", "--dry-run"}
+EVERY_KIND |= {"--no-report", "--no-progress"}
+RECIPE = {"--preset", "--epochs", "--batch-size", "--lr", "--model", "--width"}
+RECIPE |= {"--many-threshold", "--few-threshold"}
+CLASSIFICATION = {"--n-max", "--val-per-class", "--compile", "--eval-every", "--no-download"}
+REGRESSION = {"--target", "--bins", "--backbone", "--hidden", "--target-transform", "--drop"}
+REGRESSION |= {"--image-size", "--num-groups", "--lambda1", "--lambda2", "--group-beta"}
+REGRESSION |= {"--temperature", "--routing", "--group-edges", "--bmc-init-sigma"}
+SWEEP = {"--sweep-groups", "--sweep-lambda1", "--sweep-lambda2"}
+KIND_OPTIONS = {
+    "table1": EVERY_KIND | RECIPE | CLASSIFICATION | {"--loss-kw", "--methods", "--settings"},
+    "mm-ablation": EVERY_KIND | RECIPE | CLASSIFICATION | {"--settings", "--betas", "--deltas"},
+    "preset-selection": EVERY_KIND | {"--no-download", "--candidates", "--timing"},
+    "dir": EVERY_KIND | RECIPE | REGRESSION | {"--methods"},
+    "dir-sensitivity": EVERY_KIND | RECIPE | REGRESSION | SWEEP,
+    "multilabel": EVERY_KIND
+    | RECIPE
+    | {"--no-download", "--eval-every", "--loss-kw"}
+    | {"--val-fraction", "--threshold", "--methods"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
+def test_bench_kind_help_shows_the_options_of_that_kind_alone(kind, capsys):
+    text = help_of(["bench", kind], capsys)
+    assert text.startswith(f"usage: longtail bench {kind} ")
+    assert options_shown(text) == KIND_OPTIONS[kind]
+    # no notes about options bench does not take
+    assert "--task" not in text and "--method " not in text and "--method is" not in text
+    assert "default: None" not in text
+    # every option there still says its default, as in the whole help
+    for action in bench_parser()._actions:
+        if action.option_strings and action.option_strings[-1] in KIND_OPTIONS[kind]:
+            assert action.help
+
+
+def test_the_table_of_bench_kinds_covers_every_bench_option():
+    bench = bench_parser()
+    dests = {a.option_strings[0] for a in bench._actions if a.option_strings} - {"-h"}
+    assert dests == set().union(*KIND_OPTIONS.values())
+
+
+def test_bench_help_groups_options_by_kind_without_train_notes(capsys):
+    text = help_of(["bench"], capsys)
+    assert "--method is one of" not in text and "--task" not in text
+    assert options_shown(text) == set().union(*KIND_OPTIONS.values())
+    groups = re.findall(r"^(\S[^\n]*):$", text, re.M)
+    assert "settings of the runs (dir, dir-sensitivity)" in groups
+    assert "settings of the runs (multilabel)" in groups
+    # the KIND help is a plain list of the kinds, not a run-on of half sentences
+    kind_help = text[text.index("  KIND") : text.index("options:")]
+    assert "multilabel. table1" not in " ".join(kind_help.split())
+    for kind in KIND_OPTIONS:
+        assert re.search(rf"^  {re.escape(kind)}\s{{2,}}\S", text, re.M), kind
+
+
+def test_dataset_and_preset_help(capsys):
+    text = " ".join(help_of(["train"], capsys).split())
+    assert "a folder of images with a sub-folder per class" in text
+    assert "Hugging Face datasets' save_to_disk" in text
+    text = text[text.index("options:") :]  # past the usage line
+    preset = text[text.index("--preset {") : text.index("--epochs EPOCHS")]
+    assert "the recipe chosen by convergence on a validation split for a 2-core CPU" in preset
+    assert "docs/preset-selection.md" in preset
+    assert "converged" not in preset and "minutes" not in preset

@@ -23,10 +23,12 @@ the command line wins.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -630,8 +632,9 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     p.add_argument(
         "--dataset",
         help=", ".join(list_datasets("classification"))
-        + ", or a path to an .npz file (default: fashion-mnist; with --task regression or "
-        "bench dir: diamonds; multi-label: fashion-mnist-mosaic-lt)",
+        + ", a path to an .npz file, a folder of images with a sub-folder per class, or a "
+        "folder saved by Hugging Face datasets' save_to_disk (default: fashion-mnist; with "
+        "--task regression or bench dir: diamonds; multi-label: fashion-mnist-mosaic-lt)",
     )
     p.add_argument(
         "--data-dir",
@@ -646,9 +649,10 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         "--preset",
         choices=tuple(dict.fromkeys((*PRESETS, *PRESET_ALIASES, *_multilabel_presets()))),
         help="paper (default for train: the papers' 200 epochs, a GPU job), cpu (default for "
-        "bench: converged on a 2-core CPU in minutes) or smoke (8 epochs, for smoke tests; "
-        "quick is its older name); regression runs: paper (train) or quick (bench); "
-        "multi-label runs: default (train), cpu (bench) or smoke",
+        "bench: the recipe chosen by convergence on a validation split for a 2-core CPU, see "
+        "docs/preset-selection.md) or smoke (8 epochs, for smoke tests; quick is its older "
+        "name); regression runs: paper (train) or quick (bench); multi-label runs: default "
+        "(train), cpu (bench) or smoke",
     )
     p.add_argument(
         "--epochs",
@@ -768,7 +772,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{record['method']} on {record['dataset']} {setting}{split}: "
         f"top-1 error {m['top1_error']:.2f}%, balanced accuracy {m['balanced_accuracy']:.2f}%, "
         f"many/medium/few {_pct(m['many_acc'])}/{_pct(m['medium_acc'])}/{_pct(m['few_acc'])}, "
-        f"ECE {m['ece']:.2f}% ({record['seconds'] / 60:.1f} min)"
+        f"ECE {m['ece']:.2f}% ({_took(record['seconds'])})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
@@ -787,6 +791,13 @@ def _note_no_out(args: argparse.Namespace) -> None:
             "result) and the run cannot be resumed; give --out DIR to keep it.",
             file=sys.stderr,
         )
+
+
+def _took(seconds: float) -> str:
+    """A run's training time as the bench progress line writes times: ``trained in 0:06``."""
+    from longtail.bench.launchers import format_duration
+
+    return f"trained in {format_duration(seconds)}"
 
 
 def _pct(v: float | None) -> str:
@@ -956,7 +967,8 @@ def _run_jobs(jobs: list[Any], args: argparse.Namespace) -> int:
     if not args.no_report:
         _write_report(args.out, None)
     if summary["failed"]:
-        print(f"{len(summary['failed'])} runs failed: {', '.join(summary['failed'])}")
+        n = len(summary["failed"])
+        print(f"{n} run{'' if n == 1 else 's'} failed: {', '.join(summary['failed'])}")
         return 1
     return 0
 
@@ -1118,7 +1130,7 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
         f"{num(m['mae'])}, many/medium/few {num(m['mae_many'])}/{num(m['mae_medium'])}/"
         f"{num(m['mae_few'])}, GM {num(m['gm'])} (weights of epoch {m['best_epoch'] + 1} of "
         f"{record['epochs']}, best validation MAE {num(m['val_mae'])}; last epoch: test MAE "
-        f"{num(m['last_mae'])}) ({record['seconds'] / 60:.1f} min)"
+        f"{num(m['last_mae'])}) ({_took(record['seconds'])})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
@@ -1235,7 +1247,7 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
         f"{_pct(m.get('medium_map'))}/{_pct(m.get('tail_map'))}; micro/macro F1 at "
         f"{record['config']['threshold']:g} {_pct(m['micro_f1'])}/{_pct(m['macro_f1'])}, at "
         f"thresholds tuned on validation {_pct(m.get('tuned_micro_f1'))}/"
-        f"{_pct(m.get('tuned_macro_f1'))}{ks} ({record['seconds'] / 60:.1f} min)"
+        f"{_pct(m.get('tuned_macro_f1'))}{ks} ({_took(record['seconds'])})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
@@ -1349,10 +1361,216 @@ def _top_epilog() -> str:
     )
 
 
+# ---- the help of `bench`: its options grouped by the kinds that take them ----------------------
+_ALL_KINDS = tuple(_BENCH_KINDS)
+_RECIPE_KINDS = tuple(k for k in _ALL_KINDS if k != "preset-selection")
+# The options (by dest) of each part of a grid, in the help of `bench KIND`; the rest are the
+# settings of every run of the grid.
+_BENCH_GRID = ("seeds", "methods", "settings", "betas", "deltas", "candidates", "timing")
+_BENCH_GRID += ("sweep_groups", "sweep_lambda1", "sweep_lambda2")
+_BENCH_RUNNING = ("jobs", "launcher", "launcher_opt", "ray_address", "out", "dry_run")
+_BENCH_RUNNING += ("no_report", "no_progress")
+_RECIPE_OPTIONS = ("preset", "epochs", "batch_size", "lr", "model", "width", "many_threshold")
+_RECIPE_OPTIONS += ("few_threshold",)
+# The kinds of `bench` that take each option; an option that is not here fails build_parser
+# (tests/test_cli_help.py), so a new option says which kinds it is for.
+_BENCH_TAKES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("config", "dataset", "data_dir", "threads", "log"), _ALL_KINDS),
+    **dict.fromkeys(_BENCH_RUNNING, _ALL_KINDS),
+    "no_download": ("table1", "mm-ablation", "preset-selection", "multilabel"),
+    **dict.fromkeys(_RECIPE_OPTIONS, _RECIPE_KINDS),
+    **dict.fromkeys(("n_max", "val_per_class", "compile"), ("table1", "mm-ablation")),
+    "eval_every": ("table1", "mm-ablation", "multilabel"),
+    "loss_kw": ("table1", "multilabel"),
+    **dict.fromkeys(_REGRESSION_OPTIONS, ("dir", "dir-sensitivity")),
+    **dict.fromkeys(_MULTILABEL_OPTIONS, ("multilabel",)),
+    "seeds": _ALL_KINDS,
+    "methods": ("table1", "dir", "multilabel"),
+    "settings": ("table1", "mm-ablation"),
+    "betas": ("mm-ablation",),
+    "deltas": ("mm-ablation",),
+    "candidates": ("preset-selection",),
+    "timing": ("preset-selection",),
+    **dict.fromkeys(("sweep_groups", "sweep_lambda1", "sweep_lambda2"), ("dir-sensitivity",)),
+}
+
+
+def _kinds_text(kinds: Sequence[str]) -> str:
+    if tuple(kinds) == _ALL_KINDS:
+        return "every kind"
+    if tuple(kinds) == _RECIPE_KINDS:
+        return "every kind but preset-selection"
+    return ", ".join(kinds)
+
+
+def _bench_description() -> str:
+    width = max(map(len, _BENCH_KINDS))
+    kinds = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in _BENCH_KINDS.items())
+    return (
+        "Run a grid of runs, one result JSON each; rerunning skips finished runs.\n\n"
+        f"kinds (`longtail bench KIND --help` lists the options of one):\n{kinds}"
+    )
+
+
+def _bench_kind_details(kind: str) -> tuple[str, str]:
+    """What a `bench KIND` grid trains, and the data its --dataset takes, for KIND's help."""
+    from longtail.bench import runner
+
+    def listed(values: Sequence[float]) -> str:
+        return ",".join(f"{v:g}" for v in values)
+
+    table1 = ",".join(f"{p_}{r:g}" for p_, r in runner.TABLE1_SETTINGS)
+    classification = (
+        ", ".join(list_datasets("classification"))
+        + ", a path to an .npz file, a folder of images with a sub-folder per class, or a "
+        "folder saved by Hugging Face datasets' save_to_disk (default: fashion-mnist)"
+    )
+    regression = (
+        ", ".join(list_datasets("regression"))
+        + " (the image sets under --data-dir), or a FILE.csv with --target (default: diamonds)"
+    )
+    multilabel = (
+        ", ".join(list_datasets("multilabel"))
+        + " (built from Fashion-MNIST; the default) or an .npz file with x_train, y_train (N, C "
+        "multi-hot), x_test, y_test [, x_val, y_val]"
+    )
+    sensitivity = (
+        f"G in {listed(runner.SENSITIVITY_GROUPS)}, λ1 in {listed(runner.SENSITIVITY_LAMBDA1)} "
+        f"and λ2 in {listed(runner.SENSITIVITY_LAMBDA2)}"
+    )
+    details = {
+        "table1": (
+            "Table 1 of the MM paper: every method of --methods (default: Table 1's) on every "
+            f"setting of --settings (default {table1}), seeds 0..N-1 each (--seeds); every run "
+            "trains the recipe of --preset (default cpu).",
+            classification,
+        ),
+        "mm-ablation": (
+            "MM-DRW's β × δ⁻ grid (Tables 2-3 of the MM paper): MM-DRW with every β of --betas "
+            f"(default {listed(runner.ABLATION_BETAS)}) and δ⁻ of --deltas (default "
+            f"{listed(runner.ABLATION_DELTAS)}) on each setting of --settings (default exp100); "
+            "the recipe of --preset (default cpu).",
+            classification,
+        ),
+        "preset-selection": (
+            "The CPU preset's selection: each candidate recipe of --candidates (default: all) "
+            "trained with its own settings on a balanced validation split and judged by "
+            "convergence (docs/preset-selection.md); only the data, threads and loggers can be "
+            "set.",
+            classification,
+        ),
+        "dir": (
+            "Deep imbalanced regression: the DIR methods of --methods (default: "
+            + ", ".join(_regression_methods())
+            + "), preset quick.",
+            regression,
+        ),
+        "dir-sensitivity": (
+            f"Group-DIR with {sensitivity} varied one at a time around G=20, λ1=λ2=1 "
+            "(preset quick).",
+            regression,
+        ),
+        "multilabel": (
+            "Long-tailed multi-label classification: the multi-label methods of --methods "
+            "(default: " + ", ".join(_multilabel_methods()) + "), preset cpu.",
+            multilabel,
+        ),
+    }
+    return details[kind]
+
+
+def _group_bench_options(p: argparse.ArgumentParser) -> None:
+    """Regroup the options of `bench` in its help by the kinds that take them.
+
+    The options are added by the functions that `train` shares; their groups there (with notes
+    on `--task` and `--method`, which `bench` does not take) are replaced by: the grid (each
+    option's help names its kinds), the settings of every run, one group per set of kinds, and
+    running the grid.
+    """
+    # argparse has no public API to move an action between groups: its lists are edited here
+    actions = [a for a in p._actions if a.option_strings and a.dest != "help"]
+    unknown = sorted(a.dest for a in actions if a.dest not in _BENCH_TAKES)
+    if unknown:
+        raise LookupError(f"_BENCH_TAKES does not say which bench kinds take {unknown}")
+    each = {"table1, mm-ablation, preset-selection": "table1", "dir, dir-sensitivity": "dir"}
+    each["multilabel"] = "multilabel"
+    for action in actions:  # the help shared with `train` speaks of --task: bench's own
+        if action.dest == "dataset":
+            action.help = "; ".join(f"{k}: {_bench_kind_details(v)[1]}" for k, v in each.items())
+    for group in p._action_groups:
+        group._group_actions[:] = [a for a in group._group_actions if a not in actions]
+    p._action_groups[:] = [g for g in p._action_groups if g._group_actions]
+    grid = p.add_argument_group("the grid (each option names the kinds that take it)")
+    recipe: dict[tuple[str, ...], Any] = {}
+    grid._group_actions += sorted(
+        (a for a in actions if a.dest in _BENCH_GRID), key=lambda a: _BENCH_GRID.index(a.dest)
+    )
+    for action in actions:
+        kinds = _BENCH_TAKES[action.dest]
+        if action.dest not in _BENCH_GRID and action.dest not in _BENCH_RUNNING:
+            if kinds not in recipe:
+                title = f"settings of the runs ({_kinds_text(kinds)})"
+                recipe[kinds] = p.add_argument_group(title)
+            recipe[kinds]._group_actions.append(action)
+    running = p.add_argument_group("running the grid (every kind)")
+    running._group_actions += [a for a in actions if a.dest in _BENCH_RUNNING]
+
+
+def _bench_kind_parser(bench: argparse.ArgumentParser, kind: str) -> argparse.ArgumentParser:
+    """A parser that only formats the help of `bench KIND`: the options KIND takes."""
+    import textwrap
+
+    width = min(shutil.get_terminal_size((80, 20)).columns, 100) - 2
+    text, datasets = _bench_kind_details(kind)
+    k = argparse.ArgumentParser(
+        prog=f"{bench.prog} {kind}",
+        description=textwrap.fill(text, width, break_on_hyphens=False)
+        + "\n\nRerunning the command skips finished runs.",
+        formatter_class=_TopHelpFormatter,
+        allow_abbrev=False,
+    )
+    actions = [a for a in bench._actions if a.option_strings and a.dest != "help"]
+    sections = (
+        ("the grid", lambda d: d in _BENCH_GRID),
+        ("settings of the runs", lambda d: d not in _BENCH_GRID and d not in _BENCH_RUNNING),
+        ("running the grid", lambda d: d in _BENCH_RUNNING),
+    )
+    for title, belongs in sections:
+        group = k.add_argument_group(title)
+        for action in actions:
+            if belongs(action.dest) and kind in _BENCH_TAKES[action.dest]:
+                # "dir-sensitivity: the G values": the kind is the help's title already
+                shown = copy.copy(action)
+                head, sep, rest = (action.help or "").partition(": ")
+                if sep and set(head.split(", ")) <= set(_BENCH_KINDS):
+                    shown.help = rest
+                if action.dest == "dataset":
+                    shown.help = datasets
+                group._add_action(shown)
+    return k
+
+
+class _BenchHelp(argparse._HelpAction):
+    """`bench --help`: every option, grouped by kind; `bench KIND --help`: KIND's alone."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        kind = getattr(namespace, "table", None)
+        shown = _bench_kind_parser(parser, kind) if kind in _BENCH_KINDS else parser
+        shown.print_help()
+        parser.exit()
+
+
 def _add_parser(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     # allow_abbrev=False on every parser: argparse would take `--method ldam` on `bench` for
     # `--methods ldam`, and `--methods erm --method ldam` would then run ldam alone
-    return sub.add_parser(name, allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+    kwargs.setdefault("formatter_class", _HelpFormatter)
+    return sub.add_parser(name, allow_abbrev=False, **kwargs)
 
 
 def _add_inspect(sub: Any) -> None:
@@ -1479,22 +1697,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "bench",
         help="run a grid: " + ", ".join(_BENCH_KINDS),
-        description="Run a grid of runs, one result JSON each; rerunning skips finished runs.",
+        description=_bench_description(),
+        formatter_class=_TopHelpFormatter,
+        add_help=False,
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action=_BenchHelp,
+        help="show this help (`bench KIND --help`: the options of KIND alone) and exit",
     )
     p.add_argument(
         "table",
         metavar="KIND",
         choices=tuple(_BENCH_KINDS),
-        help="one of "
-        + ", ".join(_BENCH_KINDS)
-        + ". table1, mm-ablation; preset-selection: the CPU preset's candidates judged by "
-        "convergence on a validation split; dir: the DIR benchmark ("
-        + ", ".join(_regression_methods())
-        + " on --dataset/--target, preset quick); dir-sensitivity: "
-        "Group-DIR with G in 10,20,40, λ1 in 0.5,1,2 and λ2 in 0.5,1,2, one at a time around "
-        "G=20, λ1=λ2=1; multilabel: the multi-label methods ("
-        + ", ".join(_multilabel_methods())
-        + ") on --dataset (default fashion-mnist-mosaic-lt), preset cpu",
+        help="the grid to run, one of the kinds listed above: " + ", ".join(_BENCH_KINDS),
     )
     _add_train_options(p, with_run=False)
     _add_regression_options(p)
@@ -1521,8 +1738,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     p.add_argument(
         "--methods",
-        help="comma-separated methods (default: all of the table's: Table 1's, the DIR "
-        "methods or the multi-label methods)",
+        help="table1, dir, multilabel: comma-separated methods (default: all of the kind's: "
+        "Table 1's, the DIR methods or the multi-label methods)",
     )
     p.add_argument(
         "--candidates", help="preset-selection: comma-separated candidates (default: all)"
@@ -1567,9 +1784,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="an option of the launcher, repeatable: submitit: partition, time (minutes), "
-        "cpus, cluster (slurm or local), folder, or any submitit parameter (slurm_account, "
-        "mem_gb, ...); ray: cpus, gpus, or any task option (memory, ...) (default: none: "
-        "1 CPU per run, 24 h on SLURM)",
+        "cpus, cluster (slurm; local or debug where there is no SLURM), folder, or any "
+        "submitit parameter (slurm_account, mem_gb, ...); ray: cpus, gpus, or any task option "
+        "(memory, ...) (default: none: 1 CPU per run, 24 h on SLURM)",
     )
     p.add_argument(
         "--ray-address",
@@ -1586,6 +1803,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_bench)
+    _group_bench_options(p)
 
     p = _add_parser(sub, "report", help="tables (markdown) and plots (PNG) of a results folder")
     p.add_argument(

@@ -41,6 +41,8 @@ __all__ = [
     "LAUNCHERS",
     "ProgressLine",
     "check_launcher",
+    "estimate_left",
+    "format_duration",
     "format_progress",
     "parse_options",
     "run_jobs",
@@ -90,10 +92,21 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def check_launcher(launcher: str, options: dict[str, Any] | None = None) -> None:
-    """Refuse an unknown launcher, options for the local pool, or a launcher not installed.
+    """Refuse an unknown launcher, options it does not take, or a launcher that cannot run.
+
+    Everything is checked before a grid submits (or lists, with ``--dry-run``) anything:
+
+    * ``submitit``: every key is one of its own (``cluster``, ``folder``), a short name
+      (``cpus``, ``partition``, ``time``) or a parameter ``submitit.AutoExecutor`` accepts
+      (``mem_gb``, ``slurm_account``, ...; a typo gets the close names); ``cluster`` names one
+      of submitit's executors (``slurm``, ``local``, ``debug``). Without ``cluster=local`` (or
+      ``debug``), SLURM must be here: submitit would otherwise fall back to its local
+      executor and run every run on this machine at once.
+    * ``ray``: the task options are checked by Ray itself (no cluster is started).
 
     Raises:
-        ValueError: an unknown name (the known ones listed) or options given to ``"local"``.
+        ValueError: an unknown name (the known ones listed), options given to ``"local"``,
+            an unknown option, or submitit without SLURM and without ``cluster=local``.
         ImportError: submitit or ray missing, naming the extra that installs them.
     """
     if launcher not in LAUNCHERS:
@@ -101,6 +114,7 @@ def check_launcher(launcher: str, options: dict[str, Any] | None = None) -> None
             str(expected("launcher", f"one of {', '.join(LAUNCHERS)}", repr(launcher)))
             + did_you_mean(launcher, LAUNCHERS)
         )
+    options = dict(options or {})
     if launcher == "local":
         if options:
             raise expected(
@@ -109,7 +123,75 @@ def check_launcher(launcher: str, options: dict[str, Any] | None = None) -> None
                 ", ".join(sorted(options)),
             )
         return
-    _import(launcher)
+    module = _import(launcher)
+    if launcher == "submitit":
+        _check_submitit(module, options)
+    else:
+        _ray_remote(module, options)
+
+
+def _submitit_names(submitit: Any) -> tuple[set[str], tuple[str, ...]] | None:
+    """The parameter names ``AutoExecutor.update_parameters`` accepts, and the executors'
+    names; ``None`` where this submitit does not expose them (then submitit checks them)."""
+    try:
+        from submitit.core import plugins
+
+        executors = plugins.get_executors()
+        generic = set(submitit.AutoExecutor._typed_parameters())
+        names = set(generic)
+        for name, executor in executors.items():
+            own = set(executor._valid_parameters())
+            names |= {f"{name}_{arg}" for arg in own | generic}
+            names |= own  # unprefixed: still accepted (submitit prefixes them, with a warning)
+    except (ImportError, AttributeError, TypeError):
+        return None
+    return names, tuple(executors)
+
+
+def _check_submitit(submitit: Any, options: dict[str, Any]) -> None:
+    known = _submitit_names(submitit)
+    if known is not None:
+        names, executors = known
+        ours = {"cluster", "folder", *_ALIASES["submitit"]}
+        for key in options:
+            if key not in ours and key not in names:
+                listed = sorted(ours | set(submitit.AutoExecutor._typed_parameters()))
+                raise ValueError(
+                    str(
+                        expected(
+                            "launcher option",
+                            f"one of {', '.join(listed)}, or a parameter of "
+                            "submitit.AutoExecutor.update_parameters (slurm_account, ...)",
+                            repr(key),
+                        )
+                    )
+                    + did_you_mean(key, sorted(ours | names))
+                )
+        cluster = options.get("cluster")
+        if cluster is not None and cluster not in executors:
+            raise ValueError(
+                str(expected("launcher option cluster", f"one of {', '.join(executors)}", cluster))
+                + did_you_mean(str(cluster), executors)
+            )
+    _threads(_resolve("submitit", options).get("cpus_per_task", 1), "cpus_per_task")
+    if options.get("cluster") in (None, "slurm") and shutil.which("sbatch") is None:
+        raise ValueError(
+            "--launcher submitit submits SLURM jobs, but there is no SLURM here (sbatch not "
+            "found); --launcher-opt cluster=local runs the jobs through submitit's local executor"
+        )
+
+
+def _ray_remote(ray: Any, options: dict[str, Any]) -> Any:
+    """:func:`~longtail.bench.runner.run_job` as a Ray remote function with the task options
+    (checked by Ray; no cluster is started or joined)."""
+    from longtail.bench.runner import run_job
+
+    task = _resolve("ray", {k: v for k, v in options.items() if k != "address"})
+    _threads(task.get("num_cpus", 1), "num_cpus")
+    try:
+        return ray.remote(run_job).options(**task)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"Ray refused the launcher options: {err}") from None
 
 
 def _import(launcher: str) -> Any:
@@ -145,12 +227,40 @@ def _threads(value: Any, name: str) -> int:
 
 
 # ----------------------------------------------------------------------------------- progress
-def _clock(seconds: float) -> str:
-    """``m:ss`` under an hour, ``h:mm:ss`` from one hour on; whole seconds, truncated."""
-    s = max(0, int(seconds))  # a stopwatch: whole seconds elapsed
+def format_duration(seconds: float) -> str:
+    """A stopwatch's reading: ``m:ss`` under an hour, ``h:mm:ss`` from one hour on; whole
+    seconds, truncated (a run of 6.7 s reads ``0:06``, as the progress line's elapsed field).
+
+    Example:
+        >>> format_duration(6.7), format_duration(65), format_duration(3725)
+        ('0:06', '1:05', '1:02:05')
+    """
+    s = max(0, int(seconds))
     h, rest = divmod(s, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def estimate_left(per_run: float, left: int, ages: Sequence[float], at_once: int) -> float:
+    """Seconds until the last of ``left`` runs ends, each taking ``per_run`` seconds.
+
+    ``ages``: how long each run in flight (one of the ``left``) has been running; the others
+    start, ``at_once`` at most at a time, as a slot frees. For runs of equal length this is
+    exact: 3 runs left 2 at a time take two rounds, ``2 * per_run``, not ``1.5 * per_run``.
+
+    Example:
+        >>> estimate_left(60, 3, [], 2), estimate_left(60, 4, [50, 10], 2)
+        (120.0, 110.0)
+    """
+    import heapq
+
+    flight = list(ages)[:left]
+    slots = [max(0.0, per_run - float(a)) for a in flight]
+    slots += [0.0] * max(0, max(1, at_once) - len(slots))
+    heapq.heapify(slots)
+    for _ in range(left - len(flight)):
+        heapq.heappush(slots, heapq.heappop(slots) + per_run)
+    return max(slots) if left else 0.0
 
 
 def format_progress(
@@ -162,6 +272,7 @@ def format_progress(
     parallelism: int,
     failed: int = 0,
     queued: int = 0,
+    ages: Sequence[float] | None = None,
 ) -> str:
     """One progress line: ``runs 3/8, running: a, b, elapsed 1:05, ETA 4:00``.
 
@@ -174,9 +285,12 @@ def format_progress(
         parallelism: Runs at once (``--jobs``, or the most the cluster has run at once).
         failed: Runs that failed in this invocation (neither done nor left).
         queued: Runs submitted but not started (a cluster's queue).
+        ages: Seconds each run of ``running`` has been running (default: all just started).
 
-    The ETA is the median duration of the finished runs × the runs left / the runs at once
-    (never more at once than are left), ``ETA —`` until a run has finished.
+    The ETA (:func:`estimate_left`) takes every run to last the median of the finished ones:
+    the runs in flight end when that much time has passed since they started, and the runs
+    left start as slots free, ``parallelism`` at a time (never more at once than are left);
+    ``ETA —`` until a run has finished.
     """
     left = max(0, total - done - failed)
     head = f"runs {done}/{total}" + (f" ({failed} failed)" if failed else "")
@@ -184,11 +298,13 @@ def format_progress(
     if queued:
         now += f", queued: {queued}"
     if durations:
-        at_once = max(1, min(parallelism, left))
-        eta = f"ETA {_clock(statistics.median(durations) * left / at_once)}"
+        at_once = max(1, min(parallelism, left), len(running))
+        ages = list(ages) if ages is not None else [0.0] * len(running)
+        seconds = estimate_left(statistics.median(durations), left, ages, at_once)
+        eta = f"ETA {format_duration(seconds)}"
     else:
         eta = "ETA —"
-    return f"{head}, {now}, elapsed {_clock(elapsed)}, {eta}"
+    return f"{head}, {now}, elapsed {format_duration(elapsed)}, {eta}"
 
 
 class ProgressLine:
@@ -224,6 +340,7 @@ class ProgressLine:
         self.durations: list[float] = []
         self.running: tuple[str, ...] = ()
         self.queued: tuple[str, ...] = ()
+        self.started: dict[str, float] = {}  # when each run was first seen running
         self._shown = ""  # the state the last line said (without the clock)
         self._drawn = 0  # characters of the line on the terminal now
         self._last = -1e9
@@ -239,18 +356,25 @@ class ProgressLine:
             self.parallelism or self.peak,
             self.failed,
             len(self.queued),
+            [self.clock() - self.started.get(n, self.clock()) for n in self.running],
         )
 
     def update(self, running: Sequence[str], queued: Sequence[str] = ()) -> None:
         """The runs in flight now (and those waiting in a cluster's queue)."""
         self.running, self.queued = tuple(running), tuple(queued)
+        now = self.clock()
+        for name in self.running:
+            self.started.setdefault(name, now)
         self.peak = max(self.peak, len(self.running))
         self._show()
 
     def finished(self, name: str, seconds: float) -> None:
-        """A run finished in ``seconds``."""
+        """A run finished in ``seconds`` (its worker's count; the line's own, from when it was
+        first seen running, where longer: it includes starting the worker process)."""
         self.done += 1
-        self.durations.append(float(seconds))
+        seen = self.started.pop(name, None)
+        took = float(seconds) if seen is None else max(float(seconds), self.clock() - seen)
+        self.durations.append(took)
         self.running = tuple(n for n in self.running if n != name)
         self._show()
 
@@ -393,12 +517,8 @@ class _Ray(_Engine):
         address = options.pop("address", None) or os.environ.get("RAY_ADDRESS") or None
         self.threads = _threads(options.setdefault("num_cpus", 1), "num_cpus")
         self.started = False
-        from longtail.bench.runner import run_job
-
-        try:  # the options are checked before a cluster is started or joined
-            self.remote = ray.remote(run_job).options(**options)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"Ray refused the launcher options: {err}") from None
+        # the options are checked before a cluster is started or joined
+        self.remote = _ray_remote(ray, options)
         if not ray.is_initialized():
             ray.init(address=address)
             self.started = True

@@ -564,7 +564,7 @@ def _run_grid_locked(
     launcher: str,
     launcher_options: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    from longtail.bench.launchers import ProgressLine, run_jobs
+    from longtail.bench.launchers import ProgressLine, format_duration, run_jobs
 
     say = progress is not False
     todo, stale = [], 0
@@ -592,7 +592,8 @@ def _run_grid_locked(
         at_once += f", through {launcher}"
     if say:
         print(
-            f"{len(jobs)} runs: {done} already finished, {len(todo)} to run "
+            f"{len(jobs)} run{'' if len(jobs) == 1 else 's'}: {done} already finished, "
+            f"{len(todo)} to run "
             f"({stale} of them replace records of another config or data; "
             f"{at_once}) -> {out}",
             file=sys.stderr,
@@ -612,14 +613,16 @@ def _run_grid_locked(
         nonlocal finished
         finished += 1
         if line is not None:
-            line.say(f"[{done + finished}/{len(jobs)}] {name} finished in {secs / 60:.1f} min")
+            line.say(f"[{done + finished}/{len(jobs)}] {name} finished in {format_duration(secs)}")
             line.finished(name, secs)
         elif say:
+            # one run at a time: each run ended so far (failed ones too) took elapsed / ended
             elapsed = time.perf_counter() - t0
-            eta = elapsed / finished * (len(todo) - finished - len(failed))
+            left = len(todo) - finished - len(failed)
+            eta = elapsed / (finished + len(failed)) * left
             print(
-                f"[{done + finished}/{len(jobs)}] {name} finished in {secs / 60:.1f} min "
-                f"(elapsed {elapsed / 60:.1f} min, ~{eta / 60:.0f} min left)",
+                f"[{done + finished}/{len(jobs)}] {name} finished in {format_duration(secs)} "
+                f"(elapsed {format_duration(elapsed)}, ~{format_duration(eta)} left)",
                 file=sys.stderr,
                 flush=True,
             )
