@@ -225,3 +225,15 @@ def test_config_file_json_and_toml_say_the_same(npz, tmp_path, capsys):
     a = fails_cleanly([*tiny_train(npz), "--config", toml], capsys)
     b = fails_cleanly([*tiny_train(npz), "--config", js], capsys)
     assert a.replace("a.toml", "a.json") == b
+
+
+def test_bench_kind_refuses_an_option_it_would_ignore(capsys, tmp_path):
+    from longtail.cli import main
+
+    out = str(tmp_path / "o")
+    assert main(["bench", "dir", "--val-per-class", "5", "--dry-run", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "`bench dir` does not take --val-per-class" in err and "table1, mm-ablation" in err
+    assert main(["bench", "multilabel", "--betas", "1.2", "--dry-run", "--out", out]) == 2
+    assert "--betas" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

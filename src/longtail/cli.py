@@ -862,9 +862,35 @@ def _check_grid_options(args: argparse.Namespace) -> None:
             )
 
 
+_KIND_HINTS = {
+    ("mm-ablation", "loss_kw"): "the ablation sets beta and delta_minus: use --betas and --deltas",
+}
+
+
+def _check_kind_takes(args: argparse.Namespace) -> None:
+    """Refuse an option given to a bench kind that does not use it (it would be ignored)."""
+    defaults = vars(build_parser().parse_args(["bench", args.table, "--out", "-"]))
+    ignored = [
+        dest
+        for dest, kinds in _BENCH_TAKES.items()
+        if args.table not in kinds and getattr(args, dest, None) != defaults.get(dest)
+    ]
+    if ignored:
+        names = ", ".join("--" + d.replace("_", "-") for d in ignored)
+        where = "; ".join(
+            f"--{d.replace('_', '-')}: {_kinds_text(_BENCH_TAKES[d])}" for d in ignored
+        )
+        hints = [_KIND_HINTS[args.table, d] for d in ignored if (args.table, d) in _KIND_HINTS]
+        raise ValueError(
+            f"`bench {args.table}` does not take {names}, which it would ignore (taken by {where})"
+            + "".join(f"; {h}" for h in hints)
+        )
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     _check_count("--seeds", args.seeds)
     _check_grid_options(args)
+    _check_kind_takes(args)  # after the grid options' own, more specific, messages
     if args.table in _REGRESSION_TABLES:
         return _cmd_bench_dir(args)
     if args.table == "multilabel":
