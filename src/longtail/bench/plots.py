@@ -182,6 +182,23 @@ def _per_class_records(records: Iterable[dict[str, Any]]) -> dict[Setting, list[
     return by_setting(recs)
 
 
+def _per_class_setting(
+    records: Iterable[dict[str, Any]], setting: Any
+) -> tuple[Setting, list[dict[str, Any]], int, list[float] | None, list[int]]:
+    """The setting chosen, its records with per-class errors (those of the most classes), the
+    number of classes, their training counts if recorded, and the classes from head to tail."""
+    groups = _per_class_records(records)
+    chosen = pick_setting(list(groups), setting, "metrics['per_class_error']")
+    recs = groups[chosen]
+    num_classes = max(len(r["metrics"]["per_class_error"]) for r in recs)
+    recs = [r for r in recs if len(r["metrics"]["per_class_error"]) == num_classes]
+    counts = _train_counts(recs, num_classes)
+    order = list(range(num_classes))
+    if counts is not None:
+        order.sort(key=lambda c: -counts[c])
+    return chosen, recs, num_classes, counts, order
+
+
 def per_class_settings(records: Iterable[dict[str, Any]]) -> list[Setting]:
     """Settings that :func:`plot_per_class_error` can draw, in table order."""
     return list(_per_class_records(records))
@@ -272,15 +289,7 @@ def plot_per_class_error(
         ValueError: If no record has per-class errors, or ``setting`` has none.
         ImportError: If matplotlib is missing.
     """
-    groups = _per_class_records(records)
-    chosen = pick_setting(list(groups), setting, "metrics['per_class_error']")
-    recs = groups[chosen]
-    num_classes = max(len(r["metrics"]["per_class_error"]) for r in recs)
-    recs = [r for r in recs if len(r["metrics"]["per_class_error"]) == num_classes]
-    counts = _train_counts(recs, num_classes)
-    order = list(range(num_classes))
-    if counts is not None:
-        order.sort(key=lambda c: -counts[c])
+    chosen, recs, num_classes, counts, order = _per_class_setting(records, setting)
     fig = _figure(max(7.0, min(16.0, 0.25 * num_classes + 5)), 5.5 if counts else 4.2)
     if counts is not None:
         ax, ax_counts = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
@@ -702,15 +711,7 @@ def per_class_error_matrix(
     Raises:
         ValueError: If no record has per-class errors, or ``setting`` has none.
     """
-    groups = _per_class_records(records)
-    chosen = pick_setting(list(groups), setting, "metrics['per_class_error']")
-    recs = groups[chosen]
-    num_classes = max(len(r["metrics"]["per_class_error"]) for r in recs)
-    recs = [r for r in recs if len(r["metrics"]["per_class_error"]) == num_classes]
-    counts = _train_counts(recs, num_classes)
-    order = list(range(num_classes))
-    if counts is not None:
-        order.sort(key=lambda c: -counts[c])
+    chosen, recs, num_classes, counts, order = _per_class_setting(records, setting)
     names = _class_names(chosen[0], recs, num_classes)
     config = recs[0].get("config") or {}
     regions = None

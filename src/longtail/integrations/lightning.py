@@ -38,7 +38,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from longtail._validation import did_you_mean, expected
-from longtail.weighting import DeferredReweighting, _EpochSampler
+from longtail.integrations._drw import drw_schedule
+from longtail.weighting import _EpochSampler
 
 try:
     import lightning.pytorch as pl
@@ -297,21 +298,7 @@ class DeferredReweightingCallback(pl.Callback):
         attribute: str | None = None,
         check_sampler: bool = True,
     ) -> None:
-        if isinstance(counts_or_schedule, DeferredReweighting):
-            own = {"start_epoch": start_epoch, "beta": beta, "scheme": scheme}
-            for name, value in own.items():
-                if value is not None:
-                    raise expected(
-                        name, "unset when a DeferredReweighting is given (it has its own)", value
-                    )
-            self.schedule = counts_or_schedule
-        else:
-            self.schedule = DeferredReweighting(
-                counts_or_schedule,
-                start_epoch=160 if start_epoch is None else start_epoch,
-                beta=0.9999 if beta is None else beta,
-                scheme="effective" if scheme is None else scheme,
-            )
+        self.schedule = drw_schedule(counts_or_schedule, start_epoch, beta, scheme)
         if attribute is not None and not isinstance(attribute, str):
             raise expected("attribute", "a str", repr(attribute))
         if not isinstance(check_sampler, bool):

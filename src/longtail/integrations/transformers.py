@@ -45,6 +45,7 @@ except ImportError as err:  # pragma: no cover - the extra is installed in CI
 
 from longtail._labels import as_labels, label_counts
 from longtail._validation import check_choice, expected
+from longtail.integrations._drw import drw_schedule
 from longtail.losses import create_loss_for_counts, get_loss_info, list_losses
 from longtail.weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting
 
@@ -236,21 +237,7 @@ class DeferredReweightingCallback(TrainerCallback):
         *,
         loss: nn.Module | None = None,
     ) -> None:
-        if isinstance(counts_or_schedule, DeferredReweighting):
-            own = {"start_epoch": start_epoch, "beta": beta, "scheme": scheme}
-            for name, value in own.items():
-                if value is not None:
-                    raise expected(
-                        name, "unset when a DeferredReweighting is given (it has its own)", value
-                    )
-            self.schedule = counts_or_schedule
-        else:
-            self.schedule = DeferredReweighting(
-                counts_or_schedule,
-                start_epoch=160 if start_epoch is None else start_epoch,
-                beta=0.9999 if beta is None else beta,
-                scheme="effective" if scheme is None else scheme,
-            )
+        self.schedule = drw_schedule(counts_or_schedule, start_epoch, beta, scheme)
         if loss is not None:
             _check_reweightable(loss)
         self.loss = loss
