@@ -448,3 +448,13 @@ def test_the_per_class_plot_names_classes_by_their_labels_in_the_data(tmp_path, 
     fashion["classes"] = list(range(10))
     labels = _tick_labels(monkeypatch, [fashion], tmp_path)
     assert labels[:2] == ["T-shirt/top", "Trouser"]
+
+
+def test_caption_gives_the_head_size_the_runs_used():
+    """The default head depends on the data at hand (5500 with 500 per class held out): the
+    caption states what the records say was used, not the registry's 6000."""
+    recs = [record(seed=s, error=20.0 + s, fingerprint="ab12") for s in (0, 1)]
+    for r in recs:
+        r["data"] = {**r.get("data", {}), "n_max": 5500}
+    (caption,) = captions(table1_markdown(recs, tail_view=False))
+    assert "n_max 5500 (the default for this data)" in caption and "6000" not in caption

@@ -202,3 +202,12 @@ def test_timing_run_is_shaped_like_a_table1_run():
     assert all(j.config.eval_every == 1 for j in sel)
     assert timing.config.eval_every == 0 and timing.config.val_per_class > 0
     assert timing.config.epochs == 60 and timing.extra["bench"] == "preset-timing"
+
+
+def test_timing_records_stay_out_of_table1():
+    """A timing run is evaluated on validation: never a row of a test-error table."""
+    from longtail.bench.records import classification
+
+    timing = rec("t", "mm-drw", 1, 0, 12.0, bench="preset-timing")
+    table = rec("t", "mm-drw", 1, 0, 12.0, split="test", bench="table1")
+    assert classification([timing, table]) == [table]

@@ -240,9 +240,19 @@ def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
     if "epochs" in r:
         parts.append(plural(r["epochs"], "epoch"))
     if "n_max" in r:
-        parts.append(
-            _n_max_text(r["n_max"], sorted({c.setting[0] for c in table.columns}, key=str))
-        )
+        # the head size each run really used (record["data"]["n_max"]): the default depends on
+        # the data at hand (e.g. 5500 with 500 per class held out), not only on the registry
+        used = {(rec.get("data") or {}).get("n_max") for rec in table.records}
+        if r["n_max"] is None and None not in used:
+            parts.append(
+                f"n_max {format_value(used.pop())} (the default for this data)"
+                if len(used) == 1
+                else f"n_max: the default for each data set ({', '.join(map(str, sorted(used)))})"
+            )
+        else:
+            parts.append(
+                _n_max_text(r["n_max"], sorted({c.setting[0] for c in table.columns}, key=str))
+            )
     model = _model_text(r)
     if model:
         parts.append(model)

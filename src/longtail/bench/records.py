@@ -611,11 +611,11 @@ def sensitivity_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any
 
 def classification(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of Table 1 kind: everything but the MM ablation, the preset selection's
-    validation runs, regression and multi-label runs."""
+    validation and timing runs, regression and multi-label runs."""
     return [
         r
         for r in records
-        if bench_of(r) not in ("mm-ablation", "preset-selection")
+        if bench_of(r) not in ("mm-ablation", "preset-selection", "preset-timing")
         and not is_regression(r)
         and not is_multilabel(r)
     ]
