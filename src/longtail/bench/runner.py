@@ -71,6 +71,7 @@ SENSITIVITY_LAMBDA2 = (0.5, 1.0, 2.0)
 # 16 for 40 epochs, then widths 24 and 32 for 30 epochs; the 40-epoch runs were not converged
 # (twice as long was 2.1-2.5 points better on validation, beyond 2 SE for all three methods),
 # so the shorter wider ones were dropped unrun and longer runs of the same model put in.
+# cnn5-w16-e60 met all three criteria and is the cpu preset (engine/config.py PRESETS).
 PRESET_CANDIDATES: dict[str, dict[str, Any]] = {
     "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40},
     "cnn5-w16-e60": {"model": "cnn5", "width": 16, "epochs": 60},
