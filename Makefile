@@ -18,9 +18,10 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# the main job needs longtail and its report's plotting only; the tests add every extra below
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,bench,regression]"
+	$(BIN)/python -m pip install -q -e ".[bench]"
 	touch $@
 
 # Fashion-MNIST: the Debian package when we may install it, else the loader downloads it.
@@ -61,7 +62,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
