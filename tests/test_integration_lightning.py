@@ -362,3 +362,25 @@ def test_the_guide_example_runs():
     assert model.criterion.weight.tolist() == pytest.approx(effective_weights(counts, 0.9999))
     model = namespace["main"]("drs", max_epochs=1, start_epoch=0)  # the sampler's path too
     assert isinstance(model.trainer.train_dataloader.sampler, lt.DeferredResampler)
+
+
+def test_a_drs_start_after_the_last_epoch_warns_at_train_start():
+    def drs(start):
+        return lambda t: lt.DeferredResampler(Y, start_epoch=start, **sharding_kwargs(t))
+
+    with pytest.warns(UserWarning) as record:
+        trainer(max_epochs=2, limit_train_batches=1, callbacks=[SamplerShardingCheck()]).fit(
+            Net(sampler=drs(50))
+        )
+    ours = [str(w.message) for w in record if "Deferred re-sampling" in str(w.message)]
+    assert ours == [
+        "Deferred re-sampling starts at epoch 50 (0-based), but training runs 2 epochs "
+        "(Trainer(max_epochs=2)): every epoch is drawn uniformly. Lower start_epoch or raise "
+        "max_epochs."
+    ]
+    with warnings.catch_warnings(record=True) as record:  # it switches in the last epoch
+        warnings.simplefilter("always")
+        trainer(max_epochs=2, limit_train_batches=1, callbacks=[SamplerShardingCheck()]).fit(
+            Net(sampler=drs(1))
+        )
+    assert not [w for w in record if "Deferred re-sampling" in str(w.message)]

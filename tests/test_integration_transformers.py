@@ -535,3 +535,22 @@ def test_dataset_labels_finds_labels_in_each_layout():
 def test_importing_longtail_does_not_import_transformers():
     code = "import sys, longtail; sys.exit('transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_drs_that_never_switches_warns_at_train_begin(tmp_path):
+    data = DictDataset(long_tailed_labels())
+    args = targs(tmp_path, per_device_train_batch_size=30, num_train_epochs=2)
+    for start, expected_warnings in ((50, 1), (1, 0)):
+        trainer = LongtailTrainer(
+            MLP(), args, train_dataset=data, sampler="drs", sampler_kwargs={"start_epoch": start}
+        )
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            trainer.train()
+        ours = [str(w.message) for w in record if "Deferred re-sampling" in str(w.message)]
+        assert len(ours) == expected_warnings
+        if ours:
+            assert ours[0] == (
+                "Deferred re-sampling starts at epoch 50 (0-based), but training runs 2 epochs: "
+                "every epoch is drawn uniformly. Lower start_epoch or train for more epochs."
+            )

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from longtail._validation import did_you_mean, expected
 from longtail.integrations._drw import drw_schedule
-from longtail.weighting import _EpochSampler
+from longtail.weighting import DeferredResampler, _EpochSampler
 
 try:
     import lightning.pytorch as pl
@@ -194,13 +194,47 @@ def check_sampler_sharding(trainer: pl.Trainer) -> None:
         )
 
 
+def _longtail_samplers(loader: DataLoader) -> Iterator[_EpochSampler]:
+    """The longtail samplers of ``loader``, inside Lightning's wrapper or not."""
+    for sampler in _samplers(loader):
+        inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
+        if isinstance(sampler, _EpochSampler):
+            yield sampler
+        elif isinstance(inner, _EpochSampler):
+            yield inner
+
+
+def warn_late_resampling(trainer: pl.Trainer) -> None:
+    """Warn (``UserWarning``, on rank 0) when a :class:`~longtail.weighting.DeferredResampler`
+    in the training DataLoaders starts after the last epoch (``Trainer(max_epochs=...)``): it
+    would shuffle uniformly for the whole run."""
+    epochs = trainer.max_epochs
+    if epochs is None or epochs < 0:
+        return
+    for dl in _loaders(trainer.train_dataloader):
+        for sampler in _longtail_samplers(dl):
+            start = getattr(sampler, "start_epoch", None)
+            if isinstance(sampler, DeferredResampler) and start is not None and start >= epochs:
+                rank_zero_warn(
+                    f"Deferred re-sampling starts at epoch {start} (0-based), but training runs "
+                    f"{epochs} epoch{'s' if epochs != 1 else ''} (Trainer(max_epochs={epochs})): "
+                    "every epoch is drawn uniformly. Lower start_epoch or raise max_epochs.",
+                    category=UserWarning,
+                )
+
+
 class SamplerShardingCheck(pl.Callback):
-    """A callback that runs :func:`check_sampler_sharding` at the start of every training epoch.
+    """A callback that runs :func:`check_sampler_sharding` at the start of every training epoch,
+    and warns once, at the start of training, when a deferred re-sampler would never switch
+    (:func:`warn_late_resampling`).
 
     Every epoch, because ``Trainer(reload_dataloaders_every_n_epochs=...)`` may build new
     DataLoaders; the check costs nothing next to an epoch. :class:`DeferredReweightingCallback`
     runs the same check unless told not to.
     """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        warn_late_resampling(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         check_sampler_sharding(trainer)
@@ -331,6 +365,8 @@ class DeferredReweightingCallback(pl.Callback):
             self.apply(pl_module, trainer.current_epoch)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.check_sampler:
+            warn_late_resampling(trainer)
         self.apply(pl_module, trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

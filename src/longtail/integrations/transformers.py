@@ -301,6 +301,23 @@ class SamplerEpochCallback(TrainerCallback):
             raise expected("sampler", "a sampler with set_epoch(epoch)", type(sampler))
         self.sampler = sampler
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Warn (``UserWarning``) when a deferred re-sampler starts after the last epoch."""
+        epochs = int(getattr(state, "num_train_epochs", 0) or 0)
+        start = getattr(self.sampler, "start_epoch", None)
+        if not isinstance(self.sampler, DeferredResampler) or start is None:
+            return
+        if not 0 < epochs < sys.maxsize or start < epochs:
+            return
+        if getattr(state, "is_world_process_zero", True):
+            warnings.warn(
+                f"Deferred re-sampling starts at epoch {start} (0-based), but training runs "
+                f"{epochs} epoch{'s' if epochs != 1 else ''}: every epoch is drawn uniformly. "
+                "Lower start_epoch or train for more epochs.",
+                UserWarning,
+                stacklevel=2,
+            )
+
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.sampler.set_epoch(_epoch_index(state))
 
