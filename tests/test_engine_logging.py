@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -315,3 +316,25 @@ def test_cli_missing_extra_is_one_line(npz, monkeypatch, tmp_path, capsys):
     assert cli_main([*argv, "tensorboard", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "longtail[tensorboard]" in err and "Traceback" not in err
+
+
+def test_a_grid_rerun_with_log_writes_the_logs_of_its_finished_runs(npz, tmp_path, capsys):
+    """bench skips a finished run before the engine sees it; with --log its logs are still
+    written from the work folder's rows (no training), as train does."""
+    out = tmp_path / "b"
+    args = ["bench", "table1", "--dataset", npz, "--methods", "erm", "--settings", "exp4"]
+    args += ["--preset", "smoke", "--epochs", "2", "--model", "small-cnn", "--width", "4"]
+    args += ["--threads", "1", "--out", str(out), "--no-progress", "--no-report"]
+    assert cli_main(args) == 0
+    (run,) = [p for p in (out / "work").iterdir() if p.is_dir()]
+    assert not (run / "log.csv").exists()
+    stamp = (run / "checkpoint.pt").stat().st_mtime_ns
+    assert cli_main([*args, "--log", "csv"]) == 0
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == stamp  # not trained again
+    assert_csv_equals_jsonl(run)
+    # a record whose work folder is elsewhere: said, nothing written
+    shutil.rmtree(run)
+    capsys.readouterr()
+    said = [a for a in args if a != "--no-progress"]  # what a grid says goes with its progress
+    assert cli_main([*said, "--log", "csv"]) == 0
+    assert "its work folder is not here" in capsys.readouterr().err

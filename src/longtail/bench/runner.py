@@ -557,6 +557,25 @@ def run_grid(
         return _run_grid_locked(jobs, out, workers, progress, launcher, launcher_options)
 
 
+def _rebuild_logs(job: Job, folder: Path, say: bool) -> None:
+    """A finished run of a grid asked for ``--log``: write its missing or stale logs from its
+    work folder's rows, as ``train`` does for a finished run it opens (no training)."""
+    from longtail.engine.run import RunFolder
+
+    kinds = tuple(getattr(job.config, "log", ()) or ())
+    if not kinds:
+        return
+    if not folder.is_dir():
+        if say:
+            print(
+                f"{job.name}: finished, but its work folder is not here: no {', '.join(kinds)} "
+                "logs to write",
+                file=sys.stderr,
+            )
+        return
+    RunFolder(folder, {"log": list(kinds)}, {}).rebuild_logs()
+
+
 def _run_grid_locked(
     jobs: list[Job],
     out: Path,
@@ -573,6 +592,7 @@ def _run_grid_locked(
         identity = job_identity(j)
         status, why = _record_status(out / f"{j.name}.json", identity)
         if status == "finished":
+            _rebuild_logs(j, out / "work" / j.name, say)
             continue
         if status == "stale":
             stale += 1
