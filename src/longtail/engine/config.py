@@ -10,7 +10,6 @@ crops and horizontal flips.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import json
 import math
@@ -23,6 +22,7 @@ from longtail._validation import (
     check_positive,
     did_you_mean,
     expected,
+    lookup,
 )
 from longtail.engine.loggers import log_kinds
 from longtail.losses import create_loss_for_counts, get_loss_info
@@ -207,15 +207,8 @@ def get_method(name: str) -> MethodSpec:
     registered single-label loss (:func:`loss_method`); unknown names raise ``ValueError``."""
     if isinstance(name, str) and name.startswith(LOSS_METHOD_PREFIX):
         return loss_method(name[len(LOSS_METHOD_PREFIX) :])
-    try:
-        return METHODS[name]
-    except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(METHODS), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Expected argument `method` to be one of {', '.join(METHODS)} (or "
-            f"{LOSS_METHOD_PREFIX}NAME for a loss of `longtail losses`), but got {name!r}.{hint}"
-        ) from None
+    context = f" (or {LOSS_METHOD_PREFIX}NAME for a loss of `longtail losses`)"
+    return lookup(METHODS, name, "method", context)
 
 
 def _non_deferred(spec: MethodSpec) -> str:
