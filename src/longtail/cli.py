@@ -839,7 +839,7 @@ def _check_launcher(args: argparse.Namespace) -> None:
 
 # The grid options of `bench` and the tables that take each; another table would ignore it.
 _GRID_OPTIONS = {
-    "candidates": ("preset-selection",),
+    "candidates": ("preset-selection", "multilabel-preset-selection"),
     "methods": ("table1", "dir", "multilabel"),
     "settings": ("table1", "mm-ablation"),
     "betas": ("mm-ablation",),
@@ -895,6 +895,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _cmd_bench_dir(args)
     if args.table == "multilabel":
         return _cmd_bench_multilabel(args)
+    if args.table == "multilabel-preset-selection":
+        return _cmd_multilabel_selection(args)
     from longtail.bench.runner import ablation_jobs, table1_jobs
     from longtail.engine import prepare_data
 
@@ -1293,6 +1295,38 @@ def _cmd_bench_multilabel(args: argparse.Namespace) -> int:
     return _run_jobs(jobs, args)
 
 
+def _cmd_multilabel_selection(args: argparse.Namespace) -> int:
+    """The multi-label cpu preset's selection grid, scored on the validation split only."""
+    from longtail.bench.runner import MULTILABEL_CANDIDATES, multilabel_selection_jobs
+    from longtail.engine.multilabel import prepare_multilabel_data
+
+    _, options = _multilabel_options(args, "bench")
+    extra = sorted(k for k in options if k not in _SELECTION_TAKES)
+    if extra:
+        raise expected(
+            "options",
+            "none of the recipe's settings for `bench multilabel-preset-selection` (each "
+            f"candidate is its own recipe; choose them with --candidates: "
+            f"{', '.join(MULTILABEL_CANDIDATES)})",
+            ", ".join(extra),
+        )
+    names = _distinct_names("--candidates", args.candidates)
+    for n in names or ():
+        if n not in MULTILABEL_CANDIDATES:
+            raise ValueError(
+                str(expected("--candidates", f"names of {', '.join(MULTILABEL_CANDIDATES)}", n))
+                + did_you_mean(n, list(MULTILABEL_CANDIDATES))
+            )
+    jobs = multilabel_selection_jobs(names, args.seeds, options.pop("dataset"))
+    if options:
+        jobs = [
+            dataclasses.replace(j, config=dataclasses.replace(j.config, **options)) for j in jobs
+        ]
+    _check_grid(jobs, args)
+    prepare_multilabel_data(jobs[0].config)
+    return _run_jobs(jobs, args)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     """``longtail inspect DATASET``: :func:`longtail.data.inspect.inspect_dataset`, as text,
     JSON (``--json``) and a PNG (``--plot``)."""
@@ -1361,6 +1395,7 @@ _BENCH_KINDS = {
     "table1": "methods × settings on a classification set (Table 1 of the MM paper)",
     "mm-ablation": "MM-DRW's β × δ⁻ grid (its Tables 2-3)",
     "preset-selection": "the CPU preset's candidates, judged by convergence on validation",
+    "multilabel-preset-selection": "the multi-label cpu preset's candidates, the same way",
     "dir": "deep imbalanced regression: the DIR methods on a table or on images",
     "dir-sensitivity": "Group-DIR with G, λ1, λ2 varied one at a time",
     "multilabel": "the long-tailed multi-label methods",
@@ -1389,7 +1424,8 @@ def _top_epilog() -> str:
 
 # ---- the help of `bench`: its options grouped by the kinds that take them ----------------------
 _ALL_KINDS = tuple(_BENCH_KINDS)
-_RECIPE_KINDS = tuple(k for k in _ALL_KINDS if k != "preset-selection")
+_SELECTION_KINDS = ("preset-selection", "multilabel-preset-selection")
+_RECIPE_KINDS = tuple(k for k in _ALL_KINDS if k not in _SELECTION_KINDS)
 # The options (by dest) of each part of a grid, in the help of `bench KIND`; the rest are the
 # settings of every run of the grid.
 _BENCH_GRID = ("seeds", "methods", "settings", "betas", "deltas", "candidates", "timing")
@@ -1403,7 +1439,13 @@ _RECIPE_OPTIONS += ("few_threshold",)
 _BENCH_TAKES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("config", "dataset", "data_dir", "threads", "log"), _ALL_KINDS),
     **dict.fromkeys(_BENCH_RUNNING, _ALL_KINDS),
-    "no_download": ("table1", "mm-ablation", "preset-selection", "multilabel"),
+    "no_download": (
+        "table1",
+        "mm-ablation",
+        "preset-selection",
+        "multilabel",
+        "multilabel-preset-selection",
+    ),
     **dict.fromkeys(_RECIPE_OPTIONS, _RECIPE_KINDS),
     **dict.fromkeys(("n_max", "val_per_class", "compile"), ("table1", "mm-ablation")),
     "eval_every": ("table1", "mm-ablation", "multilabel"),
@@ -1415,7 +1457,7 @@ _BENCH_TAKES: dict[str, tuple[str, ...]] = {
     "settings": ("table1", "mm-ablation"),
     "betas": ("mm-ablation",),
     "deltas": ("mm-ablation",),
-    "candidates": ("preset-selection",),
+    "candidates": _SELECTION_KINDS,
     "timing": ("preset-selection",),
     **dict.fromkeys(("sweep_groups", "sweep_lambda1", "sweep_lambda2"), ("dir-sensitivity",)),
 }
@@ -1425,7 +1467,7 @@ def _kinds_text(kinds: Sequence[str]) -> str:
     if tuple(kinds) == _ALL_KINDS:
         return "every kind"
     if tuple(kinds) == _RECIPE_KINDS:
-        return "every kind but preset-selection"
+        return "every kind but the preset selections"
     return ", ".join(kinds)
 
 
@@ -1485,6 +1527,13 @@ def _bench_kind_details(kind: str) -> tuple[str, str]:
             "set.",
             classification,
         ),
+        "multilabel-preset-selection": (
+            "The multi-label cpu preset's selection: each candidate recipe of --candidates "
+            "(default: all) trained with BCE, ASL and DB at its own length and twice it, "
+            "scored on the data set's validation split only, and judged by convergence "
+            "(docs/multilabel.md); only the data, threads and loggers can be set.",
+            multilabel,
+        ),
         "dir": (
             "Deep imbalanced regression: the DIR methods of --methods (default: "
             + ", ".join(_regression_methods())
@@ -1519,7 +1568,7 @@ def _group_bench_options(p: argparse.ArgumentParser) -> None:
     if unknown:
         raise LookupError(f"_BENCH_TAKES does not say which bench kinds take {unknown}")
     each = {"table1, mm-ablation, preset-selection": "table1", "dir, dir-sensitivity": "dir"}
-    each["multilabel"] = "multilabel"
+    each["multilabel, multilabel-preset-selection"] = "multilabel"
     for action in actions:  # the help shared with `train` speaks of --task: bench's own
         if action.dest == "dataset":
             action.help = "; ".join(f"{k}: {_bench_kind_details(v)[1]}" for k, v in each.items())
@@ -1768,7 +1817,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Table 1's, the DIR methods or the multi-label methods)",
     )
     p.add_argument(
-        "--candidates", help="preset-selection: comma-separated candidates (default: all)"
+        "--candidates",
+        help="preset-selection, multilabel-preset-selection: comma-separated candidates "
+        "(default: all)",
     )
     p.add_argument(
         "--timing",

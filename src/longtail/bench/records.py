@@ -597,7 +597,9 @@ def is_multilabel(rec: dict[str, Any]) -> bool:
 
 
 def multilabel_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if is_multilabel(r)]
+    """Multi-label records evaluated on the test split (a preset selection's validation runs
+    have their own section)."""
+    return [r for r in records if is_multilabel(r) and r.get("eval_split") != "validation"]
 
 
 def dir_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

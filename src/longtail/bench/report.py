@@ -64,7 +64,7 @@ from longtail.bench.records import (
     sensitivity_records,
     setting_order,
 )
-from longtail.bench.selection import selection_markdown
+from longtail.bench.selection import multilabel_selection_markdown, selection_markdown
 from longtail.bench.tables import (
     ablation_grids,
     ablation_markdown,
@@ -359,6 +359,9 @@ def _multilabel_sections(
     if sections:
         mine = [d for d in disagree if multilabel_records([d.kept])]
         sections[2:2] = _notes(mine, "map", "mAP")
+    selection = multilabel_selection_markdown(records)
+    if selection:
+        sections += ["## Multi-label preset selection: convergence on validation", selection]
     return sections
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "dir_sensitivity_jobs",
     "job_identity",
     "multilabel_jobs",
+    "multilabel_selection_jobs",
     "preset_selection_jobs",
     "run_grid",
     "run_job",
@@ -80,6 +81,14 @@ PRESET_CANDIDATES: dict[str, dict[str, Any]] = {
 # The methods whose convergence a preset must show, and the balanced validation split
 SELECTION_METHODS = ("erm", "ldam-drw", "mm-drw")
 SELECTION_VAL_PER_CLASS = 500
+# The multi-label cpu preset's candidates (results/multilabel-preset-selection), cheapest
+# first, judged the same way on the mosaic set's own validation split: each is the cpu
+# preset's model and width at a length; the schedule (lr x 0.1 at 2/3 and 8/9) scales with it.
+MULTILABEL_CANDIDATES: dict[str, dict[str, Any]] = {
+    "cnn5-w16-e20": {"model": "cnn5", "width": 16, "epochs": 20},
+    "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40},
+}
+MULTILABEL_SELECTION_METHODS = ("bce", "asl", "db")
 
 
 @dataclass(frozen=True)
@@ -240,6 +249,55 @@ def preset_selection_jobs(
                         continue
                     run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
                     job = Job(f"{run}_{method}_s{seed}", cfg, {"bench": "preset-selection"})
+                    if job.name not in seen:
+                        seen.add(job.name)
+                        jobs.append(job)
+    return jobs
+
+
+def multilabel_selection_jobs(
+    candidates: tuple[str, ...] | None = None,
+    seeds: int = 2,
+    dataset: str = "fashion-mnist-mosaic-lt",
+    methods: tuple[str, ...] = MULTILABEL_SELECTION_METHODS,
+    lengths: tuple[int, ...] = (1, 2),
+) -> list[Job]:
+    """Runs that judge each multi-label candidate recipe by convergence on validation.
+
+    For every candidate of :data:`MULTILABEL_CANDIDATES`: each method of ``methods`` at the
+    candidate's length and at ``lengths`` times it, ``seeds`` seeds, over the multi-label cpu
+    preset, with ``eval_split="validation"`` (the record's metrics are the validation split's;
+    the test split is never scored). Runs are named by what they are,
+    ``<model>-w<width>-e<epochs>_<method>_s<seed>`` (a run at twice one candidate's length is
+    the own-length run of a candidate twice as long), with ``{"bench":
+    "multilabel-preset-selection"}``.
+    """
+    from longtail.engine.multilabel import make_multilabel_config
+
+    jobs: list[Job] = []
+    seen: set[str] = set()
+    for cand in tuple(candidates or MULTILABEL_CANDIDATES):
+        if cand not in MULTILABEL_CANDIDATES:
+            raise ValueError(
+                f"Expected a candidate of {', '.join(MULTILABEL_CANDIDATES)}, but got {cand!r}"
+            )
+        base = MULTILABEL_CANDIDATES[cand]
+        for k in lengths:
+            for seed in range(seeds):
+                for method in methods:
+                    cfg = make_multilabel_config(
+                        "cpu",
+                        dataset=dataset,
+                        method=method,
+                        seed=seed,
+                        model=base["model"],
+                        width=base["width"],
+                        epochs=base["epochs"] * k,
+                        eval_split="validation",
+                    )
+                    run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
+                    extra = {"bench": "multilabel-preset-selection"}
+                    job = Job(f"{run}_{method}_s{seed}", cfg, extra)
                     if job.name not in seen:
                         seen.add(job.name)
                         jobs.append(job)

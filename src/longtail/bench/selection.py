@@ -20,6 +20,11 @@ set. A candidate is judged by three criteria only:
 
 The chosen candidate is the first one, in the cost order of the candidate list, that meets all
 three. Nothing here reads a test-set number.
+
+The multi-label cpu preset is judged the same way (:func:`select_multilabel_preset`, records of
+``longtail bench multilabel-preset-selection``): (a) on the validation mAP of the mosaic set's
+own validation split, and (c) with :data:`MULTILABEL_TIME_LIMIT_S`. Its recipe has no deferred
+phase, so (b) does not apply.
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from longtail.bench.records import distinct_runs, method_rank
 __all__ = [
     "DRW_MIN_EPOCHS",
     "DRW_MIN_STEPS",
+    "MULTILABEL_TIME_LIMIT_S",
     "PLATEAU_POINTS",
     "TIME_LIMIT_S",
+    "multilabel_selection_markdown",
+    "select_multilabel_preset",
     "select_preset",
     "selection_markdown",
 ]
@@ -46,6 +54,9 @@ TIME_LIMIT_S = 300.0  # (c): five minutes of the 2-core machine for an exp-100 r
 DRW_MIN_EPOCHS = 2  # (b): epochs of DRW at lr × 0.01
 DRW_MIN_STEPS = 300  # (b): optimisation steps of DRW at lr × 0.01
 PLATEAU_POINTS = 0.5  # (b): largest move of the validation error in the last such epoch
+# (c) for the multi-label preset: ten minutes a run, so that its 3-seed benchmark (10 methods,
+# 30 runs, two at a time) takes at most about 2.5 hours of the 2-core machine
+MULTILABEL_TIME_LIMIT_S = 600.0
 
 
 def _error(rec: dict[str, Any]) -> float | None:
@@ -79,6 +90,20 @@ def _drw_phase(rec: dict[str, Any]) -> dict[str, Any] | None:
     if len(errs) >= 2 and errs[-1] is not None and errs[-2] is not None:
         move = abs(float(errs[-1]) - float(errs[-2]))
     return {"epochs": len(phase), "steps": len(phase) * steps_per_epoch, "last_move": move}
+
+
+def _convergence(one_values: Sequence[float], two_values: Sequence[float]) -> dict[str, Any]:
+    """Criterion (a) for one method: the two lengths' seed statistics, the difference of the
+    means (twice as long minus own length), its SE and whether ``|difference| <= 2·SE``."""
+    one, two = _stats(one_values), _stats(two_values)
+    diff = two["mean"] - one["mean"] if one["n"] and two["n"] else float("nan")
+    se = (
+        math.sqrt(one["std"] ** 2 / one["n"] + two["std"] ** 2 / two["n"])
+        if one["n"] > 1 and two["n"] > 1
+        else float("nan")
+    )
+    converged = None if math.isnan(se) or math.isnan(diff) else abs(diff) <= 2 * se
+    return {"1x": one, "2x": two, "difference": diff, "se": se, "converged": converged}
 
 
 def _candidate_specs(
@@ -157,22 +182,10 @@ def select_preset(
         verdicts: dict[str, Any] = {}
         for method in sorted(methods, key=method_rank):
             lengths = methods[method]
-            one = _stats([e for r in lengths.get(1, []) if (e := _error(r)) is not None])
-            two = _stats([e for r in lengths.get(2, []) if (e := _error(r)) is not None])
-            diff = two["mean"] - one["mean"] if one["n"] and two["n"] else float("nan")
-            se = (
-                math.sqrt(one["std"] ** 2 / one["n"] + two["std"] ** 2 / two["n"])
-                if one["n"] > 1 and two["n"] > 1
-                else float("nan")
+            verdicts[method] = _convergence(
+                [e for r in lengths.get(1, []) if (e := _error(r)) is not None],
+                [e for r in lengths.get(2, []) if (e := _error(r)) is not None],
             )
-            converged = None if math.isnan(se) or math.isnan(diff) else abs(diff) <= 2 * se
-            verdicts[method] = {
-                "1x": one,
-                "2x": two,
-                "difference": diff,
-                "se": se,
-                "converged": converged,
-            }
         drw = [d for m in methods.values() for r in m.get(1, []) if (d := _drw_phase(r))]
         moves = [d["last_move"] for d in drw if d["last_move"] is not None]
         drw_info = {
@@ -270,5 +283,117 @@ def selection_markdown(
         f"Chosen: **{chosen}**, the first candidate in cost order that meets (a), (b) and (c)."
         if chosen
         else "No candidate meets (a), (b) and (c) yet."
+    )
+    return "\n\n".join(parts)
+
+
+# ---- the multi-label preset ------------------------------------------------------------------
+def _val_map(rec: dict[str, Any]) -> float | None:
+    v = rec.get("metrics", {}).get("val_map")
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def select_multilabel_preset(
+    records: Iterable[dict[str, Any]],
+    candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Judge the multi-label candidates by (a) on validation mAP and (c).
+
+    Args:
+        records: Results records; only ``"bench": "multilabel-preset-selection"`` records
+            evaluated on the validation split are used (their ``metrics.val_map``).
+        candidates: ``{name: {"model", "width", "epochs"}}`` in cost order, or names of
+            :data:`longtail.bench.runner.MULTILABEL_CANDIDATES` (default: all of it).
+
+    Returns:
+        ``{"candidates": [{"name", "methods": {method: {"1x", "2x", "difference", "se",
+        "converged"}}, "seconds", "a", "c", "chosen"}], "chosen", "not_run"}``; ``seconds``
+        is the median of the candidate's own-length runs (on a shared machine: an upper bound).
+    """
+    from longtail.bench.runner import MULTILABEL_CANDIDATES
+
+    if candidates is None:
+        specs = {k: dict(v) for k, v in MULTILABEL_CANDIDATES.items()}
+    elif isinstance(candidates, Mapping):
+        specs = {k: dict(v) for k, v in candidates.items()}
+    else:
+        specs = {k: dict(MULTILABEL_CANDIDATES[k]) for k in candidates}
+    runs = [
+        r
+        for r in distinct_runs(list(records), warn=False)
+        if r.get("bench") == "multilabel-preset-selection" and r.get("eval_split") == "validation"
+    ]
+    out: list[dict[str, Any]] = []
+    chosen = None
+    for name, spec in specs.items():
+        by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        seconds: list[float] = []
+        for r in runs:
+            cfg = r.get("config", {})
+            for k in (1, 2):
+                want = {**spec, "epochs": int(spec["epochs"]) * k}
+                if all(cfg.get(key) == v for key, v in want.items()):
+                    if (v := _val_map(r)) is not None:
+                        by[str(r.get("method"))][k].append(v)
+                    if k == 1 and isinstance(r.get("seconds"), int | float):
+                        seconds.append(float(r["seconds"]))
+        if not by:
+            continue
+        verdicts = {
+            m: _convergence(by[m].get(1, []), by[m].get(2, [])) for m in sorted(by, key=method_rank)
+        }
+        known = all(v["converged"] is not None for v in verdicts.values())
+        a = all(v["converged"] for v in verdicts.values()) if known else None
+        secs = statistics.median(seconds) if seconds else float("nan")
+        c = math.isfinite(secs) and secs <= MULTILABEL_TIME_LIMIT_S
+        entry = {"name": name, "methods": verdicts, "seconds": secs, "a": a, "c": c}
+        entry["chosen"] = chosen is None and bool(a) and c
+        if entry["chosen"]:
+            chosen = name
+        out.append(entry)
+    names = {c["name"] for c in out}
+    return {"candidates": out, "chosen": chosen, "not_run": [n for n in specs if n not in names]}
+
+
+def multilabel_selection_markdown(
+    records: Iterable[dict[str, Any]],
+    candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+) -> str:
+    """The multi-label selection as markdown: a table per candidate, the verdict; ``""`` if
+    there are no such records."""
+    result = select_multilabel_preset(records, candidates)
+    if not result["candidates"]:
+        return ""
+    parts = [
+        "Validation mAP (%), the data set's own validation split (the test split is never "
+        "scored), mean ± sample std over seeds. A method is converged when twice the training "
+        "length moves its mean by at most 2·SE (SE from the seed spread of both lengths)."
+    ]
+    for c in result["candidates"]:
+        rows = [
+            "| Method | own length | twice as long | difference | 2·SE | converged |",
+            "|:---|---:|---:|---:|---:|:---|",
+        ]
+        for method, v in c["methods"].items():
+            diff = "–" if math.isnan(v["difference"]) else f"{v['difference']:+.2f}"
+            tol = "–" if math.isnan(v["se"]) else f"{2 * v['se']:.2f}"
+            rows.append(
+                f"| {method} | {_pm(v['1x'])} | {_pm(v['2x'])} | {diff} | {tol} | "
+                f"{_yes(v['converged'])} |"
+            )
+        mins = "–" if not math.isfinite(c["seconds"]) else f"{c['seconds'] / 60:.1f} min"
+        verdict = "**chosen**" if c["chosen"] else "not chosen"
+        parts.append(
+            f"**{c['name']}** ({verdict}): (a) converged: {_yes(c['a'])}; (c) {mins} a run "
+            f"(median of its runs, on a shared machine; needs ≤ "
+            f"{MULTILABEL_TIME_LIMIT_S / 60:g} min): {_yes(c['c'])}.\n\n" + "\n".join(rows)
+        )
+    if result["not_run"]:
+        parts.append(f"Not run yet: {', '.join(result['not_run'])}.")
+    chosen = result["chosen"]
+    parts.append(
+        f"Chosen: **{chosen}**, the first candidate in cost order that meets (a) and (c)."
+        if chosen
+        else "No candidate meets (a) and (c) yet."
     )
     return "\n\n".join(parts)

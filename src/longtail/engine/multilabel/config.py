@@ -280,6 +280,9 @@ class MultiLabelConfig:
     few_threshold: int = 20
     eval_every: int = 0
     eval_batch_size: int = 1000
+    # "validation": the record's metrics are the validation split's and the test split is never
+    # scored (preset selection); "test": the test split's, thresholds tuned on validation
+    eval_split: str = "test"
     threads: int | None = None
     preset: str = "default"
     log: tuple[str, ...] = ()  # loggers beside log.jsonl: tensorboard, csv (bookkeeping)
@@ -291,6 +294,7 @@ class MultiLabelConfig:
                 setattr(self, name, tuple(getattr(self, name)))
         check_field_types(self)
         check_choice("preset", self.preset, tuple(MULTILABEL_PRESETS))
+        check_choice("eval_split", self.eval_split, ("test", "validation"))
         spec = get_multilabel_method(self.method)
         if not isinstance(self.dataset, str) or not self.dataset:
             raise expected("dataset", "a dataset name or the path of an .npz file", self.dataset)

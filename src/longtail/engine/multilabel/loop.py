@@ -177,24 +177,31 @@ class _MultiLabel:
 
     def final_metrics(self) -> dict[str, Any]:
         """Test metrics (:func:`~longtail.metrics_multilabel.multilabel_metrics`, thresholds
-        tuned on the validation split), the validation mAP, per-label test AP and thresholds."""
+        tuned on the validation split), the validation mAP, per-label test AP and thresholds.
+
+        With ``eval_split="validation"`` the metrics are the validation split's (at the fixed
+        threshold; no tuned thresholds, which would be tuned on the same split) and the test
+        split is never scored."""
         cfg, d = self.config, self.data
-        val, test = scores(self.model, d.x_val, d, cfg), scores(self.model, d.x_test, d, cfg)
-        metrics = multilabel_metrics(
-            test,
-            d.y_test,
-            d.counts,
-            threshold=cfg.threshold,
-            ks=cfg.ks,
-            val_scores=val,
-            val_targets=d.y_val,
-            many_threshold=cfg.many_threshold,
-            few_threshold=cfg.few_threshold,
-        )
-        ap = per_class_average_precision(test, d.y_test)
+        val = scores(self.model, d.x_val, d, cfg)
+        kw = {
+            "threshold": cfg.threshold,
+            "ks": cfg.ks,
+            "many_threshold": cfg.many_threshold,
+            "few_threshold": cfg.few_threshold,
+        }
+        if cfg.eval_split == "validation":
+            metrics = multilabel_metrics(val, d.y_val, d.counts, **kw)
+            ap = per_class_average_precision(val, d.y_val)
+        else:
+            test = scores(self.model, d.x_test, d, cfg)
+            metrics = multilabel_metrics(
+                test, d.y_test, d.counts, val_scores=val, val_targets=d.y_val, **kw
+            )
+            ap = per_class_average_precision(test, d.y_test)
+            metrics["thresholds"] = [float(t) for t in tune_thresholds(val, d.y_val)]
         metrics["val_map"] = _percent(mean_average_precision(val, d.y_val))
         metrics["per_label_ap"] = [_percent(float(v)) for v in ap]
-        metrics["thresholds"] = [float(t) for t in tune_thresholds(val, d.y_val)]
         return clean_json(metrics)
 
 
@@ -319,6 +326,7 @@ def _train_in(
         "seconds": round(seconds, 3),
         "config": config.to_dict(),
         "metrics": metrics,
+        "eval_split": config.eval_split,
         "label_names": list(data.label_names),
         "label_counts": data.counts.tolist(),
         "label_regions": _regions(data.counts, config),

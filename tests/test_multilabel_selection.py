@@ -1,0 +1,221 @@
+"""The multi-label cpu preset's selection: validation-only runs, their verdicts, the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from longtail.bench.records import multilabel_records
+from longtail.bench.runner import MULTILABEL_CANDIDATES, multilabel_selection_jobs
+from longtail.bench.selection import (
+    MULTILABEL_TIME_LIMIT_S,
+    multilabel_selection_markdown,
+    select_multilabel_preset,
+)
+from longtail.engine.multilabel import loop as ml_loop
+from longtail.engine.multilabel import prepare_multilabel_data, train_multilabel
+from test_multilabel_engine import tiny, write_npz
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> str:
+    return str(write_npz(tmp_path_factory.mktemp("mlsel") / "toy.npz"))
+
+
+# ------------------------------------------------------------------ runs on validation only
+def test_validation_run_never_scores_the_test_split(npz, monkeypatch):
+    data = prepare_multilabel_data(tiny(npz))
+    seen = []
+    real = ml_loop.scores
+
+    def spy(model, x, d, cfg):
+        seen.append("test" if x is d.x_test else "val" if x is d.x_val else "other")
+        return real(model, x, d, cfg)
+
+    monkeypatch.setattr(ml_loop, "scores", spy)
+    rec = train_multilabel(tiny(npz, eval_split="validation", eval_every=1), progress=False)
+    assert seen and set(seen) == {"val"}
+    assert rec["eval_split"] == "validation"
+    m = rec["metrics"]
+    # the record's metrics are the validation split's: mAP there is val_map itself
+    assert m["map"] == pytest.approx(m["val_map"])
+    assert "thresholds" not in m and "tuned_micro_f1" not in m
+    assert len(m["per_label_ap"]) == len(data.label_names)
+    seen.clear()
+    test_rec = train_multilabel(tiny(npz), progress=False)
+    assert "test" in seen and test_rec["eval_split"] == "test"
+    assert "thresholds" in test_rec["metrics"]
+
+
+def test_eval_split_is_checked_and_part_of_the_identity(npz):
+    with pytest.raises(ValueError, match="eval_split"):
+        tiny(npz, eval_split="train")
+    assert tiny(npz).identity() != tiny(npz, eval_split="validation").identity()
+
+
+def test_validation_runs_stay_out_of_the_test_table():
+    val = {"task": "multilabel", "eval_split": "validation", "method": "bce"}
+    test = {"task": "multilabel", "eval_split": "test", "method": "bce"}
+    old = {"task": "multilabel", "method": "bce"}  # a record from before the field
+    assert multilabel_records([val, test, old]) == [test, old]
+
+
+# ------------------------------------------------------------------------------ the grid
+def test_selection_jobs_are_validation_runs_named_by_what_they_are():
+    jobs = multilabel_selection_jobs(("cnn5-w16-e20", "cnn5-w16-e40"), seeds=2)
+    names = [j.name for j in jobs]
+    # e20 at twice its length is e40 at its own: trained once
+    assert len(names) == len(set(names)) == 3 * 2 * 3
+    assert "cnn5-w16-e80_db_s1" in names and names.count("cnn5-w16-e40_bce_s0") == 1
+    for j in jobs:
+        assert j.config.eval_split == "validation"
+        assert j.extra == {"bench": "multilabel-preset-selection"}
+        assert f"e{j.config.epochs}_" in j.name and j.config.model == "cnn5"
+        # the schedule is the preset's shape at the run's length
+        assert j.config.milestones() == (
+            round(2 * j.config.epochs / 3),
+            round(8 * j.config.epochs / 9),
+        )
+    with pytest.raises(ValueError, match="candidate"):
+        multilabel_selection_jobs(("cnn5-w16-e30",))
+    assert next(iter(MULTILABEL_CANDIDATES)) == "cnn5-w16-e20"
+
+
+# -------------------------------------------------------------------------- the verdicts
+def rec(epochs, method, seed, val_map, *, seconds=300.0, split="validation", bench=None):
+    return {
+        "task": "multilabel",
+        "method": method,
+        "dataset": "d",
+        "seed": seed,
+        "epochs": epochs,
+        "seconds": seconds,
+        "bench": bench or "multilabel-preset-selection",
+        "eval_split": split,
+        "config": {
+            "model": "m",
+            "width": 1,
+            "epochs": epochs,
+            "method": method,
+            "seed": seed,
+            "eval_split": split,
+        },
+        "data": {"fingerprint": "f"},
+        "metrics": {"val_map": val_map, "map": -1.0},
+    }
+
+
+SPEC = {
+    "m10": {"model": "m", "width": 1, "epochs": 10},
+    "m20": {"model": "m", "width": 1, "epochs": 20},
+}
+
+
+def test_converged_by_hand():
+    # bce: 1x 40, 42 (sd 1.414), 2x 41, 43: difference +1, SE = sqrt(2/2 + 2/2) = 1.414
+    # asl: 1x 30, 30.2, 2x 35, 35.2: +5 against 2 SE = 0.4 -> not converged
+    recs = [
+        rec(10, "bce", 0, 40.0),
+        rec(10, "bce", 1, 42.0),
+        rec(20, "bce", 0, 41.0),
+        rec(20, "bce", 1, 43.0),
+    ]
+    r = select_multilabel_preset(recs, SPEC)
+    # the 20-epoch runs are m10's "twice as long" and m20's own length (m20 has no 2x: unknown)
+    c, c20 = r["candidates"]
+    assert c20["name"] == "m20" and c20["a"] is None and not c20["chosen"]
+    bce = c["methods"]["bce"]
+    assert math.isclose(bce["difference"], 1.0) and math.isclose(bce["se"], math.sqrt(2.0))
+    assert bce["converged"] is True and c["a"] is True and c["c"] is True
+    assert r["chosen"] == "m10"
+    slow = recs + [rec(10, "asl", s, 30.0 + 0.2 * s) for s in (0, 1)]
+    slow += [rec(20, "asl", s, 35.0 + 0.2 * s) for s in (0, 1)]
+    r = select_multilabel_preset(slow, SPEC)
+    c = r["candidates"][0]
+    assert c["methods"]["asl"]["converged"] is False and c["a"] is False
+    assert r["chosen"] is None  # m20 has no 40-epoch runs: undetermined
+
+
+def test_time_limit_one_seed_and_other_records():
+    slow = [rec(10, "bce", s, 40.0 + s, seconds=MULTILABEL_TIME_LIMIT_S + 1) for s in (0, 1)]
+    slow += [rec(20, "bce", s, 40.0 + s) for s in (0, 1)]
+    r = select_multilabel_preset(slow, {"m10": SPEC["m10"]})
+    assert r["candidates"][0]["a"] is True and r["candidates"][0]["c"] is False
+    one = [rec(10, "bce", 0, 40.0), rec(20, "bce", 0, 41.0)]
+    r = select_multilabel_preset(one, {"m10": SPEC["m10"]})
+    assert r["candidates"][0]["a"] is None and r["chosen"] is None
+    # test-split records and other benches are never read; a copy of a run counts once
+    noise = [rec(10, "bce", 0, 99.0, split="test"), rec(20, "bce", 0, 1.0, bench="multilabel")]
+    base = [rec(10, "bce", s, 40.0 + s) for s in (0, 1)] + [
+        rec(20, "bce", s, 40.0 + s) for s in (0, 1)
+    ]
+    a = select_multilabel_preset(base, {"m10": SPEC["m10"]})
+    b = select_multilabel_preset(base + noise + [dict(base[0])], {"m10": SPEC["m10"]})
+    assert a == b
+    assert select_multilabel_preset([], SPEC) == {
+        "candidates": [],
+        "chosen": None,
+        "not_run": ["m10", "m20"],
+    }
+
+
+def test_markdown_reads_validation_only():
+    # sd 0.71 at each length: SE = sqrt(0.5/2 + 0.5/2) = 0.71, 2·SE = 1.41
+    recs = [rec(10, "bce", s, 40.0 + s) for s in (0, 1)]
+    recs += [rec(20, "bce", s, 40.5 + s) for s in (0, 1)]
+    text = multilabel_selection_markdown(recs, {"m10": SPEC["m10"]})
+    assert "Validation mAP" in text and "**m10** (**chosen**)" in text
+    assert "| bce | 40.50 ± 0.71 (n=2) | 41.00 ± 0.71 (n=2) | +0.50 | 1.41 | yes |" in text
+    assert multilabel_selection_markdown([], SPEC) == ""
+
+
+# ---------------------------------------------------------------------------------- CLI
+def test_cli_dry_run_and_refusals(capsys):
+    from longtail.cli import main
+
+    assert (
+        main(
+            [
+                "bench",
+                "multilabel-preset-selection",
+                "--candidates",
+                "cnn5-w16-e20",
+                "--seeds",
+                "2",
+                "--out",
+                "x",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
+    names = capsys.readouterr().out.split()
+    assert names[0] == "cnn5-w16-e20_bce_s0" and len(names) == 12
+    for bad, msg in (
+        (["--epochs", "3"], "does not take --epochs"),
+        (["--candidates", "cnn5-w16-e2"], "Did you mean"),
+        (["--methods", "bce"], "--methods"),
+    ):
+        assert main(["bench", "multilabel-preset-selection", "--out", "x", "--dry-run", *bad]) != 0
+        assert msg in capsys.readouterr().err
+
+
+def test_a_whole_tiny_selection_grid_reports(npz, tmp_path, monkeypatch):
+    import dataclasses
+
+    from longtail.bench import runner
+    from longtail.bench.report import write_report
+
+    monkeypatch.setattr(
+        runner, "MULTILABEL_CANDIDATES", {"tiny": {"model": "small-cnn", "width": 4, "epochs": 1}}
+    )
+    jobs = multilabel_selection_jobs(seeds=2, dataset=npz, methods=("bce",))
+    small = {"batch_size": 16, "threads": 1, "padding": 1, "eval_batch_size": 10, "ks": (1, 2)}
+    jobs = [dataclasses.replace(j, config=dataclasses.replace(j.config, **small)) for j in jobs]
+    assert [j.name for j in jobs] == [f"small-cnn-w4-e{e}_bce_s{s}" for e in (1, 2) for s in (0, 1)]
+    runner.run_grid(jobs, tmp_path, workers=1, progress=False)
+    write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Multi-label preset selection" in text and "**tiny**" in text
+    assert "Long-tailed multi-label classification" not in text  # no test-split table
