@@ -621,7 +621,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(options.pop("preset"), **options)
 
 
-def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> None:
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    """The options file and the data set: --config, --dataset, --data-dir, --no-download."""
     p.add_argument(
         "--config",
         metavar="FILE",
@@ -645,6 +646,10 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
     p.add_argument(
         "--no-download", action="store_true", help="never download a dataset (default: download)"
     )
+
+
+def _add_recipe_options(p: argparse.ArgumentParser) -> None:
+    """The training recipe: --preset and what it sets (epochs, batch size, lr, the network)."""
     p.add_argument(
         "--preset",
         choices=tuple(dict.fromkeys((*PRESETS, *PRESET_ALIASES, *_multilabel_presets()))),
@@ -683,6 +688,10 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         type=int,
         help="channels of the first stage of the network (default: 16; 8 for the smoke presets)",
     )
+
+
+def _add_split_and_execution_options(p: argparse.ArgumentParser) -> None:
+    """The head size and validation split, then how a run executes: threads, loggers, compile."""
     p.add_argument(
         "--n-max",
         type=int,
@@ -712,6 +721,10 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         action=argparse.BooleanOptionalAction,
         help="torch.compile the training step (default: on for --preset paper, off otherwise)",
     )
+
+
+def _add_evaluation_and_loss_options(p: argparse.ArgumentParser) -> None:
+    """When to evaluate, the many/medium/few thresholds, and the loss's keyword arguments."""
     p.add_argument(
         "--eval-every",
         type=int,
@@ -727,25 +740,38 @@ def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> Non
         help="loss keyword argument, e.g. --loss-kw delta_minus=1.2; repeatable (default: the "
         "method's own loss arguments, see `longtail losses`)",
     )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """What makes one run (`train` only; bench takes grids of them): setting, method, seed."""
+    p.add_argument(
+        "--profile",
+        choices=("exp", "step", "natural"),
+        help="exp or step (with --ratio), or natural: keep the data's own imbalance "
+        "(default: exp); bench takes the same as --settings exp-100, step-10, natural",
+    )
+    p.add_argument(
+        "--ratio",
+        type=float,
+        help="imbalance ratio n_max / n_min, >= 1 (default: 100; 1 with --profile natural)",
+    )
+    p.add_argument(
+        "--method",
+        help=f"one of: {', '.join(METHODS)}; or loss:NAME, any registered single-label "
+        "loss trained alone (see `longtail losses`) (default: erm; --task regression: "
+        "vanilla; --task multilabel: bce)",
+    )
+    p.add_argument("--seed", type=int, help="the run's random seed (default: 0)")
+
+
+def _add_train_options(p: argparse.ArgumentParser, with_run: bool = True) -> None:
+    """The options `train` and `bench` share, in their help's order; with_run: those of one run."""
+    _add_input_options(p)
+    _add_recipe_options(p)
+    _add_split_and_execution_options(p)
+    _add_evaluation_and_loss_options(p)
     if with_run:
-        p.add_argument(
-            "--profile",
-            choices=("exp", "step", "natural"),
-            help="exp or step (with --ratio), or natural: keep the data's own imbalance "
-            "(default: exp); bench takes the same as --settings exp-100, step-10, natural",
-        )
-        p.add_argument(
-            "--ratio",
-            type=float,
-            help="imbalance ratio n_max / n_min, >= 1 (default: 100; 1 with --profile natural)",
-        )
-        p.add_argument(
-            "--method",
-            help=f"one of: {', '.join(METHODS)}; or loss:NAME, any registered single-label "
-            "loss trained alone (see `longtail losses`) (default: erm; --task regression: "
-            "vanilla; --task multilabel: bce)",
-        )
-        p.add_argument("--seed", type=int, help="the run's random seed (default: 0)")
+        _add_run_options(p)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -1730,19 +1756,7 @@ def _add_inspect(sub: Any) -> None:
     p.set_defaults(func=_cmd_inspect)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="longtail",
-        description="Learning from imbalanced (long-tailed) data: inspect a data set, train "
-        "a run,\nrun a benchmark grid, report it.",
-        epilog=_top_epilog(),
-        formatter_class=_TopHelpFormatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument("--version", action="version", version=f"longtail {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    _add_inspect(sub)
-
+def _add_train(sub: Any) -> None:
     p = _add_parser(
         sub,
         "train",
@@ -1768,31 +1782,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_train)
 
-    p = _add_parser(
-        sub,
-        "bench",
-        help="run a grid: " + ", ".join(_BENCH_KINDS),
-        description=_bench_description(),
-        formatter_class=_TopHelpFormatter,
-        add_help=False,
-    )
-    p.add_argument(
-        "-h",
-        "--help",
-        action=_BenchHelp,
-        help="show this help (`bench KIND --help`: the options of KIND alone) and exit",
-    )
-    p.add_argument(
-        "table",
-        metavar="KIND",
-        choices=tuple(_BENCH_KINDS),
-        help="the grid to run, one of the kinds listed above: " + ", ".join(_BENCH_KINDS),
-    )
-    _add_train_options(p, with_run=False)
-    _add_regression_options(p)
-    _add_multilabel_options(p)
+
+def _add_bench_grid_options(p: argparse.ArgumentParser) -> None:
+    """The options of `bench` that span its grid: sweeps, seeds, methods, candidates, settings."""
     from longtail.bench import runner
-    from longtail.bench.launchers import LAUNCHERS
 
     def listed(values: Sequence[float]) -> str:
         return ",".join(f"{v:g}" for v in values)
@@ -1842,6 +1835,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--deltas",
         help=f"mm-ablation: comma-separated δ⁻ values (default {listed(runner.ABLATION_DELTAS)})",
     )
+
+
+def _add_bench_running_options(p: argparse.ArgumentParser) -> None:
+    """The options of `bench` on running its grid: jobs, the launcher, --out, reporting."""
+    from longtail.bench.launchers import LAUNCHERS
+
     p.add_argument(
         "--jobs",
         type=int,
@@ -1879,9 +1878,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+
+
+def _add_bench(sub: Any) -> None:
+    p = _add_parser(
+        sub,
+        "bench",
+        help="run a grid: " + ", ".join(_BENCH_KINDS),
+        description=_bench_description(),
+        formatter_class=_TopHelpFormatter,
+        add_help=False,
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action=_BenchHelp,
+        help="show this help (`bench KIND --help`: the options of KIND alone) and exit",
+    )
+    p.add_argument(
+        "table",
+        metavar="KIND",
+        choices=tuple(_BENCH_KINDS),
+        help="the grid to run, one of the kinds listed above: " + ", ".join(_BENCH_KINDS),
+    )
+    _add_train_options(p, with_run=False)
+    _add_regression_options(p)
+    _add_multilabel_options(p)
+    _add_bench_grid_options(p)
+    _add_bench_running_options(p)
     p.set_defaults(func=_cmd_bench)
     _group_bench_options(p)
 
+
+def _add_report(sub: Any) -> None:
     p = _add_parser(sub, "report", help="tables (markdown) and plots (PNG) of a results folder")
     p.add_argument(
         "directory",
@@ -1891,6 +1920,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where to write (default: the results folder)")
     p.set_defaults(func=_cmd_report)
 
+
+def _add_losses(sub: Any) -> None:
     p = _add_parser(
         sub, "losses", help="list the registered losses: family, defaults, paper, description"
     )
@@ -1906,6 +1937,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the README's loss table (markdown)"
     )
     p.set_defaults(func=_cmd_losses)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="longtail",
+        description="Learning from imbalanced (long-tailed) data: inspect a data set, train "
+        "a run,\nrun a benchmark grid, report it.",
+        epilog=_top_epilog(),
+        formatter_class=_TopHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"longtail {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    _add_inspect(sub)
+    _add_train(sub)
+    _add_bench(sub)
+    _add_report(sub)
+    _add_losses(sub)
     return parser
 
 
