@@ -641,64 +641,79 @@ def _runs(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, int, int]
     return runs
 
 
-def format_inspection(report: dict[str, Any]) -> str:
-    """The report of :func:`inspect_dataset` as the text ``longtail inspect`` prints."""
+def _training_cut(report: dict[str, Any]) -> str:
+    """What a classification report's counts are: the data's own, or the profile trained on."""
+    if report["profile"] == "natural":
+        return "the data's own class counts (no profile)"
+    cut = (
+        f"the {report['profile']} profile of ratio {report['ratio']:g}, head size "
+        f"{report['n_max']} (what `--profile {report['profile']} --ratio "
+        f"{report['ratio']:g}` trains on)"
+    )
+    realized = report["imbalance_ratio"]
+    if realized is not None and abs(realized - report["ratio"]) > (
+        RATIO_TOLERANCE * report["ratio"]
+    ):
+        # counts rounded down on a small tail: say that the ratio trained on differs
+        cut += (
+            f"; its realized ratio n_max / n_min is {realized:.3g}, not "
+            f"{report['ratio']:g} (the counts are rounded down to whole examples)"
+        )
+    return cut
+
+
+def _split_lines(report: dict[str, Any]) -> list[str]:
+    """The lines after the title: the training, validation and test sets (and the DIR bins)."""
     task = report["task"]
-    one = {"classification": "class", "multilabel": "label", "regression": "bin"}[task]
-    what = {"classification": "classes", "multilabel": "labels", "regression": "bins"}[task]
-    unit = {"classification": "examples", "multilabel": "positives", "regression": "rows"}[task]
-    many, few = report["thresholds"]["many"], report["thresholds"]["few"]
-    lines = [f"{report['dataset']} ({report['label']}): {task}"]
     if task == "classification":
-        if report["profile"] == "natural":
-            cut = "the data's own class counts (no profile)"
-        else:
-            cut = (
-                f"the {report['profile']} profile of ratio {report['ratio']:g}, head size "
-                f"{report['n_max']} (what `--profile {report['profile']} --ratio "
-                f"{report['ratio']:g}` trains on)"
-            )
-            realized = report["imbalance_ratio"]
-            if realized is not None and abs(realized - report["ratio"]) > (
-                RATIO_TOLERANCE * report["ratio"]
-            ):
-                # counts rounded down on a small tail: say that the ratio trained on differs
-                cut += (
-                    f"; its realized ratio n_max / n_min is {realized:.3g}, not "
-                    f"{report['ratio']:g} (the counts are rounded down to whole examples)"
-                )
-        lines.append(
+        cut = _training_cut(report)
+        return [
             f"training set: {report['train_size']} examples in {report['num_classes']} classes, "
             f"{cut}; {report['eval_split']} set: {report['test_size']} examples"
-        )
-    elif task == "multilabel":
+        ]
+    if task == "multilabel":
         val = "its own" if report["val_source"] == "data" else "set apart from training"
-        lines.append(
+        return [
             f"training set: {report['train_size']} examples, {report['num_classes']} labels, "
             f"{report['labels_per_example']:.2f} labels per example; validation "
             f"{report['val_size']} ({val}), test {report['test_size']}"
-        )
-    else:
-        s = report["target_summary"]
-        lines.append(
-            f"target {report['target']}: min {_num(s['min'], 6)}, median {_num(s['median'], 6)}, "
-            f"mean {_num(s['mean'], 6)}, max {_num(s['max'], 6)}; the DIR split: "
-            f"{report['train_size']} "
-            f"training, {report['val_size']} validation, {report['test_size']} test rows"
-        )
-        lines.append(
-            f"label bins: {report['num_bins']} of width {report['bin_width']:g} over the "
-            f"training targets, {report['nonempty_bins']} non-empty"
-        )
-    items = report["bins"] if task == "regression" else report["classes"]
+        ]
+    s = report["target_summary"]
+    return [
+        f"target {report['target']}: min {_num(s['min'], 6)}, median {_num(s['median'], 6)}, "
+        f"mean {_num(s['mean'], 6)}, max {_num(s['max'], 6)}; the DIR split: "
+        f"{report['train_size']} "
+        f"training, {report['val_size']} validation, {report['test_size']} test rows",
+        f"label bins: {report['num_bins']} of width {report['bin_width']:g} over the "
+        f"training targets, {report['nonempty_bins']} non-empty",
+    ]
+
+
+def _nouns(task: str) -> tuple[str, str, str]:
+    """What the counts are counted over and in, for the text: (one, several, the unit)."""
+    one = {"classification": "class", "multilabel": "label", "regression": "bin"}[task]
+    what = {"classification": "classes", "multilabel": "labels", "regression": "bins"}[task]
+    unit = {"classification": "examples", "multilabel": "positives", "regression": "rows"}[task]
+    return one, what, unit
+
+
+def _imbalance_lines(
+    report: dict[str, Any],
+    items: list[dict[str, Any]],
+    nouns: tuple[str, str, str],
+    many: float,
+    few: float,
+) -> list[str]:
+    """The imbalance ratio and Gini, empty classes, effective numbers, many/medium/few."""
+    one, what, unit = nouns
     counts = [r["count"] for r in items]
     present = [c for c in counts if c > 0]
     imb = report["imbalance_ratio"]
-    lines.append(
+    lines = [
         f"imbalance ratio {_num(imb)}"
         + (f" (largest / smallest non-empty: {max(present)} / {min(present)})" if present else "")
         + f"; Gini coefficient of the counts {report['gini']:.3f} (0: balanced)"
-    )
+    ]
     empty = len(counts) - len(present)
     if empty:
         lines.append(
@@ -717,62 +732,82 @@ def format_inspection(report: dict[str, Any]) -> str:
         f"training {unit}): {r['many']} / {r['medium']} / {r['few']} {what} with "
         f"{e['many']} / {e['medium']} / {e['few']} {unit}"
     )
-    lines.append("")
-    if task == "regression":
-        if len(items) <= _MAX_BIN_ROWS:
-            header = ("bin", "train", "test", "eff. number", "region")
-            rows = [
-                (
-                    f"[{_num(b['low'], 6)}, {_num(b['high'], 6)})",
-                    str(b["count"]),
-                    str(b["test_count"]),
-                    f"{b['effective_number']:.1f}",
-                    b["region"],
-                )
-                for b in items
-            ]
-            lines += _table(header, rows, (False, True, True, True, False))
-        else:
-            lines.append(f"the {len(items)} bins, by runs of one region (--json lists each bin):")
-            header = ("targets", "region", "bins", "train rows")
-            rows = [
-                (f"[{_num(lo, 6)}, {_num(hi, 6)})", region, str(n), str(k))
-                for region, lo, hi, n, k in _runs(items)
-            ]
-            lines += _table(header, rows, (False, False, True, True))
-    else:
-        named = any(c["name"] for c in items)
-        renamed = any(c["label"] != c["index"] for c in items)
-        header = ["rank", "class" if task == "classification" else "label"]
-        right = [True, True]
+    return lines
+
+
+def _bin_table(items: list[dict[str, Any]]) -> list[str]:
+    """Regression: a row per DIR label bin, or per run of bins of one region when there are many."""
+    if len(items) <= _MAX_BIN_ROWS:
+        header = ("bin", "train", "test", "eff. number", "region")
+        rows = [
+            (
+                f"[{_num(b['low'], 6)}, {_num(b['high'], 6)})",
+                str(b["count"]),
+                str(b["test_count"]),
+                f"{b['effective_number']:.1f}",
+                b["region"],
+            )
+            for b in items
+        ]
+        return _table(header, rows, (False, True, True, True, False))
+    lines = [f"the {len(items)} bins, by runs of one region (--json lists each bin):"]
+    header = ("targets", "region", "bins", "train rows")
+    rows = [
+        (f"[{_num(lo, 6)}, {_num(hi, 6)})", region, str(n), str(k))
+        for region, lo, hi, n, k in _runs(items)
+    ]
+    return lines + _table(header, rows, (False, False, True, True))
+
+
+def _class_table(report: dict[str, Any], items: list[dict[str, Any]]) -> list[str]:
+    """Classification and multi-label: a row per class (label), from the head to the tail."""
+    task = report["task"]
+    counts = [r["count"] for r in items]
+    named = any(c["name"] for c in items)
+    renamed = any(c["label"] != c["index"] for c in items)
+    header = ["rank", "class" if task == "classification" else "label"]
+    right = [True, True]
+    if renamed:
+        header.append("source label")
+        right.append(True)
+    if named:
+        header.append("name")
+        right.append(False)
+    test_word = "val" if report["eval_split"] == "validation" else "test"
+    header += ["train", "share", test_word, "eff. number", "cb weight", "region"]
+    right += [True, True, True, True, True, False]
+    total = max(sum(counts), 1)
+    rows = []
+    for rank, i in enumerate(report["head_order"], start=1):
+        c = items[i]
+        row = [str(rank), str(c["index"])]
         if renamed:
-            header.append("source label")
-            right.append(True)
+            row.append(str(c["label"]))
         if named:
-            header.append("name")
-            right.append(False)
-        test_word = "val" if report["eval_split"] == "validation" else "test"
-        header += ["train", "share", test_word, "eff. number", "cb weight", "region"]
-        right += [True, True, True, True, True, False]
-        total = max(sum(counts), 1)
-        rows = []
-        for rank, i in enumerate(report["head_order"], start=1):
-            c = items[i]
-            row = [str(rank), str(c["index"])]
-            if renamed:
-                row.append(str(c["label"]))
-            if named:
-                row.append(str(c["name"] or ""))
-            row += [
-                str(c["count"]),
-                f"{100 * c['count'] / total:.1f}%",
-                str(c["test_count"]),
-                f"{c['effective_number']:.1f}",
-                _num(c["balanced_weight"], 3),
-                c["region"],
-            ]
-            rows.append(row)
-        lines += _table(header, rows, right)
+            row.append(str(c["name"] or ""))
+        row += [
+            str(c["count"]),
+            f"{100 * c['count'] / total:.1f}%",
+            str(c["test_count"]),
+            f"{c['effective_number']:.1f}",
+            _num(c["balanced_weight"], 3),
+            c["region"],
+        ]
+        rows.append(row)
+    return _table(header, rows, right)
+
+
+def format_inspection(report: dict[str, Any]) -> str:
+    """The report of :func:`inspect_dataset` as the text ``longtail inspect`` prints."""
+    task = report["task"]
+    nouns = _nouns(task)
+    many, few = report["thresholds"]["many"], report["thresholds"]["few"]
+    lines = [f"{report['dataset']} ({report['label']}): {task}"]
+    lines += _split_lines(report)
+    items = report["bins"] if task == "regression" else report["classes"]
+    lines += _imbalance_lines(report, items, nouns, many, few)
+    lines.append("")
+    lines += _bin_table(items) if task == "regression" else _class_table(report, items)
     lines.append("")
     lines.append("next:")
     lines += [f"  {cmd}" for cmd in report["next"]]
