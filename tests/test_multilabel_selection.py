@@ -219,3 +219,24 @@ def test_a_whole_tiny_selection_grid_reports(npz, tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     assert "## Multi-label preset selection" in text and "**tiny**" in text
     assert "Long-tailed multi-label classification" not in text  # no test-split table
+
+
+def test_timing_run_alone_decides_c():
+    (t20,) = multilabel_selection_jobs(("cnn5-w16-e20",), seeds=2, timing=True)
+    assert t20.name == "cnn5-w16-e20_timing" and t20.config.epochs == 20
+    assert t20.config.method == "db" and t20.config.eval_split == "validation"
+    assert t20.extra == {"bench": "multilabel-preset-timing", "candidate": "cnn5-w16-e20"}
+    # shared-machine runs over the limit, a run alone under it: the run alone decides
+    over = MULTILABEL_TIME_LIMIT_S + 60
+    recs = [rec(10, "bce", s, 40.0 + s, seconds=over) for s in (0, 1)]
+    recs += [rec(20, "bce", s, 40.0 + s, seconds=2 * over) for s in (0, 1)]
+    shared = select_multilabel_preset(recs, {"m10": SPEC["m10"]})["candidates"][0]
+    assert shared["c"] is False and shared["seconds"] == over
+    assert shared["timing_source"].startswith("median")
+    alone = rec(10, "db", 0, 50.0, seconds=250.0, bench="multilabel-preset-timing")
+    timed = select_multilabel_preset([*recs, alone], {"m10": SPEC["m10"]})["candidates"][0]
+    assert timed["c"] is True and timed["seconds"] == 250.0
+    assert timed["timing_source"] == "one run alone on the machine"
+    assert "db" not in timed["methods"]  # a timing run is not a convergence sample
+    # nor a row of the test table
+    assert multilabel_records([alone]) == []

@@ -1343,7 +1343,7 @@ def _cmd_multilabel_selection(args: argparse.Namespace) -> int:
                 str(expected("--candidates", f"names of {', '.join(MULTILABEL_CANDIDATES)}", n))
                 + did_you_mean(n, list(MULTILABEL_CANDIDATES))
             )
-    jobs = multilabel_selection_jobs(names, args.seeds, options.pop("dataset"))
+    jobs = multilabel_selection_jobs(names, args.seeds, options.pop("dataset"), timing=args.timing)
     if options:
         jobs = [
             dataclasses.replace(j, config=dataclasses.replace(j.config, **options)) for j in jobs
@@ -1484,7 +1484,7 @@ _BENCH_TAKES: dict[str, tuple[str, ...]] = {
     "betas": ("mm-ablation",),
     "deltas": ("mm-ablation",),
     "candidates": _SELECTION_KINDS,
-    "timing": ("preset-selection",),
+    "timing": _SELECTION_KINDS,
     **dict.fromkeys(("sweep_groups", "sweep_lambda1", "sweep_lambda2"), ("dir-sensitivity",)),
 }
 
@@ -1817,8 +1817,8 @@ def _add_bench_grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timing",
         action="store_true",
-        help="preset-selection: one run per candidate, to run alone on an idle machine "
-        "(--jobs 1): its time is criterion (c)",
+        help="preset-selection, multilabel-preset-selection: one run per candidate, to run "
+        "alone on an idle machine (--jobs 1): its time is criterion (c)",
     )
     settings = ",".join(f"{p_}{r:g}" for p_, r in runner.TABLE1_SETTINGS)
     p.add_argument(

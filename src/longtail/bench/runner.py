@@ -261,6 +261,7 @@ def multilabel_selection_jobs(
     dataset: str = "fashion-mnist-mosaic-lt",
     methods: tuple[str, ...] = MULTILABEL_SELECTION_METHODS,
     lengths: tuple[int, ...] = (1, 2),
+    timing: bool = False,
 ) -> list[Job]:
     """Runs that judge each multi-label candidate recipe by convergence on validation.
 
@@ -271,8 +272,15 @@ def multilabel_selection_jobs(
     ``<model>-w<width>-e<epochs>_<method>_s<seed>`` (a run at twice one candidate's length is
     the own-length run of a candidate twice as long), with ``{"bench":
     "multilabel-preset-selection"}``.
+
+    With ``timing``, one run per candidate instead (the last of ``methods`` at the candidate's
+    length, seed 0), named ``<candidate>_timing``, ``{"bench": "multilabel-preset-timing"}``:
+    to be run alone on an idle machine (``--jobs 1``); its ``seconds`` are criterion (c).
     """
     from longtail.engine.multilabel import make_multilabel_config
+
+    if timing:
+        methods, lengths, seeds = (methods[-1],), (1,), 1
 
     jobs: list[Job] = []
     seen: set[str] = set()
@@ -298,6 +306,9 @@ def multilabel_selection_jobs(
                     run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
                     extra = {"bench": "multilabel-preset-selection"}
                     job = Job(f"{run}_{method}_s{seed}", cfg, extra)
+                    if timing:
+                        extra = {"bench": "multilabel-preset-timing", "candidate": cand}
+                        job = Job(f"{cand}_timing", cfg, extra)
                     if job.name not in seen:
                         seen.add(job.name)
                         jobs.append(job)
