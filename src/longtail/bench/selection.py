@@ -237,6 +237,22 @@ def _yes(v: Any) -> str:
     return "undetermined" if v is None else ("yes" if v else "no")
 
 
+def _convergence_rows(methods: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Criterion (a) as markdown table lines: a row per method."""
+    rows = [
+        "| Method | own length | twice as long | difference | 2·SE | converged |",
+        "|:---|---:|---:|---:|---:|:---|",
+    ]
+    for method, v in methods.items():
+        diff = "–" if math.isnan(v["difference"]) else f"{v['difference']:+.2f}"
+        tol = "–" if math.isnan(v["se"]) else f"{2 * v['se']:.2f}"
+        rows.append(
+            f"| {method} | {_pm(v['1x'])} | {_pm(v['2x'])} | {diff} | {tol} | "
+            f"{_yes(v['converged'])} |"
+        )
+    return rows
+
+
 def selection_markdown(
     records: Iterable[dict[str, Any]],
     candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
@@ -253,17 +269,7 @@ def selection_markdown(
         "the seed spread of both lengths)."
     ]
     for c in result["candidates"]:
-        rows = [
-            "| Method | own length | twice as long | difference | 2·SE | converged |",
-            "|:---|---:|---:|---:|---:|:---|",
-        ]
-        for method, v in c["methods"].items():
-            diff = "–" if math.isnan(v["difference"]) else f"{v['difference']:+.2f}"
-            tol = "–" if math.isnan(v["se"]) else f"{2 * v['se']:.2f}"
-            rows.append(
-                f"| {method} | {_pm(v['1x'])} | {_pm(v['2x'])} | {diff} | {tol} | "
-                f"{_yes(v['converged'])} |"
-            )
+        rows = _convergence_rows(c["methods"])
         d = c["drw"]
         move = "–" if d["last_move"] is None else f"{d['last_move']:.2f}"
         mins = "–" if not math.isfinite(c["seconds"]) else f"{c['seconds'] / 60:.1f} min"
@@ -390,17 +396,7 @@ def multilabel_selection_markdown(
         "length moves its mean by at most 2·SE (SE from the seed spread of both lengths)."
     ]
     for c in result["candidates"]:
-        rows = [
-            "| Method | own length | twice as long | difference | 2·SE | converged |",
-            "|:---|---:|---:|---:|---:|:---|",
-        ]
-        for method, v in c["methods"].items():
-            diff = "–" if math.isnan(v["difference"]) else f"{v['difference']:+.2f}"
-            tol = "–" if math.isnan(v["se"]) else f"{2 * v['se']:.2f}"
-            rows.append(
-                f"| {method} | {_pm(v['1x'])} | {_pm(v['2x'])} | {diff} | {tol} | "
-                f"{_yes(v['converged'])} |"
-            )
+        rows = _convergence_rows(c["methods"])
         mins = "–" if not math.isfinite(c["seconds"]) else f"{c['seconds'] / 60:.1f} min"
         verdict = "**chosen**" if c["chosen"] else "not chosen"
         parts.append(
