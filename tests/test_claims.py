@@ -251,13 +251,16 @@ def test_all_default_claims_in_order():
         ("mm-drw", "ldam-drw"),
         ("mm-drw", "erm"),
         ("mm-ldam-drw", "mm-drw"),
+        ("ldam-drw", "erm-drw"),
+        ("mm-drw", "erm-drw"),
     ]
     assert CLAIMS == [Claim(*p) for p in pairs]
     assert [tuple(r.claim) for r in results] == pairs
     assert [r.label for r in results] == [
         f"{method_label(a)} vs {method_label(b)}" for a, b in pairs
     ]
-    assert results[-1].label == "MM-LDAM-DRW vs MM-DRW"
+    assert results[6].label == "MM-LDAM-DRW vs MM-DRW"
+    assert results[-1].label == "MM-DRW vs ERM-DRW (M-DRW)"
 
 
 def test_claims_can_be_extended(monkeypatch):
