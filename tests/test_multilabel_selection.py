@@ -80,6 +80,8 @@ def test_selection_jobs_are_validation_runs_named_by_what_they_are():
     with pytest.raises(ValueError, match="candidate"):
         multilabel_selection_jobs(("cnn5-w16-e30",))
     assert next(iter(MULTILABEL_CANDIDATES)) == "cnn5-w16-e20"
+    epochs = [c["epochs"] for c in MULTILABEL_CANDIDATES.values()]
+    assert epochs == sorted(epochs)  # cost order
 
 
 # -------------------------------------------------------------------------- the verdicts
