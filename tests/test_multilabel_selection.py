@@ -221,6 +221,15 @@ def test_a_whole_tiny_selection_grid_reports(npz, tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     assert "## Multi-label preset selection" in text and "**tiny**" in text
     assert "Long-tailed multi-label classification" not in text  # no test-split table
+    png = tmp_path / "multilabel_selection_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in text
+
+
+def test_selection_plot_refuses_records_without_curves(tmp_path):
+    from longtail.bench.multilabel import plot_multilabel_selection
+
+    with pytest.raises(ValueError, match="preset-selection records"):
+        plot_multilabel_selection([rec(10, "bce", 0, 40.0)], tmp_path / "x.png")
 
 
 def test_timing_run_alone_decides_c():

@@ -21,6 +21,7 @@ from longtail.bench.labels import (
     column_titles,
     dataset_stem,
     format_value,
+    plural,
     recipe_text,
     seed_span,
     seeds_text,
@@ -47,6 +48,7 @@ __all__ = [
     "multilabel_datasets",
     "multilabel_markdown",
     "plot_multilabel_ap",
+    "plot_multilabel_selection",
 ]
 
 #: Columns of the multi-label table: (metric, header); every one is a percentage, higher better.
@@ -320,6 +322,60 @@ def plot_multilabel_ap(
         f"Per-label test AP against training frequency, {dataset_label(str(dataset))} "
         f"(mean over {seeds})",
         fontsize="medium",
+    )
+    return _save(fig, path)
+
+
+def plot_multilabel_selection(
+    records: Iterable[dict[str, Any]], path: str | os.PathLike[str]
+) -> Path:
+    """The multi-label preset selection's validation mAP against the epoch, a panel per method.
+
+    One line per training length (the mean over its seeds, each seed faint behind it), from
+    the ``curve`` of the ``"bench": "multilabel-preset-selection"`` records: where a length's
+    line still climbs at its end, and how far above it the next length ends, is criterion (a)
+    in a picture.
+
+    Raises:
+        ValueError: no such record with a curve.
+        ImportError: matplotlib is missing.
+    """
+    from longtail.bench.plots import _figure, _save
+
+    runs = [
+        r
+        for r in distinct_runs(list(records), warn=False)
+        if r.get("bench") == "multilabel-preset-selection"
+        and any(p.get("val_map") is not None for p in r.get("curve") or [])
+    ]
+    if not runs:
+        raise ValueError("Expected multi-label preset-selection records with a curve, got none.")
+    methods = sorted({str(r.get("method")) for r in runs}, key=multilabel_rank)
+    lengths = sorted({int(r["epochs"]) for r in runs})
+    fig = _figure(4.2 * len(methods), 4.0)
+    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    for ax, method in zip(axes, methods, strict=True):
+        for i, epochs in enumerate(lengths):
+            mine = [r for r in runs if r.get("method") == method and int(r["epochs"]) == epochs]
+            curves = [
+                {int(p["epoch"]) + 1: float(p["val_map"]) for p in r["curve"] if p.get("val_map")}
+                for r in mine
+            ]
+            for c in curves:
+                ax.plot(list(c), list(c.values()), color=f"C{i}", alpha=0.25, linewidth=0.8)
+            shared = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+            if shared:
+                mean = [sum(c[e] for c in curves) / len(curves) for e in shared]
+                label = f"{epochs} epochs ({plural(len(curves), 'seed')})"
+                ax.plot(shared, mean, color=f"C{i}", marker="o", markersize=3, label=label)
+        spec = MULTILABEL_METHODS.get(method)
+        ax.set_title(spec.label if spec is not None and spec.label else method, fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower right")
+    axes[0].set_ylabel("validation mAP (%)")
+    fig.suptitle(
+        "Multi-label preset selection: validation mAP by training length", fontsize="medium"
     )
     return _save(fig, path)
 

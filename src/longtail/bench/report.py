@@ -32,7 +32,7 @@ from typing import Any
 from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, plural, setting_title, slug
-from longtail.bench.multilabel import multilabel_sections
+from longtail.bench.multilabel import multilabel_sections, plot_multilabel_selection
 from longtail.bench.paper import paper_comparison_markdown
 from longtail.bench.plots import (
     curve_settings,
@@ -362,6 +362,10 @@ def _multilabel_sections(
     selection = multilabel_selection_markdown(records)
     if selection:
         sections += ["## Multi-label preset selection: convergence on validation", selection]
+        if out_dir is not None:
+            name = "multilabel_selection_curves.png"
+            written.append(plot_multilabel_selection(records, out_dir / name))
+            sections.append(f"![{name}]({name})")
     return sections
 
 
