@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
@@ -197,6 +197,31 @@ def ablation_jobs(
     return jobs
 
 
+def _candidate_runs(
+    table: dict[str, dict[str, Any]],
+    candidates: tuple[str, ...] | None,
+    lengths: tuple[int, ...],
+    seeds: int,
+    methods: tuple[str, ...],
+) -> Iterator[tuple[str, dict[str, Any], int, int, str]]:
+    """``(candidate, its spec, length factor, seed, method)`` for every run of a selection grid
+    over ``table``'s candidates (default: all of them, in its order)."""
+    for cand in tuple(candidates or table):
+        if cand not in table:
+            raise ValueError(f"Expected a candidate of {', '.join(table)}, but got {cand!r}")
+        for k in lengths:
+            for seed in range(seeds):
+                for method in methods:
+                    yield cand, table[cand], k, seed, method
+
+
+def _first_of_each_name(jobs: Iterable[Job]) -> list[Job]:
+    """``jobs`` without a later job of a name already listed (one run serving two candidates:
+    one candidate's long run is the own-length run of the candidate twice as long)."""
+    seen: set[str] = set()
+    return [j for j in jobs if not (j.name in seen or seen.add(j.name))]
+
+
 def preset_selection_jobs(
     candidates: tuple[str, ...] | None = None,
     seeds: int = 2,
@@ -223,41 +248,31 @@ def preset_selection_jobs(
     if timing:
         methods, lengths, seeds = (methods[-1],), (1,), 1
     jobs: list[Job] = []
-    seen: set[str] = set()
-    for cand in tuple(candidates or PRESET_CANDIDATES):
-        if cand not in PRESET_CANDIDATES:
-            raise ValueError(
-                f"Expected a candidate of {', '.join(PRESET_CANDIDATES)}, but got {cand!r}"
-            )
-        base = PRESET_CANDIDATES[cand]
-        for k in lengths:
-            for seed in range(seeds):
-                for method in methods:
-                    cfg = make_config(
-                        "cpu",
-                        dataset=dataset,
-                        profile="exp",
-                        ratio=100.0,
-                        method=method,
-                        seed=seed,
-                        model=base["model"],
-                        width=base["width"],
-                        epochs=base["epochs"] * k,
-                        val_per_class=val_per_class,
-                        # a timing run is shaped like a Table 1 run: no per-epoch evaluation
-                        # (the preset's eval_every=0), one on the validation split at the end
-                        eval_every=0 if timing else 1,
-                    )
-                    if timing:
-                        extra = {"bench": "preset-timing", "candidate": cand, "length": k}
-                        jobs.append(Job(f"{cand}_timing", cfg, extra))
-                        continue
-                    run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
-                    job = Job(f"{run}_{method}_s{seed}", cfg, {"bench": "preset-selection"})
-                    if job.name not in seen:
-                        seen.add(job.name)
-                        jobs.append(job)
-    return jobs
+    for cand, base, k, seed, method in _candidate_runs(
+        PRESET_CANDIDATES, candidates, lengths, seeds, methods
+    ):
+        cfg = make_config(
+            "cpu",
+            dataset=dataset,
+            profile="exp",
+            ratio=100.0,
+            method=method,
+            seed=seed,
+            model=base["model"],
+            width=base["width"],
+            epochs=base["epochs"] * k,
+            val_per_class=val_per_class,
+            # a timing run is shaped like a Table 1 run: no per-epoch evaluation (the
+            # preset's eval_every=0), one on the validation split at the end
+            eval_every=0 if timing else 1,
+        )
+        if timing:
+            extra = {"bench": "preset-timing", "candidate": cand, "length": k}
+            jobs.append(Job(f"{cand}_timing", cfg, extra))
+        else:
+            run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
+            jobs.append(Job(f"{run}_{method}_s{seed}", cfg, {"bench": "preset-selection"}))
+    return _first_of_each_name(jobs)
 
 
 def multilabel_selection_jobs(
@@ -286,38 +301,28 @@ def multilabel_selection_jobs(
 
     if timing:
         methods, lengths, seeds = (methods[-1],), (1,), 1
-
     jobs: list[Job] = []
-    seen: set[str] = set()
-    for cand in tuple(candidates or MULTILABEL_CANDIDATES):
-        if cand not in MULTILABEL_CANDIDATES:
-            raise ValueError(
-                f"Expected a candidate of {', '.join(MULTILABEL_CANDIDATES)}, but got {cand!r}"
-            )
-        base = MULTILABEL_CANDIDATES[cand]
-        for k in lengths:
-            for seed in range(seeds):
-                for method in methods:
-                    cfg = make_multilabel_config(
-                        "cpu",
-                        dataset=dataset,
-                        method=method,
-                        seed=seed,
-                        model=base["model"],
-                        width=base["width"],
-                        epochs=base["epochs"] * k,
-                        eval_split="validation",
-                    )
-                    run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
-                    extra = {"bench": "multilabel-preset-selection"}
-                    job = Job(f"{run}_{method}_s{seed}", cfg, extra)
-                    if timing:
-                        extra = {"bench": "multilabel-preset-timing", "candidate": cand}
-                        job = Job(f"{cand}_timing", cfg, extra)
-                    if job.name not in seen:
-                        seen.add(job.name)
-                        jobs.append(job)
-    return jobs
+    for cand, base, k, seed, method in _candidate_runs(
+        MULTILABEL_CANDIDATES, candidates, lengths, seeds, methods
+    ):
+        cfg = make_multilabel_config(
+            "cpu",
+            dataset=dataset,
+            method=method,
+            seed=seed,
+            model=base["model"],
+            width=base["width"],
+            epochs=base["epochs"] * k,
+            eval_split="validation",
+        )
+        if timing:
+            extra = {"bench": "multilabel-preset-timing", "candidate": cand}
+            jobs.append(Job(f"{cand}_timing", cfg, extra))
+        else:
+            run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
+            extra = {"bench": "multilabel-preset-selection"}
+            jobs.append(Job(f"{run}_{method}_s{seed}", cfg, extra))
+    return _first_of_each_name(jobs)
 
 
 def dir_jobs(
