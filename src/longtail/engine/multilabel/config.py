@@ -408,9 +408,10 @@ class MultiLabelConfig:
 # classification engine's cpu preset, 20 epochs (one epoch of the 2986 training mosaics took
 # 12-18 s on one busy core of the 2-core machine; validation and test scoring 6 s), with the
 # validation mAP every 5 epochs in the log and the record's curve, so that a run shows whether
-# 20 epochs were enough. Its length was not chosen by convergence (as the classification cpu
-# preset was): check the curves before reading much into a comparison. "smoke" checks that
-# everything runs.
+# 20 epochs were enough. They are not: the selection by convergence on validation
+# (docs/multilabel.md, results/multilabel-preset-selection) found 20 and 40 epochs both short
+# of converged, and its 80-epoch candidate is being decided; the preset changes to the chosen
+# length then. "smoke" checks that everything runs.
 MULTILABEL_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "cpu": {"model": "cnn5", "width": 16, "epochs": 20, "eval_every": 5},
