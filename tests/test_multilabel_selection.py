@@ -251,3 +251,56 @@ def test_timing_run_alone_decides_c():
     assert "db" not in timed["methods"]  # a timing run is not a convergence sample
     # nor a row of the test table
     assert multilabel_records([alone]) == []
+
+
+def test_timing_of_other_data_is_not_used():
+    recs = [rec(10, "bce", s, 40.0 + s) for s in (0, 1)]
+    recs += [rec(20, "bce", s, 40.0 + s) for s in (0, 1)]
+    other = rec(10, "db", 0, 50.0, seconds=30.0, bench="multilabel-preset-timing")
+    other["data"] = {"fingerprint": "another data set"}
+    c = select_multilabel_preset([*recs, other], {"m10": SPEC["m10"]})["candidates"][0]
+    assert c["seconds"] == 300.0 and c["timing_source"].startswith("median")
+    same = dict(other, data={"fingerprint": "f"})
+    c = select_multilabel_preset([*recs, same], {"m10": SPEC["m10"]})["candidates"][0]
+    assert c["seconds"] == 30.0
+    # and the report says "30 s", not "0.5 min" or "0.0 min"
+    assert "(c) 30 s a run" in multilabel_selection_markdown([*recs, same], {"m10": SPEC["m10"]})
+
+
+def test_markdown_names_the_data_and_labels_without_validation_positives():
+    recs = [rec(10, "bce", s, 40.0 + s) for s in (0, 1)]
+    for r in recs:
+        r["data"]["val_size"] = 5
+        r["val_label_counts"] = [3, 2, 0]
+        r["label_names"] = ["a", "b", "rare"]
+    text = multilabel_selection_markdown(recs, {"m10": SPEC["m10"]})
+    assert "Data: d: 5 validation examples, 0 to 3 positives a label" in text
+    assert "rare without a validation positive" in text
+
+
+def test_timing_refuses_parallel_runs_and_seeds(capsys):
+    from longtail.cli import main
+
+    for kind in ("multilabel-preset-selection", "preset-selection"):
+        base = ["bench", kind, "--timing", "--out", "x", "--dry-run"]
+        assert main([*base, "--jobs", "2"]) == 2
+        assert "1 with --timing" in capsys.readouterr().err
+        assert main([*base, "--seeds", "3"]) == 2
+        assert "1 with --timing" in capsys.readouterr().err
+        assert main(base) == 0  # --jobs defaults to 1 with --timing
+        assert capsys.readouterr().out.split()[0].endswith("_timing")
+
+
+def test_train_eval_split_flag(npz, tmp_path, capsys):
+    from longtail.cli import main
+
+    argv = ["train", "--task", "multilabel", "--dataset", npz, "--preset", "smoke"]
+    argv += ["--epochs", "1", "--threads", "1", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--eval-split", "validation"]) == 0
+    out = capsys.readouterr().out
+    assert "validation examples; the test split not scored" in out and "tuned" not in out
+    assert main(["train", "--eval-split", "validation", "--out", str(tmp_path / "c")]) == 2
+    assert "only multi-label runs take" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's own refusal of a choice
+        main([*argv[:-1], str(tmp_path / "bad"), "--eval-split", "train"])
+    assert "invalid choice: 'train'" in capsys.readouterr().err

@@ -572,6 +572,8 @@ _CLASSIFICATION_ONLY = ("profile", "ratio", "n_max", "eval_every")
 _TASKS = ("classification", "regression", "multilabel")
 # Multi-label options: each sets the MultiLabelConfig field of its name.
 _MULTILABEL_OPTIONS = ("val_fraction", "threshold")
+# ... and those of `train --task multilabel` alone (a bench's table is of test scores)
+_MULTILABEL_TRAIN_OPTIONS = ("eval_split",)
 # Regression options and the RegressionConfig field each sets; the shared options set the
 # field of the same name.
 _REGRESSION_OPTIONS = (
@@ -602,7 +604,12 @@ def _refuse_options(args: argparse.Namespace, names: Sequence[str], task: str, w
 def _classification_options(args: argparse.Namespace, default_preset: str) -> dict[str, Any]:
     """(TrainConfig settings with ``preset``) from a config file and the options given."""
     _refuse_options(args, _REGRESSION_OPTIONS, "classification", "regression runs take")
-    _refuse_options(args, _MULTILABEL_OPTIONS, "classification", "multi-label runs take")
+    _refuse_options(
+        args,
+        (*_MULTILABEL_OPTIONS, *_MULTILABEL_TRAIN_OPTIONS),
+        "classification",
+        "multi-label runs take",
+    )
     options = _fields_from_args(args, "classification")
     options["preset"] = options.get("preset") or default_preset
     own = options.get("loss_kwargs", {})
@@ -961,6 +968,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_preset_selection(args: argparse.Namespace) -> int:
     """The CPU preset's selection grid: candidates × lengths × methods × seeds on validation."""
+    _check_timing(args)
     from longtail.bench.runner import PRESET_CANDIDATES, preset_selection_jobs
     from longtail.engine import prepare_data
 
@@ -1138,7 +1146,12 @@ def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, di
         "regression",
         "classification runs take (a regression data set keeps its own imbalance)",
     )
-    _refuse_options(args, _MULTILABEL_OPTIONS, "regression", "multi-label runs take")
+    _refuse_options(
+        args,
+        (*_MULTILABEL_OPTIONS, *_MULTILABEL_TRAIN_OPTIONS),
+        "regression",
+        "multi-label runs take",
+    )
     options = _fields_from_args(args, "regression")
     preset = options.pop("preset", None) or ("paper" if command == "train" else "quick")
     options.setdefault("dataset", "diamonds")
@@ -1234,7 +1247,7 @@ def _multilabel_methods() -> tuple[str, ...]:
     return tuple(MULTILABEL_METHODS)
 
 
-def _add_multilabel_options(p: argparse.ArgumentParser) -> None:
+def _add_multilabel_options(p: argparse.ArgumentParser, train: bool = False) -> None:
     g = p.add_argument_group(
         "multi-label (--task multilabel, bench multilabel)",
         "--dataset is one of "
@@ -1252,6 +1265,14 @@ def _add_multilabel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threshold", type=float, help="the F1 threshold on sigmoid scores (default 0.5)"
     )
+    if train:
+        g.add_argument(
+            "--eval-split",
+            choices=("test", "validation"),
+            help="the split the record's metrics are computed on: test (default; thresholds "
+            "tuned on validation), or validation alone, the test split never scored (to choose "
+            "a recipe, as bench multilabel-preset-selection does)",
+        )
 
 
 def _multilabel_options(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
@@ -1294,14 +1315,24 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
         return 0  # under torchrun, rank 0 speaks for the run
     m = record["metrics"]
     ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
+    on_val = record.get("eval_split") == "validation"
+    split = (
+        f"{record['data']['val_size']} validation examples; the test split not scored"
+        if on_val
+        else f"{record['data']['test_size']} test examples"
+    )
+    tuned = (
+        ""
+        if on_val
+        else f", at thresholds tuned on validation {_pct(m.get('tuned_micro_f1'))}/"
+        f"{_pct(m.get('tuned_macro_f1'))}"
+    )
     print(
-        f"{record['method']} on {dataset_label(record['dataset'])} "
-        f"({record['data']['test_size']} test "
-        f"examples): mAP {_pct(m['map'])}, head/medium/tail {_pct(m.get('head_map'))}/"
+        f"{record['method']} on {dataset_label(record['dataset'])} ({split}): "
+        f"mAP {_pct(m['map'])}, head/medium/tail {_pct(m.get('head_map'))}/"
         f"{_pct(m.get('medium_map'))}/{_pct(m.get('tail_map'))}; micro/macro F1 at "
-        f"{record['config']['threshold']:g} {_pct(m['micro_f1'])}/{_pct(m['macro_f1'])}, at "
-        f"thresholds tuned on validation {_pct(m.get('tuned_micro_f1'))}/"
-        f"{_pct(m.get('tuned_macro_f1'))}{ks} ({_took(record['seconds'])})"
+        f"{record['config']['threshold']:g} {_pct(m['micro_f1'])}/{_pct(m['macro_f1'])}"
+        f"{tuned}{ks} ({_took(record['seconds'])})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
@@ -1321,8 +1352,20 @@ def _cmd_bench_multilabel(args: argparse.Namespace) -> int:
     return _run_jobs(jobs, args)
 
 
+def _check_timing(args: argparse.Namespace) -> None:
+    """``--timing`` is one run alone on the machine: not with --jobs > 1 or --seeds > 1
+    (without --jobs, one at a time)."""
+    if args.timing and args.jobs is None:
+        args.jobs = 1
+    if args.timing and args.jobs != 1:
+        raise expected("--jobs", "1 with --timing (its time is that of one run alone)", args.jobs)
+    if args.timing and args.seeds != 1:
+        raise expected("--seeds", "1 with --timing (one run per candidate, seed 0)", args.seeds)
+
+
 def _cmd_multilabel_selection(args: argparse.Namespace) -> int:
     """The multi-label cpu preset's selection grid, scored on the validation split only."""
+    _check_timing(args)
     from longtail.bench.runner import MULTILABEL_CANDIDATES, multilabel_selection_jobs
     from longtail.engine.multilabel import prepare_multilabel_data
 
@@ -1772,7 +1815,7 @@ def _add_train(sub: Any) -> None:
         "classification",
     )
     _add_regression_options(p)
-    _add_multilabel_options(p)
+    _add_multilabel_options(p, train=True)
     p.add_argument(
         "--out",
         metavar="DIR",

@@ -92,6 +92,10 @@ def _drw_phase(rec: dict[str, Any]) -> dict[str, Any] | None:
     return {"epochs": len(phase), "steps": len(phase) * steps_per_epoch, "last_move": move}
 
 
+def _fingerprint(rec: dict[str, Any]) -> Any:
+    return (rec.get("data") or {}).get("fingerprint")
+
+
 def _convergence(one_values: Sequence[float], two_values: Sequence[float]) -> dict[str, Any]:
     """Criterion (a) for one method: the two lengths' seed statistics, the difference of the
     means (twice as long minus own length), its SE and whether ``|difference| <= 2·SE``."""
@@ -158,12 +162,14 @@ def select_preset(
 
     timing = dict(timing or {})
     for name, spec in specs.items():  # runs alone on an idle machine (--timing)
+        data = {_fingerprint(r) for r in runs if matches(r, spec, 1) or matches(r, spec, 2)}
         alone = [
             float(r["seconds"])
             for r in records
             if r.get("bench") == "preset-timing"
             and isinstance(r.get("seconds"), int | float)
             and matches(r, spec, 1)
+            and (not data or _fingerprint(r) in data)  # a run alone on the same data
         ]
         if alone and name not in timing:
             timing[name] = min(alone)
@@ -233,6 +239,12 @@ def _pm(s: dict[str, Any]) -> str:
     return f"{s['mean']:.2f}{sd} (n={s['n']})"
 
 
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "–"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
 def _yes(v: Any) -> str:
     return "undetermined" if v is None else ("yes" if v else "no")
 
@@ -272,7 +284,7 @@ def selection_markdown(
         rows = _convergence_rows(c["methods"])
         d = c["drw"]
         move = "–" if d["last_move"] is None else f"{d['last_move']:.2f}"
-        mins = "–" if not math.isfinite(c["seconds"]) else f"{c['seconds'] / 60:.1f} min"
+        mins = _duration(c["seconds"])
         verdict = "**chosen**" if c["chosen"] else "not chosen"
         parts.append(
             f"**{c['name']}** ({verdict}): (a) converged: {_yes(c['a'])}; (b) DRW at lr × 0.01: "
@@ -360,16 +372,25 @@ def select_multilabel_preset(
         }
         known = all(v["converged"] is not None for v in verdicts.values())
         a = all(v["converged"] for v in verdicts.values()) if known else None
-        timed = [
+        data = {
+            _fingerprint(r)
+            for r in runs
+            if any(
+                all(r.get("config", {}).get(key) == v for key, v in want.items())
+                for want in ({**spec, "epochs": int(spec["epochs"]) * k} for k in (1, 2))
+            )
+        }
+        timed = [  # a run alone of this candidate on the data its selection runs used
             float(r["seconds"])
             for r in alone
             if all(r.get("config", {}).get(key) == v for key, v in spec.items())
+            and (not data or _fingerprint(r) in data)
         ]
         if timed:
             secs, source = min(timed), "one run alone on the machine"
         else:
             secs = statistics.median(seconds) if seconds else float("nan")
-            source = "median of its runs, which shared the machine"
+            source = "median of its runs: an upper bound when they shared the machine"
         c = math.isfinite(secs) and secs <= MULTILABEL_TIME_LIMIT_S
         entry = {"name": name, "methods": verdicts, "seconds": secs, "a": a, "c": c}
         entry["timing_source"] = source
@@ -379,6 +400,31 @@ def select_multilabel_preset(
         out.append(entry)
     names = {c["name"] for c in out}
     return {"candidates": out, "chosen": chosen, "not_run": [n for n in specs if n not in names]}
+
+
+def _validation_data_text(records: Iterable[dict[str, Any]]) -> str:
+    """The data the selection was judged on: each data set, its validation size, and the
+    labels without a validation positive (whose AP does not exist: mAP leaves them out)."""
+    seen: dict[Any, dict[str, Any]] = {}
+    for r in records:
+        if r.get("bench") == "multilabel-preset-selection":
+            seen.setdefault(_fingerprint(r), r)
+    texts = []
+    for r in seen.values():
+        size = (r.get("data") or {}).get("val_size")
+        counts = r.get("val_label_counts") or []
+        names = r.get("label_names") or [str(i) for i in range(len(counts))]
+        text = f"{r.get('dataset')}: {size} validation examples"
+        if counts:
+            text += f", {min(counts)} to {max(counts)} positives a label"
+        missing = [str(n) for n, c in zip(names, counts, strict=False) if not c]
+        if missing:
+            text += (
+                f" (**{', '.join(missing)} without a validation positive**: left out of the "
+                "mAP, which then judges the other labels only)"
+            )
+        texts.append(text)
+    return (" Data: " + "; ".join(texts) + ".") if texts else ""
 
 
 def multilabel_selection_markdown(
@@ -394,10 +440,11 @@ def multilabel_selection_markdown(
         "Validation mAP (%), the data set's own validation split (the test split is never "
         "scored), mean ± sample std over seeds. A method is converged when twice the training "
         "length moves its mean by at most 2·SE (SE from the seed spread of both lengths)."
+        + _validation_data_text(records)
     ]
     for c in result["candidates"]:
         rows = _convergence_rows(c["methods"])
-        mins = "–" if not math.isfinite(c["seconds"]) else f"{c['seconds'] / 60:.1f} min"
+        mins = _duration(c["seconds"])
         verdict = "**chosen**" if c["chosen"] else "not chosen"
         parts.append(
             f"**{c['name']}** ({verdict}): (a) converged: {_yes(c['a'])}; (c) {mins} a run "
