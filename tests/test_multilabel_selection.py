@@ -304,3 +304,22 @@ def test_train_eval_split_flag(npz, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse's own refusal of a choice
         main([*argv[:-1], str(tmp_path / "bad"), "--eval-split", "train"])
     assert "invalid choice: 'train'" in capsys.readouterr().err
+
+
+def test_a_label_lost_to_the_validation_split_is_named_as_such(tmp_path):
+    import numpy as np
+
+    from longtail.engine.multilabel import make_multilabel_config
+
+    y = np.zeros((40, 3), np.uint8)
+    y[:, 0], y[:2, 2], y[5, 1] = 1, 1, 1  # labels 1 and 2: one or two positives
+    x = np.zeros((40, 1, 8, 8), np.uint8)
+    path = tmp_path / "rare.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    kw = {"dataset": str(path), "threads": 1}
+    with pytest.raises(ValueError, match=r"once val_fraction=0.9 .* set apart"):
+        prepare_multilabel_data(make_multilabel_config("smoke", val_fraction=0.9, **kw))
+    y[:, 1] = 0  # a label that the file itself lacks: no word about the split
+    np.savez(path, x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    with pytest.raises(ValueError, match=r"label '1' in \S*rare\.npz\.$"):
+        prepare_multilabel_data(make_multilabel_config("smoke", val_fraction=0.1, **kw))

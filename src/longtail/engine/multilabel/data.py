@@ -124,7 +124,15 @@ def _prepare(
             "the training labels",
             "at least one positive example of every label (the long-tailed losses divide by "
             "the label counts)",
-            f"none of label{'s' if len(empty) > 1 else ''} {names} in {dataset}",
+            f"none of label{'s' if len(empty) > 1 else ''} {names} in {dataset}"
+            + (
+                f" once val_fraction={fraction:g} of its training examples were set apart as "
+                "the validation split (it has no x_val): lower --val-fraction, or give x_val"
+                if len(x_val)
+                and data.x_val is None
+                and bool((data.y_train.sum(0)[empty] > 0).all())
+                else ""
+            ),
         )
     mean, std = _stats(x_train)
     return MultiLabelData(
