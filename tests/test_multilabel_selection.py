@@ -323,3 +323,21 @@ def test_a_label_lost_to_the_validation_split_is_named_as_such(tmp_path):
     np.savez(path, x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
     with pytest.raises(ValueError, match=r"label '1' in \S*rare\.npz\.$"):
         prepare_multilabel_data(make_multilabel_config("smoke", val_fraction=0.1, **kw))
+
+
+def test_a_folder_of_timing_runs_alone_still_reports_c(tmp_path):
+    from longtail.bench.report import write_report
+
+    alone = rec(10, "db", 0, 50.0, seconds=90.0, bench="multilabel-preset-timing")
+    r = select_multilabel_preset([alone], {"m10": SPEC["m10"]})
+    (c,) = r["candidates"]
+    assert c["a"] is None and c["c"] is True and c["methods"] == {} and r["chosen"] is None
+    text = multilabel_selection_markdown([alone], {"m10": SPEC["m10"]})
+    assert "(c) 1.5 min a run (one run alone on the machine" in text
+    assert "(no selection runs yet)" in text
+    # the report of such a folder: the section, no curve plot (there are no curves)
+    import json
+
+    (tmp_path / "t.json").write_text(json.dumps(dict(alone, task="multilabel")))
+    write_report(tmp_path)
+    assert not (tmp_path / "multilabel_selection_curves.png").exists()

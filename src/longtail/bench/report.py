@@ -362,7 +362,10 @@ def _multilabel_sections(
     selection = multilabel_selection_markdown(records)
     if selection:
         sections += ["## Multi-label preset selection: convergence on validation", selection]
-        if out_dir is not None:
+        curves = any(
+            r.get("bench") == "multilabel-preset-selection" and r.get("curve") for r in records
+        )
+        if out_dir is not None and curves:  # not for a folder of timing runs alone
             name = "multilabel_selection_curves.png"
             written.append(plot_multilabel_selection(records, out_dir / name))
             sections.append(f"![{name}]({name})")

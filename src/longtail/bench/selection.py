@@ -365,13 +365,6 @@ def select_multilabel_preset(
                         by[str(r.get("method"))][k].append(v)
                     if k == 1 and isinstance(r.get("seconds"), int | float):
                         seconds.append(float(r["seconds"]))
-        if not by:
-            continue
-        verdicts = {
-            m: _convergence(by[m].get(1, []), by[m].get(2, [])) for m in sorted(by, key=method_rank)
-        }
-        known = all(v["converged"] is not None for v in verdicts.values())
-        a = all(v["converged"] for v in verdicts.values()) if known else None
         data = {
             _fingerprint(r)
             for r in runs
@@ -386,6 +379,13 @@ def select_multilabel_preset(
             if all(r.get("config", {}).get(key) == v for key, v in spec.items())
             and (not data or _fingerprint(r) in data)
         ]
+        if not by and not timed:
+            continue
+        verdicts = {
+            m: _convergence(by[m].get(1, []), by[m].get(2, [])) for m in sorted(by, key=method_rank)
+        }
+        known = bool(verdicts) and all(v["converged"] is not None for v in verdicts.values())
+        a = all(v["converged"] for v in verdicts.values()) if known else None
         if timed:
             secs, source = min(timed), "one run alone on the machine"
         else:
@@ -443,7 +443,7 @@ def multilabel_selection_markdown(
         + _validation_data_text(records)
     ]
     for c in result["candidates"]:
-        rows = _convergence_rows(c["methods"])
+        rows = _convergence_rows(c["methods"]) if c["methods"] else ["(no selection runs yet)"]
         mins = _duration(c["seconds"])
         verdict = "**chosen**" if c["chosen"] else "not chosen"
         parts.append(
