@@ -358,7 +358,11 @@ def plot_multilabel_selection(
         for i, epochs in enumerate(lengths):
             mine = [r for r in runs if r.get("method") == method and int(r["epochs"]) == epochs]
             curves = [
-                {int(p["epoch"]) + 1: float(p["val_map"]) for p in r["curve"] if p.get("val_map")}
+                {
+                    int(p["epoch"]) + 1: float(p["val_map"])
+                    for p in r["curve"]
+                    if p.get("val_map") is not None
+                }
                 for r in mine
             ]
             for c in curves:

@@ -112,15 +112,22 @@ def _convergence(one_values: Sequence[float], two_values: Sequence[float]) -> di
 
 def _candidate_specs(
     candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None,
+    table: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    """``{name: {"model", "width", "epochs"}}`` in cost order (default: the runner's list)."""
-    from longtail.bench.runner import PRESET_CANDIDATES
-
+    """``{name: {"model", "width", "epochs"}}`` in cost order: ``candidates`` given as specs,
+    or names of ``table`` (default: all of ``table``, the runner's list)."""
     if candidates is None:
-        return {k: dict(v) for k, v in PRESET_CANDIDATES.items()}
+        return {k: dict(v) for k, v in table.items()}
     if isinstance(candidates, Mapping):
         return {k: dict(v) for k, v in candidates.items()}
-    return {k: dict(PRESET_CANDIDATES[k]) for k in candidates}
+    return {k: dict(table[k]) for k in candidates}
+
+
+def _matches(rec: dict[str, Any], spec: Mapping[str, Any], k: int) -> bool:
+    """Whether ``rec``'s config is the candidate ``spec`` at ``k`` times its length."""
+    cfg = rec.get("config", {})
+    want = {**spec, "epochs": int(spec["epochs"]) * k}
+    return all(cfg.get(key) == v for key, v in want.items())
 
 
 def select_preset(
@@ -147,28 +154,24 @@ def select_preset(
         "converged"}}, "drw": {...}, "seconds", "timing_source", "a", "b", "c", "chosen"}],
         "chosen": name or None, "not_run": [names of candidates without a run]}``.
     """
+    from longtail.bench.runner import PRESET_CANDIDATES
+
     records = distinct_runs(list(records), warn=False)
     runs = [
         r
         for r in records
         if r.get("bench") == "preset-selection" and r.get("eval_split") == "validation"
     ]
-    specs = _candidate_specs(candidates)
-
-    def matches(r: dict[str, Any], spec: dict[str, Any], k: int) -> bool:
-        cfg = r.get("config", {})
-        want = {**spec, "epochs": int(spec["epochs"]) * k}
-        return all(cfg.get(key) == v for key, v in want.items())
-
+    specs = _candidate_specs(candidates, PRESET_CANDIDATES)
     timing = dict(timing or {})
     for name, spec in specs.items():  # runs alone on an idle machine (--timing)
-        data = {_fingerprint(r) for r in runs if matches(r, spec, 1) or matches(r, spec, 2)}
+        data = {_fingerprint(r) for r in runs if _matches(r, spec, 1) or _matches(r, spec, 2)}
         alone = [
             float(r["seconds"])
             for r in records
             if r.get("bench") == "preset-timing"
             and isinstance(r.get("seconds"), int | float)
-            and matches(r, spec, 1)
+            and _matches(r, spec, 1)
             and (not data or _fingerprint(r) in data)  # a run alone on the same data
         ]
         if alone and name not in timing:
@@ -179,7 +182,7 @@ def select_preset(
     for name, spec in specs.items():  # a run serves every candidate it is a length of
         for r in runs:
             for k in (1, 2):
-                if matches(r, spec, k):
+                if _matches(r, spec, k):
                     by[name][str(r.get("method"))][k].append(r)
     out: list[dict[str, Any]] = []
     chosen = None
@@ -333,12 +336,7 @@ def select_multilabel_preset(
     """
     from longtail.bench.runner import MULTILABEL_CANDIDATES
 
-    if candidates is None:
-        specs = {k: dict(v) for k, v in MULTILABEL_CANDIDATES.items()}
-    elif isinstance(candidates, Mapping):
-        specs = {k: dict(v) for k, v in candidates.items()}
-    else:
-        specs = {k: dict(MULTILABEL_CANDIDATES[k]) for k in candidates}
+    specs = _candidate_specs(candidates, MULTILABEL_CANDIDATES)
     records = distinct_runs(list(records), warn=False)
     runs = [
         r
@@ -356,28 +354,19 @@ def select_multilabel_preset(
     for name, spec in specs.items():
         by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         seconds: list[float] = []
+        data = set()  # the data fingerprints of the candidate's selection runs
         for r in runs:
-            cfg = r.get("config", {})
             for k in (1, 2):
-                want = {**spec, "epochs": int(spec["epochs"]) * k}
-                if all(cfg.get(key) == v for key, v in want.items()):
+                if _matches(r, spec, k):
+                    data.add(_fingerprint(r))
                     if (v := _val_map(r)) is not None:
                         by[str(r.get("method"))][k].append(v)
                     if k == 1 and isinstance(r.get("seconds"), int | float):
                         seconds.append(float(r["seconds"]))
-        data = {
-            _fingerprint(r)
-            for r in runs
-            if any(
-                all(r.get("config", {}).get(key) == v for key, v in want.items())
-                for want in ({**spec, "epochs": int(spec["epochs"]) * k} for k in (1, 2))
-            )
-        }
         timed = [  # a run alone of this candidate on the data its selection runs used
             float(r["seconds"])
             for r in alone
-            if all(r.get("config", {}).get(key) == v for key, v in spec.items())
-            and (not data or _fingerprint(r) in data)
+            if _matches(r, spec, 1) and (not data or _fingerprint(r) in data)
         ]
         if not by and not timed:
             continue
@@ -433,6 +422,7 @@ def multilabel_selection_markdown(
 ) -> str:
     """The multi-label selection as markdown: a table per candidate, the verdict; ``""`` if
     there are no such records."""
+    records = list(records)  # read twice: the verdicts, then the data they were judged on
     result = select_multilabel_preset(records, candidates)
     if not result["candidates"]:
         return ""
