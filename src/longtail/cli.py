@@ -574,6 +574,7 @@ _TASKS = ("classification", "regression", "multilabel")
 _MULTILABEL_OPTIONS = ("val_fraction", "threshold")
 # ... and those of `train --task multilabel` alone (a bench's table is of test scores)
 _MULTILABEL_TRAIN_OPTIONS = ("eval_split",)
+_MULTILABEL_ONLY = (*_MULTILABEL_OPTIONS, *_MULTILABEL_TRAIN_OPTIONS)
 # Regression options and the RegressionConfig field each sets; the shared options set the
 # field of the same name.
 _REGRESSION_OPTIONS = (
@@ -604,12 +605,7 @@ def _refuse_options(args: argparse.Namespace, names: Sequence[str], task: str, w
 def _classification_options(args: argparse.Namespace, default_preset: str) -> dict[str, Any]:
     """(TrainConfig settings with ``preset``) from a config file and the options given."""
     _refuse_options(args, _REGRESSION_OPTIONS, "classification", "regression runs take")
-    _refuse_options(
-        args,
-        (*_MULTILABEL_OPTIONS, *_MULTILABEL_TRAIN_OPTIONS),
-        "classification",
-        "multi-label runs take",
-    )
+    _refuse_options(args, _MULTILABEL_ONLY, "classification", "multi-label runs take")
     options = _fields_from_args(args, "classification")
     options["preset"] = options.get("preset") or default_preset
     own = options.get("loss_kwargs", {})
@@ -966,6 +962,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return _run_jobs(jobs, args)
 
 
+def _selection_grid(
+    args: argparse.Namespace, options: dict[str, Any], table: dict[str, Any], make: Any
+) -> list[Any]:
+    """A preset selection's jobs: ``make(names, seeds, dataset, timing=...)`` over the
+    candidates of ``table`` that ``--candidates`` names, each with the settings ``options``
+    gives besides the data set. Each candidate is its own recipe, so ``options`` may hold only
+    the data, threads and loggers (:data:`_SELECTION_TAKES`)."""
+    extra = sorted(k for k in options if k not in _SELECTION_TAKES)
+    if extra:
+        raise expected(
+            "options",
+            f"none of the recipe's settings for `bench {args.table}` (each candidate is "
+            f"its own recipe; choose them with --candidates: {', '.join(table)})",
+            ", ".join(extra),
+        )
+    names = _distinct_names("--candidates", args.candidates)
+    for n in names or ():
+        if n not in table:
+            raise ValueError(
+                str(expected("--candidates", f"names of {', '.join(table)}", n))
+                + did_you_mean(n, list(table))
+            )
+    settings = {k: v for k, v in options.items() if k != "dataset"}
+    jobs = make(names, args.seeds, options["dataset"], timing=args.timing)
+    if settings:
+        jobs = [
+            dataclasses.replace(j, config=dataclasses.replace(j.config, **settings)) for j in jobs
+        ]
+    _check_grid(jobs, args)
+    return jobs
+
+
 def _cmd_preset_selection(args: argparse.Namespace) -> int:
     """The CPU preset's selection grid: candidates × lengths × methods × seeds on validation."""
     _check_timing(args)
@@ -974,35 +1002,8 @@ def _cmd_preset_selection(args: argparse.Namespace) -> int:
 
     options = _classification_options(args, "cpu")
     options.pop("preset")
-    extra = sorted(k for k in options if k not in _SELECTION_TAKES)
-    if extra:
-        raise expected(
-            "options",
-            "none of the recipe's settings for `bench preset-selection` (each candidate is "
-            f"its own recipe; choose them with --candidates: {', '.join(PRESET_CANDIDATES)})",
-            ", ".join(extra),
-        )
-    names = _distinct_names("--candidates", args.candidates)
-    for n in names or ():
-        if n not in PRESET_CANDIDATES:
-            raise ValueError(
-                str(expected("--candidates", f"names of {', '.join(PRESET_CANDIDATES)}", n))
-                + did_you_mean(n, list(PRESET_CANDIDATES))
-            )
-    jobs = preset_selection_jobs(
-        names, args.seeds, options.get("dataset", "fashion-mnist"), timing=args.timing
-    )
-    if set(options) - {"dataset"}:
-        jobs = [
-            dataclasses.replace(
-                j,
-                config=dataclasses.replace(
-                    j.config, **{k: v for k, v in options.items() if k != "dataset"}
-                ),
-            )
-            for j in jobs
-        ]
-    _check_grid(jobs, args)
+    options.setdefault("dataset", "fashion-mnist")
+    jobs = _selection_grid(args, options, PRESET_CANDIDATES, preset_selection_jobs)
     prepare_data(jobs[0].config)
     return _run_jobs(jobs, args)
 
@@ -1146,12 +1147,7 @@ def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, di
         "regression",
         "classification runs take (a regression data set keeps its own imbalance)",
     )
-    _refuse_options(
-        args,
-        (*_MULTILABEL_OPTIONS, *_MULTILABEL_TRAIN_OPTIONS),
-        "regression",
-        "multi-label runs take",
-    )
+    _refuse_options(args, _MULTILABEL_ONLY, "regression", "multi-label runs take")
     options = _fields_from_args(args, "regression")
     preset = options.pop("preset", None) or ("paper" if command == "train" else "quick")
     options.setdefault("dataset", "diamonds")
@@ -1370,28 +1366,7 @@ def _cmd_multilabel_selection(args: argparse.Namespace) -> int:
     from longtail.engine.multilabel import prepare_multilabel_data
 
     _, options = _multilabel_options(args, "bench")
-    extra = sorted(k for k in options if k not in _SELECTION_TAKES)
-    if extra:
-        raise expected(
-            "options",
-            "none of the recipe's settings for `bench multilabel-preset-selection` (each "
-            f"candidate is its own recipe; choose them with --candidates: "
-            f"{', '.join(MULTILABEL_CANDIDATES)})",
-            ", ".join(extra),
-        )
-    names = _distinct_names("--candidates", args.candidates)
-    for n in names or ():
-        if n not in MULTILABEL_CANDIDATES:
-            raise ValueError(
-                str(expected("--candidates", f"names of {', '.join(MULTILABEL_CANDIDATES)}", n))
-                + did_you_mean(n, list(MULTILABEL_CANDIDATES))
-            )
-    jobs = multilabel_selection_jobs(names, args.seeds, options.pop("dataset"), timing=args.timing)
-    if options:
-        jobs = [
-            dataclasses.replace(j, config=dataclasses.replace(j.config, **options)) for j in jobs
-        ]
-    _check_grid(jobs, args)
+    jobs = _selection_grid(args, options, MULTILABEL_CANDIDATES, multilabel_selection_jobs)
     prepare_multilabel_data(jobs[0].config)
     return _run_jobs(jobs, args)
 
