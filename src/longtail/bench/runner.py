@@ -655,17 +655,11 @@ def _rebuild_logs(job: Job, folder: Path, say: bool) -> None:
     RunFolder(folder, {"log": list(kinds)}, {}).rebuild_logs()
 
 
-def _run_grid_locked(
-    jobs: list[Job],
-    out: Path,
-    workers: int | None,
-    progress: bool | None,
-    launcher: str,
-    launcher_options: dict[str, Any] | None,
-) -> dict[str, Any]:
-    from longtail.bench.launchers import ProgressLine, format_duration, run_jobs
-
-    say = progress is not False
+def _jobs_to_run(jobs: list[Job], out: Path, say: bool) -> tuple[list[Job], int]:
+    """The jobs of ``jobs`` without a finished record of their identity in ``out``, and how
+    many of them replace a record of another identity (moved to ``work/superseded/``). A
+    finished run asked for ``--log`` gets its logs rebuilt; a work folder of another config is
+    cleared."""
     todo, stale = [], 0
     for j in jobs:
         identity = job_identity(j)
@@ -686,6 +680,21 @@ def _run_grid_locked(
         if _clear_stale_work(out / "work" / j.name, identity) and say:
             print(f"{j.name}: removed the work folder of another config", file=sys.stderr)
         todo.append(j)
+    return todo, stale
+
+
+def _run_grid_locked(
+    jobs: list[Job],
+    out: Path,
+    workers: int | None,
+    progress: bool | None,
+    launcher: str,
+    launcher_options: dict[str, Any] | None,
+) -> dict[str, Any]:
+    from longtail.bench.launchers import ProgressLine, format_duration, run_jobs
+
+    say = progress is not False
+    todo, stale = _jobs_to_run(jobs, out, say)
     done = len(jobs) - len(todo)
     at_once = "all at once" if workers is None else f"{workers} at a time"
     if launcher != "local":

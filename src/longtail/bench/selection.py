@@ -110,6 +110,25 @@ def _convergence(one_values: Sequence[float], two_values: Sequence[float]) -> di
     return {"1x": one, "2x": two, "difference": diff, "se": se, "converged": converged}
 
 
+def _alone_seconds(
+    records: Iterable[dict[str, Any]],
+    bench: str,
+    runs: Sequence[dict[str, Any]],
+    spec: Mapping[str, Any],
+) -> list[float]:
+    """Seconds of the timing runs (``"bench": bench``, one run alone on the idle machine) of
+    the candidate ``spec``, on the data its selection ``runs`` used (any data without them)."""
+    data = {_fingerprint(r) for r in runs if _matches(r, spec, 1) or _matches(r, spec, 2)}
+    return [
+        float(r["seconds"])
+        for r in records
+        if r.get("bench") == bench
+        and isinstance(r.get("seconds"), int | float)
+        and _matches(r, spec, 1)
+        and (not data or _fingerprint(r) in data)
+    ]
+
+
 def _candidate_specs(
     candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None,
     table: Mapping[str, Mapping[str, Any]],
@@ -165,15 +184,7 @@ def select_preset(
     specs = _candidate_specs(candidates, PRESET_CANDIDATES)
     timing = dict(timing or {})
     for name, spec in specs.items():  # runs alone on an idle machine (--timing)
-        data = {_fingerprint(r) for r in runs if _matches(r, spec, 1) or _matches(r, spec, 2)}
-        alone = [
-            float(r["seconds"])
-            for r in records
-            if r.get("bench") == "preset-timing"
-            and isinstance(r.get("seconds"), int | float)
-            and _matches(r, spec, 1)
-            and (not data or _fingerprint(r) in data)  # a run alone on the same data
-        ]
+        alone = _alone_seconds(records, "preset-timing", runs, spec)
         if alone and name not in timing:
             timing[name] = min(alone)
     by: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = defaultdict(
@@ -343,31 +354,19 @@ def select_multilabel_preset(
         for r in records
         if r.get("bench") == "multilabel-preset-selection" and r.get("eval_split") == "validation"
     ]
-    alone = [
-        r
-        for r in records
-        if r.get("bench") == "multilabel-preset-timing"
-        and isinstance(r.get("seconds"), int | float)
-    ]
     out: list[dict[str, Any]] = []
     chosen = None
     for name, spec in specs.items():
         by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         seconds: list[float] = []
-        data = set()  # the data fingerprints of the candidate's selection runs
         for r in runs:
             for k in (1, 2):
                 if _matches(r, spec, k):
-                    data.add(_fingerprint(r))
                     if (v := _val_map(r)) is not None:
                         by[str(r.get("method"))][k].append(v)
                     if k == 1 and isinstance(r.get("seconds"), int | float):
                         seconds.append(float(r["seconds"]))
-        timed = [  # a run alone of this candidate on the data its selection runs used
-            float(r["seconds"])
-            for r in alone
-            if _matches(r, spec, 1) and (not data or _fingerprint(r) in data)
-        ]
+        timed = _alone_seconds(records, "multilabel-preset-timing", runs, spec)
         if not by and not timed:
             continue
         verdicts = {
