@@ -54,8 +54,10 @@ TIME_LIMIT_S = 300.0  # (c): five minutes of the 2-core machine for an exp-100 r
 DRW_MIN_EPOCHS = 2  # (b): epochs of DRW at lr × 0.01
 DRW_MIN_STEPS = 300  # (b): optimisation steps of DRW at lr × 0.01
 PLATEAU_POINTS = 0.5  # (b): largest move of the validation error in the last such epoch
-# (c) for the multi-label preset: ten minutes a run, so that its 3-seed benchmark (10 methods,
-# 30 runs, two at a time) takes at most about 2.5 hours of the 2-core machine
+# (c) for the multi-label preset: ten minutes for a run alone on the idle machine, so that its
+# 3-seed benchmark (10 methods, 30 runs, two at a time) takes about 30 x 10 / 2 = 2.5 hours of
+# the 2-core machine, somewhat more in practice (two runs side by side, one thread each, are
+# each slower than one run alone on both cores)
 MULTILABEL_TIME_LIMIT_S = 600.0
 
 
