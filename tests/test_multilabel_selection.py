@@ -80,8 +80,27 @@ def test_selection_jobs_are_validation_runs_named_by_what_they_are():
     with pytest.raises(ValueError, match="candidate"):
         multilabel_selection_jobs(("cnn5-w16-e30",))
     assert next(iter(MULTILABEL_CANDIDATES)) == "cnn5-w16-e20"
-    epochs = [c["epochs"] for c in MULTILABEL_CANDIDATES.values()]
-    assert epochs == sorted(epochs)  # cost order
+    # cost order: an epoch's cost grows with the square of the width (convolutions)
+    costs = [c["epochs"] * c["width"] ** 2 for c in MULTILABEL_CANDIDATES.values()]
+    assert costs == sorted(costs)
+
+
+def test_a_candidate_is_its_learning_rate_too():
+    jobs = multilabel_selection_jobs(("cnn5-w32-e20-lr0.003",), seeds=1)
+    assert {j.name for j in jobs} == {
+        f"cnn5-w32-e{e}-lr0.003_{m}_s0" for e in (20, 40) for m in ("bce", "asl", "db")
+    }
+    assert {(j.config.width, j.config.lr) for j in jobs} == {(32, 0.003)}
+    # the first candidates' runs keep names without a learning rate
+    (first,) = multilabel_selection_jobs(("cnn5-w16-e20",), seeds=1, methods=("bce",), lengths=(1,))
+    assert first.name == "cnn5-w16-e20_bce_s0" and first.config.lr == 0.001
+    # a run at another learning rate is not the candidate's, nor its timing
+    recs = [rec(10, "bce", s, 50.0 + s) for s in (0, 1)] + [rec(20, "bce", s, 50.0) for s in (0, 1)]
+    for r in recs:
+        r["config"]["lr"] = 0.01
+    spec = {"m10": {**SPEC["m10"], "lr": 0.001}}
+    assert select_multilabel_preset(recs, spec)["candidates"] == []
+    assert select_multilabel_preset(recs, {"m10": {**SPEC["m10"], "lr": 0.01}})["candidates"]
 
 
 # -------------------------------------------------------------------------- the verdicts

@@ -326,12 +326,24 @@ def plot_multilabel_ap(
     return _save(fig, path)
 
 
+def _selection_recipe(rec: dict[str, Any]) -> tuple[str, int, float, int]:
+    """A selection run's recipe: model, width, learning rate and length."""
+    cfg = rec.get("config") or {}
+    return (
+        str(cfg.get("model")),
+        int(cfg.get("width") or 0),
+        float(cfg.get("lr") or 0.0),
+        int(rec["epochs"]),
+    )
+
+
 def plot_multilabel_selection(
     records: Iterable[dict[str, Any]], path: str | os.PathLike[str]
 ) -> Path:
     """The multi-label preset selection's validation mAP against the epoch, a panel per method.
 
-    One line per training length (the mean over its seeds, each seed faint behind it), from
+    One line per recipe, a model, width, learning rate and length (the mean over its seeds,
+    each seed faint behind it; the line names the first three when they differ), from
     the ``curve`` of the ``"bench": "multilabel-preset-selection"`` records: where a length's
     line still climbs at its end, and how far above it the next length ends, is criterion (a)
     in a picture.
@@ -351,12 +363,13 @@ def plot_multilabel_selection(
     if not runs:
         raise ValueError("Expected multi-label preset-selection records with a curve, got none.")
     methods = sorted({str(r.get("method")) for r in runs}, key=multilabel_rank)
-    lengths = sorted({int(r["epochs"]) for r in runs})
+    recipes = sorted({_selection_recipe(r) for r in runs})
+    several = len({k[:3] for k in recipes}) > 1  # name the model, width and lr of each line
     fig = _figure(4.2 * len(methods), 4.0)
     axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
     for ax, method in zip(axes, methods, strict=True):
-        for i, epochs in enumerate(lengths):
-            mine = [r for r in runs if r.get("method") == method and int(r["epochs"]) == epochs]
+        for i, key in enumerate(recipes):
+            mine = [r for r in runs if r.get("method") == method and _selection_recipe(r) == key]
             curves = [
                 {
                     int(p["epoch"]) + 1: float(p["val_map"])
@@ -370,7 +383,9 @@ def plot_multilabel_selection(
             shared = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
             if shared:
                 mean = [sum(c[e] for c in curves) / len(curves) for e in shared]
-                label = f"{epochs} epochs ({plural(len(curves), 'seed')})"
+                model, width, lr, epochs = key
+                what = f"{model} w{width} lr {lr:g}, " if several else ""
+                label = f"{what}{epochs} epochs ({plural(len(curves), 'seed')})"
                 ax.plot(shared, mean, color=f"C{i}", marker="o", markersize=3, label=label)
         spec = MULTILABEL_METHODS.get(method)
         ax.set_title(spec.label if spec is not None and spec.label else method, fontsize="medium")

@@ -82,17 +82,25 @@ PRESET_CANDIDATES: dict[str, dict[str, Any]] = {
 SELECTION_METHODS = ("erm", "ldam-drw", "mm-drw")
 SELECTION_VAL_PER_CLASS = 500
 # The multi-label cpu preset's candidates (results/multilabel-preset-selection), cheapest
-# first, judged the same way on the mosaic set's own validation split: each is the cpu
-# preset's model and width at a length; the schedule (lr x 0.1 at 2/3 and 8/9) scales with it.
-# The first list held 20 and 40 epochs. Neither is converged: twice as long gained 4-9 points of
-# validation mAP at 20 epochs and about 4.7 (BCE) at 40, so 80 epochs was put in (its
-# own-length runs are the 40-epoch candidate's long runs) rather than 60, which a gain that
-# size at 40 makes unlikely to pass and which would need both its runs and 120-epoch ones.
+# first, judged the same way on the mosaic set's own validation split: a model, width, Adam
+# learning rate and length; the schedule (lr x 0.1 at 2/3 and 8/9) scales with the length.
+# The first list held width 16 at lr 0.001, 20 and 40 epochs. Neither is converged: twice as
+# long gained 4-9 points of validation mAP at 20 epochs and 3.6-5.1 at 40, and the training loss
+# was still falling at 80 epochs (under-fitting). 80 epochs was put in (its own-length runs are
+# the 40-epoch candidate's long runs). Single validation runs of BCE then showed where the time
+# goes: at 20 epochs, lr 0.003 reached 66.0 and lr 0.01 67.5 (lr 0.001: 61.1; 70.7 at 80
+# epochs), and width 32 at lr 0.003 72.0, above width 16 at 80 epochs, for about 3 times the
+# cost of an epoch (131 against 400 images/s on one thread). So width 32 at lr 0.003 came in,
+# at 20 and 40 epochs, placed by cost: 20 epochs of width 32 cost about what 60 of width 16 do.
 MULTILABEL_CANDIDATES: dict[str, dict[str, Any]] = {
-    "cnn5-w16-e20": {"model": "cnn5", "width": 16, "epochs": 20},
-    "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40},
-    "cnn5-w16-e80": {"model": "cnn5", "width": 16, "epochs": 80},
+    "cnn5-w16-e20": {"model": "cnn5", "width": 16, "epochs": 20, "lr": 1e-3},
+    "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40, "lr": 1e-3},
+    "cnn5-w32-e20-lr0.003": {"model": "cnn5", "width": 32, "epochs": 20, "lr": 3e-3},
+    "cnn5-w16-e80": {"model": "cnn5", "width": 16, "epochs": 80, "lr": 1e-3},
+    "cnn5-w32-e40-lr0.003": {"model": "cnn5", "width": 32, "epochs": 40, "lr": 3e-3},
 }
+# The learning rate of the first candidates, whose run names carry none
+_MULTILABEL_BASE_LR = 1e-3
 MULTILABEL_SELECTION_METHODS = ("bce", "asl", "db")
 
 
@@ -313,6 +321,7 @@ def multilabel_selection_jobs(
             model=base["model"],
             width=base["width"],
             epochs=base["epochs"] * k,
+            lr=base.get("lr"),
             eval_split="validation",
         )
         if timing:
@@ -320,6 +329,8 @@ def multilabel_selection_jobs(
             jobs.append(Job(f"{cand}_timing", cfg, extra))
         else:
             run = f"{base['model']}-w{base['width']}-e{cfg.epochs}"
+            if cfg.lr != _MULTILABEL_BASE_LR:
+                run += f"-lr{cfg.lr:g}"
             extra = {"bench": "multilabel-preset-selection"}
             jobs.append(Job(f"{run}_{method}_s{seed}", cfg, extra))
     return _first_of_each_name(jobs)
