@@ -135,7 +135,7 @@ def _candidate_specs(
     candidates: Mapping[str, Mapping[str, Any]] | Sequence[str] | None,
     table: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    """``{name: {"model", "width", "epochs"}}`` in cost order: ``candidates`` given as specs,
+    """``{name: {"model", "width", "epochs", ...}}`` in cost order: ``candidates`` given as specs,
     or names of ``table`` (default: all of ``table``, the runner's list)."""
     if candidates is None:
         return {k: dict(v) for k, v in table.items()}
@@ -336,7 +336,9 @@ def select_multilabel_preset(
     Args:
         records: Results records; only ``"bench": "multilabel-preset-selection"`` records
             evaluated on the validation split are used (their ``metrics.val_map``).
-        candidates: ``{name: {"model", "width", "epochs"}}`` in cost order, or names of
+        candidates: ``{name: {"model", "width", "epochs", "lr"}}`` in cost order (a run
+            belongs to a candidate when its config has every one of these, at the candidate's
+            length or twice it), or names of
             :data:`longtail.bench.runner.MULTILABEL_CANDIDATES` (default: all of it).
 
     Returns:
