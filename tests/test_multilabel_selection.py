@@ -162,7 +162,8 @@ def test_time_limit_one_seed_and_other_records():
     slow = [rec(10, "bce", s, 40.0 + s, seconds=MULTILABEL_TIME_LIMIT_S + 1) for s in (0, 1)]
     slow += [rec(20, "bce", s, 40.0 + s) for s in (0, 1)]
     r = select_multilabel_preset(slow, {"m10": SPEC["m10"]})
-    assert r["candidates"][0]["a"] is True and r["candidates"][0]["c"] is False
+    assert r["candidates"][0]["a"] is True and r["candidates"][0]["c"] is None  # upper bound
+    assert r["chosen"] is None
     one = [rec(10, "bce", 0, 40.0), rec(20, "bce", 0, 41.0)]
     r = select_multilabel_preset(one, {"m10": SPEC["m10"]})
     assert r["candidates"][0]["a"] is None and r["chosen"] is None
@@ -261,13 +262,16 @@ def test_timing_run_alone_decides_c():
     recs = [rec(10, "bce", s, 40.0 + s, seconds=over) for s in (0, 1)]
     recs += [rec(20, "bce", s, 40.0 + s, seconds=2 * over) for s in (0, 1)]
     shared = select_multilabel_preset(recs, {"m10": SPEC["m10"]})["candidates"][0]
-    assert shared["c"] is False and shared["seconds"] == over
+    assert shared["c"] is None and shared["seconds"] == over  # an upper bound: undetermined
     assert shared["timing_source"].startswith("median")
     alone = rec(10, "db", 0, 50.0, seconds=250.0, bench="multilabel-preset-timing")
     timed = select_multilabel_preset([*recs, alone], {"m10": SPEC["m10"]})["candidates"][0]
     assert timed["c"] is True and timed["seconds"] == 250.0
     assert timed["timing_source"] == "one run alone on the machine"
     assert "db" not in timed["methods"]  # a timing run is not a convergence sample
+    slow = rec(10, "db", 0, 50.0, seconds=over, bench="multilabel-preset-timing")
+    timed = select_multilabel_preset([*recs, slow], {"m10": SPEC["m10"]})["candidates"][0]
+    assert timed["c"] is False  # alone and over the limit: fails
     # nor a row of the test table
     assert multilabel_records([alone]) == []
 

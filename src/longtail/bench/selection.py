@@ -216,11 +216,12 @@ def select_preset(
             "last_move": statistics.fmean(moves) if moves else None,
         }
         seconds = [float(r["seconds"]) for m in methods.values() for r in m.get(1, [])]
-        if timing and name in timing:
+        alone = bool(timing) and name in timing
+        if alone:
             secs, source = float(timing[name]), "one run alone on the machine"
         else:
             secs = statistics.median(seconds) if seconds else float("nan")
-            source = "median of its runs"
+            source = _SHARED_SOURCE
         a = bool(verdicts) and all(v["converged"] for v in verdicts.values())
         a_known = all(v["converged"] is not None for v in verdicts.values()) and bool(verdicts)
         b = (
@@ -229,7 +230,7 @@ def select_preset(
             and drw_info["last_move"] is not None
             and drw_info["last_move"] <= PLATEAU_POINTS
         )
-        c = math.isfinite(secs) and secs <= TIME_LIMIT_S
+        c = _fits(secs, TIME_LIMIT_S, alone)
         entry = {
             "name": name,
             "methods": verdicts,
@@ -259,6 +260,20 @@ def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "–"
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+_SHARED_SOURCE = "median of its runs: an upper bound when they shared the machine"
+
+
+def _fits(seconds: float, limit: float, alone: bool) -> bool | None:
+    """Criterion (c): ``seconds`` within ``limit``. The median of runs that shared the machine
+    is an upper bound: within the limit it passes, above it (c) is undetermined until a run
+    alone is timed (``--timing``)."""
+    if not math.isfinite(seconds):
+        return None
+    if seconds <= limit:
+        return True
+    return False if alone else None
 
 
 def _yes(v: Any) -> str:
@@ -382,11 +397,11 @@ def select_multilabel_preset(
             secs, source = min(timed), "one run alone on the machine"
         else:
             secs = statistics.median(seconds) if seconds else float("nan")
-            source = "median of its runs: an upper bound when they shared the machine"
-        c = math.isfinite(secs) and secs <= MULTILABEL_TIME_LIMIT_S
+            source = _SHARED_SOURCE
+        c = _fits(secs, MULTILABEL_TIME_LIMIT_S, bool(timed))
         entry = {"name": name, "methods": verdicts, "seconds": secs, "a": a, "c": c}
         entry["timing_source"] = source
-        entry["chosen"] = chosen is None and bool(a) and c
+        entry["chosen"] = chosen is None and bool(a) and c is True
         if entry["chosen"]:
             chosen = name
         out.append(entry)
