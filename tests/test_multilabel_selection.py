@@ -94,7 +94,7 @@ def test_a_candidate_is_its_learning_rate_too():
     # the first candidates' runs keep names without a learning rate
     (first,) = multilabel_selection_jobs(("cnn5-w16-e20",), seeds=1, methods=("bce",), lengths=(1,))
     assert first.name == "cnn5-w16-e20_bce_s0" and first.config.lr == 0.001
-    # a run at another learning rate is not the candidate's, nor its timing
+    # a run at another learning rate is not the candidate's
     recs = [rec(10, "bce", s, 50.0 + s) for s in (0, 1)] + [rec(20, "bce", s, 50.0) for s in (0, 1)]
     for r in recs:
         r["config"]["lr"] = 0.01
