@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -364,3 +365,24 @@ def test_a_folder_of_timing_runs_alone_still_reports_c(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(dict(alone, task="multilabel")))
     write_report(tmp_path)
     assert not (tmp_path / "multilabel_selection_curves.png").exists()
+
+
+def test_validation_runs_outside_a_selection_get_their_own_table(tmp_path):
+    from longtail.bench.multilabel import validation_runs_markdown
+    from longtail.bench.report import write_report
+
+    probes = [rec(20, "bce", s, 60.0 + 2 * s, bench="none") for s in (0, 1)]
+    for r in probes:
+        del r["bench"]  # a plain `longtail train --eval-split validation` run
+        r["config"]["lr"] = 0.003
+        r["metrics"]["map"] = r["metrics"]["val_map"]  # a validation run's metrics are its own
+    selection = [rec(20, "asl", 0, 50.0)]
+    text = validation_runs_markdown([*probes, selection[0], rec(20, "db", 0, 1.0, split="test")])
+    (row,) = [line for line in text.splitlines() if line.startswith("| d")]
+    assert "| BCE | m | 1 | 0.003 | 20 | 2 | 61.00 ± 1.41 |" in row  # sd of 60, 62
+    assert "ASL" not in text and "DB" not in text  # selection runs and test runs are elsewhere
+    assert "never scored" in text and validation_runs_markdown(selection) == ""
+    for i, r in enumerate(probes):
+        (tmp_path / f"p{i}.json").write_text(json.dumps(r), encoding="utf-8")
+    report = write_report(tmp_path, tmp_path / "out")[-1].read_text(encoding="utf-8")
+    assert "## Multi-label runs scored on validation" in report and "61.00 ± 1.41" in report

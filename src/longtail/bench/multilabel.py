@@ -49,6 +49,7 @@ __all__ = [
     "multilabel_markdown",
     "plot_multilabel_ap",
     "plot_multilabel_selection",
+    "validation_runs_markdown",
 ]
 
 #: Columns of the multi-label table: (metric, header); every one is a percentage, higher better.
@@ -324,6 +325,61 @@ def plot_multilabel_ap(
         fontsize="medium",
     )
     return _save(fig, path)
+
+
+_SELECTION_BENCHES = ("multilabel-preset-selection", "multilabel-preset-timing")
+
+
+def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
+    """Multi-label runs scored on the validation split only (``--eval-split validation``)
+    outside a preset selection, as markdown: a row per data set, recipe (model, width, learning
+    rate, length) and method, validation mAP and head/medium/tail mAP as mean ± sample std over
+    seeds. ``""`` without such runs. They are never test results, and never enter the
+    multi-label test table."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in distinct_runs(list(records), warn=False):
+        if (
+            r.get("task") == "multilabel"
+            and r.get("eval_split") == "validation"
+            and r.get("bench") not in _SELECTION_BENCHES
+        ):
+            key = (str(r.get("dataset")), *_selection_recipe(r), str(r.get("method")))
+            groups.setdefault(key, []).append(r)
+    if not groups:
+        return ""
+    metrics = ("map", "head_map", "medium_map", "tail_map")
+    lines = [
+        "| Data | Method | Model | Width | lr | Epochs | Seeds | mAP | head | medium | tail |",
+        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in sorted(groups, key=lambda k: (*k[:5], multilabel_rank(k[5]))):
+        dataset, model, width, lr, epochs, method = key
+        runs = groups[key]
+        cells = []
+        for m in metrics:
+            vals = [float(v) for r in runs if (v := (r.get("metrics") or {}).get(m)) is not None]
+            cells.append(_mean_sd(vals))
+        spec = MULTILABEL_METHODS.get(method)
+        label = spec.label if spec is not None and spec.label else method
+        lines.append(
+            f"| {dataset_label(dataset)} | {label} | {model} | {width} | {lr:g} | {epochs} | "
+            f"{len({r.get('seed') for r in runs})} | " + " | ".join(cells) + " |"
+        )
+    return (
+        "Scored on the validation split only (`--eval-split validation`): the test split was "
+        "never scored, so these are not test results. Validation mAP (%), mean ± sample std "
+        "over seeds.\n\n" + "\n".join(lines)
+    )
+
+
+def _mean_sd(values: Sequence[float]) -> str:
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.2f} ± {sd:.2f}"
 
 
 def _selection_recipe(rec: dict[str, Any]) -> tuple[str, int, float, int]:

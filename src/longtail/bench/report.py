@@ -32,7 +32,11 @@ from typing import Any
 from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, plural, setting_title, slug
-from longtail.bench.multilabel import multilabel_sections, plot_multilabel_selection
+from longtail.bench.multilabel import (
+    multilabel_sections,
+    plot_multilabel_selection,
+    validation_runs_markdown,
+)
 from longtail.bench.paper import paper_comparison_markdown
 from longtail.bench.plots import (
     curve_settings,
@@ -359,6 +363,9 @@ def _multilabel_sections(
     if sections:
         mine = [d for d in disagree if multilabel_records([d.kept])]
         sections[2:2] = _notes(mine, "map", "mAP")
+    validation = validation_runs_markdown(records)
+    if validation:
+        sections += ["## Multi-label runs scored on validation", validation]
     selection = multilabel_selection_markdown(records)
     if selection:
         sections += ["## Multi-label preset selection: convergence on validation", selection]
