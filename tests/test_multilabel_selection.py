@@ -386,3 +386,12 @@ def test_validation_runs_outside_a_selection_get_their_own_table(tmp_path):
         (tmp_path / f"p{i}.json").write_text(json.dumps(r), encoding="utf-8")
     report = write_report(tmp_path, tmp_path / "out")[-1].read_text(encoding="utf-8")
     assert "## Multi-label runs scored on validation" in report and "61.00 ± 1.41" in report
+
+
+def test_one_label_method_not_converged_fails_a_while_others_wait():
+    recs = [rec(10, "bce", s, 60.0 + s) for s in (0, 1)] + [
+        rec(20, "bce", s, 70.0 + s) for s in (0, 1)
+    ]
+    recs += [rec(10, "asl", s, 60.0 + s) for s in (0, 1)] + [rec(20, "asl", 0, 60.5)]
+    c = select_multilabel_preset(recs, {"m10": SPEC["m10"]})["candidates"][0]
+    assert c["methods"]["asl"]["converged"] is None and c["a"] is False

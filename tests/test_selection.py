@@ -217,3 +217,13 @@ def test_timing_records_stay_out_of_table1():
     timing = rec("t", "mm-drw", 1, 0, 12.0, bench="preset-timing")
     table = rec("t", "mm-drw", 1, 0, 12.0, split="test", bench="table1")
     assert classification([timing, table]) == [table]
+
+
+def test_one_method_not_converged_decides_a_before_the_others_are_run():
+    # erm clearly moves on doubling; mm-drw has only one seed at twice the length
+    recs = grid("f", {"erm": ([20, 20.2], [25, 25.2]), "mm-drw": ([18, 18.2], [18.1])})
+    c = select_preset(recs, spec("f"))["candidates"][0]
+    assert c["methods"]["mm-drw"]["converged"] is None and c["a"] is False
+    # without the failing method, an undetermined one leaves (a) undetermined
+    rest = [r for r in recs if r["method"] != "erm"]
+    assert select_preset(rest, spec("f"))["candidates"][0]["a"] is None

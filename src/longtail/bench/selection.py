@@ -222,8 +222,7 @@ def select_preset(
         else:
             secs = statistics.median(seconds) if seconds else float("nan")
             source = _SHARED_SOURCE
-        a = bool(verdicts) and all(v["converged"] for v in verdicts.values())
-        a_known = all(v["converged"] is not None for v in verdicts.values()) and bool(verdicts)
+        a = _all_converged(verdicts)
         b = (
             drw_info["epochs"] >= DRW_MIN_EPOCHS
             and drw_info["steps"] >= DRW_MIN_STEPS
@@ -237,7 +236,7 @@ def select_preset(
             "drw": drw_info,
             "seconds": secs,
             "timing_source": source,
-            "a": a if a_known else None,
+            "a": a,
             "b": b,
             "c": c,
             "chosen": False,
@@ -260,6 +259,16 @@ def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "–"
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def _all_converged(verdicts: Mapping[str, dict[str, Any]]) -> bool | None:
+    """Criterion (a) over the methods: failed as soon as one method is shown not converged,
+    passed when every one is converged, undetermined otherwise (a method without both lengths
+    on two seeds, or no method)."""
+    flags = [v["converged"] for v in verdicts.values()]
+    if any(f is False for f in flags):
+        return False
+    return True if flags and all(f is True for f in flags) else None
 
 
 _SHARED_SOURCE = "median of its runs: an upper bound when they shared the machine"
@@ -391,8 +400,7 @@ def select_multilabel_preset(
         verdicts = {
             m: _convergence(by[m].get(1, []), by[m].get(2, [])) for m in sorted(by, key=method_rank)
         }
-        known = bool(verdicts) and all(v["converged"] is not None for v in verdicts.values())
-        a = all(v["converged"] for v in verdicts.values()) if known else None
+        a = _all_converged(verdicts)
         if timed:
             secs, source = min(timed), "one run alone on the machine"
         else:
