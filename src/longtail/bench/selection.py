@@ -216,12 +216,7 @@ def select_preset(
             "last_move": statistics.fmean(moves) if moves else None,
         }
         seconds = [float(r["seconds"]) for m in methods.values() for r in m.get(1, [])]
-        alone = bool(timing) and name in timing
-        if alone:
-            secs, source = float(timing[name]), "one run alone on the machine"
-        else:
-            secs = statistics.median(seconds) if seconds else float("nan")
-            source = _SHARED_SOURCE
+        secs, source, c = _criterion_c(timing.get(name), seconds, TIME_LIMIT_S)
         a = _all_converged(verdicts)
         b = (
             drw_info["epochs"] >= DRW_MIN_EPOCHS
@@ -229,7 +224,6 @@ def select_preset(
             and drw_info["last_move"] is not None
             and drw_info["last_move"] <= PLATEAU_POINTS
         )
-        c = _fits(secs, TIME_LIMIT_S, alone)
         entry = {
             "name": name,
             "methods": verdicts,
@@ -271,18 +265,23 @@ def _all_converged(verdicts: Mapping[str, dict[str, Any]]) -> bool | None:
     return True if flags and all(f is True for f in flags) else None
 
 
-_SHARED_SOURCE = "median of its runs: an upper bound when they shared the machine"
-
-
-def _fits(seconds: float, limit: float, alone: bool) -> bool | None:
-    """Criterion (c): ``seconds`` within ``limit``. The median of runs that shared the machine
-    is an upper bound: within the limit it passes, above it (c) is undetermined until a run
-    alone is timed (``--timing``)."""
-    if not math.isfinite(seconds):
-        return None
-    if seconds <= limit:
-        return True
-    return False if alone else None
+def _criterion_c(
+    alone: float | None, shared: Sequence[float], limit: float
+) -> tuple[float, str, bool | None]:
+    """Criterion (c): the seconds a run takes, where they come from, and whether they are
+    within ``limit``. A run ``alone`` on the idle machine decides it; without one, the median
+    of the ``shared`` runs (which shared the machine) is an upper bound: within the limit it
+    passes, above it (c) is undetermined until a run alone is timed (``--timing``)."""
+    if alone is not None:
+        secs, source = float(alone), "one run alone on the machine"
+    else:
+        secs = statistics.median(shared) if shared else float("nan")
+        source = "median of its runs: an upper bound when they shared the machine"
+    if not math.isfinite(secs):
+        return secs, source, None
+    if secs <= limit:
+        return secs, source, True
+    return secs, source, False if alone is not None else None
 
 
 def _yes(v: Any) -> str:
@@ -401,12 +400,8 @@ def select_multilabel_preset(
             m: _convergence(by[m].get(1, []), by[m].get(2, [])) for m in sorted(by, key=method_rank)
         }
         a = _all_converged(verdicts)
-        if timed:
-            secs, source = min(timed), "one run alone on the machine"
-        else:
-            secs = statistics.median(seconds) if seconds else float("nan")
-            source = _SHARED_SOURCE
-        c = _fits(secs, MULTILABEL_TIME_LIMIT_S, bool(timed))
+        alone = min(timed) if timed else None
+        secs, source, c = _criterion_c(alone, seconds, MULTILABEL_TIME_LIMIT_S)
         entry = {"name": name, "methods": verdicts, "seconds": secs, "a": a, "c": c}
         entry["timing_source"] = source
         entry["chosen"] = chosen is None and bool(a) and c is True
