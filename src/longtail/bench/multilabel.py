@@ -34,6 +34,7 @@ from longtail.bench.records import (
     cell_stats,
     distinct_runs,
     group_tables,
+    is_multilabel,
     multilabel_rank,
     multilabel_records,
     number,
@@ -79,13 +80,18 @@ def _params(row: Row) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if ref.get(k, _MISSING) != v}
 
 
+def _method_label(method: Any) -> str:
+    """The multi-label registry's display name of ``method``, else the name itself."""
+    spec = MULTILABEL_METHODS.get(method)
+    return spec.label if spec is not None and spec.label else str(method)
+
+
 def multilabel_row_labels(rows: Sequence[Row]) -> dict[Row, str]:
     """The multi-label registry's label of each row's method, with its loss settings that
     differ from the registry's (``"ASL (gamma_neg=2)"``)."""
     out = {}
     for row in rows:
-        spec = MULTILABEL_METHODS.get(row.method)
-        label = spec.label if spec is not None and spec.label else str(row.method)
+        label = _method_label(row.method)
         shown = _params(row)
         text = ", ".join(f"{PARAM_SYMBOLS.get(k, k)}={format_value(v)}" for k, v in shown.items())
         out[row] = label + (f" ({text})" if text else "")
@@ -339,7 +345,7 @@ def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in distinct_runs(list(records), warn=False):
         if (
-            r.get("task") == "multilabel"
+            is_multilabel(r)
             and r.get("eval_split") == "validation"
             and r.get("bench") not in _SELECTION_BENCHES
         ):
@@ -355,15 +361,12 @@ def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
     for key in sorted(groups, key=lambda k: (*k[:5], multilabel_rank(k[5]))):
         dataset, model, width, lr, epochs, method = key
         runs = groups[key]
-        cells = []
-        for m in metrics:
-            vals = [float(v) for r in runs if (v := (r.get("metrics") or {}).get(m)) is not None]
-            cells.append(_mean_sd(vals))
-        spec = MULTILABEL_METHODS.get(method)
-        label = spec.label if spec is not None and spec.label else method
+        cells = [_mean_sd(cell_stats(runs, m)) for m in metrics]
         lines.append(
-            f"| {dataset_label(dataset)} | {label} | {model} | {width} | {lr:g} | {epochs} | "
-            f"{len({r.get('seed') for r in runs})} | " + " | ".join(cells) + " |"
+            f"| {dataset_label(dataset)} | {_method_label(method)} | {model} | {width} | "
+            f"{lr:g} | {epochs} | {len({r.get('seed') for r in runs})} | "
+            + " | ".join(cells)
+            + " |"
         )
     return (
         "Scored on the validation split only (`--eval-split validation`): the test split was "
@@ -372,18 +375,17 @@ def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
     )
 
 
-def _mean_sd(values: Sequence[float]) -> str:
-    if not values:
+def _mean_sd(stats: dict[str, Any] | None) -> str:
+    """``mean ± std`` of :func:`~longtail.bench.records.cell_stats`, the mean alone for one
+    value, ``—`` for none."""
+    if stats is None:
         return "—"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.2f}"
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.2f} ± {sd:.2f}"
+    sd = f" ± {stats['std']:.2f}" if stats["n"] > 1 else ""
+    return f"{stats['mean']:.2f}{sd}"
 
 
 def _selection_recipe(rec: dict[str, Any]) -> tuple[str, int, float, int]:
-    """A selection run's recipe: model, width, learning rate and length."""
+    """A multi-label run's recipe: model, width, learning rate and length."""
     cfg = rec.get("config") or {}
     return (
         str(cfg.get("model")),
@@ -443,8 +445,7 @@ def plot_multilabel_selection(
                 what = f"{model} w{width} lr {lr:g}, " if several else ""
                 label = f"{what}{epochs} epochs ({plural(len(curves), 'seed')})"
                 ax.plot(shared, mean, color=f"C{i}", marker="o", markersize=3, label=label)
-        spec = MULTILABEL_METHODS.get(method)
-        ax.set_title(spec.label if spec is not None and spec.label else method, fontsize="medium")
+        ax.set_title(_method_label(method), fontsize="medium")
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small", loc="lower right")
