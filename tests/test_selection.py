@@ -227,3 +227,20 @@ def test_one_method_not_converged_decides_a_before_the_others_are_run():
     # without the failing method, an undetermined one leaves (a) undetermined
     rest = [r for r in recs if r["method"] != "erm"]
     assert select_preset(rest, spec("f"))["candidates"][0]["a"] is None
+
+
+def test_a_run_at_another_learning_rate_is_not_the_candidates():
+    """A candidate is a recipe with its learning rate: runs of the same model, width and
+    length at another lr in the same folder are not its runs."""
+    from longtail.bench.runner import PRESET_CANDIDATES, preset_selection_jobs
+
+    recs = grid("m", {"erm": ([20, 20.1], [19.9, 20.0])})
+    stray = grid("m", {"erm": ([40, 40.1], [10, 10.1])})
+    for r in stray:
+        r["config"]["lr"] = 0.05
+    cands = {"m": {"model": "m", "width": 1, "epochs": 10, "lr": 0.1}}
+    (c,) = select_preset(recs + stray, cands)["candidates"]
+    assert c["methods"]["erm"]["1x"]["values"] == [20, 20.1] and c["a"] is True
+    # the runner's candidates carry the lr their runs are trained at
+    assert all(s["lr"] == 0.1 for s in PRESET_CANDIDATES.values())
+    assert {j.config.lr for j in preset_selection_jobs(("cnn5-w16-e40",), seeds=1)} == {0.1}

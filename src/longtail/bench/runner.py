@@ -73,10 +73,12 @@ SENSITIVITY_LAMBDA2 = (0.5, 1.0, 2.0)
 # (twice as long was 2.1-2.5 points better on validation, beyond 2 SE for all three methods),
 # so the shorter wider ones were dropped unrun and longer runs of the same model put in.
 # cnn5-w16-e60 met all three criteria and is the cpu preset (engine/config.py PRESETS).
+# Each carries its SGD learning rate (the paper's 0.1), so that a run at another learning rate
+# in the same folder never counts as the candidate's.
 PRESET_CANDIDATES: dict[str, dict[str, Any]] = {
-    "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40},
-    "cnn5-w16-e60": {"model": "cnn5", "width": 16, "epochs": 60},
-    "cnn5-w16-e80": {"model": "cnn5", "width": 16, "epochs": 80},
+    "cnn5-w16-e40": {"model": "cnn5", "width": 16, "epochs": 40, "lr": 0.1},
+    "cnn5-w16-e60": {"model": "cnn5", "width": 16, "epochs": 60, "lr": 0.1},
+    "cnn5-w16-e80": {"model": "cnn5", "width": 16, "epochs": 80, "lr": 0.1},
 }
 # The methods whose convergence a preset must show, and the balanced validation split
 SELECTION_METHODS = ("erm", "ldam-drw", "mm-drw")
@@ -269,6 +271,7 @@ def preset_selection_jobs(
             model=base["model"],
             width=base["width"],
             epochs=base["epochs"] * k,
+            lr=base["lr"],
             val_per_class=val_per_class,
             # a timing run is shaped like a Table 1 run: no per-epoch evaluation (the
             # preset's eval_every=0), one on the validation split at the end
