@@ -222,6 +222,10 @@ def test_cli_dry_run_and_refusals(capsys):
     ):
         assert main(["bench", "multilabel-preset-selection", "--out", "x", "--dry-run", *bad]) != 0
         assert msg in capsys.readouterr().err
+    # a name typed without its lr suffix suggests the name it begins first
+    assert main(["bench", "multilabel-preset-selection", "--out", "x", "--dry-run",
+                 "--candidates", "cnn5-w32-e20"]) != 0  # fmt: skip
+    assert "Did you mean 'cnn5-w32-e20-lr0.003' or" in capsys.readouterr().err
 
 
 def test_a_whole_tiny_selection_grid_reports(npz, tmp_path, monkeypatch):

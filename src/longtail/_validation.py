@@ -27,10 +27,16 @@ def expected(name: str, what: str, got: Any) -> ValueError:
 def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the entries of ``known`` close to ``word`` (``""`` when none is close).
 
+    Names that ``word`` begins (a name typed without its suffix, ``cnn5-w32-e20`` for
+    ``cnn5-w32-e20-lr0.003``) come first, then difflib's closest.
+
     Returns:
         ``" Did you mean 'epochs'?"`` (leading space included), ready to append to a message.
     """
-    close = difflib.get_close_matches(str(word), list(known), n=n, cutoff=0.6)
+    known, word = list(known), str(word)
+    begun = [k for k in known if word and k.startswith(word) and k != word]
+    close = begun + [c for c in difflib.get_close_matches(word, known, n=n, cutoff=0.6)]
+    close = list(dict.fromkeys(close))[:n]
     return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
