@@ -229,3 +229,28 @@ def test_dataset_and_preset_help(capsys):
     assert "the recipe chosen by convergence on a validation split for a 2-core CPU" in preset
     assert "docs/preset-selection.md" in preset
     assert "converged" not in preset and "minutes" not in preset
+
+
+def test_the_epochs_batch_and_lr_help_says_what_each_preset_runs(capsys):
+    """The defaults in the help are the configs' own: a preset whose length changes (the cpu
+    preset went from 40 to 60 epochs) changes its help with it."""
+    from longtail.engine.config import make_config
+    from longtail.engine.multilabel import make_multilabel_config
+    from longtail.engine.regression import make_regression_config
+
+    text = " ".join(help_of(["train"], capsys).split())
+    text = text[text.index("options:") :]  # past the usage line
+    epochs = text[text.index("--epochs EPOCHS") : text.index("--batch-size BATCH_SIZE")]
+    for task, make, presets in (
+        ("", make_config, ("paper", "smoke", "cpu")),
+        ("regression ", make_regression_config, ("paper", "quick")),
+        ("multi-label ", make_multilabel_config, ("default", "cpu", "smoke")),
+    ):
+        listed = ", ".join(f"{p} {make(p).epochs}" for p in presets)
+        assert task + listed in epochs
+    assert "cpu 60" in epochs
+    batch = text[text.index("--batch-size BATCH_SIZE") : text.index("--lr LR")]
+    assert f"(default: {make_config('paper').batch_size};" in batch
+    assert f"multi-label {make_multilabel_config().batch_size})" in batch
+    lr = text[text.index("--lr LR") : text.index("--model {")]
+    assert f"regression {make_regression_config('paper').lr:g}," in lr

@@ -651,6 +651,40 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine_configs() -> tuple[type, type, type]:
+    """The run configs of the three tasks: classification, regression, multi-label."""
+    from longtail.engine.multilabel import MultiLabelConfig
+    from longtail.engine.regression import RegressionConfig
+
+    return TrainConfig, RegressionConfig, MultiLabelConfig
+
+
+def _engine_defaults(name: str) -> list[Any]:
+    """The default of the config field ``name`` in each task's config (help texts read the
+    configs, so that they cannot drift from them)."""
+    return [
+        next(f.default for f in dataclasses.fields(c) if f.name == name) for c in _engine_configs()
+    ]
+
+
+def _preset_epochs() -> str:
+    """``"paper 200, cpu 60, smoke 8; regression paper 90, quick 45; multi-label ..."``: the
+    epochs of every preset of every task, read from the preset tables."""
+    from longtail.engine.multilabel import MULTILABEL_PRESETS
+    from longtail.engine.regression import REGRESSION_PRESETS
+
+    parts = []
+    for task, table, default in zip(
+        ("", "regression ", "multi-label "),
+        (PRESETS, REGRESSION_PRESETS, MULTILABEL_PRESETS),
+        _engine_defaults("epochs"),
+        strict=True,
+    ):
+        epochs = (f"{name} {spec.get('epochs', default)}" for name, spec in table.items())
+        parts.append(task + ", ".join(epochs))
+    return "; ".join(parts)
+
+
 def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     """The training recipe: --preset and what it sets (epochs, batch size, lr, the network)."""
     p.add_argument(
@@ -665,19 +699,22 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        help="epochs; the schedule is rescaled to match (default: the preset's: paper 200, "
-        "cpu 40, smoke 8; regression paper 90, quick 45; multi-label default 60, cpu 20, "
-        "smoke 2)",
+        help="epochs; the schedule is rescaled to match (default: the preset's: "
+        f"{_preset_epochs()})",
     )
     p.add_argument(
         "--batch-size",
         type=int,
-        help="training mini-batch size (default: 128; regression 256, multi-label 64)",
+        help="training mini-batch size (default: {}; regression {}, multi-label {})".format(
+            *_engine_defaults("batch_size")
+        ),
     )
     p.add_argument(
         "--lr",
         type=float,
-        help="base learning rate (default: 0.1; regression and multi-label 1e-3)",
+        help="base learning rate (default: {:g}; regression {:g}, multi-label {:g})".format(
+            *_engine_defaults("lr")
+        ),
     )
     p.add_argument(
         "--model",
