@@ -244,3 +244,19 @@ def test_a_run_at_another_learning_rate_is_not_the_candidates():
     # the runner's candidates carry the lr their runs are trained at
     assert all(s["lr"] == 0.1 for s in PRESET_CANDIDATES.values())
     assert {j.config.lr for j in preset_selection_jobs(("cnn5-w16-e40",), seeds=1)} == {0.1}
+
+
+def test_the_selections_default_to_the_two_seeds_their_convergence_test_needs(capsys):
+    """(a) compares seed spreads: a bare `bench preset-selection` trains two seeds, a timing
+    run one, and every other bench kind one."""
+    from longtail.cli import main
+
+    def names(*argv):
+        assert main(["bench", *argv, "--out", "x", "--dry-run"]) == 0
+        return capsys.readouterr().out.split()
+
+    for kind in ("preset-selection", "multilabel-preset-selection"):
+        runs = names(kind)
+        assert {n.rsplit("_s", 1)[1] for n in runs} == {"0", "1"}
+        assert all(n.endswith("_timing") for n in names(kind, "--timing"))
+    assert {n.rsplit("_s", 1)[1] for n in names("table1")} == {"0"}

@@ -954,6 +954,9 @@ def _check_kind_takes(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.seeds is None:  # a selection's (a) needs a seed spread; a timing run is one run
+        selection = args.table in ("preset-selection", "multilabel-preset-selection")
+        args.seeds = 2 if selection and not getattr(args, "timing", False) else 1
     _check_count("--seeds", args.seeds)
     _check_grid_options(args)
     _check_kind_takes(args)  # after the grid options' own, more specific, messages
@@ -1858,7 +1861,12 @@ def _add_bench_grid_options(p: argparse.ArgumentParser) -> None:
         "--sweep-lambda2",
         help=f"dir-sensitivity: the λ2 values (default {listed(runner.SENSITIVITY_LAMBDA2)})",
     )
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="seeds 0..N-1 (default 1; 2 for the preset selections, whose convergence test "
+        "needs a spread over seeds, and 1 with --timing)",
+    )
     p.add_argument(
         "--methods",
         help="table1, dir, multilabel: comma-separated methods (default: all of the kind's: "
