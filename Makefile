@@ -1,5 +1,5 @@
 # Two set-up commands (see README):
-#   make run    create .venv, install longtail (CPU torch first), run the main job (about ten
+#   make run    create .venv, install longtail (CPU torch first), run the main job (about 13
 #               minutes: three methods on Fashion-MNIST exp-100, cpu preset, beside the paper's
 #               CIFAR-10 numbers); then use .venv/bin/longtail
 #   make test   create .venv, install longtail with its dev tools, lint and run the tests
