@@ -269,6 +269,35 @@ def test_batch_of_one_and_absent_classes(name):
     torch.testing.assert_close(got, expected_value(name, z, target, {}, WEIGHT, "mean"))
 
 
+@pytest.mark.parametrize("name", [n for n in LOSSES if info(n).target == "multilabel"])
+def test_one_logit_column_reads_batch_shaped_targets_as_binary_labels(name):
+    """Logits (N, 1) with targets (N,): the 0/1 labels of a binary task, the same loss as with
+    targets (N, 1). Read as class indices they could only be 0, and a batch without a positive
+    would have been scored as all positive."""
+    z = torch.linspace(-3, 3, 8, dtype=torch.float64).unsqueeze(1)
+    kw = {"num_samples": 40} if "num_samples" in info(name).defaults else {}
+    try:
+        m = (
+            lt.create_loss_for_counts(name, [10.0], **kw) if info(name).needs_counts else
+            lt.create_loss(name)
+        ).double()  # fmt: skip
+    except ValueError as err:  # a loss defined over two or more classes says so when built
+        assert "at least 2 classes" in str(err)
+        return
+    for labels in ([0] * 8, [0, 1, 1, 0, 0, 0, 1, 0]):
+        y = torch.tensor(labels)
+        try:
+            want = m(z, y.double().unsqueeze(1))
+        except ValueError:  # a loss that needs two labels refuses both forms
+            with pytest.raises(ValueError):
+                m(z, y)
+            continue
+        for target in (y, y.bool(), y.double()):
+            torch.testing.assert_close(m(z, target), want, equal_nan=True)
+    with pytest.raises(ValueError, match="0/1 labels"):
+        m(z, torch.tensor([0, 2, 1, 0, 0, 0, 1, 0]))
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_empty_batch_gives_attached_zero(name):
     z, target = inputs(name, n=0, dtype=torch.float32)

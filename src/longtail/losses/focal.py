@@ -285,6 +285,12 @@ def _sigmoid_targets(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """``(idx, t, ignored)``: class indices ``(N, 1)`` or dense targets of the logits' shape
     (one of the two), and where entries are ignored ((N, 1) rows for indices, else x's shape)."""
+    if logits.dim() == 2 and logits.shape[1] == 1 and target.shape == logits.shape[:1]:
+        # one logit column: the 0/1 labels of a binary task (as class indices they could only
+        # be 0, so an all-negative batch would read as all positive)
+        from .surrogates import _binary_labels
+
+        target = _binary_labels(target, ignore_index).unsqueeze(1)
     if not target.is_floating_point() and logits.dim() == 2 and target.shape == logits.shape[:1]:
         c = logits.shape[1]
         labels = target.long()
@@ -348,7 +354,8 @@ def sigmoid_focal_loss(
     Shape:
         - logits: any shape; for per-class ``alpha``/``pos_weight``/``weight`` the class dim is 1.
         - target: 0/1 (or soft) targets of the logits' shape, or integer class indices ``(N,)``
-          for ``(N, C)`` logits (one-hot rows, never built).
+          for ``(N, C)`` logits (one-hot rows, never built); for ``(N, 1)`` logits, targets
+          ``(N,)`` are the 0/1 labels of the one column (a binary task).
         - output: a scalar, or the logits' shape with ``reduction="none"``; float32 for half
           inputs, else the input's dtype.
 

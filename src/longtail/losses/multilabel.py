@@ -4,10 +4,11 @@ BCE, ZLPR (the multi-label softmax), the decoupled softmax of DEXML and PU-MLC.
 All take logits ``(N, C)`` (one score per class), ``(N, C, d1, ...)`` (every position a sample,
 class dimension 1) or, where it has a meaning, ``(N,)`` (one binary problem), and targets that are
 0/1 multi-hot rows of the logits' shape, or class indices ``(N, d1, ...)`` (one positive per row:
-the one-hot rows). ``ignore_index`` drops a whole row given as a class index, or one entry of a
-dense target (a missing label). Soft targets in ``[0, 1]`` are taken where the loss has a meaning
-for them (said in each docstring); ZLPR and PU-MLC take 0/1 targets only and refuse others with a
-``ValueError``.
+the one-hot rows). With a single logit column, ``(N, 1, ...)``, targets of the batch shape are
+that column's 0/1 labels (a binary task), never class indices. ``ignore_index`` drops a whole
+row given as a class index, or one entry of a dense target (a missing label). Soft targets in
+``[0, 1]`` are taken where the loss has a meaning for them (said in each docstring); ZLPR and
+PU-MLC take 0/1 targets only and refuse others with a ``ValueError``.
 
 What ``reduction`` means differs with the kind of loss, as for the other losses of the package:
 
@@ -219,7 +220,15 @@ def _counts(class_counts: Any, num_classes: int) -> torch.Tensor:
 def _num_samples(counts: torch.Tensor, num_samples: Any, *, strict: bool) -> float:
     """N, the number of training examples the counts come from (default ``Σ n_c``)."""
     if num_samples is None:
-        return float(counts.sum())
+        total = float(counts.sum())
+        if strict and total <= float(counts.max()):  # one class: N / n_c - 1 would be 0
+            raise expected(
+                "num_samples",
+                "given for counts of a single class (the default, the sum of the counts, equals "
+                "that class's count, and the prior n_c / N would be 1)",
+                "None",
+            )
+        return total
     check_positive("num_samples", num_samples)
     top = float(counts.max())
     if num_samples < top or (strict and num_samples <= top):

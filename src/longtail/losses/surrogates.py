@@ -16,7 +16,9 @@ Two kinds of loss live here.
 All the multi-label losses take logits ``(N, C)`` or ``(N, C, d1, ...)`` (every position a sample,
 class dimension 1) or ``(N,)`` (one binary problem); targets are 0/1 (or soft, in [0, 1]) of the
 logits' shape, or class indices ``(N, d1, ...)`` (one-vs-rest: the one-hot rows, never given to the
-user). ``ignore_index`` drops a whole row given as a class index, or one entry of a dense target.
+user); with a single logit column, targets of the batch shape are its 0/1 labels (a binary task),
+never class indices. ``ignore_index`` drops a whole row given as a class index, or one entry of
+a dense target.
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ class _Multilabel:
         return values.reshape(n, *rest, c).movedim(-1, 1)
 
 
+def _binary_labels(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``target`` as it is, after checking that its entries are 0/1 labels (or soft values in
+    [0, 1], or ``ignore_index``): the targets of one logit column, given without that column."""
+    t = target.double()
+    bad = ((t < 0) | (t > 1)) & (t != ignore_index)
+    if bad.any():
+        raise expected(
+            "target",
+            f"0/1 labels (or ignore_index={ignore_index}) for logits of one class, a binary "
+            "task (class indices would all be 0)",
+            f"values {t[bad][:5].tolist()}",
+        )
+    return target
+
+
 def _multilabel_inputs(logits: Any, target: Any, *, weight: Any, ignore_index: int) -> _Multilabel:
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -102,6 +119,10 @@ def _multilabel_inputs(logits: Any, target: Any, *, weight: Any, ignore_index: i
     batch_shape = (x.shape[0], *x.shape[2:])
     x = x.movedim(1, -1).reshape(-1, c) if x.dim() > 2 else x
     valid = labels = None
+    if c == 1 and logits.dim() > 1 and tuple(target.shape) == batch_shape:
+        # one logit column: targets of the batch shape are the 0/1 labels of a binary task
+        # (as class indices they could only be 0: an all-negative batch would read as positive)
+        target = _binary_labels(target, ignore_index).unsqueeze(1)
     if logits.dim() > 1 and not target.is_floating_point() and tuple(target.shape) == batch_shape:
         labels = target.reshape(-1).long()
         drop = labels == ignore_index
