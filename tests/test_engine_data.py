@@ -269,3 +269,26 @@ def test_no_head_fits_on_the_command_line(tmp_path, capsys):
     assert cli_main([*args, "--out", str(tmp_path / "run1")]) == 2
     err = capsys.readouterr().err
     assert "the largest class has 24 examples" in err and "--profile natural" in err
+
+
+def test_a_single_class_is_refused_before_anything_is_written(tmp_path):
+    npz = write_unequal(tmp_path / "one.npz", [40], labels=[5])
+    with pytest.raises(ValueError, match=r"at least 2 classes.*1 class \(5 of the source data\)"):
+        train(cfg(npz, profile="natural", ratio=1.0), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_labels_that_mean_other_classes_are_other_data(tmp_path):
+    """The same images and label pattern, with labels 0..2 in one file and 10, 20, 30 in
+    another: the tensors a run trains on are the same after renumbering, but the classes are
+    not, so the fingerprints differ (and a run of one is never taken for a run of the other).
+    Labels 0..K-1 add nothing: their fingerprint is that of the tensors alone."""
+    from longtail.engine.run import fingerprint
+
+    plain = write_unequal(tmp_path / "a.npz", [30, 20, 10])
+    other = write_unequal(tmp_path / "b.npz", [30, 20, 10], labels=[10, 20, 30])
+    a, b = prepare_data(cfg(plain, ratio=3.0)), prepare_data(cfg(other, ratio=3.0))
+    assert torch.equal(a["y_train"], b["y_train"]) and b["classes"] == [10, 20, 30]
+    assert a["fingerprint"] != b["fingerprint"]
+    tensors = (a["x_train"], a["y_train"], a["x_test"], a["y_test"])
+    assert a["fingerprint"] == fingerprint(*tensors)

@@ -29,10 +29,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from longtail._validation import expected
 from longtail.data.folders import folder_stamp
 from longtail.data.images import ImageDataset, load_image_dataset, normalize, random_crop_flip
 from longtail.data.profiles import head_order, imbalanced_indices, profile_counts
@@ -113,6 +115,12 @@ def _prepare_cached(
     val_per_class: int,
 ) -> dict[str, Any]:
     data = _load_cached(name, data_dir, download, stamp)
+    if data.num_classes < 2:
+        raise expected(
+            "dataset",
+            "at least 2 classes to classify",
+            f"{name!r} with 1 class ({data.classes[0]!r} of the source data)",
+        )
     if val_per_class:
         x_pool, y_pool, x_eval, y_eval = _split_validation(data, val_per_class)
     else:
@@ -147,8 +155,21 @@ def _prepare_cached(
         "num_classes": data.num_classes,
         "channels": data.x_train.shape[1],
         "classes": list(data.classes),  # the source label of each class index
-        "fingerprint": fingerprint(x_train, y_train, x_eval, y_eval),
+        "fingerprint": fingerprint(x_train, y_train, x_eval, y_eval, *_class_map(data)),
     }
+
+
+def _class_map(data: ImageDataset) -> tuple[Any, ...]:
+    """What the fingerprint adds for labels renumbered from the source data's: the source label
+    (or class name) of each class index, so that two files of the same images whose labels mean
+    other classes are different data. Nothing for labels that are ``0 .. K - 1`` already, so
+    those runs keep the fingerprint they always had."""
+    classes = list(data.classes)
+    if classes == list(range(data.num_classes)):
+        return ()
+    if all(isinstance(c, str) for c in classes):
+        return (np.array(classes, dtype=str),)
+    return (np.asarray(classes, dtype=np.int64),)
 
 
 def prepare_data(config: TrainConfig) -> dict[str, Any]:
@@ -165,7 +186,8 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     statistics of the long-tailed training images), ``num_classes``, ``channels``, ``classes``
     (the source data's label of each class index: labels that were not ``0 .. K - 1`` are
     renumbered in sorted order) and ``fingerprint`` (:func:`~longtail.engine.run.fingerprint`
-    of the four tensors: what the run's identity records of its data).
+    of the four tensors, and of ``classes`` when labels were renumbered: what the run's
+    identity records of its data).
     """
     stamp = _file_stamp(config.dataset, config.data_dir)
     return dict(
