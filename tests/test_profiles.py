@@ -14,6 +14,7 @@ from longtail.data import (
     imbalanced_indices,
     imbalanced_subset,
 )
+from longtail.data.profiles import profile_counts
 
 
 def reference_exp(n_max, num_classes, ratio):
@@ -270,3 +271,19 @@ def test_package_exports():
     }
     for name in ltdata.__all__:
         assert hasattr(ltdata, name)
+
+
+def test_a_short_class_error_says_what_to_do():
+    """With `ratio`, class 0 is the head: the error names the helper that puts the largest
+    class first, as the command line does. Labels that are not 0..C-1 leave empty classes:
+    the error lists the labels present and says to renumber them."""
+    unequal = torch.tensor([0] * 30 + [1] * 100 + [2] * 60)
+    with pytest.raises(
+        ValueError, match=r"at most 30.*100 requested\. With `ratio`.*counts"
+    ):
+        imbalanced_indices(unequal, ratio=5)
+    counts, order, _ = profile_counts([30, 100, 60], 5, "exp")
+    assert order[0] == 1 and len(imbalanced_indices(unequal, counts=counts)) == sum(counts)
+    sparse = torch.tensor([3] * 30 + [7] * 100 + [42] * 60)
+    with pytest.raises(ValueError, match=r"labels present are \[3, 7, 42\]: renumber"):
+        imbalanced_indices(sparse, ratio=5)
