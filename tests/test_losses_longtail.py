@@ -65,6 +65,18 @@ def test_seesaw_module_accumulates_the_labels_it_sees():
     )
 
 
+def test_seesaw_in_eval_mode_reads_the_counts_without_adding_to_them():
+    crit = lt.create_loss("seesaw", cum_samples=[5, 3, 2, 1, 1]).double()
+    z, y = _problem(n=6, seed=3)
+    crit.eval()
+    got = crit(z, y)
+    assert crit.cum_samples.tolist() == [5, 3, 2, 1, 1]  # a validation loss changes nothing
+    torch.testing.assert_close(got, LF.seesaw_loss(z, y, cum_samples=[5, 3, 2, 1, 1]))
+    crit.train()
+    torch.testing.assert_close(crit(z, y), got)  # the same loss, and now the batch counts
+    assert crit.cum_samples.sum().item() == 12 + len(y)
+
+
 def test_seesaw_matches_mmdetection_once_every_class_is_seen():
     """mmdetection clamps the counts at 1; with every class seen the clamp does nothing, and its
     formula (weights multiplied into exp, not added to the logits) gives the same loss."""

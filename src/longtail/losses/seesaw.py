@@ -178,7 +178,10 @@ def seesaw_loss(
 )
 class SeesawLoss(WeightedLoss):
     """Module form of :func:`seesaw_loss`; the samples seen per class are the int64 buffer
-    ``cum_samples``, updated in ``forward`` with each batch's (not ignored) labels."""
+    ``cum_samples``, updated in ``forward`` with each batch's (not ignored) labels in training
+    mode only: after ``.eval()`` a batch is scored with the counts plus its own labels, as in
+    training, but the buffer keeps its value (like BatchNorm's running statistics; mmdetection
+    computes the loss in training only, so it never meets the case)."""
 
     def __init__(
         self,
@@ -226,5 +229,7 @@ class SeesawLoss(WeightedLoss):
             self.weight,
             self.ignore_index,
             self.reduction,
-            on_counts=self._store,
+            # in eval mode the counts are read, not updated (as BatchNorm's running statistics):
+            # a validation loss must not change what training sees next
+            on_counts=self._store if self.training else None,
         )
