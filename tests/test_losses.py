@@ -550,7 +550,10 @@ def test_misspelled_keyword_names_the_accepted_ones():
     with pytest.raises(ValueError) as err:
         lt.create_loss("focal", gama=1.0)
     msg = str(err.value)
-    assert "Expected `kwargs`" in msg and "gamma, alpha, weight, ignore_index, reduction" in msg
+    assert (
+        "Expected a keyword argument of loss" in msg
+        and "gamma, alpha, weight, ignore_index, reduction" in msg
+    )
     assert "Did you mean 'gamma'" in msg
     with pytest.raises(ValueError, match="Did you mean 'delta_minus'"):
         lt.create_loss("mm", delta_mins=0.5)

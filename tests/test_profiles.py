@@ -278,9 +278,7 @@ def test_a_short_class_error_says_what_to_do():
     class first, as the command line does. Labels that are not 0..C-1 leave empty classes:
     the error lists the labels present and says to renumber them."""
     unequal = torch.tensor([0] * 30 + [1] * 100 + [2] * 60)
-    with pytest.raises(
-        ValueError, match=r"at most 30.*100 requested\. With `ratio`.*counts"
-    ):
+    with pytest.raises(ValueError, match=r"at most 30.*100 requested\. With `ratio`.*counts"):
         imbalanced_indices(unequal, ratio=5)
     counts, order, _ = profile_counts([30, 100, 60], 5, "exp")
     assert order[0] == 1 and len(imbalanced_indices(unequal, counts=counts)) == sum(counts)

@@ -410,3 +410,13 @@ def test_a_grid_folder_in_use_by_another_grid_is_refused(npz, tmp_path):
         holder.wait()
     assert not list(out.glob("*.json"))
     assert run_grid(jobs, out, progress=False)["ran"] == 1
+
+
+def test_the_divergence_message_says_whether_a_checkpoint_exists():
+    from longtail.engine.run import check_finite
+
+    with pytest.raises(TrainingDiverged, match="no epoch finished, so it has no checkpoint"):
+        check_finite(float("nan"), 0, 3, "erm")
+    with pytest.raises(TrainingDiverged, match="its checkpoint holds epoch 4, the last finished"):
+        check_finite(float("inf"), 5, 0, "erm")
+    check_finite(1.0, 0, 0, "erm")  # a finite loss passes

@@ -493,11 +493,15 @@ class Progress:
 def check_finite(loss: float, epoch: int, step: int, label: str) -> None:
     """Stop a diverged run at once, saying where and what to try."""
     if not math.isfinite(loss):
+        kept = (
+            f"its checkpoint holds epoch {epoch - 1}, the last finished"
+            if epoch
+            else "no epoch finished, so it has no checkpoint"
+        )
         raise TrainingDiverged(
             f"Expected the training loss of {label} to stay finite, but it is {loss} at epoch "
-            f"{epoch} (0-based), batch {step}. The run stops here; its checkpoint holds the last "
-            "finished epoch. Try a lower learning rate (--lr), a longer warm-up, or check the "
-            "data and the loss arguments."
+            f"{epoch} (0-based), batch {step}. The run stops here; {kept}. Try a lower "
+            "learning rate (--lr), a longer warm-up, or check the data and the loss arguments."
         )
 
 

@@ -296,10 +296,15 @@ def get_loss_info(name: str) -> LossInfo:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        if close:  # the likely names, not all of them
+            raise ValueError(
+                f"Expected `name` to be one of the registered losses, but got {name!r}. Did "
+                f"you mean {' or '.join(repr(c) for c in close)}? (`longtail losses` lists "
+                f"all {len(_REGISTRY)})"
+            ) from None
         raise ValueError(
             f"Expected `name` to be one of the registered losses {sorted(_REGISTRY)}, "
-            f"but got {name!r}.{hint}"
+            f"but got {name!r}."
         ) from None
 
 
@@ -352,9 +357,11 @@ def create_loss(name: str, class_counts: Any = None, **kwargs: Any) -> nn.Module
     info = get_loss_info(name)
     for key in kwargs:
         if key not in info.keywords:
-            what = f"a keyword argument of loss {name!r} ({', '.join(info.keywords)})"
             hint = did_you_mean(key, info.keywords)
-            raise ValueError(str(expected("kwargs", what, repr(key))) + hint)
+            raise ValueError(
+                f"Expected a keyword argument of loss {name!r} ({', '.join(info.keywords)}), "
+                f"but got {key!r}.{hint}"
+            )
     if info.needs_counts:
         if class_counts is None:
             raise expected("class_counts", f"the training class counts for loss {name!r}", "None")

@@ -121,7 +121,7 @@ def _prepare(
     if empty:
         names = ", ".join(repr(data.label_names[i]) for i in empty[:5])
         raise expected(
-            "the training labels",
+            "y_train",
             "at least one positive example of every label (the long-tailed losses divide by "
             "the label counts)",
             f"none of label{'s' if len(empty) > 1 else ''} {names} in {dataset}"

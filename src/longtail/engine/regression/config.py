@@ -169,8 +169,8 @@ class RegressionConfig:
         backbone: ``"mlp"`` (tables; default for them) or ``"cnn"`` (images; default for them).
         hidden: MLP hidden sizes (Linear + ReLU each); the last is the feature size.
         model, width: the CNN (:func:`longtail.models.create_model`: ``resnet20``,
-            ``resnet32``, ``cnn5``, ``small-cnn``) and its first-stage width; its pooled features feed
-            the head.
+            ``resnet32``, ``cnn5``, ``small-cnn``) and its first-stage width; its pooled
+            features feed the head.
         augment, padding: random crops (zero padding) and horizontal flips for images.
         epochs, batch_size, lr, weight_decay: Adam's schedule.
         lr_milestones: 0-based epochs where the lr is multiplied by ``lr_gamma``; ``None``:
