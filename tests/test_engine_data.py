@@ -292,3 +292,15 @@ def test_labels_that_mean_other_classes_are_other_data(tmp_path):
     assert a["fingerprint"] != b["fingerprint"]
     tensors = (a["x_train"], a["y_train"], a["x_test"], a["y_test"])
     assert a["fingerprint"] == fingerprint(*tensors)
+
+
+def test_val_per_class_names_the_smallest_class_and_warns_when_it_takes_most_of_one(tmp_path):
+    npz = write_unequal(tmp_path / "u.npz", [60, 50, 45, 40, 20])
+    with pytest.raises(ValueError, match=r"smallest class, 4 .*20 training examples.*at most 19"):
+        prepare_data(cfg(npz, profile="natural", ratio=1.0, val_per_class=30))
+    with pytest.warns(UserWarning, match=r"more than half of class 4 .*1 left to train on"):
+        data = prepare_data(cfg(npz, profile="natural", ratio=1.0, val_per_class=19))
+    assert data["counts"].tolist() == [41, 31, 26, 21, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a modest split is quiet
+        prepare_data(cfg(npz, profile="natural", ratio=1.0, val_per_class=5))

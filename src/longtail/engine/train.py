@@ -85,16 +85,27 @@ def _split_validation(
     seeded 1, apart from the profile's seed 0), so the split is the same for every run.
     """
     y = data.y_train
+    sizes = torch.bincount(y, minlength=data.num_classes)
+    small = int(sizes.argmin())  # the class that decides what can be held out
+    if int(sizes[small]) <= per_class:
+        raise ValueError(
+            f"Expected argument `val_per_class` to leave training examples of every class, "
+            f"but got {per_class}, while the smallest class, {small} "
+            f"({data.classes[small]!r} of the source data), has {int(sizes[small])} training "
+            f"examples: at most {int(sizes[small]) - 1} can be held out"
+        )
+    if 2 * per_class > int(sizes[small]):
+        warnings.warn(
+            f"val_per_class={per_class} holds out more than half of class {small} "
+            f"({data.classes[small]!r} of the source data, {int(sizes[small])} training "
+            f"examples, {int(sizes[small]) - per_class} left to train on): the training set's "
+            "imbalance changes with it (the record gives the ratio trained on)",
+            stacklevel=2,
+        )
     g = torch.Generator().manual_seed(1)
     held = []
     for c in range(data.num_classes):
         idx = torch.nonzero(y == c).flatten()
-        if len(idx) <= per_class:
-            raise ValueError(
-                f"Expected argument `val_per_class` to leave training examples of every class, "
-                f"but got {per_class}, while class {c} ({data.classes[c]!r} of the source data) "
-                f"has {len(idx)} training examples"
-            )
         held.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
     val = torch.sort(torch.cat(held)).values
     keep = torch.ones(len(y), dtype=torch.bool)
