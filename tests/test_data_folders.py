@@ -229,7 +229,7 @@ def test_folder_errors(tmp_path):
     (hollow / "b").mkdir(parents=True)
     (hollow / "b" / "readme.md").write_text("no images here")
     (hollow / "c").mkdir()
-    with pytest.raises(ValueError, match=r"no class folder in the class folders holds an image"):
+    with pytest.raises(ValueError, match=r"no class folder in the folder holds an image"):
         load_image_folder(hollow)
 
 

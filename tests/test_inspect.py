@@ -251,6 +251,16 @@ def test_unwritable_plot(npz, tmp_path, capsys):
     fails_cleanly(["inspect", npz, "--plot", str(tmp_path / "file" / "x.png")], capsys, "--plot")
 
 
+def test_the_plot_format_follows_the_suffix_and_another_suffix_is_refused(npz, tmp_path, capsys):
+    for suffix, magic in ((".pdf", b"%PDF"), (".svg", b"<?xml")):
+        path = tmp_path / f"counts{suffix}"
+        rc, _, err = run(["inspect", npz, "--plot", str(path)], capsys)
+        assert rc == 0, err
+        assert path.read_bytes().startswith(magic)
+    fails_cleanly(["inspect", npz, "--plot", str(tmp_path / "counts.txt")], capsys, ".png, .pdf")
+    assert not (tmp_path / "counts.txt").exists()
+
+
 def test_effective_total_is_the_sum(npz):
     report = inspect_dataset(npz, beta=0.9)
     total = sum((1 - 0.9**n) / 0.1 for n in COUNTS)

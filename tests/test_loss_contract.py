@@ -405,7 +405,9 @@ def test_ignoring_an_entry_is_dropping_it(name):
             out.sum().backward()
             assert (x.grad[~keep] == 0).all()
         everything = build(name, ignore_index=ignore_index).double()
-        assert everything(z, torch.full_like(y, ignore_index)).item() == 0.0
+        for logits in (z, -z.abs() - 1):  # a sum of negative logits times 0 is -0.0
+            value = everything(logits, torch.full_like(y, ignore_index)).item()
+            assert value == 0.0 and math.copysign(1.0, value) == 1.0  # +0, not -0
 
 
 @pytest.mark.parametrize("name", [n for n in LOSSES if n not in FLAT_ONLY])

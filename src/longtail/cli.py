@@ -1414,8 +1414,18 @@ def _cmd_multilabel_selection(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     """``longtail inspect DATASET``: :func:`longtail.data.inspect.inspect_dataset`, as text,
     JSON (``--json``) and a PNG (``--plot``)."""
-    from longtail.data.inspect import format_inspection, inspect_dataset, plot_inspection
+    from longtail.data.inspect import (
+        format_inspection,
+        inspect_dataset,
+        plot_format,
+        plot_inspection,
+    )
 
+    if args.plot:  # before the data is read: a bad name is refused at once
+        try:
+            plot_format(args.plot)
+        except ValueError:
+            raise expected("--plot", "a file ending in .png, .pdf or .svg", args.plot) from None
     report = inspect_dataset(
         args.dataset,
         data_dir=args.data_dir,
@@ -1437,7 +1447,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             raise ValueError(str(err)) from err
         except OSError as err:  # a read-only folder, a folder named like the file
             got = f"{args.plot!r} ({err.strerror or err})"
-            raise expected("--plot", "a PNG file path that can be written", got) from err
+            raise expected("--plot", "an image file path that can be written", got) from err
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
         return 0
@@ -1807,8 +1817,8 @@ def _add_inspect(sub: Any) -> None:
     p.add_argument(
         "--plot",
         metavar="FILE",
-        help="write a PNG: the class counts sorted from the head, log scale, coloured by region "
-        "(regression: the target histogram) (default: no plot)",
+        help="write an image (.png, .pdf or .svg): the class counts sorted from the head, log "
+        "scale, coloured by region (regression: the target histogram) (default: no plot)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=_cmd_inspect)

@@ -503,7 +503,7 @@ def _read_image_folder(
     root: Path, size: tuple[int, int] | None, mode: str | None, fraction: float
 ) -> dict[str, Any]:
     layout, splits = _listing(root)
-    where = "train/" if layout == "split" else "the class folders"
+    where = "train/" if layout == "split" else "the folder"
     if layout == "flat":
         train, test = _split_classes(splits["all"], root, fraction)
     else:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from longtail._validation import check_in_range, expected
+from longtail._validation import check_finite_number, expected
 from longtail.data.profiles import RATIO_TOLERANCE
 from longtail.data.registry import dataset_label, get_dataset, path_stem
 from longtail.metrics import regions_of_counts
@@ -95,6 +95,13 @@ def gini(counts: Sequence[float]) -> float:
     return max(0.0, float(2 * (i * n).sum() / (k * total) - (k + 1) / k))
 
 
+def _check_beta(beta: Any) -> None:
+    """β of the effective number: a number in [0, 1) (one message for every bad value)."""
+    check_finite_number("beta", beta)
+    if not 0.0 <= beta < 1.0:
+        raise expected("beta", "a number in [0, 1) (β = 1 makes every E_n = n)", repr(beta))
+
+
 def effective_number(counts: Sequence[float], beta: float = 0.9999) -> list[float]:
     """The effective number of samples of each class, ``E_n = (1 - β^n) / (1 - β)``.
 
@@ -108,9 +115,7 @@ def effective_number(counts: Sequence[float], beta: float = 0.9999) -> list[floa
     >>> effective_number([0, 5], beta=0.0)
     [0.0, 1.0]
     """
-    check_in_range("beta", beta, 0.0, 1.0)
-    if beta >= 1:
-        raise expected("beta", "in [0, 1) (β = 1 makes every E_n = n)", beta)
+    _check_beta(beta)
     n = np.asarray(counts, dtype=np.float64)
     if beta == 0:
         return [float(v > 0) for v in n]
@@ -573,9 +578,7 @@ def inspect_dataset(
             regression or multi-label data, bad ``beta`` or thresholds.
         FileNotFoundError: a missing file.
     """
-    check_in_range("beta", beta, 0.0, 1.0)
-    if beta >= 1:
-        raise expected("beta", "in [0, 1) (β = 1 makes every E_n = n)", beta)
+    _check_beta(beta)
     shown = os.fspath(dataset)
     data_dir = os.fspath(data_dir) if data_dir is not None else None
     task, resolved = _kind(shown, data_dir)
@@ -815,14 +818,32 @@ def format_inspection(report: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------- as a plot
+#: The image formats ``plot_inspection`` writes, by the file's suffix.
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def plot_format(path: str | os.PathLike[str]) -> str:
+    """``"png"``, ``"pdf"`` or ``"svg"`` from the suffix of ``path``; another suffix (or none)
+    raises ``ValueError`` (a file named ``counts.txt`` holding a PNG helps nobody)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise expected(
+            "plot path", f"a file ending in {', '.join(PLOT_FORMATS)}", repr(os.fspath(path))
+        )
+    return suffix[1:]
+
+
 def plot_inspection(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write the counts of ``report`` as a PNG at ``path``: the class (label) counts sorted from
-    the head, log scale, coloured by region; for regression the training target histogram
-    over the DIR bins, coloured by region. The many / few thresholds are dashed lines.
+    """Write the counts of ``report`` as an image at ``path`` (PNG, PDF or SVG by its suffix):
+    the class (label) counts sorted from the head, log scale, coloured by region; for
+    regression the training target histogram over the DIR bins, coloured by region. The many /
+    few thresholds are dashed lines.
 
     Raises:
         ImportError: matplotlib is missing (the ``bench`` extra).
+        ValueError: ``path`` does not end in .png, .pdf or .svg.
     """
+    fmt = plot_format(path)
     try:
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
@@ -878,4 +899,4 @@ def plot_inspection(report: dict[str, Any], path: str | os.PathLike[str]) -> Pat
     ax.set_title(
         f"{report['label']}{setting}: imbalance ratio {_num(imb)}, Gini {report['gini']:.2f}"
     )
-    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120))

@@ -79,7 +79,7 @@ def cross_entropy(
     if reduction == "mean" and (
         flat.target.numel() == 0 or (flat.valid is not None and not flat.valid.any())
     ):
-        return logits.sum().to(ctype) * 0
+        return logits.sum().to(ctype) * 0 + 0.0  # attached; + 0.0 makes a -0.0 plain 0.0
     return F.cross_entropy(
         logits.to(ctype),
         target,
