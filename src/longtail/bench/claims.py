@@ -56,11 +56,14 @@ __all__ = [
     "INTRO",
     "Claim",
     "ClaimResult",
+    "PairedDifference",
     "claims_json",
     "claims_markdown",
     "paired_claims",
+    "paired_difference",
     "student_t_cdf",
     "t_quantile",
+    "values_by_seed",
     "verdict",
 ]
 
@@ -290,11 +293,13 @@ class ClaimResult:
         }
 
 
-def verdict(ci: tuple[float, float] | None) -> str:
-    """The verdict of a claim from the interval of ``method − baseline`` (``None``: one seed)."""
+def verdict(ci: tuple[float, float] | None, *, higher: bool = False) -> str:
+    """The verdict of a claim from the interval of ``method − baseline`` (``None``: one seed):
+    for a metric where lower is better (an error), a difference below 0 supports the claim;
+    ``higher=True`` (an mAP), above 0."""
     if ci is None:
         return "inconclusive (1 seed)"
-    low, high = ci
+    low, high = (-ci[1], -ci[0]) if higher else ci
     if high < 0:
         return "supported"
     if low > 0:
@@ -302,18 +307,52 @@ def verdict(ci: tuple[float, float] | None) -> str:
     return "inconclusive"
 
 
+class PairedDifference(NamedTuple):
+    """Two methods' values paired by seed: ``differences = a − b`` per seed, their mean, sample
+    std, ``t(0.975, n − 1)`` and 95% interval (the last three ``None`` for one pair)."""
+
+    seeds: tuple[Any, ...]
+    a: tuple[float, ...]
+    b: tuple[float, ...]
+    differences: tuple[float, ...]
+    mean: float
+    std: float | None
+    t: float | None
+    ci: tuple[float, float] | None
+
+
+def paired_difference(a: dict[Any, float], b: dict[Any, float]) -> PairedDifference | None:
+    """``a`` and ``b`` (``{seed: value}``) paired on the seeds both have, with the Student-t
+    interval of the mean difference; ``None`` when they share no seed."""
+    seeds = tuple(sorted(set(a) & set(b), key=_seed_order))
+    if not seeds:
+        return None
+    va = tuple(a[s] for s in seeds)
+    vb = tuple(b[s] for s in seeds)
+    diffs = tuple(x - y for x, y in zip(va, vb, strict=True))
+    n = len(diffs)
+    mean = sum(diffs) / n
+    std = t = ci = None
+    if n > 1:
+        std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+        t = t_quantile(0.5 + CONFIDENCE / 2, n - 1)
+        half = t * std / math.sqrt(n)
+        ci = (mean - half, mean + half)
+    return PairedDifference(seeds, va, vb, diffs, mean, std, t, ci)
+
+
 def _seed_order(seed: Any) -> tuple[str, Any]:
     return ("", seed) if isinstance(seed, (int, float)) else (type(seed).__name__, str(seed))
 
 
-def _errors_by_seed(runs: Iterable[dict[str, Any]]) -> dict[Any, float]:
-    """``{seed: top-1 error}`` of the runs of one cell; runs without a seed or a finite value left
-    out. Two records of one seed (one run under two benches) count once: the first by
-    :func:`~longtail.bench.records.content_key`."""
+def values_by_seed(runs: Iterable[dict[str, Any]], metric: str = METRIC) -> dict[Any, float]:
+    """``{seed: metrics[metric]}`` of the runs of one cell (default the top-1 error); runs
+    without a seed or a finite value left out. Two records of one seed (one run under two
+    benches) count once: the first by :func:`~longtail.bench.records.content_key`."""
     out: dict[Any, float] = {}
     for rec in sorted(runs, key=content_key):
         seed = identity(rec).get("seed")
-        value = number((rec.get("metrics") or {}).get(METRIC))
+        value = number((rec.get("metrics") or {}).get(metric))
         if seed is None or value is None or not math.isfinite(value) or seed in out:
             continue
         out[seed] = value
@@ -329,20 +368,9 @@ def _result(
     method: dict[Any, float],
     baseline: dict[Any, float],
 ) -> ClaimResult | None:
-    seeds = tuple(sorted(set(method) & set(baseline), key=_seed_order))
-    if not seeds:
+    pair = paired_difference(method, baseline)
+    if pair is None:
         return None
-    a = tuple(method[s] for s in seeds)
-    b = tuple(baseline[s] for s in seeds)
-    diffs = tuple(x - y for x, y in zip(a, b, strict=True))
-    n = len(diffs)
-    mean = sum(diffs) / n
-    std = t = ci = None
-    if n > 1:
-        std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-        t = t_quantile(0.5 + CONFIDENCE / 2, n - 1)
-        half = t * std / math.sqrt(n)
-        ci = (mean - half, mean + half)
     return ClaimResult(
         claim=claim,
         label=label,
@@ -351,15 +379,15 @@ def _result(
         fingerprinted=table.fingerprinted,
         setting=column.setting,
         data=column.data,
-        seeds=seeds,
-        method_errors=a,
-        baseline_errors=b,
-        differences=diffs,
-        mean=mean,
-        std=std,
-        t=t,
-        ci=ci,
-        verdict=verdict(ci),
+        seeds=pair.seeds,
+        method_errors=pair.a,
+        baseline_errors=pair.b,
+        differences=pair.differences,
+        mean=pair.mean,
+        std=pair.std,
+        t=pair.t,
+        ci=pair.ci,
+        verdict=verdict(pair.ci),
     )
 
 
@@ -391,8 +419,8 @@ def _table_results(table: Table, name: str, claims: Sequence[Claim]) -> list[Cla
                         table,
                         name,
                         column,
-                        _errors_by_seed(table.runs(ra, column)),
-                        _errors_by_seed(table.runs(rb, column)),
+                        values_by_seed(table.runs(ra, column)),
+                        values_by_seed(table.runs(rb, column)),
                     )
                     if result is not None:
                         out.append(result)

@@ -45,7 +45,11 @@ from longtail.data.registry import dataset_label
 from longtail.engine.multilabel import MULTILABEL_METHODS
 
 __all__ = [
+    "CLAIM_METRICS",
+    "MULTILABEL_CLAIMS",
     "MULTILABEL_COLUMNS",
+    "multilabel_claims",
+    "multilabel_claims_markdown",
     "multilabel_datasets",
     "multilabel_markdown",
     "plot_multilabel_ap",
@@ -211,6 +215,149 @@ def multilabel_markdown(records: Iterable[dict[str, Any]]) -> str:
             full = f"{title} (recipe {name})" if len(tables) > 1 else title
             parts.append(_part(table, column, full, varying))
     return "\n\n".join(p for p in parts if p)
+
+
+# ---- the claims -------------------------------------------------------------------------------
+#: The claims a multi-label benchmark checks, ``(method, baseline)``: "A vs B" says that A has
+#: the higher test mAP (and, in the second table, tail mAP) than B. Every method against plain
+#: BCE first (what a user of long-tailed multi-label data asks first), then the papers' own
+#: comparisons: ASL against the focal loss it generalises (Ridnik et al., ICCV 2021), DB against
+#: class-balanced BCE (Wu et al., ECCV 2020, compare DB with CB re-weighting), and the DB loss
+#: against BCE under the same class-aware re-sampling (the DB paper's ablation: re-sampling
+#: alone, then its re-balanced weighting and NTR on top). A list: append a pair to check another.
+MULTILABEL_CLAIMS: list[tuple[str, str]] = [
+    *((m, "bce") for m in MULTILABEL_METHODS if m != "bce"),
+    ("asl", "focal"),
+    ("db", "cb-bce"),
+    ("db-cas", "bce-cas"),
+]
+
+#: The metrics the claims are checked on, with their names: both percentages, higher better.
+CLAIM_METRICS = (("map", "test mAP"), ("tail_map", "tail mAP"))
+
+#: What the report says above the claims' tables.
+CLAIMS_INTRO = (
+    "A claim “A vs B” says that method A has a higher test mAP (%, or tail mAP: the labels "
+    "with the fewest training positives) than method B. Within one recipe and data set, the "
+    "runs of A and B are paired by seed (only seeds both ran; copies of a run count once), "
+    "each pair gives d = A − B, so a positive d favours A; 95% CI: mean(d) ± t(0.975, n − 1) "
+    "· sd(d) / √n over the n pairs. **Supported**: the interval lies above 0; "
+    "**contradicted** (B is higher): below 0; inconclusive: it holds 0, and always with one "
+    "seed, which gives no interval."
+)
+
+
+def multilabel_claims(
+    records: Iterable[dict[str, Any]],
+    claims: Iterable[tuple[str, str]] | None = None,
+    metric: str = "map",
+) -> list[dict[str, Any]]:
+    """Check ``claims`` (default :data:`MULTILABEL_CLAIMS`) on the multi-label test records:
+    for every recipe and data set (as the tables split them) and every claim whose two methods
+    both have runs there, the paired per-seed differences of ``metric`` and their 95% interval.
+    A method run with several loss settings in one recipe is paired row by row.
+
+    Returns:
+        ``[{"claim", "method", "baseline", "metric", "table", "setting", "data", "seeds",
+        "method_values", "baseline_values", "differences", "mean", "std", "ci", "verdict"}]``
+        in table, column and claim order.
+    """
+    from longtail.bench.claims import paired_difference, values_by_seed, verdict
+
+    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
+    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
+    names = table_names("", len(tables))
+    out = []
+    for table, name in zip(tables, names, strict=True):
+        labels = multilabel_row_labels(_rows(table))
+        for column in table.columns:
+            for method, baseline in wanted:
+                for ra in (r for r in _rows(table) if r.method == method):
+                    for rb in (r for r in _rows(table) if r.method == baseline):
+                        pair = paired_difference(
+                            values_by_seed(table.runs(ra, column), metric),
+                            values_by_seed(table.runs(rb, column), metric),
+                        )
+                        if pair is None:
+                            continue
+                        out.append(
+                            {
+                                "claim": f"{labels[ra]} vs {labels[rb]}",
+                                "method": method,
+                                "baseline": baseline,
+                                "metric": metric,
+                                "table": name,
+                                "recipe": table.recipe,
+                                "setting": list(column.setting),
+                                "data": column.data,
+                                "seeds": list(pair.seeds),
+                                "method_values": list(pair.a),
+                                "baseline_values": list(pair.b),
+                                "differences": list(pair.differences),
+                                "mean": pair.mean,
+                                "std": pair.std,
+                                "ci": list(pair.ci) if pair.ci is not None else None,
+                                "verdict": verdict(pair.ci, higher=True),
+                            }
+                        )
+    return out
+
+
+def _claim_verdict_text(result: dict[str, Any]) -> str:
+    if result["verdict"] == "supported":
+        return "**supported**"
+    if result["verdict"] == "contradicted":
+        return f"**contradicted** ({_method_label(result['baseline'])} higher)"
+    return str(result["verdict"])
+
+
+def multilabel_claims_markdown(
+    records: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]] | None = None
+) -> str:
+    """The claims as markdown: :data:`CLAIMS_INTRO`, then for every recipe and data set one
+    table per metric of :data:`CLAIM_METRICS` (the claim, seeds paired, mean difference in
+    points, 95% interval, verdict, each seed's difference); ``""`` when no claim has a pair."""
+    records = list(records)
+    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
+    varying = varying_keys(tables)
+    names = table_names("", len(tables))
+    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
+    by_metric = {m: multilabel_claims(records, wanted, m) for m, _ in CLAIM_METRICS}
+    parts = []
+    for table, name in zip(tables, names, strict=True):
+        titles = column_titles(table.columns, title=_title)
+        for column, title in zip(table.columns, titles, strict=True):
+            where = f"{title} (recipe {name})" if len(tables) > 1 else title
+            for metric, metric_name in CLAIM_METRICS:
+                mine = [
+                    r
+                    for r in by_metric[metric]
+                    if r["table"] == name
+                    and tuple(r["setting"]) == tuple(column.setting)
+                    and r["data"] == column.data
+                ]
+                if not mine:
+                    continue
+                lines = [
+                    "| Claim | Seeds | Mean difference | 95% CI | Verdict | Per seed (A − B) |",
+                    "|:---|---:|---:|---:|:---|:---|",
+                ]
+                for r in mine:
+                    ci = "—" if r["ci"] is None else f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
+                    per_seed = ", ".join(
+                        f"s{s}: {d:+.2f}" for s, d in zip(r["seeds"], r["differences"], strict=True)
+                    )
+                    lines.append(
+                        f"| {r['claim']} | {len(r['seeds'])} | {r['mean']:+.2f} | {ci} "
+                        f"| {_claim_verdict_text(r)} | {per_seed} |"
+                    )
+                caption = (
+                    f"**Claims on {metric_name}, {where}.** Higher is better; A − B per seed, "
+                    "runs paired by seed within this recipe and data; 95% Student-t interval "
+                    f"of the mean difference. {recipe_text(table, varying)}"
+                ).strip()
+                parts.append(caption + "\n\n" + "\n".join(lines))
+    return "\n\n".join([CLAIMS_INTRO, *parts]) if parts else ""
 
 
 # ---- the plot ---------------------------------------------------------------------------------
@@ -465,6 +612,9 @@ def multilabel_sections(
     if not text:
         return []
     sections = ["## Long-tailed multi-label classification", text]
+    claims = multilabel_claims_markdown(records)
+    if claims:
+        sections += ["### Claims, paired by seed", claims]
     if out_dir is not None:
         datasets = multilabel_datasets(records)
         for dataset in datasets:

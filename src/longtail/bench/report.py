@@ -33,6 +33,8 @@ from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, plural, setting_title, slug
 from longtail.bench.multilabel import (
+    CLAIM_METRICS,
+    multilabel_claims,
     multilabel_sections,
     plot_multilabel_selection,
     validation_runs_markdown,
@@ -120,6 +122,9 @@ def write_report(
     * ``claims.json`` (:func:`~longtail.bench.claims.paired_claims`), when a Table 1 grid has
       runs of both methods of at least one claim (:data:`~longtail.bench.claims.CLAIMS`): each
       claim's per-seed differences in top-1 error, their mean, 95% interval and verdict;
+    * ``multilabel_claims.json`` (:func:`~longtail.bench.multilabel.multilabel_claims`), the
+      same for the multi-label claims (:data:`~longtail.bench.multilabel.MULTILABEL_CLAIMS`)
+      on test mAP and tail mAP, when a multi-label benchmark has runs of both methods of one;
     * ``report.md``: Table 1 (top-1 error), the tail view, the claims, the per-class plots, the
       ablation grids and plots, the DIR tables and plots when there are regression records, and
       the multi-label tables and plots when there are multi-label records.
@@ -189,6 +194,20 @@ def write_report(
     if claims:
         atomic_write_json(out_dir / "claims.json", claims_json(claims))
         written.append(out_dir / "claims.json")
+    ml_claims = [c for m, _ in CLAIM_METRICS for c in multilabel_claims(records, metric=m)]
+    if ml_claims:
+        atomic_write_json(
+            out_dir / "multilabel_claims.json",
+            {
+                "metrics": [m for m, _ in CLAIM_METRICS],
+                "higher_is_better": True,
+                "difference": "method minus baseline, per seed (positive favours method)",
+                "pairing": "runs of one recipe and data with the same seed",
+                "interval": "mean ± t(0.975, n − 1) · sd / √n (Student t, sample sd)",
+                "claims": ml_claims,
+            },
+        )
+        written.append(out_dir / "multilabel_claims.json")
     report = out_dir / "report.md"
     atomic_write_text(report, text)
     written.append(report)

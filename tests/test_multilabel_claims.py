@@ -1,0 +1,123 @@
+"""The multi-label benchmark's claims: paired per-seed differences of test mAP with 95%
+intervals, checked against numbers worked by hand; runs of other recipes are never paired."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from longtail.bench.claims import paired_difference, verdict
+from longtail.bench.multilabel import (
+    MULTILABEL_CLAIMS,
+    multilabel_claims,
+    multilabel_claims_markdown,
+    multilabel_sections,
+)
+from longtail.engine.multilabel import MULTILABEL_METHODS
+
+
+def rec(method, seed, mAP, tail=None, *, epochs=20, split="test", fingerprint="f"):
+    return {
+        "task": "multilabel",
+        "bench": "multilabel",
+        "method": method,
+        "dataset": "d",
+        "seed": seed,
+        "epochs": epochs,
+        "eval_split": split,
+        "config": {"model": "m", "width": 1, "epochs": epochs, "method": method, "seed": seed},
+        "data": {"fingerprint": fingerprint},
+        "metrics": {"map": mAP, "tail_map": mAP - 20 if tail is None else tail},
+    }
+
+
+def grid(values, **kw):
+    """values: {method: [mAP per seed]}"""
+    return [rec(m, s, v, **kw) for m, vs in values.items() for s, v in enumerate(vs)]
+
+
+def test_a_claim_by_hand():
+    # DB − BCE per seed: +2, +3, +4: mean 3, sd 1, t(0.975, 2) = 4.302653, half 2.4841
+    recs = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})
+    (r,) = multilabel_claims(recs, [("db", "bce")])
+    assert r["differences"] == [2.0, 3.0, 4.0] and r["seeds"] == [0, 1, 2]
+    assert r["mean"] == pytest.approx(3.0) and r["std"] == pytest.approx(1.0)
+    half = 4.302652729749464 / math.sqrt(3)
+    assert r["ci"] == pytest.approx([3 - half, 3 + half])
+    assert r["verdict"] == "supported" and r["claim"] == "DB vs BCE"
+    # the other way round it is contradicted: BCE is lower
+    (back,) = multilabel_claims(recs, [("bce", "db")])
+    assert back["verdict"] == "contradicted"
+
+
+def test_direction_of_the_verdict():
+    assert verdict((0.5, 2.0), higher=True) == "supported"
+    assert verdict((-2.0, -0.5), higher=True) == "contradicted"
+    assert verdict((-2.0, 0.5), higher=True) == "inconclusive"
+    assert verdict((0.5, 2.0)) == "contradicted"  # an error: lower is better
+    assert verdict(None, higher=True) == "inconclusive (1 seed)"
+
+
+def test_only_seeds_both_ran_are_paired_and_one_seed_has_no_interval():
+    recs = grid({"bce": [60.0, 61.0], "asl": [63.0]})
+    (r,) = multilabel_claims(recs, [("asl", "bce")])
+    assert r["seeds"] == [0] and r["ci"] is None and r["verdict"] == "inconclusive (1 seed)"
+    assert paired_difference({0: 1.0}, {1: 2.0}) is None
+
+
+def test_other_recipes_data_and_validation_runs_are_never_paired():
+    recs = grid({"bce": [60.0, 61.0]}) + grid({"db": [70.0, 71.0]}, epochs=40)
+    assert multilabel_claims(recs, [("db", "bce")]) == []
+    recs = grid({"bce": [60.0, 61.0]}) + grid({"db": [70.0, 71.0]}, fingerprint="g")
+    assert multilabel_claims(recs, [("db", "bce")]) == []
+    recs = grid({"bce": [60.0, 61.0]}) + grid({"db": [70.0, 71.0]}, split="validation")
+    assert multilabel_claims(recs, [("db", "bce")]) == []
+
+
+def test_tail_map_is_a_claim_of_its_own():
+    recs = [
+        *grid({"bce": [60.0, 61.0, 62.0]}),
+        rec("db", 0, 59.0, tail=50.0),
+        rec("db", 1, 60.0, tail=52.0),
+        rec("db", 2, 61.5, tail=51.0),
+    ]
+    (m,) = multilabel_claims(recs, [("db", "bce")], "map")
+    (t,) = multilabel_claims(recs, [("db", "bce")], "tail_map")
+    assert m["verdict"] == "contradicted" and t["verdict"] == "supported"
+
+
+def test_the_default_claims_cover_every_method_against_bce():
+    against_bce = {m for m, b in MULTILABEL_CLAIMS if b == "bce"}
+    assert against_bce == set(MULTILABEL_METHODS) - {"bce"}
+    assert all(m in MULTILABEL_METHODS and b in MULTILABEL_METHODS for m, b in MULTILABEL_CLAIMS)
+
+
+def test_the_report_section_shows_the_claims():
+    recs = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0], "asl": [61.0, 60.0, 62.5]})
+    text = multilabel_claims_markdown(recs)
+    assert "| DB vs BCE | 3 | +3.00 | [+0.52, +5.48] | **supported** | s0: +2.00" in text
+    assert "| ASL vs BCE | 3 | +0.17 |" in text and "inconclusive" in text
+    assert "**Claims on test mAP" in text and "**Claims on tail mAP" in text
+    sections = multilabel_sections(recs, None, [])
+    assert "### Claims, paired by seed" in sections
+    assert multilabel_claims_markdown(grid({"bce": [60.0]})) == ""
+
+
+def test_the_report_writes_the_claims_as_json(tmp_path):
+    import json
+
+    from longtail.bench.report import write_report
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for i, r in enumerate(grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})):
+        (folder / f"r{i}.json").write_text(json.dumps(r))
+    written = write_report(folder)
+    saved = json.loads((folder / "multilabel_claims.json").read_text())
+    assert folder / "multilabel_claims.json" in written
+    assert [(c["claim"], c["metric"], c["verdict"]) for c in saved["claims"]] == [
+        ("DB vs BCE", "map", "supported"),
+        ("DB vs BCE", "tail_map", "supported"),
+    ]
+    assert "### Claims, paired by seed" in (folder / "report.md").read_text()
