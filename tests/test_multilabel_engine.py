@@ -359,13 +359,20 @@ def test_cli_train_and_errors(npz, tmp_path, capsys):
 def test_bench_grid_skips_finished_runs_and_the_report_renders(npz, tmp_path):
     overrides = dict(model="small-cnn", width=4, epochs=1, batch_size=16, ks=(1, 2), threads=1)
     jobs = multilabel_jobs(npz, "smoke", seeds=2, methods=("bce", "asl"), **overrides)
-    assert [j.name for j in jobs] == ["toy_bce_s0", "toy_asl_s0", "toy_bce_s1", "toy_asl_s1"]
+    # 1 epoch is not the smoke preset's 2: the names carry the length, so that the same
+    # benchmark at another length goes beside this one, never in its place
+    names = ["toy_bce_e1_s0", "toy_asl_e1_s0", "toy_bce_e1_s1", "toy_asl_e1_s1"]
+    assert [j.name for j in jobs] == names
+    at_preset = multilabel_jobs(
+        npz, "smoke", seeds=1, methods=("bce",), **{**overrides, "epochs": 2}
+    )
+    assert [j.name for j in at_preset] == ["toy_bce_s0"]
     out = tmp_path / "bench"
     first = run_grid(jobs, out, progress=False)
     assert first["ran"] == 4 and not first["failed"]
     again = run_grid(jobs, out, progress=False)
     assert again["skipped"] == 4 and again["ran"] == 0
-    rec = json.loads((out / "toy_asl_s1.json").read_text())
+    rec = json.loads((out / "toy_asl_e1_s1.json").read_text())
     assert rec["bench"] == "multilabel" and rec["seed"] == 1
 
     paths = write_report(out)

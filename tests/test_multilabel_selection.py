@@ -235,7 +235,9 @@ def test_a_whole_tiny_selection_grid_reports(npz, tmp_path, monkeypatch):
     from longtail.bench.report import write_report
 
     monkeypatch.setattr(
-        runner, "MULTILABEL_CANDIDATES", {"tiny": {"model": "small-cnn", "width": 4, "epochs": 1}}
+        runner,
+        "MULTILABEL_CANDIDATES",
+        {"tiny": {"model": "small-cnn", "width": 4, "epochs": 1, "lr": 1e-3}},
     )
     jobs = multilabel_selection_jobs(seeds=2, dataset=npz, methods=("bce",))
     small = {"batch_size": 16, "threads": 1, "padding": 1, "eval_batch_size": 10, "ks": (1, 2)}

@@ -409,7 +409,10 @@ def multilabel_jobs(
     **overrides: Any,
 ) -> list[Job]:
     """The multi-label benchmark: methods × seeds (seed-major), ``{"bench": "multilabel"}``
-    records, runs named ``<dataset>_<method>_s<seed>``.
+    records, runs named ``<dataset>_<method>_s<seed>``; ``<dataset>_<method>_e<epochs>_s<seed>``
+    at a length other than the preset's, so that the same benchmark at twice the length (the
+    check that its claims do not depend on the length: docs/multilabel.md) goes in the same
+    folder beside the first, never in place of it.
 
     ``methods`` default to every method of
     :data:`~longtail.engine.multilabel.MULTILABEL_METHODS`; ``overrides`` are
@@ -419,12 +422,14 @@ def multilabel_jobs(
     from longtail.engine.multilabel import MULTILABEL_METHODS, make_multilabel_config
 
     jobs = []
+    length = make_multilabel_config(preset).epochs
     for seed in range(seeds):
         for method in tuple(methods or MULTILABEL_METHODS):
             cfg = make_multilabel_config(
                 preset, dataset=dataset, method=method, seed=seed, **overrides
             )
-            name = f"{_dataset_slug(dataset)}_{method}_s{seed}"
+            tag = f"_e{cfg.epochs}" if cfg.epochs != length else ""
+            name = f"{_dataset_slug(dataset)}_{method}{tag}_s{seed}"
             jobs.append(Job(name, cfg, {"bench": "multilabel"}))
     return jobs
 
