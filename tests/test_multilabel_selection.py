@@ -179,6 +179,7 @@ def test_time_limit_one_seed_and_other_records():
     assert select_multilabel_preset([], SPEC) == {
         "candidates": [],
         "chosen": None,
+        "closest": None,
         "not_run": ["m10", "m20"],
     }
 
@@ -401,3 +402,48 @@ def test_one_label_method_not_converged_fails_a_while_others_wait():
     recs += [rec(10, "asl", s, 60.0 + s) for s in (0, 1)] + [rec(20, "asl", 0, 60.5)]
     c = select_multilabel_preset(recs, {"m10": SPEC["m10"]})["candidates"][0]
     assert c["methods"]["asl"]["converged"] is None and c["a"] is False
+
+
+def test_with_none_converged_the_closest_within_the_time_limit_is_named():
+    """(a) fails everywhere: the candidate that fits (c) and whose least converged method
+    moves least, in units of 2·SE, when trained twice as long, is named as the closest."""
+    spec = {
+        "far": {"model": "m", "width": 1, "epochs": 10},
+        "near": {"model": "m", "width": 2, "epochs": 10},
+        "slow": {"model": "m", "width": 3, "epochs": 10},
+    }
+
+    def runs(width, one, two, seconds=300.0):
+        out = []
+        for epochs, values in ((10, one), (20, two)):
+            for s, v in enumerate(values):
+                r = rec(epochs, "bce", s, v, seconds=seconds)
+                r["config"]["width"] = width
+                out.append(r)
+        return out
+
+    # far: +5 against 2·SE = 2·sqrt(0.5/2 + 0.5/2) = 1.414 -> 3.54; near: +2 -> 1.41
+    # slow: +0.1 (converged) but over the time limit, so not chosen and not the closest
+    recs = (
+        runs(1, [40, 41], [45, 46])
+        + runs(2, [50, 51], [52, 53])
+        + runs(3, [60, 61], [60.1, 61.1], seconds=MULTILABEL_TIME_LIMIT_S * 3)
+    )
+    # the slow candidate's run alone on the machine, over the limit
+    timing = rec(
+        10, "bce", 0, 0.0, seconds=MULTILABEL_TIME_LIMIT_S + 60, bench="multilabel-preset-timing"
+    )
+    timing["config"]["width"] = 3
+    result = select_multilabel_preset([*recs, timing], spec)
+    worst = {c["name"]: c["worst"] for c in result["candidates"]}
+    assert worst["far"] == pytest.approx(5 / math.sqrt(2)) and worst["near"] == pytest.approx(
+        2 / math.sqrt(2)
+    )
+    assert result["chosen"] is None and result["closest"] == "near"
+    text = multilabel_selection_markdown([*recs, timing], spec)
+    assert "Closest to converged among the candidates that meet (c): **near**" in text
+    assert "1.4 × 2·SE" in text and "(the others, 3.5 × or more)" in text
+    # a converged candidate that fits is chosen, and then there is no "closest"
+    fit = runs(4, [60, 61], [60.1, 61.1])
+    spec["fit"] = {"model": "m", "width": 4, "epochs": 10}
+    assert select_multilabel_preset([*recs, *fit], spec)["closest"] is None

@@ -404,12 +404,32 @@ def select_multilabel_preset(
         secs, source, c = _criterion_c(alone, seconds, MULTILABEL_TIME_LIMIT_S)
         entry = {"name": name, "methods": verdicts, "seconds": secs, "a": a, "c": c}
         entry["timing_source"] = source
+        entry["worst"] = _worst_move(verdicts)
         entry["chosen"] = chosen is None and bool(a) and c is True
         if entry["chosen"]:
             chosen = name
         out.append(entry)
     names = {c["name"] for c in out}
-    return {"candidates": out, "chosen": chosen, "not_run": [n for n in specs if n not in names]}
+    # with none converged: the candidate that fits (c) whose worst method moves least, in units
+    # of its 2·SE, when trained twice as long (every method judged)
+    fits = [c for c in out if c["c"] is True and c["worst"] is not None]
+    closest = min(fits, key=lambda c: c["worst"])["name"] if fits and chosen is None else None
+    return {
+        "candidates": out,
+        "chosen": chosen,
+        "closest": closest,
+        "not_run": [n for n in specs if n not in names],
+    }
+
+
+def _worst_move(verdicts: Mapping[str, dict[str, Any]]) -> float | None:
+    """The largest ``|difference| / (2·SE)`` over the methods: how far from converged the
+    least converged method is (``<= 1``: converged); ``None`` unless every method is judged."""
+    if not verdicts or any(v["converged"] is None for v in verdicts.values()):
+        return None
+    return max(
+        abs(v["difference"]) / (2 * v["se"]) if v["se"] > 0 else math.inf for v in verdicts.values()
+    )
 
 
 def _validation_data_text(records: Iterable[dict[str, Any]]) -> str:
@@ -470,4 +490,17 @@ def multilabel_selection_markdown(
         if chosen
         else "No candidate meets (a) and (c) yet."
     )
+    closest = result["closest"]
+    if closest:
+        worst = {c["name"]: c["worst"] for c in result["candidates"] if c["c"] is True}
+        others = [w for n, w in worst.items() if n != closest and w is not None]
+        parts.append(
+            f"Closest to converged among the candidates that meet (c): **{closest}**, whose "
+            f"least converged method moves by {worst[closest]:.1f} × 2·SE when trained twice as "
+            "long"
+            + (f" (the others, {min(others):.1f} × or more)" if others else "")
+            + ". With no converged candidate, it is the cpu preset, and the benchmark is run at "
+            "its length and at twice it: a claim counts only where both lengths agree "
+            "(docs/multilabel.md)."
+        )
     return "\n\n".join(parts)

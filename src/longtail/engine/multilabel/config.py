@@ -410,8 +410,8 @@ class MultiLabelConfig:
 # validation split (results/multilabel-preset-selection, docs/multilabel.md): no candidate
 # that fits 10 minutes a run is converged on this data (each gains on being trained twice as
 # long: width 16 by 4 to 7 points of mAP per doubling up to 160 epochs), and this one is the
-# closest (its worst method, BCE, moves by 2.1 times the seed noise when doubled; every other
-# candidate by 4.6 or more). So the benchmark is run at this length and at twice it, and a
+# closest (its least converged method, BCE, moves by 2.1 × 2·SE when trained twice as long;
+# width 16 at 20 and 40 epochs, by 7.9 × and 6.5 ×). So the benchmark is run at this length and at twice it, and a
 # claim is made only where both lengths agree. "smoke" checks that everything runs.
 MULTILABEL_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
