@@ -10,6 +10,7 @@ import pytest
 from longtail.bench.claims import paired_difference, verdict
 from longtail.bench.multilabel import (
     MULTILABEL_CLAIMS,
+    length_agreement_markdown,
     multilabel_claims,
     multilabel_claims_markdown,
     multilabel_sections,
@@ -121,3 +122,23 @@ def test_the_report_writes_the_claims_as_json(tmp_path):
         ("DB vs BCE", "tail_map", "supported"),
     ]
     assert "### Claims, paired by seed" in (folder / "report.md").read_text()
+
+
+def test_claims_at_a_length_and_at_twice_it_are_set_side_by_side():
+    short = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0], "asl": [63.0, 64.0, 65.5]})
+    long = grid(
+        {"bce": [66.0, 67.0, 68.0], "db": [69.0, 71.0, 73.0], "asl": [64.0, 65.0, 66.0]},
+        epochs=40,
+    )
+    text = length_agreement_markdown(short + long)
+    assert "the claims at 20 and at 40 epochs" in text
+    db = next(line for line in text.splitlines() if line.startswith("| DB vs BCE | test mAP"))
+    assert "+3.00 [+0.52, +5.48] (n=3)" in db and "**holds at both**" in db
+    asl = next(line for line in text.splitlines() if line.startswith("| ASL vs BCE | test mAP"))
+    assert "**reverses**" in asl  # +3 at 20 epochs, -2 at 40
+    # lengths that are not one twice the other, or other recipes, are not paired
+    assert length_agreement_markdown(short + grid({"bce": [1.0], "db": [2.0]}, epochs=30)) == ""
+    assert length_agreement_markdown(short) == ""
+    assert "### Do the claims hold at twice the length?" in multilabel_sections(
+        short + long, None, []
+    )

@@ -48,6 +48,7 @@ __all__ = [
     "CLAIM_METRICS",
     "MULTILABEL_CLAIMS",
     "MULTILABEL_COLUMNS",
+    "length_agreement_markdown",
     "multilabel_claims",
     "multilabel_claims_markdown",
     "multilabel_datasets",
@@ -360,6 +361,92 @@ def multilabel_claims_markdown(
     return "\n\n".join([CLAIMS_INTRO, *parts]) if parts else ""
 
 
+def _agreement(short: str, long: str) -> str:
+    """What two verdicts of one claim, at a length and at twice it, say together."""
+    if short == long == "supported":
+        return "**holds at both**"
+    if short == long == "contradicted":
+        return "**contradicted at both**"
+    if {short, long} == {"supported", "contradicted"}:
+        return "**reverses**"
+    return "no claim (inconclusive at one length or both)"
+
+
+def _length_pairs(tables: Sequence[Table]) -> list[tuple[int, int]]:
+    """Indices ``(i, j)`` of tables whose recipes are the same but for the length, table ``j``
+    trained twice as long as table ``i``."""
+
+    def rest(t: Table) -> dict[str, Any]:
+        return {k: v for k, v in t.recipe.items() if k != "epochs"}
+
+    out = []
+    for i, a in enumerate(tables):
+        for j, b in enumerate(tables):
+            ea, eb = number(a.recipe.get("epochs")), number(b.recipe.get("epochs"))
+            if ea and eb and eb == 2 * ea and rest(a) == rest(b):
+                out.append((i, j))
+    return out
+
+
+def _claims_of(
+    results: Sequence[dict[str, Any]], table: str, column: Column
+) -> dict[str, dict[str, Any]]:
+    """``{claim: result}`` of the results of one table and column (setting and data)."""
+    return {
+        r["claim"]: r
+        for r in results
+        if r["table"] == table
+        and tuple(r["setting"]) == tuple(column.setting)
+        and r["data"] == column.data
+    }
+
+
+def length_agreement_markdown(
+    records: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]] | None = None
+) -> str:
+    """The claims of a recipe beside the same claims at twice its length (the benchmark run
+    twice, ``longtail bench multilabel`` and again with ``--epochs`` doubled): where no recipe
+    is converged, a claim counts only where both lengths give the same verdict. One table per
+    pair of lengths and data set; ``""`` without such a pair."""
+    records = list(records)
+    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
+    names = table_names("", len(tables))
+    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
+    by_metric = {m: multilabel_claims(records, wanted, m) for m, _ in CLAIM_METRICS}
+    parts = []
+
+    def cell(r: dict[str, Any]) -> str:
+        ci = "" if r["ci"] is None else f" [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
+        return f"{r['mean']:+.2f}{ci} (n={len(r['seeds'])})"
+
+    for i, j in _length_pairs(tables):
+        short, long = tables[i], tables[j]
+        e1, e2 = int(number(short.recipe["epochs"]) or 0), int(number(long.recipe["epochs"]) or 0)
+        for column in short.columns:
+            lines = [
+                f"| Claim | Metric | {e1} epochs: A − B [95% CI] | {e2} epochs | Both lengths |",
+                "|:---|:---|---:|---:|:---|",
+            ]
+            for metric, metric_name in CLAIM_METRICS:
+                a = _claims_of(by_metric[metric], names[i], column)
+                b = _claims_of(by_metric[metric], names[j], column)
+                for claim in (c for c in a if c in b):
+                    lines.append(
+                        f"| {claim} | {metric_name} | {cell(a[claim])} | {cell(b[claim])} "
+                        f"| {_agreement(a[claim]['verdict'], b[claim]['verdict'])} |"
+                    )
+            if len(lines) == 2:
+                continue
+            parts.append(
+                f"**{_title(column.setting)}: the claims at {e1} and at {e2} epochs.** The same "
+                "recipe trained twice as long, the same seeds: no recipe the selection tried "
+                "was converged on this data, so a claim is made only where it **holds at "
+                "both** lengths (or is contradicted at both); one that **reverses**, or is "
+                "inconclusive at either, is not claimed.\n\n" + "\n".join(lines)
+            )
+    return "\n\n".join(parts)
+
+
 # ---- the plot ---------------------------------------------------------------------------------
 def multilabel_datasets(records: Iterable[dict[str, Any]]) -> list[Any]:
     """The data sets whose records have per-label AP and label counts (in name order)."""
@@ -615,6 +702,9 @@ def multilabel_sections(
     claims = multilabel_claims_markdown(records)
     if claims:
         sections += ["### Claims, paired by seed", claims]
+    lengths = length_agreement_markdown(records)
+    if lengths:
+        sections += ["### Do the claims hold at twice the length?", lengths]
     if out_dir is not None:
         datasets = multilabel_datasets(records)
         for dataset in datasets:

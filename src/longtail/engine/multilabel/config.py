@@ -411,8 +411,9 @@ class MultiLabelConfig:
 # that fits 10 minutes a run is converged on this data (each gains on being trained twice as
 # long: width 16 by 4 to 7 points of mAP per doubling up to 160 epochs), and this one is the
 # closest (its least converged method, BCE, moves by 2.1 × 2·SE when trained twice as long;
-# width 16 at 20 and 40 epochs, by 7.9 × and 6.5 ×). So the benchmark is run at this length and at twice it, and a
-# claim is made only where both lengths agree. "smoke" checks that everything runs.
+# width 16 at 20 and 40 epochs, by 7.9 × and 6.5 ×). So the benchmark is run at this length
+# and at twice it, and a claim is made only where both lengths agree. "smoke" checks that
+# everything runs.
 MULTILABEL_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "cpu": {"model": "cnn5", "width": 32, "lr": 3e-3, "epochs": 20, "eval_every": 5},
