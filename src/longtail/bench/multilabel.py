@@ -693,22 +693,23 @@ def plot_multilabel_selection(
 def multilabel_sections(
     records: list[dict[str, Any]], out_dir: Path | None, written: list[Path]
 ) -> list[str]:
-    """The report's multi-label section: the tables, then a plot per data set (when
-    ``out_dir`` is given: matplotlib is there), each PNG appended to ``written``."""
+    """The report's multi-label section: the tables, a plot per data set (when ``out_dir`` is
+    given: matplotlib is there; each PNG appended to ``written``), the claims, and the claims
+    at two lengths when the records hold a recipe at twice another's length."""
     text = multilabel_markdown(records)
     if not text:
         return []
     sections = ["## Long-tailed multi-label classification", text]
-    claims = multilabel_claims_markdown(records)
-    if claims:
-        sections += ["### Claims, paired by seed", claims]
-    lengths = length_agreement_markdown(records)
-    if lengths:
-        sections += ["### Do the claims hold at twice the length?", lengths]
     if out_dir is not None:
         datasets = multilabel_datasets(records)
         for dataset in datasets:
             name = plot_file_name(dataset, datasets)
             written.append(plot_multilabel_ap(records, out_dir / name, dataset))
             sections.append(f"![{name}]({name})")
+    claims = multilabel_claims_markdown(records)
+    if claims:
+        sections += ["### Claims, paired by seed", claims]
+    lengths = length_agreement_markdown(records)
+    if lengths:
+        sections += ["### Do the claims hold at twice the length?", lengths]
     return sections
