@@ -330,13 +330,7 @@ def multilabel_claims_markdown(
         for column, title in zip(table.columns, titles, strict=True):
             where = f"{title} (recipe {name})" if len(tables) > 1 else title
             for metric, metric_name in CLAIM_METRICS:
-                mine = [
-                    r
-                    for r in by_metric[metric]
-                    if r["table"] == name
-                    and tuple(r["setting"]) == tuple(column.setting)
-                    and r["data"] == column.data
-                ]
+                mine = list(_claims_of(by_metric[metric], name, column).values())
                 if not mine:
                     continue
                 lines = [
