@@ -451,6 +451,12 @@ def test_bad_input_is_a_clear_value_error(name):
         crit(z, torch.tensor([0, 1, 2, 3, 4, -1]))
     with pytest.raises(ValueError, match="Expected `logits`"):
         crit(torch.zeros(6, C, dtype=torch.long), target)
+    # a bool vector is no class index (torch's cross_entropy refuses it too)
+    with pytest.raises(ValueError, match="Expected `target`"):
+        crit(z, torch.tensor([True, False] * 3))
+    if target.is_floating_point():  # NaN targets are refused, never a NaN loss
+        with pytest.raises(ValueError, match="Expected `target`"):
+            crit(z, torch.full_like(target, float("nan")))
     with pytest.raises(ValueError, match="`reduction`"):
         build(name, reduction="average")
     with pytest.raises(ValueError, match="`weight`"):

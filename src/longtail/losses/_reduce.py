@@ -63,7 +63,12 @@ def flatten_inputs(
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise expected("logits", "a floating-point tensor", got)
-    if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.is_complex():
+    if (
+        not isinstance(target, torch.Tensor)
+        or target.is_floating_point()
+        or target.is_complex()
+        or target.dtype == torch.bool  # as torch's cross_entropy: a bool is no class index
+    ):
         got = target.dtype if isinstance(target, torch.Tensor) else type(target).__name__
         raise expected("target", "an integer tensor of class indices", got)
     if logits.dim() < 2:

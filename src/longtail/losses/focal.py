@@ -291,6 +291,13 @@ def _sigmoid_targets(
         from .surrogates import _binary_labels
 
         target = _binary_labels(target, ignore_index).unsqueeze(1)
+    if target.dtype == torch.bool and logits.dim() == 2 and target.shape == logits.shape[:1]:
+        raise expected(
+            "target",
+            f"bool targets of the logits' shape {tuple(logits.shape)} (a bool vector is no "
+            "class index)",
+            f"shape {tuple(target.shape)}",
+        )
     if not target.is_floating_point() and logits.dim() == 2 and target.shape == logits.shape[:1]:
         c = logits.shape[1]
         labels = target.long()
@@ -314,6 +321,8 @@ def _sigmoid_targets(
             f"shape {tuple(target.shape)}",
         )
     t = target.to(ctype)
+    if t.isnan().any():
+        raise expected("target", "0/1 (or soft) targets", "NaN entries")
     drop = t == ignore_index
     if drop.any():
         return None, t.masked_fill(drop, 0), drop

@@ -123,6 +123,12 @@ def _multilabel_inputs(logits: Any, target: Any, *, weight: Any, ignore_index: i
         # one logit column: targets of the batch shape are the 0/1 labels of a binary task
         # (as class indices they could only be 0: an all-negative batch would read as positive)
         target = _binary_labels(target, ignore_index).unsqueeze(1)
+    if c > 1 and target.dtype == torch.bool and tuple(target.shape) == batch_shape:
+        raise expected(
+            "target",
+            f"bool targets of the logits' shape {shape} (a bool vector is no class index)",
+            f"shape {tuple(target.shape)}",
+        )
     if logits.dim() > 1 and not target.is_floating_point() and tuple(target.shape) == batch_shape:
         labels = target.reshape(-1).long()
         drop = labels == ignore_index
@@ -147,8 +153,10 @@ def _multilabel_inputs(logits: Any, target: Any, *, weight: Any, ignore_index: i
         if drop.any():
             valid = ~drop
             t = t.masked_fill(drop, 0)
-        if ((t < 0) | (t > 1)).any():
-            raise expected("target", "0/1 (or soft) targets in [0, 1]", "values outside [0, 1]")
+        if ((t < 0) | (t > 1) | t.isnan()).any():
+            raise expected(
+                "target", "0/1 (or soft) targets in [0, 1]", "values outside [0, 1] (or NaN)"
+            )
     else:
         what = f"0/1 targets of the logits' shape {shape}"
         if logits.dim() > 1:
