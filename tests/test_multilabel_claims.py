@@ -10,6 +10,7 @@ import pytest
 from longtail.bench.claims import paired_difference, verdict
 from longtail.bench.multilabel import (
     MULTILABEL_CLAIMS,
+    length_agreement,
     length_agreement_markdown,
     multilabel_claims,
     multilabel_claims_markdown,
@@ -131,7 +132,7 @@ def test_claims_at_a_length_and_at_twice_it_are_set_side_by_side():
         epochs=40,
     )
     text = length_agreement_markdown(short + long)
-    assert "the claims at 20 and at 40 epochs" in text
+    assert "the claims at 20 epochs and at 40 epochs** (seeds 0, 1, 2 at both lengths)" in text
     db = next(line for line in text.splitlines() if line.startswith("| DB vs BCE | test mAP"))
     assert "+3.00 [+0.52, +5.48] (n=3)" in db and "**holds at both**" in db
     asl = next(line for line in text.splitlines() if line.startswith("| ASL vs BCE | test mAP"))
@@ -142,3 +143,36 @@ def test_claims_at_a_length_and_at_twice_it_are_set_side_by_side():
     assert "### Do the claims hold at twice the length?" in multilabel_sections(
         short + long, None, []
     )
+
+
+def test_the_seeds_of_each_length_are_named_and_unequal_ones_said():
+    short = grid({"bce": [60.0, 61.0], "db": [62.0, 64.0]})
+    long = [
+        rec(m, s + 2, v, epochs=40)
+        for m, vs in {"bce": [66.0, 67.0], "db": [69.0, 71.0]}.items()
+        for s, v in enumerate(vs)
+    ]
+    text = length_agreement_markdown(short + long)
+    assert "seeds 0, 1 at 20 epochs and 2, 3 at 40 epochs: **not the same seeds**" in text
+    (row, _) = length_agreement(short + long, [("db", "bce")])
+    assert row["seeds"] == [[0, 1], [2, 3]] and row["both"] == "no claim"  # 2 seeds: wide CIs
+
+
+def test_the_report_saves_the_verdict_across_lengths(tmp_path):
+    import json
+
+    from longtail.bench.report import write_report
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    short = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})
+    long = grid({"bce": [66.0, 67.0, 68.0], "db": [64.0, 65.0, 66.0]}, epochs=40)
+    for i, r in enumerate(short + long):
+        (folder / f"r{i}.json").write_text(json.dumps(r))
+    write_report(folder)
+    saved = json.loads((folder / "multilabel_claims.json").read_text())
+    both = [(r["claim"], r["metric"], r["epochs"], r["both"]) for r in saved["length_agreement"]]
+    assert both == [
+        ("DB vs BCE", "map", [20, 40], "reverses"),
+        ("DB vs BCE", "tail_map", [20, 40], "reverses"),
+    ]

@@ -48,6 +48,7 @@ __all__ = [
     "CLAIM_METRICS",
     "MULTILABEL_CLAIMS",
     "MULTILABEL_COLUMNS",
+    "length_agreement",
     "length_agreement_markdown",
     "multilabel_claims",
     "multilabel_claims_markdown",
@@ -358,12 +359,12 @@ def multilabel_claims_markdown(
 def _agreement(short: str, long: str) -> str:
     """What two verdicts of one claim, at a length and at twice it, say together."""
     if short == long == "supported":
-        return "**holds at both**"
+        return "holds at both"
     if short == long == "contradicted":
-        return "**contradicted at both**"
+        return "contradicted at both"
     if {short, long} == {"supported", "contradicted"}:
-        return "**reverses**"
-    return "no claim (inconclusive at one length or both)"
+        return "reverses"
+    return "no claim"
 
 
 def _length_pairs(tables: Sequence[Table]) -> list[tuple[int, int]]:
@@ -395,49 +396,101 @@ def _claims_of(
     }
 
 
-def length_agreement_markdown(
+def length_agreement(
     records: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]] | None = None
-) -> str:
-    """The claims of a recipe beside the same claims at twice its length (the benchmark run
-    twice, ``longtail bench multilabel`` and again with ``--epochs`` doubled): where no recipe
-    is converged, a claim counts only where both lengths give the same verdict. One table per
-    pair of lengths and data set; ``""`` without such a pair."""
+) -> list[dict[str, Any]]:
+    """Every claim of a recipe beside the same claim at twice its length (the benchmark run
+    twice, ``longtail bench multilabel`` and again with ``--epochs`` doubled, the rest of the
+    recipe and the data the same): where no recipe is converged, a claim counts only where
+    both lengths agree (:func:`_agreement`).
+
+    Returns:
+        ``[{"claim", "metric", "setting", "data", "epochs": [e, 2e], "seeds": [[...], [...]],
+        "short": result, "long": result, "both": "holds at both" | "contradicted at both" |
+        "reverses" | "no claim"}]``, results as :func:`multilabel_claims` gives them.
+    """
     records = list(records)
     tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
     names = table_names("", len(tables))
     wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
     by_metric = {m: multilabel_claims(records, wanted, m) for m, _ in CLAIM_METRICS}
-    parts = []
+    out = []
+    for i, j in _length_pairs(tables):
+        e1, e2 = (int(number(tables[k].recipe["epochs"]) or 0) for k in (i, j))
+        for column in tables[i].columns:
+            for metric, _ in CLAIM_METRICS:
+                a = _claims_of(by_metric[metric], names[i], column)
+                b = _claims_of(by_metric[metric], names[j], column)
+                for claim in (c for c in a if c in b):
+                    out.append(
+                        {
+                            "claim": claim,
+                            "metric": metric,
+                            "setting": list(column.setting),
+                            "data": column.data,
+                            "epochs": [e1, e2],
+                            "seeds": [a[claim]["seeds"], b[claim]["seeds"]],
+                            "short": a[claim],
+                            "long": b[claim],
+                            "both": _agreement(a[claim]["verdict"], b[claim]["verdict"]),
+                        }
+                    )
+    return out
+
+
+def _seeds_text(seeds: Iterable[Any]) -> str:
+    return ", ".join(str(s) for s in sorted(set(seeds), key=str)) or "none"
+
+
+def length_agreement_markdown(
+    records: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]] | None = None
+) -> str:
+    """:func:`length_agreement` as markdown: one table per pair of lengths and data set (the
+    claim, the metric, A − B with its interval at each length, what both say), its caption
+    naming the seeds of each length; ``""`` without such a pair."""
+    rows = length_agreement(records, claims)
+    names = dict(CLAIM_METRICS)
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((tuple(r["epochs"]), tuple(r["setting"]), r["data"]), []).append(r)
 
     def cell(r: dict[str, Any]) -> str:
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
         return f"{r['mean']:+.2f}{ci} (n={len(r['seeds'])})"
 
-    for i, j in _length_pairs(tables):
-        short, long = tables[i], tables[j]
-        e1, e2 = int(number(short.recipe["epochs"]) or 0), int(number(long.recipe["epochs"]) or 0)
-        for column in short.columns:
-            lines = [
-                f"| Claim | Metric | {e1} epochs: A − B [95% CI] | {e2} epochs | Both lengths |",
-                "|:---|:---|---:|---:|:---|",
-            ]
-            for metric, metric_name in CLAIM_METRICS:
-                a = _claims_of(by_metric[metric], names[i], column)
-                b = _claims_of(by_metric[metric], names[j], column)
-                for claim in (c for c in a if c in b):
-                    lines.append(
-                        f"| {claim} | {metric_name} | {cell(a[claim])} | {cell(b[claim])} "
-                        f"| {_agreement(a[claim]['verdict'], b[claim]['verdict'])} |"
-                    )
-            if len(lines) == 2:
-                continue
-            parts.append(
-                f"**{_title(column.setting)}: the claims at {e1} and at {e2} epochs.** The same "
-                "recipe trained twice as long, the same seeds: no recipe the selection tried "
-                "was converged on this data, so a claim is made only where it **holds at "
-                "both** lengths (or is contradicted at both); one that **reverses**, or is "
-                "inconclusive at either, is not claimed.\n\n" + "\n".join(lines)
-            )
+    def verdict(both: str) -> str:
+        return both if both == "no claim" else f"**{both}**"
+
+    parts = []
+    for (epochs, setting, _), mine in groups.items():
+        e1, e2 = epochs
+        short = _seeds_text(s for r in mine for s in r["seeds"][0])
+        long = _seeds_text(s for r in mine for s in r["seeds"][1])
+        seeds = (
+            f"seeds {short} at both lengths"
+            if short == long
+            else f"seeds {short} at {plural(e1, 'epoch')} and {long} at {plural(e2, 'epoch')}: "
+            "**not the same seeds**, so a difference between the lengths mixes the length "
+            "with the seeds"
+        )
+        lines = [
+            f"| Claim | Metric | {plural(e1, 'epoch')}: A − B [95% CI] | "
+            f"{plural(e2, 'epoch')} | Both lengths |",
+            "|:---|:---|---:|---:|:---|",
+            *(
+                f"| {r['claim']} | {names[r['metric']]} | {cell(r['short'])} | "
+                f"{cell(r['long'])} | {verdict(r['both'])} |"
+                for r in mine
+            ),
+        ]
+        parts.append(
+            f"**{_title(setting)}: the claims at {plural(e1, 'epoch')} and at "
+            f"{plural(e2, 'epoch')}** ({seeds}). The same recipe trained twice as long: a "
+            "recipe that is not converged can rank methods by how fast they learn, so a claim "
+            "stands where it **holds at both** lengths (or is **contradicted at both**); one "
+            "that **reverses**, or is inconclusive at either length, is no claim.\n\n"
+            + "\n".join(lines)
+        )
     return "\n\n".join(parts)
 
 

@@ -34,6 +34,7 @@ from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_c
 from longtail.bench.labels import method_label, plural, setting_title, slug
 from longtail.bench.multilabel import (
     CLAIM_METRICS,
+    length_agreement,
     multilabel_claims,
     multilabel_sections,
     plot_multilabel_selection,
@@ -205,6 +206,8 @@ def write_report(
                 "pairing": "runs of one recipe and data with the same seed",
                 "interval": "mean ± t(0.975, n − 1) · sd / √n (Student t, sample sd)",
                 "claims": ml_claims,
+                # each claim at a recipe's length and at twice it: what both say together
+                "length_agreement": length_agreement(records),
             },
         )
         written.append(out_dir / "multilabel_claims.json")
