@@ -176,3 +176,15 @@ def test_the_report_saves_the_verdict_across_lengths(tmp_path):
         ("DB vs BCE", "map", [20, 40], "reverses"),
         ("DB vs BCE", "tail_map", [20, 40], "reverses"),
     ]
+
+
+def test_a_label_without_a_test_positive_is_named_under_the_table():
+    from longtail.bench.multilabel import multilabel_markdown
+
+    recs = grid({"bce": [60.0, 61.0]})
+    assert "Test mAP (%) over all labels" in multilabel_markdown(recs)
+    for r in recs:
+        r["label_names"] = ["cat", "dog", "owl"]
+        r["test_label_counts"] = [30, 0, 12]
+    text = multilabel_markdown(recs)
+    assert "over the labels with a test positive (dog has none" in text

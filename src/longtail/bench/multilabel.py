@@ -170,6 +170,16 @@ def _columns(runs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     return [*MULTILABEL_COLUMNS, *((f"p@{k}", f"P@{k}") for k in ks)]
 
 
+def _without_test_positive(runs: Sequence[dict[str, Any]]) -> str:
+    """The labels that no test example carries (``""`` for none), named as the records do."""
+    for rec in runs:
+        counts = rec.get("test_label_counts")
+        if isinstance(counts, list) and counts:
+            names = rec.get("label_names") or [str(i) for i in range(len(counts))]
+            return ", ".join(str(n) for n, c in zip(names, counts, strict=False) if not c)
+    return ""
+
+
 def _part(table: Table, column: Column, title: str, varying: list[str]) -> str:
     rows = [r for r in _rows(table) if table.runs(r, column)]
     every = _columns([run for r in rows for run in table.runs(r, column)])
@@ -182,8 +192,15 @@ def _part(table: Table, column: Column, title: str, varying: list[str]) -> str:
     columns = [_column([grid[(r, m)] for r in rows], higher=True) for m, _ in shown]
     counts = [s["n"] for s in grid.values() if s is not None]
     runs = [run for r in rows for run in table.runs(r, column)]
+    absent = _without_test_positive(runs)
+    over = (
+        f"over the labels with a test positive ({absent} has none: its AP does not exist, so "
+        "the mAP leaves it out, while macro-F1 counts it as 0)"
+        if absent
+        else "over all labels"
+    )
     caption = (
-        f"**Multi-label, {title}.** Test mAP (%) over all labels and over the head, medium and "
+        f"**Multi-label, {title}.** Test mAP (%) {over} and over the head, medium and "
         f"tail labels ({_shots(table)}), micro/macro F1 (%) at a threshold of "
         f"{format_value(table.recipe.get('threshold', 0.5))} and at per-label thresholds tuned on "
         f"the validation split, precision@k (%); {seeds_text(counts)}; highest per column in "
