@@ -254,3 +254,13 @@ def test_the_epochs_batch_and_lr_help_says_what_each_preset_runs(capsys):
     assert f"multi-label {make_multilabel_config().batch_size})" in batch
     lr = text[text.index("--lr LR") : text.index("--model {")]
     assert f"regression {make_regression_config('paper').lr:g}," in lr
+
+
+def test_the_lr_and_width_help_give_the_multilabel_cpu_presets_values(capsys):
+    from longtail.engine.multilabel import make_multilabel_config
+
+    cpu = make_multilabel_config("cpu")
+    text = " ".join(help_of(["train"], capsys).split())
+    text = text[text.index("options:") :]
+    assert f"multi-label cpu preset {cpu.lr:g})" in text
+    assert f"{cpu.width} for the multi-label cpu preset)" in text

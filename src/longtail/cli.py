@@ -667,6 +667,13 @@ def _engine_defaults(name: str) -> list[Any]:
     ]
 
 
+def _multilabel_preset_values(name: str) -> list[tuple[str, Any]]:
+    """``[(preset, value)]`` of the multi-label presets that set ``name`` themselves."""
+    from longtail.engine.multilabel import MULTILABEL_PRESETS
+
+    return [(p, spec[name]) for p, spec in MULTILABEL_PRESETS.items() if name in spec]
+
+
 def _preset_epochs() -> str:
     """``"paper 200, cpu 60, smoke 8; regression paper 90, quick 45; multi-label ..."``: the
     epochs of every preset of every task, read from the preset tables."""
@@ -712,9 +719,11 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lr",
         type=float,
-        help="base learning rate (default: {:g}; regression {:g}, multi-label {:g})".format(
+        help="base learning rate (default: {:g}; regression {:g}, multi-label {:g}".format(
             *_engine_defaults("lr")
-        ),
+        )
+        + "".join(f", multi-label {p} preset {v:g}" for p, v in _multilabel_preset_values("lr"))
+        + ")",
     )
     p.add_argument(
         "--model",
@@ -726,7 +735,13 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--width",
         type=int,
-        help="channels of the first stage of the network (default: 16; 8 for the smoke presets)",
+        help="channels of the first stage of the network (default: 16; 8 for the smoke presets"
+        + "".join(
+            f", {v} for the multi-label {p} preset"
+            for p, v in _multilabel_preset_values("width")
+            if v != 16 and p != "smoke"  # the smoke presets are said already
+        )
+        + ")",
     )
 
 
