@@ -188,3 +188,16 @@ def test_a_label_without_a_test_positive_is_named_under_the_table():
         r["test_label_counts"] = [30, 0, 12]
     text = multilabel_markdown(recs)
     assert "over the labels with a test positive (dog has none" in text
+
+
+def test_the_report_lists_multilabel_methods_in_their_registry_order(tmp_path):
+    import json
+
+    from longtail.bench.report import write_report
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for i, r in enumerate(grid({"focal": [61.0], "bce": [60.0]})):
+        (folder / f"r{i}.json").write_text(json.dumps(r))
+    write_report(folder)
+    assert "methods: bce, focal." in (folder / "report.md").read_text()

@@ -63,8 +63,10 @@ from longtail.bench.records import (
     disagreements,
     distinct_runs,
     identity,
+    is_multilabel,
     load_records,
     method_order,
+    multilabel_rank,
     multilabel_records,
     number,
     read_records,
@@ -246,6 +248,8 @@ def plot_titles(settings: Sequence[Setting]) -> dict[Setting, str]:
 
 def _summary(directory: Path, n_found: int, records: list[dict[str, Any]]) -> str:
     methods = method_order(str(r["method"]) for r in records)
+    if records and all(is_multilabel(r) for r in records):  # "focal" is of both registries
+        methods = sorted(methods, key=multilabel_rank)
     copies = n_found - len(records)
     counted = ""
     if copies:
