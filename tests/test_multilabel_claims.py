@@ -201,3 +201,12 @@ def test_the_report_lists_multilabel_methods_in_their_registry_order(tmp_path):
         (folder / f"r{i}.json").write_text(json.dumps(r))
     write_report(folder)
     assert "methods: bce, focal." in (folder / "report.md").read_text()
+
+
+def test_claims_without_a_tail_say_why_there_is_no_tail_table():
+    recs = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})
+    for r in recs:
+        del r["metrics"]["tail_map"]  # what a run without tail labels records
+    text = multilabel_claims_markdown(recs)
+    assert "**Claims on test mAP" in text and "**Claims on tail mAP" not in text
+    assert "No claims on tail mAP, d: no label has fewer than 20 training positives" in text

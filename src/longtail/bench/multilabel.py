@@ -350,6 +350,12 @@ def multilabel_claims_markdown(
             for metric, metric_name in CLAIM_METRICS:
                 mine = list(_claims_of(by_metric[metric], name, column).values())
                 if not mine:
+                    if metric == "tail_map" and _claims_of(by_metric["map"], name, column):
+                        few = table.recipe.get("few_threshold", 20)
+                        parts.append(
+                            f"No claims on tail mAP, {where}: no label has fewer than {few} "
+                            "training positives, so there is no tail."
+                        )
                     continue
                 lines = [
                     "| Claim | Seeds | Mean difference | 95% CI | Verdict | Per seed (A − B) |",
