@@ -210,3 +210,14 @@ def test_claims_without_a_tail_say_why_there_is_no_tail_table():
     text = multilabel_claims_markdown(recs)
     assert "**Claims on test mAP" in text and "**Claims on tail mAP" not in text
     assert "No claims on tail mAP, d: no label has fewer than 20 training positives" in text
+
+
+def test_a_claim_run_at_one_length_only_shows_as_not_run_there():
+    short = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0], "asl": [63.0, 64.0, 65.0]})
+    long = grid({"bce": [66.0, 67.0, 68.0], "db": [69.0, 71.0, 73.0]}, epochs=40)
+    rows = length_agreement(short + long, [("db", "bce"), ("asl", "bce")])
+    asl = next(r for r in rows if r["claim"] == "ASL vs BCE" and r["metric"] == "map")
+    assert asl["long"] is None and asl["both"] == "no claim" and asl["seeds"][1] == []
+    text = length_agreement_markdown(short + long)
+    line = next(x for x in text.splitlines() if x.startswith("| ASL vs BCE | test mAP"))
+    assert "| not run | no claim |" in line

@@ -430,7 +430,8 @@ def length_agreement(
     Returns:
         ``[{"claim", "metric", "setting", "data", "epochs": [e, 2e], "seeds": [[...], [...]],
         "short": result, "long": result, "both": "holds at both" | "contradicted at both" |
-        "reverses" | "no claim"}]``, results as :func:`multilabel_claims` gives them.
+        "reverses" | "no claim"}]``, results as :func:`multilabel_claims` gives them (``None``
+        at a length where the claim's two methods were not both run: then "no claim").
     """
     records = list(records)
     tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
@@ -444,7 +445,8 @@ def length_agreement(
             for metric, _ in CLAIM_METRICS:
                 a = _claims_of(by_metric[metric], names[i], column)
                 b = _claims_of(by_metric[metric], names[j], column)
-                for claim in (c for c in a if c in b):
+                for claim in dict.fromkeys([*a, *b]):  # a claim run at one length only too
+                    short, long = a.get(claim), b.get(claim)
                     out.append(
                         {
                             "claim": claim,
@@ -452,10 +454,14 @@ def length_agreement(
                             "setting": list(column.setting),
                             "data": column.data,
                             "epochs": [e1, e2],
-                            "seeds": [a[claim]["seeds"], b[claim]["seeds"]],
-                            "short": a[claim],
-                            "long": b[claim],
-                            "both": _agreement(a[claim]["verdict"], b[claim]["verdict"]),
+                            "seeds": [r["seeds"] if r else [] for r in (short, long)],
+                            "short": short,
+                            "long": long,
+                            "both": (
+                                _agreement(short["verdict"], long["verdict"])
+                                if short and long
+                                else "no claim"
+                            ),
                         }
                     )
     return out
@@ -477,7 +483,9 @@ def length_agreement_markdown(
     for r in rows:
         groups.setdefault((tuple(r["epochs"]), tuple(r["setting"]), r["data"]), []).append(r)
 
-    def cell(r: dict[str, Any]) -> str:
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "not run"
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
         return f"{r['mean']:+.2f}{ci} (n={len(r['seeds'])})"
 
