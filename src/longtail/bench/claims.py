@@ -52,11 +52,13 @@ from longtail.bench.tables import table_names
 
 __all__ = [
     "CLAIMS",
+    "CLAIM_TABLE_HEAD",
     "CONFIDENCE",
     "INTRO",
     "Claim",
     "ClaimResult",
     "PairedDifference",
+    "claim_row",
     "claims_json",
     "claims_markdown",
     "paired_claims",
@@ -65,6 +67,7 @@ __all__ = [
     "t_quantile",
     "values_by_seed",
     "verdict",
+    "verdict_text",
 ]
 
 #: The confidence level of the intervals.
@@ -479,12 +482,36 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def _verdict_text(result: ClaimResult) -> str:
-    if result.verdict == "supported":
+def verdict_text(verdict: str, baseline: str, better: str = "lower") -> str:
+    """A verdict as a claims table shows it: ``"**contradicted** (ERM lower)"`` names the
+    ``baseline`` (its display label) and the direction that is ``better``."""
+    if verdict == "supported":
         return "**supported**"
-    if result.verdict == "contradicted":
-        return f"**contradicted** ({method_label(result.claim.baseline)} lower)"
-    return result.verdict
+    if verdict == "contradicted":
+        return f"**contradicted** ({baseline} {better})"
+    return verdict
+
+
+#: The head of a claims table, whose rows :func:`claim_row` writes.
+CLAIM_TABLE_HEAD = (
+    "| Claim | Seeds | Mean difference | 95% CI | Verdict | Per seed (A − B) |",
+    "|:---|---:|---:|---:|:---|:---|",
+)
+
+
+def claim_row(
+    label: str,
+    seeds: Sequence[Any],
+    differences: Sequence[float],
+    mean: float,
+    ci: Sequence[float] | None,
+    verdict: str,
+) -> str:
+    """One row of a claims table: the claim, the seeds paired, the mean difference, the 95%
+    interval (``—`` for one seed), the verdict as shown, and each seed's difference."""
+    shown_ci = "—" if ci is None else f"[{_signed(ci[0])}, {_signed(ci[1])}]"
+    per_seed = ", ".join(f"s{s}: {_signed(d)}" for s, d in zip(seeds, differences, strict=True))
+    return f"| {label} | {len(seeds)} | {_signed(mean)} | {shown_ci} | {verdict} | {per_seed} |"
 
 
 def _part(
@@ -501,19 +528,10 @@ def _part(
             "A − B per seed, runs paired by seed within this recipe and data; 95% Student-t "
             f"interval of the mean difference. {recipe_text(table, varying)}"
         ).strip()
-        lines = [
-            "| Claim | Seeds | Mean difference | 95% CI | Verdict | Per seed (A − B) |",
-            "|:---|---:|---:|---:|:---|:---|",
-        ]
+        lines = list(CLAIM_TABLE_HEAD)
         for r in mine:
-            ci = "—" if r.ci is None else f"[{_signed(r.ci[0])}, {_signed(r.ci[1])}]"
-            per_seed = ", ".join(
-                f"s{s}: {_signed(d)}" for s, d in zip(r.seeds, r.differences, strict=True)
-            )
-            lines.append(
-                f"| {r.label} | {r.n} | {_signed(r.mean)} | {ci} | {_verdict_text(r)} "
-                f"| {per_seed} |"
-            )
+            shown = verdict_text(r.verdict, method_label(r.claim.baseline))
+            lines.append(claim_row(r.label, r.seeds, r.differences, r.mean, r.ci, shown))
         parts.append(caption + "\n\n" + "\n".join(lines))
     return parts
 

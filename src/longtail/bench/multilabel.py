@@ -51,6 +51,7 @@ __all__ = [
     "length_agreement",
     "length_agreement_markdown",
     "multilabel_claims",
+    "multilabel_claims_json",
     "multilabel_claims_markdown",
     "multilabel_datasets",
     "multilabel_markdown",
@@ -281,11 +282,36 @@ def multilabel_claims(
         "method_values", "baseline_values", "differences", "mean", "std", "ci", "verdict"}]``
         in table, column and claim order.
     """
+    tables, names = _claim_tables(records)
+    return _table_claims(
+        tables, names, list(MULTILABEL_CLAIMS if claims is None else claims), metric
+    )
+
+
+def _claim_tables(records: Iterable[dict[str, Any]]) -> tuple[list[Table], list[str]]:
+    """The multi-label test records' tables (one recipe each) and their names, as the
+    benchmark's table names them."""
+    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
+    return tables, table_names("", len(tables))
+
+
+def _claims_by_metric(
+    tables: Sequence[Table], names: Sequence[str], claims: Iterable[tuple[str, str]] | None
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`multilabel_claims` of every metric of :data:`CLAIM_METRICS`, on tables grouped
+    once."""
+    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
+    return {m: _table_claims(tables, names, wanted, m) for m, _ in CLAIM_METRICS}
+
+
+def _table_claims(
+    tables: Sequence[Table],
+    names: Sequence[str],
+    wanted: Sequence[tuple[str, str]],
+    metric: str,
+) -> list[dict[str, Any]]:
     from longtail.bench.claims import paired_difference, values_by_seed, verdict
 
-    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
-    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
-    names = table_names("", len(tables))
     out = []
     for table, name in zip(tables, names, strict=True):
         labels = multilabel_row_labels(_rows(table))
@@ -322,26 +348,17 @@ def multilabel_claims(
     return out
 
 
-def _claim_verdict_text(result: dict[str, Any]) -> str:
-    if result["verdict"] == "supported":
-        return "**supported**"
-    if result["verdict"] == "contradicted":
-        return f"**contradicted** ({_method_label(result['baseline'])} higher)"
-    return str(result["verdict"])
-
-
 def multilabel_claims_markdown(
     records: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]] | None = None
 ) -> str:
     """The claims as markdown: :data:`CLAIMS_INTRO`, then for every recipe and data set one
     table per metric of :data:`CLAIM_METRICS` (the claim, seeds paired, mean difference in
     points, 95% interval, verdict, each seed's difference); ``""`` when no claim has a pair."""
-    records = list(records)
-    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
+    from longtail.bench.claims import CLAIM_TABLE_HEAD, claim_row, verdict_text
+
+    tables, names = _claim_tables(records)
     varying = varying_keys(tables)
-    names = table_names("", len(tables))
-    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
-    by_metric = {m: multilabel_claims(records, wanted, m) for m, _ in CLAIM_METRICS}
+    by_metric = _claims_by_metric(tables, names, claims)
     parts = []
     for table, name in zip(tables, names, strict=True):
         titles = column_titles(table.columns, title=_title)
@@ -357,18 +374,13 @@ def multilabel_claims_markdown(
                             "training positives, so there is no tail."
                         )
                     continue
-                lines = [
-                    "| Claim | Seeds | Mean difference | 95% CI | Verdict | Per seed (A − B) |",
-                    "|:---|---:|---:|---:|:---|:---|",
-                ]
+                lines = list(CLAIM_TABLE_HEAD)
                 for r in mine:
-                    ci = "—" if r["ci"] is None else f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
-                    per_seed = ", ".join(
-                        f"s{s}: {d:+.2f}" for s, d in zip(r["seeds"], r["differences"], strict=True)
-                    )
+                    shown = verdict_text(r["verdict"], _method_label(r["baseline"]), "higher")
                     lines.append(
-                        f"| {r['claim']} | {len(r['seeds'])} | {r['mean']:+.2f} | {ci} "
-                        f"| {_claim_verdict_text(r)} | {per_seed} |"
+                        claim_row(
+                            r["claim"], r["seeds"], r["differences"], r["mean"], r["ci"], shown
+                        )
                     )
                 caption = (
                     f"**Claims on {metric_name}, {where}.** Higher is better; A − B per seed, "
@@ -377,6 +389,27 @@ def multilabel_claims_markdown(
                 ).strip()
                 parts.append(caption + "\n\n" + "\n".join(lines))
     return "\n\n".join([CLAIMS_INTRO, *parts]) if parts else ""
+
+
+def multilabel_claims_json(records: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """What ``multilabel_claims.json`` holds: how the claims were checked, every claim on each
+    metric of :data:`CLAIM_METRICS`, and each claim at two lengths (:func:`length_agreement`);
+    ``None`` when no claim has a pair."""
+    tables, names = _claim_tables(records)
+    by_metric = _claims_by_metric(tables, names, None)
+    results = [r for m, _ in CLAIM_METRICS for r in by_metric[m]]
+    if not results:
+        return None
+    return {
+        "metrics": [m for m, _ in CLAIM_METRICS],
+        "higher_is_better": True,
+        "difference": "method minus baseline, per seed (positive favours method)",
+        "pairing": "runs of one recipe and data with the same seed",
+        "interval": "mean ± t(0.975, n − 1) · sd / √n (Student t, sample sd)",
+        "claims": results,
+        # each claim at a recipe's length and at twice it: what both say together
+        "length_agreement": _length_agreement(tables, names, by_metric),
+    }
 
 
 def _agreement(short: str, long: str) -> str:
@@ -433,11 +466,13 @@ def length_agreement(
         "reverses" | "no claim"}]``, results as :func:`multilabel_claims` gives them (``None``
         at a length where the claim's two methods were not both run: then "no claim").
     """
-    records = list(records)
-    tables = group_tables(distinct_runs(multilabel_records(records), warn=False))
-    names = table_names("", len(tables))
-    wanted = list(MULTILABEL_CLAIMS if claims is None else claims)
-    by_metric = {m: multilabel_claims(records, wanted, m) for m, _ in CLAIM_METRICS}
+    tables, names = _claim_tables(records)
+    return _length_agreement(tables, names, _claims_by_metric(tables, names, claims))
+
+
+def _length_agreement(
+    tables: Sequence[Table], names: Sequence[str], by_metric: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     out = []
     for i, j in _length_pairs(tables):
         e1, e2 = (int(number(tables[k].recipe["epochs"]) or 0) for k in (i, j))

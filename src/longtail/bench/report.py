@@ -33,9 +33,7 @@ from longtail._validation import expected
 from longtail.bench.claims import CLAIMS, claims_json, claims_markdown, paired_claims
 from longtail.bench.labels import method_label, plural, setting_title, slug
 from longtail.bench.multilabel import (
-    CLAIM_METRICS,
-    length_agreement,
-    multilabel_claims,
+    multilabel_claims_json,
     multilabel_sections,
     plot_multilabel_selection,
     validation_runs_markdown,
@@ -197,21 +195,9 @@ def write_report(
     if claims:
         atomic_write_json(out_dir / "claims.json", claims_json(claims))
         written.append(out_dir / "claims.json")
-    ml_claims = [c for m, _ in CLAIM_METRICS for c in multilabel_claims(records, metric=m)]
-    if ml_claims:
-        atomic_write_json(
-            out_dir / "multilabel_claims.json",
-            {
-                "metrics": [m for m, _ in CLAIM_METRICS],
-                "higher_is_better": True,
-                "difference": "method minus baseline, per seed (positive favours method)",
-                "pairing": "runs of one recipe and data with the same seed",
-                "interval": "mean ± t(0.975, n − 1) · sd / √n (Student t, sample sd)",
-                "claims": ml_claims,
-                # each claim at a recipe's length and at twice it: what both say together
-                "length_agreement": length_agreement(records),
-            },
-        )
+    ml_claims = multilabel_claims_json(records)
+    if ml_claims is not None:
+        atomic_write_json(out_dir / "multilabel_claims.json", ml_claims)
         written.append(out_dir / "multilabel_claims.json")
     report = out_dir / "report.md"
     atomic_write_text(report, text)
