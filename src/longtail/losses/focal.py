@@ -285,19 +285,10 @@ def _sigmoid_targets(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """``(idx, t, ignored)``: class indices ``(N, 1)`` or dense targets of the logits' shape
     (one of the two), and where entries are ignored ((N, 1) rows for indices, else x's shape)."""
-    if logits.dim() == 2 and logits.shape[1] == 1 and target.shape == logits.shape[:1]:
-        # one logit column: the 0/1 labels of a binary task (as class indices they could only
-        # be 0, so an all-negative batch would read as all positive)
-        from .surrogates import _binary_labels
+    if logits.dim() == 2 and target.shape == logits.shape[:1]:
+        from .surrogates import _batch_shaped_target
 
-        target = _binary_labels(target, ignore_index).unsqueeze(1)
-    if target.dtype == torch.bool and logits.dim() == 2 and target.shape == logits.shape[:1]:
-        raise expected(
-            "target",
-            f"bool targets of the logits' shape {tuple(logits.shape)} (a bool vector is no "
-            "class index)",
-            f"shape {tuple(target.shape)}",
-        )
+        target = _batch_shaped_target(target, logits.shape[1], tuple(logits.shape), ignore_index)
     if not target.is_floating_point() and logits.dim() == 2 and target.shape == logits.shape[:1]:
         c = logits.shape[1]
         labels = target.long()

@@ -102,6 +102,24 @@ def _binary_labels(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
     return target
 
 
+def _batch_shaped_target(
+    target: torch.Tensor, num_classes: int, shape: tuple[int, ...], ignore_index: int
+) -> torch.Tensor:
+    """A target of the batch shape (the logits' ``shape`` less dim 1): with one logit column,
+    that column's 0/1 labels, returned with the column added (as class indices they could only
+    be 0, and an all-negative batch would read as all positive); else class indices as they
+    are, which a bool vector is not."""
+    if num_classes == 1:
+        return _binary_labels(target, ignore_index).unsqueeze(1)
+    if target.dtype == torch.bool:
+        raise expected(
+            "target",
+            f"bool targets of the logits' shape {shape} (a bool vector is no class index)",
+            f"shape {tuple(target.shape)}",
+        )
+    return target
+
+
 def _multilabel_inputs(logits: Any, target: Any, *, weight: Any, ignore_index: int) -> _Multilabel:
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -119,16 +137,8 @@ def _multilabel_inputs(logits: Any, target: Any, *, weight: Any, ignore_index: i
     batch_shape = (x.shape[0], *x.shape[2:])
     x = x.movedim(1, -1).reshape(-1, c) if x.dim() > 2 else x
     valid = labels = None
-    if c == 1 and logits.dim() > 1 and tuple(target.shape) == batch_shape:
-        # one logit column: targets of the batch shape are the 0/1 labels of a binary task
-        # (as class indices they could only be 0: an all-negative batch would read as positive)
-        target = _binary_labels(target, ignore_index).unsqueeze(1)
-    if c > 1 and target.dtype == torch.bool and tuple(target.shape) == batch_shape:
-        raise expected(
-            "target",
-            f"bool targets of the logits' shape {shape} (a bool vector is no class index)",
-            f"shape {tuple(target.shape)}",
-        )
+    if logits.dim() > 1 and tuple(target.shape) == batch_shape:
+        target = _batch_shaped_target(target, c, shape, ignore_index)
     if logits.dim() > 1 and not target.is_floating_point() and tuple(target.shape) == batch_shape:
         labels = target.reshape(-1).long()
         drop = labels == ignore_index
