@@ -35,8 +35,8 @@ def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
     """
     known, word = list(known), str(word)
     begun = [k for k in known if word and k.startswith(word) and k != word]
-    close = begun + [c for c in difflib.get_close_matches(word, known, n=n, cutoff=0.6)]
-    close = list(dict.fromkeys(close))[:n]
+    close = list(dict.fromkeys(begun + difflib.get_close_matches(word, known, n=n, cutoff=0.6)))
+    close = close[:n]
     return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 

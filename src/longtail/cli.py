@@ -1437,10 +1437,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     )
 
     if args.plot:  # before the data is read: a bad name is refused at once
-        try:
-            plot_format(args.plot)
-        except ValueError:
-            raise expected("--plot", "a file ending in .png, .pdf or .svg", args.plot) from None
+        plot_format(args.plot, "--plot")
     report = inspect_dataset(
         args.dataset,
         data_dir=args.data_dir,

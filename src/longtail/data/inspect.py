@@ -822,14 +822,13 @@ def format_inspection(report: dict[str, Any]) -> str:
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
-def plot_format(path: str | os.PathLike[str]) -> str:
+def plot_format(path: str | os.PathLike[str], name: str = "plot path") -> str:
     """``"png"``, ``"pdf"`` or ``"svg"`` from the suffix of ``path``; another suffix (or none)
-    raises ``ValueError`` (a file named ``counts.txt`` holding a PNG helps nobody)."""
+    raises ``ValueError`` naming the argument ``name`` (a file named ``counts.txt`` holding a
+    PNG helps nobody)."""
     suffix = Path(path).suffix.lower()
     if suffix not in PLOT_FORMATS:
-        raise expected(
-            "plot path", f"a file ending in {', '.join(PLOT_FORMATS)}", repr(os.fspath(path))
-        )
+        raise expected(name, f"a file ending in {', '.join(PLOT_FORMATS)}", os.fspath(path))
     return suffix[1:]
 
 

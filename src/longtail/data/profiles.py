@@ -173,27 +173,23 @@ def imbalanced_indices(
             if have == 0:  # labels used as indices: {3, 7, 42} leaves 0..41 empty
                 seen = np.flatnonzero(present).tolist()
                 hint = (
-                    f". Labels are class indices 0..C-1; the labels present are "
+                    f" Labels are class indices 0..C-1; the labels present are "
                     f"{seen[:10]}{' ...' if len(seen) > 10 else ''}: renumber them first, "
                     "e.g. numpy.unique(labels, return_inverse=True)[1]."
                 )
             elif counts is None:
                 hint = (
-                    ". With `ratio`, class 0 is the head; "
+                    " With `ratio`, class 0 is the head; "
                     "longtail.data.profiles.profile_counts(class_sizes, ratio, profile) makes "
                     "the largest class the head (as the command line does) and gives the "
                     "`counts` to pass."
                 )
-            raise ValueError(
-                str(
-                    expected(
-                        f"counts[{cls}]",
-                        f"at most {have}, the number of examples of class {cls}",
-                        f"{k} requested",
-                    )
-                ).rstrip(".")
-                + (hint or ".")
+            short = expected(
+                f"counts[{cls}]",
+                f"at most {have}, the number of examples of class {cls}",
+                f"{k} requested",
             )
+            raise ValueError(str(short) + hint)
         positions = by_class[starts[cls] : starts[cls + 1]]
         kept.append(rng.permutation(positions)[:k])
     return np.sort(np.concatenate(kept)).astype(np.int64)

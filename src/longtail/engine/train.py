@@ -87,19 +87,18 @@ def _split_validation(
     y = data.y_train
     sizes = torch.bincount(y, minlength=data.num_classes)
     small = int(sizes.argmin())  # the class that decides what can be held out
-    if int(sizes[small]) <= per_class:
+    size, source = int(sizes[small]), f"{data.classes[small]!r} of the source data"
+    if size <= per_class:
         raise ValueError(
             f"Expected argument `val_per_class` to leave training examples of every class, "
-            f"but got {per_class}, while the smallest class, {small} "
-            f"({data.classes[small]!r} of the source data), has {int(sizes[small])} training "
-            f"examples: at most {int(sizes[small]) - 1} can be held out"
+            f"but got {per_class}, while the smallest class, {small} ({source}), has {size} "
+            f"training examples: at most {size - 1} can be held out"
         )
-    if 2 * per_class > int(sizes[small]):
+    if 2 * per_class > size:
         warnings.warn(
-            f"val_per_class={per_class} holds out more than half of class {small} "
-            f"({data.classes[small]!r} of the source data, {int(sizes[small])} training "
-            f"examples, {int(sizes[small]) - per_class} left to train on): the training set's "
-            "imbalance changes with it (the record gives the ratio trained on)",
+            f"val_per_class={per_class} holds out more than half of class {small} ({source}, "
+            f"{size} training examples, {size - per_class} left to train on): the training "
+            "set's imbalance changes with it (the record gives the ratio trained on)",
             stacklevel=2,
         )
     g = torch.Generator().manual_seed(1)
