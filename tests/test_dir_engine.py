@@ -572,3 +572,12 @@ def test_report_parts_on_handmade_records(tmp_path):
     for i, r in enumerate(recs):
         (folder / f"{i}.json").write_text(json.dumps(r))
     assert len(load_records(folder)) == 4
+
+
+def test_the_schedule_and_a_step_that_never_happens_are_printed_and_recorded(csv, capsys):
+    rec = train_regression(tiny(csv, epochs=1), progress=True)
+    err = capsys.readouterr().err
+    warning = "the lr step × 0.1 at epoch 1 never happens: the last epoch is 0"
+    assert "schedule (0-based epochs): 1 epoch, Adam" in err
+    assert f"WARNING: {warning}" in err and err.count("WARNING") == 1
+    assert rec["schedule_warnings"] == [warning] and rec["schedule"].startswith("schedule")

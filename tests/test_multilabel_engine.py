@@ -403,3 +403,14 @@ def test_multilabel_table_by_hand():
     assert lines[-4] == "| Method | mAP | head |"
     assert lines[-2] == "| BCE | 51.00 ± 1.41 | 52.00 ± 1.41 |"
     assert lines[-1] == "| DB | **60.00** | **61.00** |"
+
+
+def test_a_step_that_never_happens_is_printed_and_recorded(npz, capsys):
+    rec = train_multilabel(tiny(npz, epochs=1), progress=True)
+    err = capsys.readouterr().err
+    warning = "the lr step × 0.1 at epoch 1 never happens: the last epoch is 0"
+    assert f"WARNING: {warning}" in err and err.count("WARNING") == 1
+    assert rec["schedule_warnings"] == [warning]
+    assert rec["schedule"].startswith("schedule (0-based epochs): 1 epoch, ")
+    rec = train_multilabel(tiny(npz, epochs=2, lr_milestones=(1,)), progress=True)
+    assert "WARNING" not in capsys.readouterr().err and rec["schedule_warnings"] == []

@@ -28,6 +28,7 @@ from longtail._validation import (
 )
 from longtail.data.registry import get_dataset, list_datasets
 from longtail.engine.loggers import log_kinds
+from longtail.engine.schedule import StepSchedule
 from longtail.losses import create_loss_for_counts, get_loss_info
 from longtail.models import MODELS
 
@@ -231,7 +232,7 @@ def _registered(dataset: str) -> str:
 
 
 @dataclass
-class MultiLabelConfig:
+class MultiLabelConfig(StepSchedule):
     """Everything that determines a multi-label run (saved beside its results).
 
     Data:
@@ -349,28 +350,9 @@ class MultiLabelConfig:
     def spec(self) -> MultiLabelMethod:
         return get_multilabel_method(self.method)
 
-    def milestones(self) -> tuple[int, ...]:
-        """The lr milestones: given, or ``round(2/3 · epochs)`` and ``round(8/9 · epochs)``."""
-        if self.lr_milestones is not None:
-            return self.lr_milestones
-        return (round(2 * self.epochs / 3), round(8 * self.epochs / 9))
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``."""
-        return self.lr * self.lr_gamma ** sum(epoch >= m for m in self.milestones())
-
     def describe_schedule(self) -> str:
         """The run's schedule in one line (0-based epochs)."""
-        steps = ", ".join(
-            f"× {self.lr_gamma:g} from epoch {m}"
-            + (" (after the last epoch: never)" if m >= self.epochs else "")
-            for m in self.milestones()
-        )
-        return (
-            f"schedule (0-based epochs): {self.epochs} epochs, Adam lr {self.lr:g}"
-            + (f", {steps}" if steps else "")
-            + f"; {self.spec.sampler} sampling"
-        )
+        return f"schedule (0-based epochs): {self.describe_steps()}; {self.spec.sampler} sampling"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists) with the method's resolved recipe."""

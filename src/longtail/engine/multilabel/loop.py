@@ -258,7 +258,8 @@ def train_multilabel(
     Returns:
         ``{"task": "multilabel", "method", "dataset", "seed", "epochs", "seconds", "config",
         "metrics", "label_names", "label_counts", "label_regions", "test_label_counts",
-        "cooccurrence", "identity", "data", "curve", ...}``. ``metrics`` holds
+        "cooccurrence", "identity", "data", "schedule", "schedule_warnings", "curve", ...}``.
+        ``metrics`` holds
         :func:`~longtail.metrics_multilabel.multilabel_metrics` on the test set in percent
         (``map``, ``map_zero``, ``head_map``, ``medium_map``, ``tail_map`` by training label
         counts, ``micro_f1``/``macro_f1`` at ``threshold``, ``tuned_micro_f1``/
@@ -305,6 +306,9 @@ def _train_in(
     task = _MultiLabel(config, data, world, rank, label)
     bar = Progress(progress if rank == 0 else False, config.epochs, label)
     bar.say(f"{label}: {config.describe_schedule()}")
+    schedule_warnings = config.schedule_warnings()
+    for w in schedule_warnings:
+        bar.say(f"{label}: WARNING: {w}")
     rows, seconds, _ = run_epochs(
         task,
         folder,
@@ -346,6 +350,7 @@ def _train_in(
             "construction": data.construction,
         },
         "schedule": config.describe_schedule(),
+        "schedule_warnings": schedule_warnings,
         "curve": _curve(rows),
         "environment": environment(task.device),
         **extra,

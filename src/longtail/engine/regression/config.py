@@ -22,6 +22,7 @@ from longtail._validation import (
 )
 from longtail.data.registry import get_dataset, list_datasets
 from longtail.engine.loggers import log_kinds
+from longtail.engine.schedule import StepSchedule
 from longtail.models import MODELS
 from longtail.regression import GROUP_EDGES, IMAGE_SPLIT_FILES
 
@@ -138,7 +139,7 @@ def _registered(dataset: str) -> str:
 
 # ------------------------------------------------------------------------------------- config
 @dataclass
-class RegressionConfig:
+class RegressionConfig(StepSchedule):
     """Everything that determines a DIR run (saved beside its results).
 
     Defaults (the ``"paper"`` preset) follow the DIR repositories' AgeDB-DIR recipe: Adam, lr
@@ -318,15 +319,9 @@ class RegressionConfig:
     def spec(self) -> RegressionMethod:
         return get_regression_method(self.method)
 
-    def milestones(self) -> tuple[int, ...]:
-        """The lr milestones: given, or 2/3 and 8/9 of the epochs (the DIR repos' 60, 80 of 90)."""
-        if self.lr_milestones is not None:
-            return self.lr_milestones
-        return (round(2 * self.epochs / 3), round(8 * self.epochs / 9))
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``."""
-        return self.lr * self.lr_gamma ** sum(epoch >= m for m in self.milestones())
+    def describe_schedule(self) -> str:
+        """The run's schedule in one line (0-based epochs)."""
+        return f"schedule (0-based epochs): {self.describe_steps()}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists) with the method's recipe."""

@@ -339,6 +339,8 @@ def _record(
             "train_regions": list(data.regions.regions),
             "test_hist": data.test_hist,
             "selection": "best validation MAE",
+            "schedule": config.describe_schedule(),
+            "schedule_warnings": config.schedule_warnings(),
             "identity": identity,
             "data": {"fingerprint": data.fingerprint, **data.sizes()},
             "environment": environment(),
@@ -363,8 +365,9 @@ def train_regression(
             disk. An existing folder of the same run (same config, same data) is resumed (a
             finished one returns its record); a folder holding a different run, or this config
             on other data (a CSV file replaced at the same path), is refused (``ValueError``).
-        progress: Show progress on stderr (default): a line per epoch, plus a bar over the
-            batches when stderr is a terminal. ``False`` is silent.
+        progress: Show progress on stderr (default): the schedule (and any of its steps that
+            cannot happen as written), a line per epoch, plus a bar over the batches when
+            stderr is a terminal. ``False`` is silent.
         callback: Called as ``callback(epoch, row)`` after each epoch's checkpoint is written
             (raise :class:`~longtail.engine.RunInterrupted` to stop the run there).
         extra: Top-level keys added to the record (e.g. ``{"bench": "dir"}``).
@@ -372,7 +375,8 @@ def train_regression(
     Returns:
         ``{"method", "dataset", "profile": "dir", "ratio", "seed", "epochs", "seconds",
         "config", "metrics", "target", "bin_width", "bin_edges", "train_hist", "train_regions",
-        "test_hist", "selection", "identity", "data", ...extra}``: ``ratio`` is the largest over
+        "test_hist", "selection", "schedule", "schedule_warnings", "identity", "data",
+        ...extra}``: ``ratio`` is the largest over
         the smallest training count of the non-empty label bins; ``train_regions`` the shot
         region of each bin; ``identity`` the run's identity (config + data fingerprint) and
         ``data`` the fingerprint and split sizes; ``metrics`` holds
@@ -418,11 +422,16 @@ def _train_in(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     label = f"{config.method} {Path(data.name).stem}"
     task = _Regression(config, data, device, label)
+    bar = Progress(progress, config.epochs, label)
+    bar.say(f"{label}: {config.describe_schedule()}")
+    schedule_warnings = config.schedule_warnings()
+    for w in schedule_warnings:
+        bar.say(f"{label}: WARNING: {w}")
     _rows, seconds, _ = run_epochs(
         task,
         folder,
         config.epochs,
-        Progress(progress, config.epochs, label),
+        bar,
         map_location=device,
         callback=callback,
         describe=_epoch_line(label, config.epochs),
