@@ -175,6 +175,11 @@ def test_registry_entry(name):
     assert i.function.__name__ in lt.functional.__all__
     assert getattr(lt.losses, i.cls.__name__) is i.cls and i.cls.__name__ in lt.losses.__all__
     assert getattr(lt, i.cls.__name__) is i.cls and i.cls.__name__ in lt.__all__
+    # the loss's name as an identifier finds its function when the two differ
+    guess = name.replace("-", "_") + "_loss"
+    if guess != i.function.__name__:
+        with pytest.raises(AttributeError, match=rf"Did you mean .*'{i.function.__name__}'"):
+            getattr(lt.functional, guess)
 
 
 def _conventions(params: list[inspect.Parameter]) -> list[str]:
@@ -248,6 +253,47 @@ def test_module_equals_function(name):
             mod = module(z, target)
             fn = call_function(name, z, target, **kw, **state, weight=w, reduction=reduction)
             torch.testing.assert_close(mod, fn, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_module_keeps_the_weight_it_is_given(name):
+    """A float64 weight stays float64 in the module (it was rounded to float32), so a module
+    without constants derived from class counts computes what its function does with it, to the
+    last bit on float64 inputs. Count-derived constants (margins, priors) are float32 buffers,
+    as torch's own buffers (and MPS has no float64): such a module is exact in float32 only."""
+    z, target = inputs(name, n=9, seed=3)
+    w = torch.tensor(WEIGHT, dtype=torch.float64) + 1 / 3
+    module = build(name, weight=w)
+    assert module.weight.dtype == torch.float64 and torch.equal(module.weight, w)
+    assert build(name, weight=WEIGHT).weight.dtype == torch.float32  # a list: torch's default
+    if not any(b.is_floating_point() and b.dtype == torch.float32 for b in module.buffers()):
+        state = ref.STATE[name](module) if name in ref.STATE else {}  # before it moves
+        fn = call_function(name, z, target, **state, weight=w)
+        torch.testing.assert_close(module(z, target), fn, rtol=0, atol=0)
+
+
+INDEX_LOSSES = [n for n in LOSSES if info(n).target == "index"]
+
+
+@pytest.mark.parametrize("name", INDEX_LOSSES)
+def test_class_indices_of_any_integer_dtype(name):
+    z, target = inputs(name, n=9, seed=4)
+    want = build(name)(z, target)
+    for dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        torch.testing.assert_close(build(name)(z, target.to(dtype)), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", [n for n in INDEX_LOSSES if info(n).per_sample])
+def test_weights_summing_to_zero_give_attached_zero(name):
+    """All the batch's labels weighted 0 is an empty batch for the weighted mean: 0, not nan."""
+    z, target = inputs(name, n=9, seed=5)
+    z.requires_grad_(True)
+    w = torch.tensor(WEIGHT, dtype=torch.float64)
+    w[target.unique()] = 0
+    out = build(name, weight=w)(z, target)
+    assert out.shape == () and out.item() == 0.0
+    (grad,) = torch.autograd.grad(out, z)
+    assert torch.isfinite(grad).all()
 
 
 @pytest.mark.parametrize("name", LOSSES)

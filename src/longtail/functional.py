@@ -5,6 +5,8 @@ with :func:`longtail.losses.export_function` (``ldam_margins``, ``mm_margin``, `
 so a new loss is here as soon as its file in ``longtail/losses/`` registers it.
 """
 
+import difflib
+import sys
 from typing import Any
 
 from .losses import functional_exports as _functional_exports
@@ -16,7 +18,30 @@ __all__ = sorted(_functional_exports())
 
 def __getattr__(name: str) -> Any:
     # a loss registered after this module was imported (a user's own, from outside the package)
-    try:
-        return _functional_exports()[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    exports = _functional_exports()
+    if name in exports:
+        return exports[name]
+    # obj set and name not: Python then adds no "Did you mean" of its own (from dir(module),
+    # which knows no registry name), after ours
+    raise AttributeError(
+        f"module {__name__!r} has no attribute {name!r}{_hint(name, exports)}",
+        obj=sys.modules[__name__],
+    )
+
+
+def _hint(name: str, exports: dict[str, Any]) -> str:
+    """Close function names, found also through the registry names (``bal_bce_loss`` is the
+    loss ``bal-bce``, whose function is ``balanced_bce_loss``)."""
+    from .losses import get_loss_info, list_losses
+
+    # every way of reaching a function: its own name, and its loss's name as an identifier
+    ways = {f: f for f in exports}
+    for loss in list_losses():
+        function = get_loss_info(loss).function.__name__
+        if function in exports:
+            stem = loss.replace("-", "_")
+            ways.setdefault(stem, function)
+            ways.setdefault(f"{stem}_loss", function)
+    found = [ways[k] for k in difflib.get_close_matches(name, ways, n=6, cutoff=0.7)]
+    found = list(dict.fromkeys(found))[:3]
+    return f". Did you mean {' or '.join(map(repr, found))}?" if found else ""

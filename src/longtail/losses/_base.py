@@ -12,15 +12,19 @@ from .._validation import as_counts, check_reduction, expected
 
 
 def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
-    """A per-class vector given as a sequence, array or tensor, as a float32 tensor (or None)."""
+    """A per-class vector given as a sequence, array or tensor, as a tensor (or None).
+
+    A floating-point tensor keeps its dtype, so that a module holding it computes what its
+    function computes with the same tensor (a float64 weight stays float64); anything else
+    (a list, a NumPy array, an integer tensor) becomes float32.
+    """
     if value is None:
         return None
+    keep = isinstance(value, torch.Tensor) and value.is_floating_point()
     t = torch.as_tensor(value)
-    if not t.is_floating_point():
-        t = t.to(torch.float32)
     if t.dim() != 1:
         raise expected(name, "a 1-D per-class vector", f"shape {tuple(t.shape)}")
-    return t.detach().to(torch.float32)
+    return t.detach() if keep else t.detach().to(torch.float32)
 
 
 def first_order(backward: Any) -> Any:

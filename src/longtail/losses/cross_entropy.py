@@ -48,7 +48,9 @@ def cross_entropy(
 
     Returns:
         The loss in float32 for half inputs (as under autocast), else in the input dtype.
-        ``"mean"`` of an empty batch is ``0`` (torch gives ``nan``).
+        ``"mean"`` of an empty batch, of one whose labels are all ignored, or of one whose
+        labels' weights sum to 0 is ``0`` (torch gives ``nan``). Integer targets of any dtype
+        are accepted (torch takes int64 and uint8 only).
     """
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
@@ -80,14 +82,23 @@ def cross_entropy(
         flat.target.numel() == 0 or (flat.valid is not None and not flat.valid.any())
     ):
         return logits.sum().to(ctype) * 0 + 0.0  # attached; + 0.0 makes a -0.0 plain 0.0
-    return F.cross_entropy(
+    w = None if weight is None else weight.to(device=logits.device, dtype=ctype)
+    mean_of_weights = reduction == "mean" and w is not None
+    out = F.cross_entropy(
         logits.to(ctype),
-        target,
-        weight=None if weight is None else weight.to(device=logits.device, dtype=ctype),
+        target.long(),  # any integer dtype, as every other class-index loss here
+        weight=w,
         ignore_index=ignore_index,
-        reduction=reduction,
+        reduction="sum" if mean_of_weights else reduction,
         label_smoothing=label_smoothing,
     )
+    if not mean_of_weights:
+        return out
+    # torch's weighted mean, Σ ℓ_i / Σ w_{y_i} over the entries not ignored, except that weights
+    # summing to 0 over the batch give 0 (as an empty batch) where torch gives nan
+    den = w[flat.target] if flat.valid is None else w[flat.target] * flat.valid.to(ctype)
+    den = den.sum()
+    return out / torch.where(den > 0, den, den.new_ones(()))
 
 
 @register_loss(

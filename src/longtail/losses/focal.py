@@ -104,9 +104,7 @@ class FocalLoss(WeightedLoss):
         super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("gamma", gamma, allow_zero=True)
         self.gamma = gamma
-        self.register_buffer(
-            "alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
-        )
+        self.register_buffer("alpha", per_class_tensor(alpha, "alpha"))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(

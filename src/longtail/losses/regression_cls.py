@@ -258,7 +258,7 @@ def hl_gauss_target(
 
 
 def _check_sorted_values(values: Any, name: str = "values") -> torch.Tensor | None:
-    """A module's ``values`` as a float32 buffer (checked against C when the logits come)."""
+    """A module's ``values`` as a buffer (checked against C when the logits come)."""
     t = per_class_tensor(values, name)
     if t is not None:
         if not torch.isfinite(t).all():
