@@ -71,6 +71,16 @@ def test_effective_beta_zero_is_uniform():
     )
 
 
+@pytest.mark.parametrize("scheme", ["none", "uniform"])
+def test_uniform_schemes_take_an_absent_class(scheme):
+    torch.testing.assert_close(class_weights([60, 30, 9, 0], scheme), torch.ones(4))
+    drw = DeferredReweighting([60, 30, 9, 0], start_epoch=1, scheme=scheme)
+    torch.testing.assert_close(drw.weights(1), torch.ones(4))
+    for other in ("inverse", "sqrt-inverse", "effective"):  # these divide by a function of n
+        with pytest.raises(ValueError, match=r"zero count makes this quantity infinite"):
+            class_weights([60, 30, 9, 0], other, beta=0.0 if other == "effective" else 0.9999)
+
+
 def test_effective_beta_to_one_tends_to_inverse():
     inverse = class_weights(COUNTS, "inverse")
     torch.testing.assert_close(class_weights(COUNTS, "effective", 1.0), inverse)

@@ -145,7 +145,7 @@ def as_counts(
         zeros = torch.nonzero(t == 0).flatten().tolist()
         raise expected(
             name,
-            "positive for every class (this quantity needs log n or a power of n)",
+            "positive for every class (a zero count makes this quantity infinite)",
             f"zero counts for classes {zeros}",
         )
     return t

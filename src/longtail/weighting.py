@@ -82,7 +82,8 @@ def class_weights(counts: Any, scheme: str = "inverse", beta: float = 0.9999) ->
         [0.027, 0.2703, 2.7027]
 
     Args:
-        counts: Per-class counts (list, array or tensor of length ``C``), all ``> 0``.
+        counts: Per-class counts (list, array or tensor of length ``C``), all ``> 0`` (``>= 0``
+            for the uniform schemes, which use none of them).
         scheme: One of :data:`WEIGHT_SCHEMES`. Default ``"inverse"``.
         beta: ``β ∈ [0, 1]`` of the effective-number scheme (ignored by the others, but still
             checked). Default ``0.9999``, the paper's choice for CIFAR.
@@ -92,10 +93,12 @@ def class_weights(counts: Any, scheme: str = "inverse", beta: float = 0.9999) ->
 
     Raises:
         ValueError: On an unknown scheme, ``beta`` outside ``[0, 1]``, or counts that are not a
-            1-D sequence of finite positive numbers.
+            1-D sequence of finite non-negative numbers, or a zero count where the scheme divides
+            by a function of it.
     """
     _checked_scheme(scheme, beta)
-    n = as_counts(counts, name="counts", allow_zero=False)
+    # uniform weights use no count: a class absent from the data is no reason to refuse them
+    n = as_counts(counts, name="counts", allow_zero=scheme in ("none", "uniform"))
     w = _raw_weights(n, scheme, beta)
     w = w * (n.numel() / w.sum())
     return w.to(torch.float32)
