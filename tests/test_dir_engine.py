@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from longtail.engine.regression import (
     run_identity,
     train_regression,
 )
+from longtail.engine.regression.data import check_regression_data
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -381,6 +383,21 @@ def test_bad_input_gets_a_clear_message(csv, tmp_path):
         train_regression(tiny(str(tmp_path / "missing.csv")), progress=False)
 
 
+def test_data_that_cannot_measure_dir_is_refused_or_warned(csv, tmp_path):
+    const = tmp_path / "const.csv"
+    const.write_text("x,y\n" + "".join(f"{i},5\n" for i in range(60)))
+    with pytest.raises(ValueError, match=r"training targets.*not all equal.*all 5"):
+        train_regression(tiny(str(const), drop=()), progress=False)
+    with pytest.raises(ValueError, match=r"`bins`.* at least 2 label bins.*got 1000, one bin"):
+        train_regression(tiny(csv, bins=1000.0), progress=False)
+    assert not list(tmp_path.glob("*/config.json"))  # refused before anything is written
+    with pytest.warns(UserWarning, match=r"only \d+ of the \d+ label bins .* Wider --bins"):
+        check_regression_data(tiny(csv, bins=0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_regression_data(tiny(csv))  # the tests' own bins cover the data
+
+
 def test_presets_and_schedule():
     q = make_regression_config("quick")
     assert (q.dataset, q.target, q.bins, q.backbone) == ("diamonds", "price", 100.0, "mlp")
@@ -572,6 +589,29 @@ def test_report_parts_on_handmade_records(tmp_path):
     for i, r in enumerate(recs):
         (folder / f"{i}.json").write_text(json.dumps(r))
     assert len(load_records(folder)) == 4
+
+
+def test_the_histogram_draws_no_bar_for_an_empty_bin():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from longtail.bench.plots import _histogram
+
+    rec = {**dir_record("vanilla", 0, 5.0), "train_hist": [200, 50, 1, 0]}
+    fig, ax = plt.subplots()
+    try:
+        _histogram(ax, rec, rec["bin_edges"])
+        bars = sorted((p.get_x(), p.get_height()) for p in ax.patches)
+        assert bars == [(0.0, 200), (10.0, 50), (20.0, 1)]  # none at 30-40
+        assert ax.get_ylim()[0] < 1  # the one-example bin is visible on the log axis
+    finally:
+        plt.close(fig)
+
+
+def test_a_default_that_differs_between_recipes_is_named_not_printed_as_none():
+    auto = [dir_record("vanilla", s, 5.0, bins=None) for s in (0, 1)]
+    given = [{**dir_record("vanilla", s, 6.0, bins=5.0), "bin_width": 5.0} for s in (0, 1)]
+    text = dir_markdown(auto + given)
+    assert "Recipe: 5 epochs, bins: automatic (10 wide)." in text
+    assert "Recipe: 5 epochs, bins 5." in text and "None" not in text
 
 
 def test_the_schedule_and_a_step_that_never_happens_are_printed_and_recorded(csv, capsys):

@@ -229,6 +229,18 @@ def varying_keys(tables: Sequence[Table]) -> list[str]:
     return [k for k in keys if len({repr(t.recipe.get(k, _MISSING)) for t in tables}) > 1]
 
 
+def _varying_text(key: str, value: Any, table: Table) -> str:
+    """A recipe key that differs between tables; ``None`` is the default, said as such (for a
+    regression's ``bins``, with the width the runs chose)."""
+    if value is not None:
+        return f"{key} {format_value(value)}"
+    if key == "bins":
+        widths = sorted({rec.get("bin_width") for rec in table.records} - {None})
+        if widths:
+            return f"bins: automatic ({'/'.join(format_value(w) for w in widths)} wide)"
+    return f"{key}: the default"
+
+
 def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
     """``"Recipe: preset quick, 8 epochs, n_max 6000 (...), resnet20 of width 8."``, with the
     ``varying`` keys too and, for legacy records, :data:`LEGACY_NOTE`."""
@@ -256,7 +268,7 @@ def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
     model = _model_text(r)
     if model:
         parts.append(model)
-    parts += [f"{k} {format_value(r[k])}" for k in varying if k in r and k not in _STATED]
+    parts += [_varying_text(k, r[k], table) for k in varying if k in r and k not in _STATED]
     text = f"Recipe: {', '.join(parts)}." if parts else ""
     if not table.fingerprinted:
         text = f"{text} {LEGACY_NOTE}".strip()

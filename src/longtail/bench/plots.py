@@ -425,7 +425,8 @@ def _coarse_errors(rec: dict[str, Any], k: int) -> list[float]:
 
 
 def _histogram(ax: Any, rec: dict[str, Any], edges: list[float]) -> None:
-    """The training label histogram of ``rec`` on ``ax``, each bin coloured by its region."""
+    """The training label histogram of ``rec`` on ``ax``, each bin coloured by its region; an
+    empty bin has no bar (on the log axis a stand-in height would pass for one example)."""
     hist = rec.get("train_hist")
     nb = len(edges) - 1
     if not (isinstance(hist, list) and len(hist) == nb):
@@ -437,17 +438,18 @@ def _histogram(ax: Any, rec: dict[str, Any], edges: list[float]) -> None:
     region = regions_of_counts(hist, many, few)
     lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
     for name in ("many", "medium", "few"):
-        idx = [j for j in range(nb) if region[j] == name]
+        idx = [j for j in range(nb) if region[j] == name and hist[j] > 0]
         if idx:
             ax.bar(
                 [lefts[j] for j in idx],
-                [max(hist[j], 0.8) for j in idx],
+                [hist[j] for j in idx],
                 width=[widths[j] for j in idx],
                 align="edge",
                 color=colours[name],
                 label=names[name],
             )
     ax.set_yscale("log")
+    ax.set_ylim(bottom=0.5)  # a bin of one example still shows
     ax.set_ylabel("train count")
     ax.legend(fontsize="x-small", loc="upper right", ncol=3)
     ax.grid(True, axis="y", alpha=0.3)

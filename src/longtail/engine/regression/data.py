@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,17 +233,43 @@ def prepare_regression_data(config: RegressionConfig) -> RegressionData:
 def check_regression_data(config: RegressionConfig) -> RegressionData:
     """:func:`prepare_regression_data`, then the checks that need the data.
 
+    Warns when fewer than half of the label bins holding training data hold a test example too
+    (a bin gives the test set a row only from 3 rows up): the bins are narrower than the data,
+    and the balanced test set is a handful of rows.
+
     Raises:
-        ValueError: as :func:`prepare_regression_data`; and for Group-DIR methods, ``num_groups``
-            larger than the number of label bins the training targets span (groups finer than
-            the label bins), or training targets that are all equal; ``target_transform="log"``
+        ValueError: as :func:`prepare_regression_data`; training targets that are all equal
+            (nothing to regress), or all in one label bin (DIR's metrics compare label regions);
+            for Group-DIR methods, ``num_groups`` larger than the number of label bins the
+            training targets span (groups finer than the label bins); ``target_transform="log"``
             for targets that are not all positive.
     """
     data = prepare_regression_data(config)
+    low, high = float(data.y_train.min()), float(data.y_train.max())
+    if not high > low:
+        raise expected(
+            "the training targets",
+            "not all equal (a constant leaves nothing to learn)",
+            f"all {low:g}",
+        )
+    filled = [j for j, n in enumerate(data.train_hist) if n > 0]
+    if len(filled) < 2:
+        raise expected(
+            "bins",
+            f"a width that puts the training targets (from {low:g} to {high:g}) in at least 2 "
+            "label bins: DIR's metrics compare label regions",
+            f"{data.bin_width:g}, one bin",
+        )
+    tested = sum(1 for j in filled if data.test_hist[j] > 0)
+    if tested < len(filled) / 2:
+        warnings.warn(
+            f"only {tested} of the {len(filled)} label bins with training data have a test "
+            f"example ({sum(data.test_hist)} test rows in all; a bin gives the test set a row "
+            f"only from 3 rows up): the {data.bin_width:g}-wide bins are too narrow for this "
+            "data, and its test metrics are those of a handful of rows. Wider --bins fix it.",
+            stacklevel=2,
+        )
     if config.spec.loss == "group-dir":
-        low, high = float(data.y_train.min()), float(data.y_train.max())
-        if not high > low:
-            raise expected("the training targets", "not all equal for Group-DIR", f"all {low:g}")
         most = max_groups(low, high, data.bin_width)
         if config.num_groups > most:
             raise expected(
