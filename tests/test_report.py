@@ -343,6 +343,12 @@ def test_write_report(results, tmp_path):
     assert "## MM ablation" in text and "## Deep imbalanced regression" in text
     assert "| MM-DRW | 21.00 ± 1.41 |" not in text  # bold there: the best of its column
     assert "| MM-DRW | **21.00 ± 1.41** | 23.50 ± 0.71 |" in text
+    # the record that could not be read is named in the report, not only in a warning
+    assert "**Not in these tables:** 1 file that looked like a record could not be read:" in text
+    assert "killed.json` (not a readable JSON file" in text
+    (results / "table1" / "killed.json").unlink()
+    write_report(results, out)
+    assert "Not in these tables" not in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_write_report_defaults_to_the_folder_and_rewrites(results):

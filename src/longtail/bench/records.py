@@ -99,10 +99,13 @@ def _record_paths(root: Path) -> Iterable[Path]:
             yield path
 
 
-def read_records(directory: str | os.PathLike[str]) -> list[tuple[Path, dict[str, Any]]]:
+def read_records(
+    directory: str | os.PathLike[str], skipped: list[tuple[Path, str]] | None = None
+) -> list[tuple[Path, dict[str, Any]]]:
     """Every results record under ``directory`` with its path, in path order.
 
-    See :func:`load_records`, which returns the records alone.
+    See :func:`load_records`, which returns the records alone. The ``*.json`` files skipped
+    with a warning are appended to ``skipped``, if given, as ``(path, why)``.
 
     Raises:
         FileNotFoundError: If ``directory`` is not a folder.
@@ -115,14 +118,17 @@ def read_records(directory: str | os.PathLike[str]) -> list[tuple[Path, dict[str
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            warnings.warn(f"Skipping {path}: not a readable JSON file ({err}).", stacklevel=3)
-            continue
-        if not _is_record(obj):
-            continue
-        if not isinstance(obj["metrics"], dict):
-            warnings.warn(f"Skipping {path}: its 'metrics' is not a JSON object.", stacklevel=3)
-            continue
-        found.append((path, obj))
+            why = f"not a readable JSON file ({err})"
+        else:
+            if not _is_record(obj):
+                continue
+            if isinstance(obj["metrics"], dict):
+                found.append((path, obj))
+                continue
+            why = "its 'metrics' is not a JSON object"
+        warnings.warn(f"Skipping {path}: {why}.", stacklevel=3)
+        if skipped is not None:
+            skipped.append((path, why))
     return found
 
 

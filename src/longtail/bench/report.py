@@ -148,7 +148,8 @@ def write_report(
         ValueError: If it holds no results record.
     """
     directory = Path(directory)
-    found = read_records(directory)
+    skipped: list[tuple[Path, str]] = []
+    found = read_records(directory, skipped)
     if not found:
         raise expected(
             "directory",
@@ -186,7 +187,7 @@ def write_report(
         written.append(fn(records, out_dir / name, setting))
         return f"![{name}]({name})"
 
-    sections = ["# Results report", _summary(directory, len(found), records)]
+    sections = ["# Results report", _summary(directory, len(found), records, skipped)]
     sections += _classification_sections(records, plot if plots else None, disagree)
     sections += _regression_sections(records, plot if plots else None, disagree)
     sections += _multilabel_sections(records, out_dir if plots else None, written, disagree)
@@ -232,7 +233,12 @@ def plot_titles(settings: Sequence[Setting]) -> dict[Setting, str]:
     return {s: f"{t} (`{s[0]}`)" if shown.count(t) > 1 else t for s, t in plain.items()}
 
 
-def _summary(directory: Path, n_found: int, records: list[dict[str, Any]]) -> str:
+def _summary(
+    directory: Path,
+    n_found: int,
+    records: list[dict[str, Any]],
+    skipped: Sequence[tuple[Path, str]] = (),
+) -> str:
     methods = method_order(str(r["method"]) for r in records)
     if records and all(is_multilabel(r) for r in records):  # "focal" is of both registries
         methods = sorted(methods, key=multilabel_rank)
@@ -241,9 +247,17 @@ def _summary(directory: Path, n_found: int, records: list[dict[str, Any]]) -> st
     if copies:
         what = "record was a copy" if copies == 1 else "records were copies"
         counted = f" ({copies} more {what} of these, counted once)"
-    return (
+    text = (
         f"{plural(len(records), 'run')} from `{directory}`{counted}; methods: {', '.join(methods)}."
     )
+    if skipped:
+        # a record that could not be read is a run missing from the tables: say which
+        files = "; ".join(f"`{p.relative_to(directory).as_posix()}` ({why})" for p, why in skipped)
+        text += (
+            f"\n\n**Not in these tables:** {plural(len(skipped), 'file')} that looked like "
+            f"{'a record' if len(skipped) == 1 else 'records'} could not be read: {files}."
+        )
+    return text
 
 
 def _environment_text(env: Any) -> str:
