@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from longtail.data import ImageDataset, load_image_dataset, load_npz
+from longtail.data.npz import images_nchw
 
 
 def arrays(y_train, y_test, seed: int = 0) -> dict:
@@ -206,3 +207,27 @@ def test_image_dataset_classes_checks():
     ]:
         with pytest.raises(ValueError, match=match):
             ImageDataset("t", x, y, x, y, 2, classes=classes)
+
+
+@pytest.mark.parametrize(
+    "shape, want",
+    [
+        ((2, 28, 28), (2, 1, 28, 28)),
+        ((2, 28, 28, 1), (2, 1, 28, 28)),
+        ((2, 1, 28, 28), (2, 1, 28, 28)),
+        ((2, 32, 32, 3), (2, 3, 32, 32)),
+        ((2, 3, 32, 32), (2, 3, 32, 32)),
+        ((2, 32, 32, 4), (2, 4, 32, 32)),  # RGBA: was read as 32 channels of 32 × 4
+        ((2, 32, 32, 2), (2, 2, 32, 32)),  # grey + alpha
+        ((2, 32, 32, 5), (2, 5, 32, 32)),  # more channels, square images
+        ((2, 5, 32, 32), (2, 5, 32, 32)),
+        ((2, 4, 4, 3), (2, 3, 4, 4)),  # tiny RGB
+        ((2, 3, 4, 4), (2, 3, 4, 4)),
+    ],
+)
+def test_the_channel_axis_of_images(shape, want):
+    x = np.arange(np.prod(shape), dtype=np.int64).astype(np.uint8).reshape(shape)
+    got = images_nchw("x_train", x)
+    assert got.shape == want
+    if len(shape) == 4 and shape[1:] != want[1:]:  # channels last: the same pixels, moved
+        assert np.array_equal(got, x.transpose(0, 3, 1, 2))

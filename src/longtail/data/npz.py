@@ -43,13 +43,24 @@ _FLOAT_EXACT = 2**53
 
 def images_nchw(name: str, x: np.ndarray) -> np.ndarray:
     """``uint8`` images ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` as ``(N, C, H, W)``
-    (see :func:`load_npz`); ``name`` is the array's name in error messages."""
+    (see :func:`load_npz`); ``name`` is the array's name in error messages.
+
+    The channel axis of a 4-D array is the one of 1-4 entries (grey, grey + alpha, RGB, RGBA)
+    when only one end has so few; else the end that is not one of two equal sides (square
+    images with more channels); else axis 1.
+    """
     if x.dtype != np.uint8:
         raise expected(name, "uint8 images (pixel values 0..255)", f"dtype {x.dtype}")
     if x.ndim == 3:
         return x[:, None]
     if x.ndim == 4:
-        if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        _, a, h, b = x.shape  # a: axis 1, b: the last axis
+        few = (1, 2, 3, 4)
+        if (a in few) != (b in few):  # one end has the few entries of a channel axis
+            channels_last = b in few
+        else:  # neither or both: the end that is not a side of the square
+            channels_last = a == h and b != h
+        if channels_last:
             return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return x
     raise expected(
@@ -140,9 +151,10 @@ def load_npz(path: str | os.PathLike) -> ImageDataset:
 
     * ``(N, H, W)``: grey-scale; a channel dimension is added, giving ``(N, 1, H, W)``;
     * ``(N, C, H, W)``: used as it is;
-    * ``(N, H, W, C)``: recognised when the last dimension is 1 or 3 and the second is not
-      (so a 4-D array whose second dimension is 1 or 3 is always read as ``(N, C, H, W)``),
-      and transposed to ``(N, C, H, W)``.
+    * ``(N, H, W, C)``: recognised when the last dimension has 1-4 entries (grey, grey +
+      alpha, RGB, RGBA) and the second does not, or, when both or neither do, when the second
+      equals the third and the last does not (square images of more channels); transposed to
+      ``(N, C, H, W)``. Any other 4-D array is read as ``(N, C, H, W)``.
 
     Labels are integers (integer dtype, or floats that are whole numbers such as ``3.0``).
     With the optional scalar array ``num_classes`` = ``K`` in the file, they are used as they
