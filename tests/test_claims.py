@@ -145,6 +145,18 @@ def test_verdict_edges():
     assert verdict((0.0, 1.0)) == "inconclusive"
 
 
+def test_two_seeds_make_no_claim_even_with_a_zero_width_interval():
+    # errors move in steps of one test image: two seeds with the same difference are common,
+    # and their interval has zero width; fewer than 3 seeds decide nothing
+    recs = runs("mm-drw", {0: 20.0, 1: 21.0}) + runs("erm", {0: 20.5, 1: 21.5})
+    r = only(paired_claims(recs))
+    assert r.ci == pytest.approx((-0.5, -0.5)) and r.verdict == "inconclusive (2 seeds)"
+    assert verdict((-0.5, -0.5)) == "supported"  # the interval alone would have said so
+    assert verdict((-0.5, -0.5), seeds=2) == "inconclusive (2 seeds)"
+    assert verdict((-0.5, -0.4), seeds=3) == "supported"
+    assert verdict(None, seeds=1) == verdict((-1.0, -0.5), seeds=1) == "inconclusive (1 seed)"
+
+
 def test_one_seed_has_no_interval():
     r = only(paired_claims(runs("mm-drw", {3: 20.0}) + runs("erm", {3: 30.0})))
     assert (r.n, r.mean, r.std, r.t, r.ci) == (1, -10.0, None, None, None)
@@ -156,7 +168,7 @@ def test_interval_crossing_zero_and_both_signs():
     crossing = runs("mm-drw", {0: 20.0, 1: 22.0}) + runs("erm", {0: 21.0, 1: 21.0})
     r = only(paired_claims(crossing))
     assert r.mean == pytest.approx(0.0) and r.ci[0] < 0 < r.ci[1]
-    assert r.verdict == "inconclusive"
+    assert r.verdict == "inconclusive (2 seeds)" and verdict(r.ci) == "inconclusive"
     # d = +4, +5, +6 (MM-DRW worse each seed): mean 5, sd 1, CI 5 ± 2.484 above 0
     worse = runs("mm-drw", {0: 24.0, 1: 25.0, 2: 26.0}) + runs("erm", {0: 20.0, 1: 20.0, 2: 20.0})
     r = only(paired_claims(worse))
@@ -313,7 +325,7 @@ def test_markdown_table():
         "s0: -3.00, s1: -2.00, s2: -4.00",
     ]
     assert rows["MM-DRW vs LDAM-DRW"][:2] == ["2", "+0.00"]
-    assert rows["MM-DRW vs LDAM-DRW"][3:] == ["inconclusive", "s0: -1.00, s2: +1.00"]
+    assert rows["MM-DRW vs LDAM-DRW"][3:] == ["inconclusive (2 seeds)", "s0: -1.00, s2: +1.00"]
     assert "lower is better" in text and "paired by seed" in text and "Top-1 error" in text
     assert "Recipe: preset quick, 8 epochs" in text
     worse = runs("mm-drw", {0: 24.0, 1: 25.0, 2: 26.0}) + runs("erm", {0: 20.0, 1: 20.0, 2: 20.0})

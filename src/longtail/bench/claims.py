@@ -11,7 +11,9 @@ and sample standard deviation, and the 95% Student-t interval
 * ``"contradicted"``: the lower bound is above 0 (B has lower error: the claim is not
   supported);
 * ``"inconclusive"``: the interval holds 0;
-* ``"inconclusive (1 seed)"``: a single pair gives no interval.
+* ``"inconclusive (1 seed)"``, ``"inconclusive (2 seeds)"``: fewer than :data:`MIN_SEEDS`
+  pairs make no claim, whatever their interval (one gives none; two with the same difference,
+  common when errors move in steps of one test image, give an interval of zero width).
 
 Records are grouped as the tables group them (:func:`~longtail.bench.records.group_tables`):
 copies of one run count once, runs of different recipes (epochs, n_max, preset, ...) or data are
@@ -55,6 +57,7 @@ __all__ = [
     "CLAIM_TABLE_HEAD",
     "CONFIDENCE",
     "INTRO",
+    "MIN_SEEDS",
     "Claim",
     "ClaimResult",
     "PairedDifference",
@@ -85,7 +88,8 @@ INTRO = (
     "B, so a negative d favours A. 95% CI: mean(d) ± t(0.975, n − 1) · sd(d) / √n over the n "
     "pairs, sd the sample standard deviation. **Supported**: the interval lies below 0; "
     "**contradicted** (the claim is not supported: B has the lower error): above 0; "
-    "inconclusive: it holds 0, and always with one seed, which gives no interval."
+    "inconclusive: it holds 0, and always with fewer than 3 seeds (one gives no interval; two "
+    "with the same difference give one of zero width)."
 )
 
 
@@ -237,8 +241,8 @@ class ClaimResult:
         std: The sample standard deviation of the differences (``None`` for one seed).
         t: ``t(0.975, n − 1)`` (``None`` for one seed).
         ci: The 95% interval ``(low, high)`` (``None`` for one seed).
-        verdict: ``"supported"``, ``"contradicted"``, ``"inconclusive"`` or
-            ``"inconclusive (1 seed)"``.
+        verdict: ``"supported"``, ``"contradicted"``, ``"inconclusive"``,
+            ``"inconclusive (1 seed)"`` or ``"inconclusive (2 seeds)"``.
     """
 
     claim: Claim
@@ -296,12 +300,21 @@ class ClaimResult:
         }
 
 
-def verdict(ci: tuple[float, float] | None, *, higher: bool = False) -> str:
+#: The fewest seeds (pairs) that can decide a claim.
+MIN_SEEDS = 3
+
+
+def verdict(
+    ci: tuple[float, float] | None, *, higher: bool = False, seeds: int | None = None
+) -> str:
     """The verdict of a claim from the interval of ``method − baseline`` (``None``: one seed):
     for a metric where lower is better (an error), a difference below 0 supports the claim;
-    ``higher=True`` (an mAP), above 0."""
-    if ci is None:
+    ``higher=True`` (an mAP), above 0. With ``seeds`` (the pairs behind the interval) below
+    :data:`MIN_SEEDS`, inconclusive whatever the interval."""
+    if ci is None or seeds == 1:
         return "inconclusive (1 seed)"
+    if seeds is not None and seeds < MIN_SEEDS:
+        return f"inconclusive ({seeds} seeds)"
     low, high = (-ci[1], -ci[0]) if higher else ci
     if high < 0:
         return "supported"
@@ -390,7 +403,7 @@ def _result(
         std=pair.std,
         t=pair.t,
         ci=pair.ci,
-        verdict=verdict(pair.ci),
+        verdict=verdict(pair.ci, seeds=len(pair.seeds)),
     )
 
 

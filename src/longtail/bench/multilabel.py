@@ -262,8 +262,8 @@ CLAIMS_INTRO = (
     "runs of A and B are paired by seed (only seeds both ran; copies of a run count once), "
     "each pair gives d = A − B, so a positive d favours A; 95% CI: mean(d) ± t(0.975, n − 1) "
     "· sd(d) / √n over the n pairs. **Supported**: the interval lies above 0; "
-    "**contradicted** (B is higher): below 0; inconclusive: it holds 0, and always with one "
-    "seed, which gives no interval."
+    "**contradicted** (B is higher): below 0; inconclusive: it holds 0, and always with fewer "
+    "than 3 seeds (one gives no interval; two with the same difference give one of zero width)."
 )
 
 
@@ -342,7 +342,7 @@ def _table_claims(
                                 "mean": pair.mean,
                                 "std": pair.std,
                                 "ci": list(pair.ci) if pair.ci is not None else None,
-                                "verdict": verdict(pair.ci, higher=True),
+                                "verdict": verdict(pair.ci, higher=True, seeds=len(pair.seeds)),
                             }
                         )
     return out
