@@ -458,3 +458,17 @@ def test_caption_gives_the_head_size_the_runs_used():
         r["data"] = {**r.get("data", {}), "n_max": 5500}
     (caption,) = captions(table1_markdown(recs, tail_view=False))
     assert "n_max 5500 (the default for this data)" in caption and "6000" not in caption
+
+
+def test_caption_with_a_natural_column_beside_a_cut_one():
+    """A natural-profile run keeps every example (its n_max is None): beside an exp column cut
+    to 121, the caption gives 121 and says so, not "the whole head class"."""
+    cut = record(seed=0, error=20.0, fingerprint="ab12", profile="exp", ratio=4.0)
+    cut["data"] = {**cut.get("data", {}), "n_max": 121}
+    natural = record(seed=0, error=19.0, fingerprint="ab12", profile="natural", ratio=1.0)
+    natural["data"] = {**natural.get("data", {}), "n_max": None}
+    (caption,) = captions(table1_markdown([cut, natural], tail_view=False))
+    assert "n_max 121 (the default for this data; the natural profile keeps every" in caption
+    assert "whole head class" not in caption
+    (caption,) = captions(table1_markdown([natural], tail_view=False))
+    assert "n_max: none (the natural profile keeps every example)" in caption

@@ -254,13 +254,23 @@ def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
     if "n_max" in r:
         # the head size each run really used (record["data"]["n_max"]): the default depends on
         # the data at hand (e.g. 5500 with 500 per class held out), not only on the registry
-        used = {(rec.get("data") or {}).get("n_max") for rec in table.records}
-        if r["n_max"] is None and None not in used:
+        # a natural-profile run keeps every example (its n_max is None by design)
+        natural = any(rec.get("profile") == "natural" for rec in table.records)
+        used = {
+            (rec.get("data") or {}).get("n_max")
+            for rec in table.records
+            if rec.get("profile") != "natural"
+        }
+        if r["n_max"] is None and None not in used and used:
+            kept = "; the natural profile keeps every example" if natural else ""
             parts.append(
-                f"n_max {format_value(used.pop())} (the default for this data)"
+                f"n_max {format_value(used.pop())} (the default for this data{kept})"
                 if len(used) == 1
-                else f"n_max: the default for each data set ({', '.join(map(str, sorted(used)))})"
+                else f"n_max: the default for each data set ({', '.join(map(str, sorted(used)))}"
+                f"{kept})"
             )
+        elif r["n_max"] is None and natural and not used:
+            parts.append("n_max: none (the natural profile keeps every example)")
         else:
             parts.append(
                 _n_max_text(r["n_max"], sorted({c.setting[0] for c in table.columns}, key=str))
