@@ -147,6 +147,7 @@ def test_a_kill_inside_or_after_every_write_resumes_to_the_same_run(npz, tmp_pat
             resumed = train(config, out, progress=False)
             assert resumed["metrics"] == whole["metrics"], (at, inside)
             assert _log_epochs(out) == list(range(config.epochs)), (at, inside)
+            assert not list(out.glob(".*.tmp")), (at, inside)  # a cut write's temporary file
             assert json.loads((out / "result.json").read_text())["identity"] == whole["identity"]
 
 

@@ -360,10 +360,14 @@ class RunFolder:
         return rebuild_stale(self.log_kinds, self.path, rows)
 
     def start(self) -> None:
-        """Create the folder and write ``config.json`` (main process only)."""
+        """Create the folder and write ``config.json`` (main process only); remove the
+        temporary files of atomic writes that a kill cut short (``.<name>.<random>.tmp``:
+        nothing else writes them, and the folder's lock is held)."""
         if self.path is not None and self.main:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
+            for stray in self.path.glob(".*.tmp"):
+                stray.unlink(missing_ok=True)
             atomic_write_json(self.path / CONFIG, self.config)
 
     def load_checkpoint(self, map_location: Any = None) -> dict[str, Any] | None:
