@@ -268,6 +268,32 @@ def test_cli_train_resume_and_errors(npz, tmp_path, capsys):
     assert "missing.npz" in capsys.readouterr().err
 
 
+def test_cli_ctrl_c_says_how_to_resume_and_no_progress_still_says_the_resume(
+    npz, tmp_path, capsys, monkeypatch
+):
+    train_mod = sys.modules["longtail.engine.train"]  # the package's `train` is the function
+    real = train_mod.run_epochs
+
+    def interrupted(*a, **kw):
+        def ctrl_c(epoch, row):
+            raise KeyboardInterrupt
+
+        return real(*a, **{**kw, "callback": ctrl_c})
+
+    out = tmp_path / "cc"
+    args = ["train", "--dataset", npz, "--ratio", "4", "--epochs", "2", "--model", "small-cnn"]
+    args += ["--width", "4", "--threads", "1", "--out", str(out), "--no-progress"]
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "run_epochs", interrupted)
+        assert cli_main(args) == 130
+    err = capsys.readouterr().err
+    *said, last = err.strip().splitlines()
+    assert last == f"longtail train: interrupted; the same command resumes from what {out} holds"
+    assert said and all("WARNING: " in line for line in said)  # said despite --no-progress
+    assert cli_main(args) == 0
+    assert f"resuming {out} from epoch 1" in capsys.readouterr().err  # said despite --no-progress
+
+
 def test_cli_label_outside_classes(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     x = np.zeros((4, 8, 8), np.uint8)

@@ -1859,7 +1859,11 @@ def _add_train(sub: Any) -> None:
         help="output folder: config, checkpoint, log.jsonl, result.json (default: none: "
         "nothing is saved and the run cannot resume)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress lines on stderr (schedule warnings and a resume are still said)",
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -1962,7 +1966,11 @@ def _add_bench_running_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress lines on stderr (schedule warnings and a resume are still said)",
+    )
 
 
 def _add_bench(sub: Any) -> None:
@@ -2063,6 +2071,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"longtail {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: what was finished is on disk (each epoch's checkpoint, each grid's records);
+        # say how to go on instead of a traceback from inside torch
+        out = getattr(args, "out", None)
+        again = (
+            f"; the same command resumes from what {out} holds"
+            if out
+            else " (without --out nothing was kept)"
+        )
+        print(f"longtail {args.command}: interrupted{again}", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader of our output went away (``longtail report DIR | head``): the work is
         # done and written; stop quietly, as other command-line tools do, instead of a

@@ -460,15 +460,24 @@ def batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
 class Progress:
     """A line per epoch on stderr, and a tqdm bar over its batches when stderr is a terminal."""
 
-    def __init__(self, enabled: bool | None, total_epochs: int, label: str) -> None:
+    def __init__(
+        self, enabled: bool | None, total_epochs: int, label: str, *, main: bool = True
+    ) -> None:
         self.tty = sys.stderr.isatty()
-        self.enabled = True if enabled is None else enabled
+        self.main = main  # the process that speaks (rank 0 under DDP)
+        self.enabled = main and (True if enabled is None else enabled)
         self.total = total_epochs
         self.label = label
         self.bar: Any = None
 
     def say(self, line: str) -> None:
+        """A progress line (none with ``enabled=False``)."""
         if self.enabled:
+            print(line, file=sys.stderr, flush=True)
+
+    def notice(self, line: str) -> None:
+        """A line said even without progress (a warning, a resume): only the main process."""
+        if self.main:
             print(line, file=sys.stderr, flush=True)
 
     def start(self, epoch: int, steps: int) -> None:
@@ -544,7 +553,7 @@ def run_epochs(
     if state is not None:
         task.load_state_dict(state["task"])
         start, seconds, rows = int(state["epoch"]), float(state["seconds"]), list(state["log"])
-        progress.say(f"resuming {folder.path} from epoch {start}")
+        progress.notice(f"resuming {folder.path} from epoch {start}")
     folder.rewrite_log(rows)
     with folder.epoch_loggers(rows) as loggers:
         for epoch in range(start, epochs):

@@ -563,11 +563,11 @@ def _train_in(
     setting = "natural" if config.profile == "natural" else f"{config.profile}-{config.ratio:g}"
     label = f"{config.method} {setting}"
     task = _Classification(config, data, world, rank, label)
-    bar = Progress(progress if main else False, config.epochs, label)
+    bar = Progress(progress, config.epochs, label, main=main)
     bar.say(f"{label}: {config.describe_schedule()}")
     warnings_ = config.schedule_warnings()
     for w in warnings_:
-        bar.say(f"{label}: WARNING: {w}")
+        bar.notice(f"{label}: WARNING: {w}")
     flush_before = torch.set_flush_denormal(True) if config.flush_denormal else None
     try:
         rows, seconds, _ = run_epochs(

@@ -304,11 +304,11 @@ def _train_in(
         torch.set_num_threads(config.threads)
     label = f"{config.method} {data.name}"
     task = _MultiLabel(config, data, world, rank, label)
-    bar = Progress(progress if rank == 0 else False, config.epochs, label)
+    bar = Progress(progress, config.epochs, label, main=rank == 0)
     bar.say(f"{label}: {config.describe_schedule()}")
     schedule_warnings = config.schedule_warnings()
     for w in schedule_warnings:
-        bar.say(f"{label}: WARNING: {w}")
+        bar.notice(f"{label}: WARNING: {w}")
     rows, seconds, _ = run_epochs(
         task,
         folder,

@@ -426,7 +426,7 @@ def _train_in(
     bar.say(f"{label}: {config.describe_schedule()}")
     schedule_warnings = config.schedule_warnings()
     for w in schedule_warnings:
-        bar.say(f"{label}: WARNING: {w}")
+        bar.notice(f"{label}: WARNING: {w}")
     _rows, seconds, _ = run_epochs(
         task,
         folder,
