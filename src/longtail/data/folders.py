@@ -310,8 +310,10 @@ def _choose(
             (h0, w0), (h1, w1) = min(sizes), max(sizes)
             warnings.warn(
                 f"{where}: the images have {len(sizes)} sizes (height x width from "
-                f"{h0}x{w0} to {h1}x{w1}); they are resized to {size[0]}x{size[1]}. Pass "
-                "size= to choose.",
+                f"{h0}x{w0} to {h1}x{w1}); they are resized to {size[0]}x{size[1]}. To "
+                "choose another size, load it in Python with "
+                "longtail.data.load_image_folder(path, size=(H, W)) and np.savez its x_train, "
+                "y_train, x_test, y_test for --dataset.",
                 stacklevel=4,
             )
     return mode, size
