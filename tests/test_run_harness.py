@@ -421,3 +421,25 @@ def test_the_divergence_message_says_whether_a_checkpoint_exists():
     with pytest.raises(TrainingDiverged, match="its checkpoint holds epoch 4, the last finished"):
         check_finite(float("inf"), 5, 0, "erm")
     check_finite(1.0, 0, 0, "erm")  # a finite loss passes
+
+
+@pytest.mark.parametrize(
+    "content, cause",
+    [
+        (b"garbage" * 10, "UnpicklingError: Unsupported operand"),
+        (b"PK\x03\x04garbage", "RuntimeError: PytorchStreamReader failed reading zip archive"),
+        (b"", "EOFError"),
+    ],
+)
+def test_a_damaged_checkpoint_is_named_as_damaged(tmp_path, content, cause):
+    """torch.load's advice on weights_only reads as a torch-version problem; the message says
+    the file is damaged and gives torch's cause alone."""
+    from longtail.engine.run import RunFolder
+
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    folder = RunFolder(tmp_path, {}, {})
+    with pytest.raises(ValueError, match="it is damaged") as err:
+        folder.load_checkpoint()
+    message = str(err.value)
+    assert cause in message and "weights_only" not in message and "Delete that file" in message
+    folder.close()

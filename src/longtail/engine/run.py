@@ -235,6 +235,20 @@ class FolderLock:
 
 
 # -------------------------------------------------------------------------------------- folder
+def _load_error(e: Exception) -> str:
+    """What ``torch.load`` says is wrong with a file, without its advice on ``weights_only``
+    (which reads as a torch-version problem when the file is only damaged), cut at a word."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        # the cause is the line after "WeightsUnpickler error:"; the rest is torch's advice
+        cause = [ln for ln in lines[1:] if not ln.startswith(("Please file", "Check the doc"))]
+        lines = cause[:1]
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    if len(text) > 160:
+        text = text[:160].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
 class RunFolder:
     """The output folder of one run (or none: ``path=None`` keeps nothing on disk).
 
@@ -385,7 +399,7 @@ class RunFolder:
         except Exception as e:  # torch raises RuntimeError, pickle/EOF/zip errors on damage
             raise ValueError(
                 f"Expected {str(path)!r} to be a checkpoint written by longtail, but it cannot be "
-                f"read ({type(e).__name__}: {str(e)[:120]}). Delete that file to restart the run "
+                f"read: it is damaged ({_load_error(e)}). Delete that file to restart the run "
                 "from epoch 0 (or delete the folder to start over)."
             ) from None
         if not isinstance(state, dict) or "epoch" not in state or "task" not in state:
