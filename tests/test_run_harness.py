@@ -443,3 +443,42 @@ def test_a_damaged_checkpoint_is_named_as_damaged(tmp_path, content, cause):
     message = str(err.value)
     assert cause in message and "weights_only" not in message and "Delete that file" in message
     folder.close()
+
+
+def test_a_resume_on_another_thread_count_is_said_and_recorded(npz, tmp_path, capsys):
+    """Threads are not part of a run's identity (a run on another machine is the same run), but
+    they change the last digits: a run resumed on another count warns and records both."""
+    import dataclasses
+
+    from longtail.engine import RunInterrupted
+
+    before = torch.get_num_threads()
+    config = tiny(npz, epochs=3, threads=1)
+    out = tmp_path / "run"
+
+    def stop(epoch, row):
+        raise RunInterrupted("stop")
+
+    try:
+        with pytest.raises(RunInterrupted):
+            train(config, out, progress=False, callback=stop)
+        capsys.readouterr()
+        rec = train(dataclasses.replace(config, threads=2), out, progress=False)
+        err = capsys.readouterr().err
+        assert "WARNING: epochs 0-0 ran on 1 thread and the rest runs on 2" in err
+        assert rec["environment"]["threads"] == 2
+        assert rec["environment"]["threads_by_epoch"] == [
+            {"epochs": "0-0", "threads": 1},
+            {"epochs": "1-2", "threads": 2},
+        ]
+        saved = json.loads((out / "result.json").read_text())
+        assert saved["environment"]["threads_by_epoch"] == rec["environment"]["threads_by_epoch"]
+        # resumed on the same count: nothing said, nothing added
+        again = tmp_path / "again"
+        with pytest.raises(RunInterrupted):
+            train(config, again, progress=False, callback=stop)
+        rec = train(config, again, progress=False)
+        assert "WARNING" not in capsys.readouterr().err
+        assert "threads_by_epoch" not in rec["environment"]
+    finally:
+        torch.set_num_threads(before)

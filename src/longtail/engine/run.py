@@ -275,6 +275,8 @@ class RunFolder:
         self.main = main
         self.log_kinds = log_kinds(config.get("log"))  # loggers beside log.jsonl
         self.lock = FolderLock(self.path, "run") if self.path is not None and main else None
+        # [first epoch, torch threads] of each stretch of training (run_epochs keeps it)
+        self.threads_history: list[list[int]] = []
 
     def _lock(self) -> None:
         """Hold the folder's lock from the first look inside it to :meth:`close`."""
@@ -436,6 +438,23 @@ class RunFolder:
         atomic_torch_save({**state, "identity": self.identity}, self.path / CHECKPOINT)
 
     def write_record(self, record: dict[str, Any]) -> None:
+        """Write ``record`` (main process only). A run resumed on another thread count gets
+        ``environment["threads_by_epoch"]`` (in ``record`` too): its floating-point results are
+        those of neither count alone, and the record says how it was computed."""
+        history, epochs = self.threads_history, record.get("epochs")
+        if (
+            len(history) > 1
+            and isinstance(epochs, int)
+            and isinstance(record.get("environment"), dict)
+        ):
+            ends = [first for first, _ in history[1:]] + [epochs]
+            stretches = [
+                {"epochs": f"{first}-{end - 1}", "threads": n}
+                for (first, n), end in zip(history, ends, strict=True)
+                if end > first
+            ]
+            if len({s["threads"] for s in stretches}) > 1:
+                record["environment"]["threads_by_epoch"] = stretches
         if self.path is not None and self.main:
             atomic_write_json(self.path / RESULT, record)
 
@@ -543,6 +562,11 @@ class EpochTask(Protocol):
     def fit_epoch(self, epoch: int, progress: Progress) -> dict[str, Any]: ...
 
 
+def _thread_text(history: list[list[int]]) -> str:
+    counts = sorted({n for _, n in history})
+    return " and ".join(map(str, counts)) + f" thread{'s' if counts != [1] else ''}"
+
+
 def run_epochs(
     task: EpochTask,
     folder: RunFolder,
@@ -564,10 +588,22 @@ def run_epochs(
     """
     state = folder.load_checkpoint(map_location)
     start, seconds, rows = 0, 0.0, []
+    threads = torch.get_num_threads()
+    history = [[0, threads]]
     if state is not None:
         task.load_state_dict(state["task"])
         start, seconds, rows = int(state["epoch"]), float(state["seconds"]), list(state["log"])
         progress.notice(f"resuming {folder.path} from epoch {start}")
+        history = [list(h) for h in state.get("threads", [])]  # none in older checkpoints
+        if history and history[-1][1] != threads and start < epochs:
+            progress.notice(
+                f"{folder.path}: WARNING: epochs 0-{start - 1} ran on "
+                f"{_thread_text(history)} and the rest runs on {threads}: the results will "
+                "differ in their last digits from a run on either alone (the record says so)"
+            )
+        if not history or history[-1][1] != threads:
+            history.append([start, threads])
+    folder.threads_history = history
     folder.rewrite_log(rows)
     with folder.epoch_loggers(rows) as loggers:
         for epoch in range(start, epochs):
@@ -582,7 +618,13 @@ def run_epochs(
             rows.append(row)
             folder.save_epoch(
                 row,
-                {"task": task.state_dict(), "epoch": epoch + 1, "seconds": seconds, "log": rows},
+                {
+                    "task": task.state_dict(),
+                    "epoch": epoch + 1,
+                    "seconds": seconds,
+                    "log": rows,
+                    "threads": history,
+                },
             )
             loggers.log(row)
             progress.end(describe(row) if describe is not None else f"epoch {epoch + 1}/{epochs}")
