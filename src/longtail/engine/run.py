@@ -46,7 +46,12 @@ import numpy as np
 import torch
 
 from longtail.engine.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
-from longtail.engine.loggers import EpochLoggers, log_kinds, rebuild_stale
+from longtail.engine.loggers import (
+    EpochLoggers,
+    log_kinds,
+    rebuild_stale,
+    summary_writer_class,
+)
 
 __all__ = [
     "BOOKKEEPING",
@@ -274,6 +279,8 @@ class RunFolder:
         self.identity: dict[str, Any] | None = None
         self.main = main
         self.log_kinds = log_kinds(config.get("log"))  # loggers beside log.jsonl
+        if "tensorboard" in self.log_kinds and self.path is not None and main:
+            summary_writer_class()  # a missing extra is refused before anything is written
         self.lock = FolderLock(self.path, "run") if self.path is not None and main else None
         # [first epoch, torch threads] of each stretch of training (run_epochs keeps it)
         self.threads_history: list[list[int]] = []
