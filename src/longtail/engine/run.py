@@ -520,6 +520,15 @@ class Progress:
         if self.main:
             print(line, file=sys.stderr, flush=True)
 
+    def schedule(self, label: str, config: Any) -> list[str]:
+        """Say ``config``'s schedule (a progress line) and its ``schedule_warnings()`` (said
+        even without progress); return the warnings, for the record."""
+        self.say(f"{label}: {config.describe_schedule()}")
+        warnings_ = config.schedule_warnings()
+        for w in warnings_:
+            self.notice(f"{label}: WARNING: {w}")
+        return warnings_
+
     def start(self, epoch: int, steps: int) -> None:
         if not (self.enabled and self.tty):
             return

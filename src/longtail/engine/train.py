@@ -564,10 +564,7 @@ def _train_in(
     label = f"{config.method} {setting}"
     task = _Classification(config, data, world, rank, label)
     bar = Progress(progress, config.epochs, label, main=main)
-    bar.say(f"{label}: {config.describe_schedule()}")
-    warnings_ = config.schedule_warnings()
-    for w in warnings_:
-        bar.notice(f"{label}: WARNING: {w}")
+    warnings_ = bar.schedule(label, config)
     flush_before = torch.set_flush_denormal(True) if config.flush_denormal else None
     try:
         rows, seconds, _ = run_epochs(

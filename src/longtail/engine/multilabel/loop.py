@@ -305,10 +305,7 @@ def _train_in(
     label = f"{config.method} {data.name}"
     task = _MultiLabel(config, data, world, rank, label)
     bar = Progress(progress, config.epochs, label, main=rank == 0)
-    bar.say(f"{label}: {config.describe_schedule()}")
-    schedule_warnings = config.schedule_warnings()
-    for w in schedule_warnings:
-        bar.notice(f"{label}: WARNING: {w}")
+    schedule_warnings = bar.schedule(label, config)
     rows, seconds, _ = run_epochs(
         task,
         folder,

@@ -423,10 +423,7 @@ def _train_in(
     label = f"{config.method} {Path(data.name).stem}"
     task = _Regression(config, data, device, label)
     bar = Progress(progress, config.epochs, label)
-    bar.say(f"{label}: {config.describe_schedule()}")
-    schedule_warnings = config.schedule_warnings()
-    for w in schedule_warnings:
-        bar.notice(f"{label}: WARNING: {w}")
+    bar.schedule(label, config)  # the record states it again (_record)
     _rows, seconds, _ = run_epochs(
         task,
         folder,
