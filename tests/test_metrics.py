@@ -260,3 +260,21 @@ def test_ece_bins_are_closed_on_the_right():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_infinite_logits_give_softmax_limit_not_nan():
+    # +inf (a float16 overflow), two +inf in a row, and a row of -inf: each row scores as the
+    # same row with the infinities replaced by a large finite logit, where softmax is exact.
+    inf = math.inf
+    z = torch.tensor([[inf, 0.0, 0.0], [inf, inf, 0.0], [-inf, -inf, -inf], [2.0, 0.0, -inf]])
+    finite = torch.tensor([[1e4, 0.0, 0.0], [1e4, 1e4, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, -1e4]])
+    y = torch.tensor([0, 1, 2, 0])
+    for zz, ff in ((z, finite), (z.double(), finite.double())):
+        assert expected_calibration_error(zz, y) == pytest.approx(
+            expected_calibration_error(ff, y), abs=1e-9
+        )
+    m = classification_metrics(z, y, [500, 50, 5])
+    assert m["ece"] == pytest.approx(classification_metrics(finite, y, [500, 50, 5])["ece"])
+    json.dumps(m, allow_nan=False)
+    overflow = torch.tensor([[70000.0, 0.0, 0.0]]).half()  # inf in float16
+    assert expected_calibration_error(overflow, torch.tensor([0])) == 0.0

@@ -413,3 +413,16 @@ def test_sums_over_two_gloo_processes_equal_one_process(tmp_path):
                 else:
                     assert got == pytest.approx(value, rel=1e-12, abs=1e-12)
     assert ranks[0]["local"] != ranks[1]["local"]
+
+
+def test_an_infinite_logit_does_not_poison_the_running_ece():
+    z = torch.tensor([[math.inf, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    y = torch.tensor([0, 1])
+    m = lt.ClassificationMetrics([500, 50, 5])
+    m.update(z, y)
+    m.update(torch.tensor([[0.5, 0.2, 0.1]]), torch.tensor([2]))
+    ece = m.compute()["ece"]
+    whole = torch.cat([z, torch.tensor([[0.5, 0.2, 0.1]])])
+    labels = torch.cat([y, torch.tensor([2])])
+    assert math.isfinite(ece)
+    assert ece == pytest.approx(F.expected_calibration_error(whole, labels))

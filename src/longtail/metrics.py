@@ -357,7 +357,15 @@ def _probabilities(scores: torch.Tensor, from_probs: bool) -> torch.Tensor:
         return scores
     if scores.dtype != torch.float64:
         scores = scores.float()
-    return torch.softmax(scores, dim=1)
+    probs = torch.softmax(scores, dim=1)
+    # A row whose largest logit is infinite (+inf, e.g. a float16 overflow, or every entry -inf)
+    # has no finite softmax: it gets the limit, spread evenly over the entries equal to the max.
+    top = scores.amax(dim=1, keepdim=True)
+    limit_rows = torch.isinf(top)
+    if scores.numel() and bool(limit_rows.any()):
+        at_top = (scores == top).to(probs.dtype)
+        probs = torch.where(limit_rows, at_top / at_top.sum(dim=1, keepdim=True), probs)
+    return probs
 
 
 def _bin_index(values: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -408,7 +416,9 @@ def expected_calibration_error(
         - \\frac{1}{|B_b|} \\sum_{i \\in B_b} p_i \\Bigr|
 
     The input is **logits** by default (softmax is taken inside, in at least float32); pass
-    ``from_probs=True`` for probabilities whose rows already sum to 1.
+    ``from_probs=True`` for probabilities whose rows already sum to 1. A row whose largest logit
+    is infinite (a float16 overflow gives ``+inf``) gets softmax's limit, the probability spread
+    evenly over the entries equal to that maximum, rather than NaN.
 
     Example:
         >>> logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 0.0]])
