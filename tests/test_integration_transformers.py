@@ -554,3 +554,79 @@ def test_drs_that_never_switches_warns_at_train_begin(tmp_path):
                 "Deferred re-sampling starts at epoch 50 (0-based), but training runs 2 epochs: "
                 "every epoch is drawn uniformly. Lower start_epoch or train for more epochs."
             )
+
+
+# ---- token classification: counts over tokens, no per-example sampler -------------------------
+def token_rows(n: int = 24, seed: int = 5) -> list[dict]:
+    """Sentences of 3..7 tokens, [CLS] and [SEP] labelled -100, classes 0..3 long-tailed."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(n):
+        length = int(torch.randint(3, 8, (), generator=g))
+        classes = torch.multinomial(torch.tensor([8.0, 4.0, 2.0, 1.0]), length, True, generator=g)
+        ids = torch.randint(5, 50, (length + 2,), generator=g).tolist()
+        rows.append({"input_ids": ids, "labels": [-100, *classes.tolist(), -100]})
+    return rows
+
+
+def count_tokens(rows, ignore=-100, classes=4) -> list[int]:
+    counts = [0] * classes
+    for row in rows:
+        for label in row["labels"]:
+            if label != ignore:
+                counts[label] += 1
+    return counts
+
+
+def test_token_classification_counts_the_tokens_for_counts_losses_and_drw(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = token_rows()
+    expected = count_tokens(rows)
+    ragged = datasets.Dataset.from_list(rows)  # sentences of different lengths
+    model = tiny_bert(num_labels=4, cls=BertForTokenClassification)
+    for data in (ragged, rows):
+        trainer = LongtailTrainer(model, targs(tmp_path), train_dataset=data, loss="ldam", drw=1)
+        assert trainer.class_counts() == expected
+        later = trainer.reweighting.weights(1)
+        assert later.tolist() == pytest.approx(effective_weights(expected))
+    # another ignore_index of the loss: that label is what is left out of the counts
+    renamed = [{**r, "labels": [255 if t == -100 else t for t in r["labels"]]} for r in rows]
+    kwargs = {"ignore_index": 255}
+    trainer = LongtailTrainer(
+        model, targs(tmp_path), train_dataset=renamed, loss="ldam", loss_kwargs=kwargs
+    )
+    assert trainer.class_counts() == expected
+
+
+def test_token_classification_refuses_a_per_example_sampler_with_the_way_out(tmp_path):
+    model = tiny_bert(num_labels=4, cls=BertForTokenClassification)
+    for sampler in ("class-balanced", "drs"):
+        with pytest.raises(ValueError) as err:
+            LongtailTrainer(model, targs(tmp_path), train_dataset=token_rows(), sampler=sampler)
+        message = str(err.value)
+        assert "per-token labels" in message and "drw=" in message, message
+    with pytest.raises(ValueError, match="one class label per example"):
+        dataset_labels(token_rows())
+
+
+def test_the_renumbering_hint_runs_on_the_column_the_labels_came_from(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    x = torch.randn(6, 8).tolist()
+    for key in ("label", "labels"):
+        data = datasets.Dataset.from_dict({"x": x, key: [3, 7, 42, 3, 7, 42]})
+        with pytest.raises(ValueError) as err:
+            LongtailTrainer(tiny_bert(3), targs(tmp_path), train_dataset=data, loss="ldam")
+        hint = str(err.value).split("dataset.map(")[1].rsplit("))", 1)[0]
+        mapping = {3: 0, 7: 1, 42: 2}
+        mapped = data.map(eval(hint, {"mapping": mapping}))  # the hint, run as written
+        assert sorted(set(mapped[key])) == [0, 1, 2]
+    rows = [
+        {**r, "labels": [t if t < 0 else 10 * t + 1 for t in r["labels"]]} for r in token_rows()
+    ]
+    tokens = datasets.Dataset.from_list(rows)
+    model = tiny_bert(num_labels=4, cls=BertForTokenClassification)
+    with pytest.raises(ValueError) as err:
+        LongtailTrainer(model, targs(tmp_path), train_dataset=tokens, loss="ldam")
+    hint = str(err.value).split("dataset.map(")[1].rsplit("))", 1)[0]
+    mapped = tokens.map(eval(hint, {"mapping": {1: 0, 11: 1, 21: 2, 31: 3}}))
+    assert count_tokens(mapped) == count_tokens(token_rows())

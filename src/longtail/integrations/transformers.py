@@ -71,29 +71,42 @@ def _epoch_index(state: Any) -> int:
     return math.floor(epoch + _EPOCH_TOLERANCE)
 
 
-def dataset_labels(dataset: Any, label_key: str = "labels") -> np.ndarray:
-    """The class label of every example of a training set, as a checked ``int64`` array.
+def _is_sequence(value: Any) -> bool:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return value.ndim >= 1
+    return isinstance(value, (list, tuple))
 
-    Looked up, in this order, as: a ``.targets`` attribute (torchvision-style datasets,
-    :func:`longtail.imbalanced_subset`); a column ``label_key`` or ``"label"`` of a Hugging Face
-    ``datasets.Dataset`` (anything with ``column_names``); ``dataset[i][label_key]`` (or
-    ``["label"]``) of every example of a map-style dataset of dicts.
 
-    Args:
-        dataset: The training set.
-        label_key: Name of the label field. Default ``"labels"`` (the Trainer's).
+def _per_token(values: Any) -> bool:
+    """Whether label values hold a sequence per example (token classification)."""
+    if isinstance(values, torch.Tensor):
+        return values.dim() > 1
+    return _is_sequence(next(iter(values), None))
 
-    Raises:
-        ValueError: When no labels are found, or they are not non-negative integers.
-    """
+
+def _token_labels(values: Sequence[Any], name: str, ignore_index: int) -> np.ndarray:
+    """The labels of every token of per-token examples, without the ``ignore_index`` ones."""
+    flat: list[int] = []
+    for value in values:
+        arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+            raise expected(name, "integer class labels per token", f"dtype {arr.dtype}")
+        flat.extend(arr[arr != ignore_index].reshape(-1).tolist())
+    if not flat:
+        raise expected(name, f"tokens with a label other than {ignore_index}", "none")
+    return as_labels(flat, name=f"{name} (tokens not {ignore_index})")
+
+
+def _label_values(dataset: Any, label_key: str) -> tuple[Sequence[Any], str]:
+    """The label field of every example, as found (a class, or a sequence of them per token)."""
     keys = tuple(dict.fromkeys((label_key, "label")))
     if hasattr(dataset, "targets"):
-        return as_labels(dataset.targets, name="train_dataset.targets")
+        return dataset.targets, "train_dataset.targets"
     columns = getattr(dataset, "column_names", None)
     if columns is not None:
         for key in keys:
             if key in columns:
-                return as_labels(np.asarray(list(dataset[key])), name=f"column {key!r}")
+                return list(dataset[key]), f"column {key!r}"
         raise expected("train_dataset", f"a column named one of {keys}", f"columns {columns}")
     try:
         n = len(dataset)
@@ -111,8 +124,57 @@ def dataset_labels(dataset: Any, label_key: str = "labels") -> np.ndarray:
                 "train_dataset", f"examples that are dicts with a {label_key!r} field", got
             )
         label = item[key]
-        labels.append(int(label.item() if isinstance(label, torch.Tensor) else label))
-    return as_labels(labels, name="train_dataset labels")
+        if isinstance(label, torch.Tensor) and label.dim() == 0:
+            label = label.item()
+        labels.append(label)
+    return labels, "train_dataset labels"
+
+
+def dataset_labels(
+    dataset: Any, label_key: str = "labels", *, tokens: bool = False, ignore_index: int = -100
+) -> np.ndarray:
+    """The class label of every example of a training set, as a checked ``int64`` array.
+
+    Looked up, in this order, as: a ``.targets`` attribute (torchvision-style datasets,
+    :func:`longtail.imbalanced_subset`); a column ``label_key`` or ``"label"`` of a Hugging Face
+    ``datasets.Dataset`` (anything with ``column_names``); ``dataset[i][label_key]`` (or
+    ``["label"]``) of every example of a map-style dataset of dicts.
+
+    Args:
+        dataset: The training set.
+        label_key: Name of the label field. Default ``"labels"`` (the Trainer's).
+        tokens: Accept per-token labels (token classification: a sequence of labels per
+            example, of any lengths) and return the label of every token whose label is not
+            ``ignore_index``, in order: what the class counts are counted over. Default
+            ``False``: one label per example is expected, and per-token labels are refused.
+        ignore_index: The per-token label that counts for nothing (special tokens, padding).
+
+    Raises:
+        ValueError: When no labels are found, or they are not non-negative integers, or they
+            are per-token labels and ``tokens`` is false.
+    """
+    values, name = _label_values(dataset, label_key)
+    per_token = _per_token(values)
+    if per_token and isinstance(values, torch.Tensor):
+        values = list(values)
+    if per_token and tokens:
+        return _token_labels(values, name, ignore_index)
+    if per_token:
+        raise expected(
+            name,
+            "one class label per example",
+            "per-token labels (a sequence per example, as in token classification)",
+        )
+    return as_labels(values if isinstance(values, torch.Tensor) else np.asarray(values), name=name)
+
+
+def _ignore_index_of(loss: Any, loss_kwargs: Mapping[str, Any] | None) -> int:
+    """The label a loss ignores (what per-token labels are counted without): -100 by default."""
+    if isinstance(loss, nn.Module):
+        value = getattr(loss, "ignore_index", -100)
+    else:
+        value = dict(loss_kwargs or {}).get("ignore_index", -100)
+    return value if isinstance(value, int) and not isinstance(value, bool) else -100
 
 
 def _logits(outputs: Any) -> torch.Tensor:
@@ -140,7 +202,13 @@ def _label_mapping(found: Sequence[int]) -> str:
 
 
 def _labels_error(
-    found: Sequence[int], num_outputs: int | None, source: str, what: str = "training labels"
+    found: Sequence[int],
+    num_outputs: int | None,
+    source: str,
+    what: str = "training labels",
+    *,
+    key: str = "labels",
+    per_token: bool = False,
 ) -> ValueError:
     """The error for labels that are not the class indices ``0..C-1`` of the model's outputs.
 
@@ -149,6 +217,9 @@ def _labels_error(
         num_outputs: The model's number of outputs ``C``, or ``None`` when unknown.
         source: Where ``C`` comes from (``"model.config.num_labels=3"``), or why it is unknown.
         what: Whose labels ``found`` are.
+        key: The label column, for the ``dataset.map`` hint.
+        per_token: Whether the labels are per token (the hint maps every token's label and
+            keeps the ignored ones).
     """
     shown = "{" + ", ".join(map(str, found[:12])) + (", ..." if len(found) > 12 else "") + "}"
     k = len(found)
@@ -172,13 +243,14 @@ def _labels_error(
             if k > num_outputs
             else ""
         )
+    value = f"[mapping.get(t, t) for t in ex[{key!r}]]" if per_token else f"mapping[ex[{key!r}]]"
     if list(found) == list(range(k)):  # already 0..k-1: too many classes for the model
         return ValueError(f"{head}{other} LongtailTrainer does not renumber labels.")
     return ValueError(
         f"{head} LongtailTrainer does not renumber labels (the model's outputs are fixed): map "
         f"them to 0..{k - 1} before training, e.g. with the mapping {_label_mapping(found)} "
         "(mapping = {label: i for i, label in enumerate(sorted(set(labels)))}; for a "
-        "datasets.Dataset, dataset.map(lambda ex: {'labels': mapping[ex['labels']]}))." + other
+        f"datasets.Dataset, dataset.map(lambda ex: {{{key!r}: {value}}}))." + other
     )
 
 
@@ -340,7 +412,8 @@ class LongtailTrainer(Trainer):
             a misspelled one raises a ``ValueError`` listing those it takes.
         class_counts: Per-class training counts, for the losses that use them and for ``drw``,
             one per model output. Default: counted from ``train_dataset`` (see
-            :func:`dataset_labels`) over ``num_labels`` classes.
+            :func:`dataset_labels`) over ``num_labels`` classes; for token classification, over
+            the tokens whose label is not the loss's ``ignore_index`` (-100).
         num_labels: The model's number of outputs (classes) ``C``. Default
             ``model.config.num_labels`` where the model has a config; else unknown until the
             first batch, and the classes are counted up to the largest label. Labels must be
@@ -415,6 +488,7 @@ class LongtailTrainer(Trainer):
             raise expected("args.label_names", "one label name", names)
         self.label_key: str = names[0] if names else "labels"
         self._labels: np.ndarray | None = None
+        self._ignore_index = _ignore_index_of(loss, loss_kwargs)
         self._num_labels, self._num_labels_source = self._model_num_labels(num_labels)
         self._counts_source = "class_counts"
         self._counts = None if class_counts is None else self._check_counts(class_counts)
@@ -431,13 +505,39 @@ class LongtailTrainer(Trainer):
 
     # ---- construction ------------------------------------------------------------------------
     def _train_labels(self) -> np.ndarray:
+        """The training labels the classes are counted over: one per example, or (token
+        classification) one per token whose label is not the loss's ``ignore_index``."""
         if self._labels is None:
             if self.train_dataset is None:
                 raise expected(
                     "train_dataset", "given (or pass class_counts) to count the classes", "None"
                 )
-            self._labels = dataset_labels(self.train_dataset, self.label_key)
+            self._labels = dataset_labels(
+                self.train_dataset, self.label_key, tokens=True, ignore_index=self._ignore_index
+            )
         return self._labels
+
+    def _hint(self) -> dict[str, Any]:
+        """Where the training labels were found: their column, and whether they are per token."""
+        values, _ = _label_values(self.train_dataset, self.label_key)
+        columns = getattr(self.train_dataset, "column_names", None) or ()
+        key = self.label_key if self.label_key in columns or "label" not in columns else "label"
+        return {"key": key, "per_token": _per_token(values)}
+
+    def _example_labels(self, sampler: str) -> np.ndarray:
+        """One label per example, for a sampler; per-token labels are refused."""
+        try:
+            return dataset_labels(self.train_dataset, self.label_key)
+        except ValueError as err:
+            if "per-token labels" not in str(err):
+                raise
+            raise expected(
+                "sampler",
+                "None with per-token labels (a sampler draws whole examples and cannot balance "
+                "the classes of their tokens; re-weight instead, with drw= or a loss built from "
+                "the class counts, which are counted over the tokens)",
+                repr(sampler),
+            ) from None
 
     def _model_num_labels(self, num_labels: Any) -> tuple[int | None, str]:
         """The model's number of outputs and where it comes from (or why it is unknown)."""
@@ -478,10 +578,10 @@ class LongtailTrainer(Trainer):
             found = np.unique(labels).tolist()
             c = self._num_labels
             if c is not None and found[-1] >= c:
-                raise _labels_error(found, c, self._num_labels_source)
+                raise _labels_error(found, c, self._num_labels_source, **self._hint())
             counts = label_counts(labels, c)
             if c is None and (counts == 0).any():
-                raise _labels_error(found, None, self._num_labels_source)
+                raise _labels_error(found, None, self._num_labels_source, **self._hint())
             self._counts = counts.tolist()
             self._counts_source = (
                 f"the class counts from train_dataset over {self._num_labels_source}"
@@ -582,7 +682,7 @@ class LongtailTrainer(Trainer):
                     )
             cls = ClassBalancedSampler if sampler == "class-balanced" else DeferredResampler
             try:
-                return cls(self._train_labels(), num_replicas=1, rank=0, **kwargs)
+                return cls(self._example_labels(sampler), num_replicas=1, rank=0, **kwargs)
             except TypeError as err:
                 what = f"keyword arguments of {cls.__name__}"
                 raise expected("sampler_kwargs", what, err) from None
@@ -703,9 +803,12 @@ class LongtailTrainer(Trainer):
         if bool(bad.any()):
             known = self._labels
             if known is not None and not 0 <= known.min() <= known.max() < width:
-                raise _labels_error(np.unique(known).tolist(), width, "the logits' width")
+                raise _labels_error(
+                    np.unique(known).tolist(), width, "the logits' width", **self._hint()
+                )
             found = torch.unique(labels[valid]).tolist()
-            raise _labels_error(found, width, "the logits' width", "labels of this batch")
+            hint = {"key": self.label_key, "per_token": labels.dim() > 1}
+            raise _labels_error(found, width, "the logits' width", "labels of this batch", **hint)
 
     def compute_loss(
         self,
