@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -507,6 +508,17 @@ def test_bad_input_is_a_clear_value_error(name):
         build(name, reduction="average")
     with pytest.raises(ValueError, match="`weight`"):
         build(name, weight=torch.ones(C + 1))(z, target)
+    # a weight that is no tensor: the function refuses it clearly, as torch.nn.functional does
+    # (the sigmoid losses take a list, as their alpha), or computes what the tensor gives
+    state = ref.STATE[name](build(name)) if name in ref.STATE else {}
+    want = call_function(name, z, target, **state, weight=torch.tensor(WEIGHT))
+    for not_a_tensor in (WEIGHT, np.asarray(WEIGHT)):
+        try:
+            got = call_function(name, z, target, **state, weight=not_a_tensor)
+        except ValueError as err:
+            assert "`weight` to be a 1-D tensor" in str(err)
+        else:
+            torch.testing.assert_close(got, want)
     # a misspelled keyword: the message names what the loss takes, and the close match
     word = next(iter(i.defaults), "reduction")
     with pytest.raises(ValueError, match=rf"loss '{name}' \(.*{word}.*\).*Did you mean '{word}'"):

@@ -155,6 +155,12 @@ def check_class_vector(name: str, value: torch.Tensor | None, num_classes: int) 
     """A per-class vector (weight, alpha, ...) must be 1-D of length C and finite."""
     if value is None:
         return
+    if not isinstance(value, torch.Tensor):  # as in torch.nn.functional (the modules take lists)
+        raise expected(
+            name,
+            f"a 1-D tensor of length {num_classes} (one value per class; torch.as_tensor it)",
+            type(value).__name__,
+        )
     if value.dim() != 1 or value.numel() != num_classes:
         raise expected(
             name,
