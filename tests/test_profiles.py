@@ -231,6 +231,26 @@ def test_subset_without_targets_attribute_reads_items():
     assert a.targets == b.targets and a.class_counts == b.class_counts
 
 
+def test_subset_reads_dict_items_and_names_a_missing_key():
+    class Dicts(torch.utils.data.Dataset):  # one dict per example, the Hugging Face style
+        def __init__(self, key):
+            self.key, self.base = key, ToyDataset(with_targets=False)
+
+        def __len__(self):
+            return len(self.base)
+
+        def __getitem__(self, i):
+            x, y = self.base[i]
+            return {"x": x, self.key: y}
+
+    want = imbalanced_subset(ToyDataset(with_targets=True), ratio=10, seed=4)
+    for key in ("label", "labels"):
+        got = imbalanced_subset(Dicts(key), ratio=10, seed=4)
+        assert list(got.indices) == list(want.indices) and got.targets == want.targets
+    with pytest.raises(ValueError, match=r"dict items with a 'label'.*keys \['x', 'target'\]"):
+        imbalanced_subset(Dicts("target"), ratio=10)
+
+
 def test_subset_explicit_counts_and_step_profile():
     ds = ToyDataset(per_class=20, num_classes=4)
     sub = imbalanced_subset(ds, None, counts=[20, 5, 0, 1])

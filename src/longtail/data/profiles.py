@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -225,14 +225,24 @@ class ImbalancedSubset(Subset):
 def _dataset_targets(dataset: Any) -> Any:
     if hasattr(dataset, "targets"):
         return dataset.targets
+
     # Fall back to reading every item's label (loads every example once).
+    def label_of(item: Any) -> int:
+        if isinstance(item, Mapping):  # a dict per example (the Hugging Face style)
+            key = next((k for k in ("label", "labels") if k in item), None)
+            if key is None:
+                raise KeyError(f"no 'label' or 'labels' key (keys {list(item)})")
+            return int(item[key])
+        return int(item[1])
+
     try:
-        return [int(dataset[i][1]) for i in range(len(dataset))]
-    except (TypeError, IndexError, ValueError) as err:
+        return [label_of(dataset[i]) for i in range(len(dataset))]
+    except (TypeError, IndexError, ValueError, KeyError) as err:
         raise expected(
             "dataset",
-            "a dataset with a `.targets` attribute or (input, label) items",
-            type(dataset).__name__,
+            "a dataset with a `.targets` attribute, (input, label) items, or dict items with a "
+            "'label' or 'labels' key",
+            f"{type(dataset).__name__} ({type(err).__name__}: {err})",
         ) from err
 
 
@@ -249,7 +259,8 @@ def imbalanced_subset(
     """A long-tailed subset of a labelled dataset (e.g. CIFAR-10 -> CIFAR-10-LT).
 
     The labels come from ``dataset.targets`` (as torchvision datasets provide) or, failing that,
-    from ``dataset[i][1]``. Examples are chosen by :func:`imbalanced_indices`; e.g.
+    from ``dataset[i][1]`` (or ``dataset[i]["label"]``, else ``["labels"]``, for dict items).
+    Examples are chosen by :func:`imbalanced_indices`; e.g.
     ``imbalanced_subset(cifar10_train, ratio=100)`` keeps the 12406 examples of CIFAR-10-LT
     (exp profile, ``n_max = 5000``).
 
