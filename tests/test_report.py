@@ -423,3 +423,48 @@ def test_training_curves_are_drawn_from_the_records_curves(tmp_path):
     paths = write_report(tmp_path)
     assert any(p.name.startswith("training_curves_") for p in paths)
     assert "## Training curves" in paths[-1].read_text()
+
+
+def test_validation_runs_are_kept_out_of_table1_its_plots_and_the_claims(tmp_path):
+    """`train --val-per-class` scores the validation split only: its numbers are no test
+    result (they were put in Table 1 and the claims, with nothing saying so)."""
+    from longtail.bench.claims import claims_markdown
+    from longtail.bench.plots import error_axis, per_class_settings
+    from longtail.bench.tables import validation_markdown
+
+    def val(method, seed, error):
+        rec = classification_record(method, "exp", seed, error)
+        rec["config"] = {**rec["config"], "val_per_class": 2}
+        curve = [
+            {"epoch": e, "lr": 0.1, "loss": 1.0 / (e + 1), "val_top1_error": 90.0 - e}
+            for e in range(3)
+        ]
+        return {**rec, "eval_split": "validation", "bench": None, "curve": curve}
+
+    test = [
+        classification_record(m, "exp", s, e)
+        for m in ("erm", "ldam-drw")
+        for s, e in enumerate((30.0 + s for s in range(3)) if m == "erm" else (20.0, 21.0, 23.0))
+    ]
+    valid = [val(m, s, 77.0 + s) for m in ("erm", "ldam-drw") for s in range(3)]
+    table = table1_markdown(test + valid)
+    assert "77.00" not in table and "78.00" not in table and "30" in table
+    assert claims_markdown(test + valid) == claims_markdown(test)
+    assert per_class_settings(valid) == []
+    text = validation_markdown(test + valid)
+    assert "not test results" in text and "Validation top-1 error (%)" in text
+    assert "| ERM | **78.00 ± 1.00** |" in text
+    assert validation_markdown(test) == ""
+    assert error_axis(test) == ("test top-1 error (%)", False)
+    assert error_axis(valid) == ("validation top-1 error (%)", False)
+    assert error_axis(test + valid)[1] is True
+    # a folder of validation runs alone: no Table 1, the validation section
+    for i, r in enumerate(valid):
+        write_json(tmp_path / f"v{i}.json", r)
+    paths = write_report(tmp_path)
+    report = paths[-1].read_text()
+    assert "## Runs scored on validation" in report and "## Table 1" not in report
+    assert "## Claims" not in report and "## Training curves" not in report
+    assert [p.name for p in paths if p.suffix == ".png"] == [
+        "validation_curves_fashion-mnist_exp100.png"
+    ]

@@ -610,6 +610,16 @@ def _mean_curve(runs: Sequence[dict[str, Any]], key: str) -> tuple[list[int], li
     return [e + 1 for e in epochs], [sum(by_epoch[e]) / len(runs) for e in epochs]
 
 
+def error_axis(records: Iterable[dict[str, Any]]) -> tuple[str, bool]:
+    """The label of a curve plot's error axis, and whether validation lines must be marked:
+    the split the runs were scored on, or (test and validation runs together) both, the
+    validation lines marked in the legend."""
+    splits = {r.get("eval_split") == "validation" for r in records}
+    if len(splits) > 1:
+        return "top-1 error (%): test, or validation where marked", True
+    return f"{'validation' if True in splits else 'test'} top-1 error (%)", False
+
+
 def plot_training_curves(
     records: Iterable[dict[str, Any]],
     path: str | os.PathLike[str],
@@ -634,8 +644,10 @@ def plot_training_curves(
     lines = _lines(group_tables(recs), chosen)
     fig = _figure(12.0, 4.6 + 0.2 * math.ceil(len(lines) / 2))
     ax_loss, ax_err = fig.subplots(1, 2, sharex=True)
-    split = "validation" if any(r.get("eval_split") == "validation" for r in recs) else "test"
+    split, marked = error_axis(recs)
     for i, (label, runs) in enumerate(lines):
+        if marked and any(r.get("eval_split") == "validation" for r in runs):
+            label = f"{label} (validation)"
         style = {"color": f"C{i % 10}", "linestyle": "-" if i < 10 else "--", "linewidth": 1.2}
         x, loss = _mean_curve(runs, "loss")
         if x:
@@ -660,7 +672,7 @@ def plot_training_curves(
     ax_loss.set_ylabel("mean training loss")
     ax_loss.set_title("training loss (dashed: DRW starts; dotted: lr steps)")
     ax_err.set_xlabel("epoch")
-    ax_err.set_ylabel(f"{split} top-1 error (%)")
+    ax_err.set_ylabel(split)
     seeds = seed_span(len(runs) for _, runs in lines)
     ax_err.set_title(f"{setting_title(chosen)}, mean over {seeds}")
     for ax in (ax_loss, ax_err):

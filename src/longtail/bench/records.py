@@ -618,12 +618,29 @@ def sensitivity_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any
 
 
 def classification(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records of Table 1 kind: everything but the MM ablation, the preset selection's
-    validation and timing runs, regression and multi-label runs."""
+    """Records of Table 1 kind, scored on the test split: everything but the MM ablation, the
+    preset selection's validation and timing runs, runs scored on a validation split
+    (``--val-per-class``: see :func:`classification_validation`), regression and multi-label
+    runs."""
     return [
         r
         for r in records
         if bench_of(r) not in ("mm-ablation", "preset-selection", "preset-timing")
+        and r.get("eval_split") != "validation"
+        and not is_regression(r)
+        and not is_multilabel(r)
+    ]
+
+
+def classification_validation(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Classification runs scored on a validation split only (``longtail train
+    --val-per-class``) outside a preset selection: never test results, so never in Table 1,
+    its plots or the claims."""
+    return [
+        r
+        for r in records
+        if r.get("eval_split") == "validation"
+        and bench_of(r) not in ("mm-ablation", "preset-selection", "preset-timing")
         and not is_regression(r)
         and not is_multilabel(r)
     ]

@@ -57,6 +57,7 @@ from longtail.bench.records import (
     aggregate,
     bench_of,
     classification,
+    classification_validation,
     dir_records,
     disagreements,
     distinct_runs,
@@ -80,6 +81,7 @@ from longtail.bench.tables import (
     sensitivity_sweeps,
     table1_markdown,
     tail_markdown,
+    validation_markdown,
 )
 from longtail.engine.io import atomic_write_json, atomic_write_text
 
@@ -331,6 +333,21 @@ def _classification_sections(
             "Each seed's errors are in `claims.json` too.",
             claims,
         ]
+    validation = validation_markdown(records)
+    if validation:
+        sections += ["## Runs scored on validation", validation]
+        val_curves = curve_settings(classification_validation(records)) if plot is not None else []
+        for setting in val_curves:
+            sections.append(
+                plot(
+                    lambda recs, path, s: plot_training_curves(
+                        classification_validation(recs), path, s
+                    ),
+                    "validation_curves",
+                    setting,
+                    val_curves,
+                )
+            )
     selection = selection_markdown(records)
     if selection:
         sections += ["## Preset selection: convergence on a validation split", selection]

@@ -33,6 +33,7 @@ from longtail.bench.records import (
     ablation,
     cell_stats,
     classification,
+    classification_validation,
     dir_records,
     distinct_runs,
     group_tables,
@@ -55,6 +56,7 @@ __all__ = [
     "sensitivity_sweeps",
     "table1_markdown",
     "tail_markdown",
+    "validation_markdown",
 ]
 
 Stats = dict[str, Any]
@@ -143,7 +145,9 @@ def _sections(
 
 
 # ---- Table 1 and the tail view ----------------------------------------------------------------
-def _table1_part(table: Table, metric: str, name: str, varying: list[str]) -> str:
+def _table1_part(
+    table: Table, metric: str, name: str, varying: list[str], split: str = "test"
+) -> str:
     grid = _stats_grid(table, table.rows, table.columns, metric)
     rows = [r for r in table.rows if any(grid[(r, c)] for c in table.columns)]
     cols = [c for c in table.columns if any(grid[(r, c)] for r in rows)]
@@ -153,8 +157,11 @@ def _table1_part(table: Table, metric: str, name: str, varying: list[str]) -> st
     columns = [_column([grid[(r, c)] for r in rows], higher) for c in cols]
     labels = row_labels(table.rows)
     counts = [s["n"] for s in grid.values() if s is not None]
+    what = METRIC_NAMES.get(metric, metric)
+    if split != "test":
+        what = f"{split.capitalize()} {what[0].lower()}{what[1:]}"
     caption = (
-        f"**{name}.** {METRIC_NAMES.get(metric, metric)} at the last epoch (not the best epoch "
+        f"**{name}.** {what} at the last epoch (not the best epoch "
         f"over training), {seeds_text(counts)}; {'highest' if higher else 'lowest'} per column "
         f"in bold. {recipe_text(table, varying)}"
     ).strip()
@@ -208,6 +215,25 @@ def table1_markdown(
         if tail:
             text += "\n\n" + tail
     return text
+
+
+def validation_markdown(records: Iterable[dict[str, Any]], metric: str = "top1_error") -> str:
+    """Classification runs scored on a validation split only (``--val-per-class``), as tables
+    laid out as Table 1's (one per recipe), each introduced as not test results; ``""`` when
+    there are none. They never enter Table 1, its plots or the claims."""
+    records = distinct_runs(classification_validation(records))
+    parts = [
+        _table1_part(t, metric, n, v, split="validation")
+        for t, n, v in _sections(records, "Validation table")
+    ]
+    text = "\n\n".join(p for p in parts if p)
+    if not text:
+        return ""
+    return (
+        "Scored on the validation split only (`--val-per-class`): the test split was never "
+        "scored, so these are not test results, and they enter neither Table 1 nor the claims."
+        "\n\n" + text
+    )
 
 
 def _tail_part(table: Table, column: Column, title: str) -> str:
