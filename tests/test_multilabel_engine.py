@@ -244,6 +244,11 @@ def test_ddp_step_equals_one_process_on_the_global_batch(method, npz, tmp_path):
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
     ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert ddp["world_size"] == 2 and single["world_size"] == 1
+    # two processes are another run (per-process BatchNorm, per-process shards): the identity
+    # says so, and a one-process rerun in the DDP run's folder is refused, not handed its record
+    assert ddp["identity"] == {**single["identity"], "world_size": 2}
+    with pytest.raises(ValueError, match="world_size"):
+        train_multilabel(config, tmp_path / "ddp", progress=False)
     assert ddp["curve"][0]["loss"] == pytest.approx(single["curve"][0]["loss"], rel=1e-5)
 
 

@@ -472,3 +472,20 @@ def test_caption_with_a_natural_column_beside_a_cut_one():
     assert "whole head class" not in caption
     (caption,) = captions(table1_markdown([natural], tail_view=False))
     assert "n_max: none (the natural profile keeps every example)" in caption
+
+
+def test_copies_equal_in_the_shown_metric_say_what_differs(tmp_path):
+    """Copies of equal top-1 error read as identical; the note names what differs (here the
+    ECE), and a copy made by several DDP processes says so."""
+    one = record(seed=0, error=20.0)
+    two = record(seed=0, error=20.0)
+    two["metrics"] = {**two["metrics"], "ece": two["metrics"].get("ece", 0.0) + 3.25}
+    two["world_size"] = 2
+    for rec in (one, two):
+        rec["environment"] = {"torch": "2.13.0", "cpu": "Some CPU", "threads": 1}
+    write(tmp_path / "results" / "a" / "erm_s0.json", one)
+    write(tmp_path / "results" / "b" / "erm_s0.json", two)
+    with pytest.warns(UserWarning, match="recorded more than once"):
+        text = report_text(tmp_path / "results", tmp_path)
+    note = text[text.index("**Copies that disagree") : text.index("**Tail view")]
+    assert "(they differ in ece)" in note and "2 DDP processes" in note

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -262,8 +263,9 @@ def _summary(
     return text
 
 
-def _environment_text(env: Any) -> str:
-    """Where a run ran, from its record's ``environment``: torch, CPU (or GPU), threads."""
+def _environment_text(env: Any, world: Any = None) -> str:
+    """Where a run ran, from its record's ``environment``: torch, CPU (or GPU), threads, and
+    the number of DDP processes where there were several."""
     if not isinstance(env, dict):
         return "no environment recorded"
     parts = [f"torch {env['torch']}"] if env.get("torch") else []
@@ -271,7 +273,16 @@ def _environment_text(env: Any) -> str:
     threads = env.get("threads")
     if threads is not None:
         parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    if isinstance(world, int) and world > 1:
+        parts.append(f"{world} DDP processes")
     return ", ".join(parts) or "no environment recorded"
+
+
+def _differing_metrics(copies: Sequence[tuple[Any, dict[str, Any]]]) -> list[str]:
+    """The metrics whose values differ between copies of a run, in sorted order."""
+    metrics = [copy.get("metrics") or {} for _, copy in copies]
+    keys = sorted({k for m in metrics for k in m})
+    return [k for k in keys if len({json.dumps(m.get(k), sort_keys=True) for m in metrics}) > 1]
 
 
 def disagreement_note(items: Sequence[Disagreement], metric: str, name: str) -> str:
@@ -298,10 +309,13 @@ def disagreement_note(items: Sequence[Disagreement], metric: str, name: str) -> 
             value = number((copy.get("metrics") or {}).get(metric))
             shown = "—" if value is None else f"{value:.10g}"
             used = "*used*; " if i == 0 else ""
-            env = _environment_text(copy.get("environment"))
+            env = _environment_text(copy.get("environment"), copy.get("world_size"))
             copies.append(f"`{source}` {name} {shown} ({used}{env})")
         run = f"{method_label(rec.get('method'))}, {setting_title(setting)}, seed {rec.get('seed')}"
-        lines.append(f"- {run}: " + "; ".join(copies))
+        differ = _differing_metrics(item.copies)
+        shown_differs = metric in differ
+        where = "" if shown_differs else f" (they differ in {', '.join(differ[:4])})"
+        lines.append(f"- {run}: " + "; ".join(copies) + where)
     return "\n".join(lines)
 
 

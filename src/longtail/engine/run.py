@@ -75,6 +75,7 @@ __all__ = [
     "identity_diff",
     "run_epochs",
     "stored_identity",
+    "with_processes",
 ]
 
 CONFIG = "config.json"
@@ -141,6 +142,17 @@ def config_identity(config: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             d["dataset"] = Path(name).name
     return d
+
+
+def with_processes(identity: dict[str, Any], world: int) -> dict[str, Any]:
+    """The identity of a run trained in ``world`` data-parallel processes.
+
+    DDP is another run, not a faster copy of the one-process run: each process keeps its own
+    BatchNorm statistics (on CPU, where SyncBatchNorm does not run) and draws its own shard of
+    every epoch, so the numbers differ. A run of several processes adds ``"world_size"``; one
+    process adds nothing, so every record made before stays the same run.
+    """
+    return {**identity, "world_size": world} if world > 1 else identity
 
 
 def identity_diff(saved: Any, wanted: dict[str, Any], limit: int = 4) -> str:

@@ -49,6 +49,7 @@ from longtail.engine.run import (
     epoch_generator,
     fingerprint,
     run_epochs,
+    with_processes,
 )
 from longtail.losses import create_loss_for_counts
 from longtail.metrics import classification_metrics
@@ -554,7 +555,7 @@ def _train_in(
     main = rank == 0
     folder.check_config(lambda saved: TrainConfig.from_dict(saved).identity())
     data = prepare_data(config)
-    record = folder.open(run_identity(config, data))
+    record = folder.open(with_processes(run_identity(config, data), world))
     if record is not None:
         return record
     folder.start()

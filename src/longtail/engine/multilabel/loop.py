@@ -43,6 +43,7 @@ from longtail.engine.run import (
     environment,
     epoch_generator,
     run_epochs,
+    with_processes,
 )
 from longtail.engine.train import evaluate, process_group, run_device
 from longtail.metrics_multilabel import (
@@ -296,7 +297,7 @@ def _train_in(
 ) -> dict[str, Any]:
     folder.check_config(_saved_identity)
     data = prepare_multilabel_data(config)
-    record = folder.open(run_identity(config, data))
+    record = folder.open(with_processes(run_identity(config, data), world))
     if record is not None:
         return record
     folder.start()
