@@ -206,6 +206,19 @@ def test_finished_run_is_not_retrained(csv, tmp_path):
     assert again == json.loads(json.dumps(first)) and calls == []
 
 
+def test_under_torchrun_it_says_it_has_no_ddp_before_touching_the_folder(
+    csv, tmp_path, monkeypatch
+):
+    """Each torchrun process trained the whole run alone; the second then blamed the first's
+    lock ("another run is running there") and left the folder behind."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"one process .*without torchrun.*WORLD_SIZE=2"):
+        train_regression(tiny(csv, epochs=1), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert train_regression(tiny(csv, epochs=1), None, progress=False)["epochs"] == 1
+
+
 def test_folder_of_another_run_is_refused(csv, tmp_path):
     train_regression(tiny(csv, epochs=1), tmp_path / "r", progress=False)
     with pytest.raises(ValueError, match="holds a run with a different config"):

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from longtail._validation import expected
 from longtail.data.images import random_crop_flip
 from longtail.engine.regression.config import RegressionConfig, is_csv
 from longtail.engine.regression.data import (
@@ -394,9 +395,17 @@ def train_regression(
     Raises:
         ValueError: bad data (see :func:`~longtail.engine.regression.prepare_regression_data`),
             ``num_groups`` larger than the label bins allow, a folder of another run or of other
-            data, damaged files; :class:`~longtail.engine.run.TrainingDiverged` (a
+            data, damaged files, a start under ``torchrun`` with several processes (the
+            regression engine has no DDP); :class:`~longtail.engine.run.TrainingDiverged` (a
             ``ValueError``) when the loss becomes NaN or infinite.
     """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:  # before the folder: each process would train the whole run alone
+        raise expected(
+            "the regression engine",
+            "run in one process (it has no data-parallel training: run it without torchrun)",
+            f"WORLD_SIZE={world} (torchrun)",
+        )
     folder = RunFolder(out, config.to_dict(), config.identity())
     try:
         return _train_in(folder, config, progress, callback, extra or {})
