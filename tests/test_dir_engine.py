@@ -474,7 +474,9 @@ def test_cli_train_regression_resume_and_errors(csv, tmp_path, capsys):
     saved = json.loads((out / "config.json").read_text())
     assert saved["method"] == "group-dir-lds" and saved["lds"] and saved["seed"] == 3
     assert saved["task"] == "regression" and saved["hidden"] == [16, 16]
-    assert cli_main(args) == 0  # finished: the record, no training
+    assert cli_main(args) == 0  # finished: the record, no training, and it says so
+    said = capsys.readouterr()
+    assert "(trained before, in" in said.out and "nothing was trained now" in said.err
     base = ["train", "--task", "regression", *cli_options(csv), "--epochs", "1"]
     for extra, message in [
         (["--method", "nope"], "but got 'nope'"),

@@ -259,7 +259,10 @@ def test_cli_train_resume_and_errors(npz, tmp_path, capsys):
     assert "top-1 error" in text and "many/medium/few" in text
     saved = json.loads((out / "config.json").read_text())
     assert saved["method"] == "ldam-drw" and saved["loss"] == "ldam" and saved["normed"]
-    assert cli_main(args) == 0  # finished: returns the record without training
+    assert "(trained in" in text and "already holds" not in capsys.readouterr().err
+    assert cli_main(args) == 0  # finished: returns the record without training, and says so
+    said = capsys.readouterr()
+    assert "(trained before, in" in said.out and "nothing was trained now" in said.err
     assert cli_main([*args[:-1], str(tmp_path / "x"), "--ratio", "0.5"]) == 2
     assert "ratio" in capsys.readouterr().err
     assert cli_main([*args[:-2], "--out", str(tmp_path / "y"), "--method", "nope"]) == 2

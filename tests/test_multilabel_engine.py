@@ -347,6 +347,9 @@ def test_cli_train_and_errors(npz, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "la-bce on toy" in text and "mAP" in text and "tuned" in text
     assert json.loads((out / "result.json").read_text())["config"]["loss"] == "la-bce"
+    assert cli_main(args) == 0  # finished: the record, no training, and it says so
+    said = capsys.readouterr()
+    assert "(trained before, in" in said.out and "nothing was trained now" in said.err
     for bad, word in (
         (["--method", "nope"], "method"),
         (["--dataset", "no-such-set"], "dataset"),

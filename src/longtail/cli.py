@@ -841,9 +841,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_dataset_file(config.dataset, config.data_dir)
     prepare_data(config)  # a missing or malformed dataset fails here, before --out is made
     _note_no_out(args)
+    before = _finished(args.out)
     record = train(config, args.out, progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
+    if before:
+        _note_finished(args.out)
     m = record["metrics"]
     setting = f"{record['profile']}-{record['ratio']:g}"
     if record["profile"] == "natural":
@@ -853,7 +856,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{record['method']} on {record['dataset']} {setting}{split}: "
         f"top-1 error {m['top1_error']:.2f}%, balanced accuracy {m['balanced_accuracy']:.2f}%, "
         f"many/medium/few {_pct(m['many_acc'])}/{_pct(m['medium_acc'])}/{_pct(m['few_acc'])}, "
-        f"ECE {m['ece']:.2f}% ({_took(record['seconds'])})"
+        f"ECE {m['ece']:.2f}% ({_took(record['seconds'], before)})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
@@ -874,11 +877,28 @@ def _note_no_out(args: argparse.Namespace) -> None:
         )
 
 
-def _took(seconds: float) -> str:
-    """A run's training time as the bench progress line writes times: ``trained in 0:06``."""
+def _took(seconds: float, before: bool = False) -> str:
+    """A run's training time as the bench progress line writes times: ``trained in 0:06``
+    (``trained before, in 0:06`` for a finished run handed back, not trained now)."""
     from longtail.bench.launchers import format_duration
 
-    return f"trained in {format_duration(seconds)}"
+    return f"trained {'before, ' if before else ''}in {format_duration(seconds)}"
+
+
+def _finished(out: str | None) -> bool:
+    """Whether ``out`` holds a finished run's record (before the engine opens it)."""
+    return bool(out) and (Path(out) / "result.json").is_file()
+
+
+def _note_finished(out: str) -> None:
+    """Say that the run handed back was finished before: nothing trained, options not used."""
+    print(
+        f"longtail train: note: {out} already holds this run, finished (same config and data): "
+        "its record is shown, and nothing was trained now. Options outside a run's identity "
+        "(--threads, --compile, --log, ...) were not applied; use another --out, or delete "
+        "the folder, to train it again.",
+        file=sys.stderr,
+    )
 
 
 def _pct(v: float | None) -> str:
@@ -1227,9 +1247,12 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
     try:
         check_regression_data(config)
         _note_no_out(args)
+        before = _finished(args.out)
         record = train_regression(config, args.out, progress=False if args.no_progress else None)
     except ImportError as e:
         raise _regression_errors(e) from e
+    if before:
+        _note_finished(args.out)
     m = record["metrics"]
 
     def num(v: Any) -> str:
@@ -1248,7 +1271,7 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
         f"{num(m['mae'])}, many/medium/few {num(m['mae_many'])}/{num(m['mae_medium'])}/"
         f"{num(m['mae_few'])}, GM {num(m['gm'])} (weights of epoch {m['best_epoch'] + 1} of "
         f"{record['epochs']}, best validation MAE {num(m['val_mae'])}; last epoch: test MAE "
-        f"{num(m['last_mae'])}) ({_took(record['seconds'])})"
+        f"{num(m['last_mae'])}) ({_took(record['seconds'], before)})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
@@ -1361,9 +1384,12 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
     _check_out(args.out)
     prepare_multilabel_data(config)  # a missing or malformed data set fails before --out is made
     _note_no_out(args)
+    before = _finished(args.out)
     record = train_multilabel(config, args.out, progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
+    if before:
+        _note_finished(args.out)
     m = record["metrics"]
     ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
     on_val = record.get("eval_split") == "validation"
@@ -1383,7 +1409,7 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
         f"mAP {_pct(m['map'])}, head/medium/tail {_pct(m.get('head_map'))}/"
         f"{_pct(m.get('medium_map'))}/{_pct(m.get('tail_map'))}; micro/macro F1 at "
         f"{record['config']['threshold']:g} {_pct(m['micro_f1'])}/{_pct(m['macro_f1'])}"
-        f"{tuned}{ks} ({_took(record['seconds'])})"
+        f"{tuned}{ks} ({_took(record['seconds'], before)})"
     )
     if args.out:
         print(f"results: {Path(args.out) / 'result.json'}")
