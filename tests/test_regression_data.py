@@ -113,8 +113,10 @@ def test_csv_without_target_or_with_nan_targets_and_bad_columns(tmp_path):
     with pytest.raises(ValueError, match=r"rows \[1\]"):
         ltr.load_csv_table(path, "y")
     df = pd.DataFrame({"x": ["a", "b", "c"], "y": [1.0, 2.0, 3.0]})
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ValueError, match="numeric") as err:
         ltr.tabular_dir(df, "y")
+    # the way out for each front end: --drop exists on the command line, ordinal= only in Python
+    assert "--drop x" in str(err.value) and "ordinal={'x': [...]}" in str(err.value)
     with pytest.raises(ValueError, match="levels"):
         ltr.tabular_dir(df, "y", ordinal={"x": ["a", "b"]})
     with pytest.raises(ValueError, match="impute"):

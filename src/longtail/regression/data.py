@@ -181,7 +181,9 @@ def _encode_features(
             except (TypeError, ValueError) as err:
                 raise expected(
                     f"column {c!r}",
-                    "numeric (give its levels in `ordinal`, or `drop` it)",
+                    f"numeric (on the command line, drop it with --drop {c} or encode it as "
+                    "numbers in the file; in Python, give its levels in order as "
+                    f"ordinal={{{c!r}: [...]}}, or drop=[{c!r}])",
                     f"values such as {values[:3].tolist()}",
                 ) from err
         if not np.isfinite(col).all():
