@@ -242,7 +242,12 @@ def _setting(profile: str, ratio: float | None) -> str:
 
 
 def _next_classification(
-    dataset: str, data_dir: str | None, profile: str | None, ratio: float | None, imb: float | None
+    dataset: str,
+    data_dir: str | None,
+    profile: str | None,
+    ratio: float | None,
+    imb: float | None,
+    counts: Sequence[int] | None = None,
 ) -> list[str]:
     data = _data_options(dataset, data_dir)
     slug = _slug(dataset)
@@ -263,12 +268,35 @@ def _next_classification(
             f"longtail train {data} --profile natural --method mm-drw --preset cpu "
             f"--out runs/{slug}-natural",
         ]
-    settings = ",".join(f"{p}{r:g}" for p, r in _table1_settings())
+    fits = _settings_that_fit(counts)
+    if not fits:  # too few examples for any cut: the data as it is
+        return [
+            f"longtail train {data} --profile natural --method mm-drw --preset cpu "
+            f"--out runs/{slug}-natural",
+        ]
+    settings = ",".join(f"{p}{r:g}" for p, r in fits)
+    first_profile, first_ratio = fits[0]
     return [
         f"longtail bench table1 {data} --settings {settings} --out results/table1-{slug}",
-        f"longtail train {data} --profile exp --ratio 100 --method mm-drw --preset cpu "
-        f"--out runs/{slug}-exp100",
+        f"longtail train {data} --profile {first_profile} --ratio {first_ratio:g} "
+        f"--method mm-drw --preset cpu --out runs/{slug}-{first_profile}{first_ratio:g}",
     ]
+
+
+def _settings_that_fit(counts: Sequence[int] | None) -> list[tuple[str, float]]:
+    """Table 1's settings that data of these class sizes can give; where it gives none, the
+    long-tailed profile at the largest ratio (at least 2) it allows; else none."""
+    from longtail.data.profiles import _largest_ratio
+
+    table = list(_table1_settings())
+    if not counts or min(counts) < 1:
+        return table
+    have = sorted((int(n) for n in counts), reverse=True)
+    largest = {p: _largest_ratio(have, p) for p in dict.fromkeys(p for p, _ in table)}
+    fits = [(p, r) for p, r in table if r <= largest[p]]
+    if not fits and largest.get("exp", 1) >= 2:
+        fits = [("exp", float(largest["exp"]))]
+    return fits
 
 
 def _table1_settings() -> tuple[tuple[str, float], ...]:
@@ -378,7 +406,9 @@ def _inspect_classification(
         "head_order": list(data["head_order"]),
         **_common(counts, regions, beta, many, few),
         "classes": rows,
-        "next": _next_classification(shown, data_dir, profile, config.ratio, _ratio(counts)),
+        "next": _next_classification(
+            shown, data_dir, profile, config.ratio, _ratio(counts), counts
+        ),
     }
 
 
