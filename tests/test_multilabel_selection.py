@@ -330,6 +330,11 @@ def test_train_eval_split_flag(npz, tmp_path, capsys):
     assert main([*argv, "--eval-split", "validation"]) == 0
     out = capsys.readouterr().out
     assert "validation examples; the test split not scored" in out and "tuned" not in out
+    # the label whose AP the validation split cannot measure is named (this toy set has one)
+    record = json.loads((tmp_path / "r" / "result.json").read_text())
+    pairs = zip(record["label_names"], record["val_label_counts"], strict=True)
+    absent = [name for name, k in pairs if not k]
+    assert absent and f"no validation positive for label {absent[0]} (no AP exists" in out
     assert main(["train", "--eval-split", "validation", "--out", str(tmp_path / "c")]) == 2
     assert "only multi-label runs take" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse's own refusal of a choice
@@ -383,10 +388,17 @@ def test_validation_runs_outside_a_selection_get_their_own_table(tmp_path):
         del r["bench"]  # a plain `longtail train --eval-split validation` run
         r["config"]["lr"] = 0.003
         r["metrics"]["map"] = r["metrics"]["val_map"]  # a validation run's metrics are its own
+        r["data"]["val_size"] = 30
+        r["val_label_counts"], r["label_names"] = [3, 2, 0], ["a", "b", "e"]
     selection = [rec(20, "asl", 0, 50.0)]
     text = validation_runs_markdown([*probes, selection[0], rec(20, "db", 0, 1.0, split="test")])
     (row,) = [line for line in text.splitlines() if line.startswith("| d")]
-    assert "| BCE | m | 1 | 0.003 | 20 | 2 | 61.00 ± 1.41 |" in row  # sd of 60, 62
+    assert "| BCE | m | 1 | 0.003 | 20 | 2 | 30 | 61.00 ± 1.41 |" in row  # sd of 60, 62
+    # the validation size, and the label mAP cannot judge, are named (docs/multilabel.md)
+    assert (
+        "Without a validation positive in d (30): label e (no AP exists for it: mAP judges "
+        "the other 2 of 3 labels)."
+    ) in text
     assert "ASL" not in text and "DB" not in text  # selection runs and test runs are elsewhere
     assert "never scored" in text and validation_runs_markdown(selection) == ""
     for i, r in enumerate(probes):

@@ -1393,8 +1393,12 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
     m = record["metrics"]
     ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
     on_val = record.get("eval_split") == "validation"
+    from longtail.bench.multilabel import _without_validation_positive
+
+    absent = _without_validation_positive(record) if on_val else ""
     split = (
         f"{record['data']['val_size']} validation examples; the test split not scored"
+        + (f"; no validation positive for {absent}" if absent else "")
         if on_val
         else f"{record['data']['test_size']} test examples"
     )

@@ -702,23 +702,50 @@ def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
         return ""
     metrics = ("map", "head_map", "medium_map", "tail_map")
     lines = [
-        "| Data | Method | Model | Width | lr | Epochs | Seeds | mAP | head | medium | tail |",
-        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Data | Method | Model | Width | lr | Epochs | Seeds | Val. examples | mAP | head | "
+        "medium | tail |",
+        "|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    missing: dict[str, str] = {}
     for key in sorted(groups, key=lambda k: (*k[:5], multilabel_rank(k[5]))):
         dataset, model, width, lr, epochs, method = key
         runs = groups[key]
         cells = [_mean_sd(cell_stats(runs, m)) for m in metrics]
+        sizes = sorted({str((r.get("data") or {}).get("val_size", "?")) for r in runs})
         lines.append(
             f"| {dataset_label(dataset)} | {_method_label(method)} | {model} | {width} | "
-            f"{lr:g} | {epochs} | {len({r.get('seed') for r in runs})} | "
+            f"{lr:g} | {epochs} | {len({r.get('seed') for r in runs})} | {'/'.join(sizes)} | "
             + " | ".join(cells)
             + " |"
         )
+        for r in runs:
+            text = _without_validation_positive(r)
+            if text:
+                missing.setdefault(f"{dataset_label(dataset)} ({'/'.join(sizes)})", text)
+    notes = "".join(
+        f"\n\nWithout a validation positive in {data}: {text}." for data, text in missing.items()
+    )
     return (
         "Scored on the validation split only (`--eval-split validation`): the test split was "
         "never scored, so these are not test results. Validation mAP (%), mean ± sample std "
-        "over seeds.\n\n" + "\n".join(lines)
+        "over seeds.\n\n" + "\n".join(lines) + notes
+    )
+
+
+def _without_validation_positive(rec: dict[str, Any]) -> str:
+    """The labels of a run with no positive in its validation split, named, with what that does
+    to mAP; ``""`` when every label has one (or the counts are not recorded)."""
+    counts = rec.get("val_label_counts")
+    if not isinstance(counts, list) or not counts:
+        return ""
+    names = rec.get("label_names") or [str(i) for i in range(len(counts))]
+    absent = [str(names[i]) for i, n in enumerate(counts) if not n]
+    if not absent:
+        return ""
+    return (
+        f"label{'s' if len(absent) > 1 else ''} {', '.join(absent)} (no AP exists for "
+        f"{'them' if len(absent) > 1 else 'it'}: mAP judges the other "
+        f"{len(counts) - len(absent)} of {len(counts)} labels)"
     )
 
 
