@@ -78,7 +78,17 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    # "tight": a legend or label wider than the figure widens the image instead of being cut
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
+
+
+def _legend_below(fig: Any, handles: Sequence[Any], labels: Sequence[str]) -> None:
+    """The legend under the axes, where it covers no data: two columns of short labels, one
+    of long ones (a recipe in brackets)."""
+    if not handles:
+        return
+    ncol = 1 if len(labels) < 3 or max(len(label) for label in labels) > 48 else 2
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
 
 
 def pick_setting(available: Sequence[Setting], setting: Any, what: str) -> Setting:
@@ -312,7 +322,7 @@ def plot_per_class_error(
     ax.set_title(f"Per-class top-1 error, {setting_title(chosen)} (mean over {seeds})")
     ax.set_ylabel("test error (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2 if len(lines) > 6 else 1, loc="best")
+    _legend_below(fig, *ax.get_legend_handles_labels())
     _class_axis(ax, ax_counts, counts, order, _class_names(chosen[0], recs, num_classes))
     return _save(fig, path)
 
@@ -519,7 +529,7 @@ def plot_dir_error(
     )
     ax.set_ylabel(f"test MAE ({target} units)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2, loc="upper left")
+    _legend_below(fig, *ax.get_legend_handles_labels())
     _histogram(ax_hist, recs[0], edges)
     ax_hist.set_xlabel(f"{target} (label bins of the training set)")
     return _save(fig, path)
@@ -677,9 +687,7 @@ def plot_training_curves(
     ax_err.set_title(f"{setting_title(chosen)}, mean over {seeds}")
     for ax in (ax_loss, ax_err):
         ax.grid(True, alpha=0.3)
-    handles, labels = ax_err.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
+    _legend_below(fig, *ax_err.get_legend_handles_labels())
     return _save(fig, path)
 
 
