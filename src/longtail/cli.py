@@ -1393,9 +1393,9 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
     m = record["metrics"]
     ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
     on_val = record.get("eval_split") == "validation"
-    from longtail.bench.multilabel import _without_validation_positive
+    from longtail.bench.multilabel import labels_without_validation_positive
 
-    absent = _without_validation_positive(record) if on_val else ""
+    absent = labels_without_validation_positive(record) if on_val else ""
     split = (
         f"{record['data']['val_size']} validation examples; the test split not scored"
         + (f"; no validation positive for {absent}" if absent else "")

@@ -48,6 +48,7 @@ __all__ = [
     "CLAIM_METRICS",
     "MULTILABEL_CLAIMS",
     "MULTILABEL_COLUMNS",
+    "labels_without_validation_positive",
     "length_agreement",
     "length_agreement_markdown",
     "multilabel_claims",
@@ -719,7 +720,7 @@ def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
             + " |"
         )
         for r in runs:
-            text = _without_validation_positive(r)
+            text = labels_without_validation_positive(r)
             if text:
                 missing.setdefault(f"{dataset_label(dataset)} ({'/'.join(sizes)})", text)
     notes = "".join(
@@ -732,7 +733,7 @@ def validation_runs_markdown(records: Iterable[dict[str, Any]]) -> str:
     )
 
 
-def _without_validation_positive(rec: dict[str, Any]) -> str:
+def labels_without_validation_positive(rec: dict[str, Any]) -> str:
     """The labels of a run with no positive in its validation split, named, with what that does
     to mAP; ``""`` when every label has one (or the counts are not recorded)."""
     counts = rec.get("val_label_counts")

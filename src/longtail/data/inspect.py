@@ -286,13 +286,13 @@ def _next_classification(
 def _settings_that_fit(counts: Sequence[int] | None) -> list[tuple[str, float]]:
     """Table 1's settings that data of these class sizes can give; where it gives none, the
     long-tailed profile at the largest ratio (at least 2) it allows; else none."""
-    from longtail.data.profiles import _largest_ratio
+    from longtail.data.profiles import largest_ratio
 
     table = list(_table1_settings())
     if not counts or min(counts) < 1:
         return table
     have = sorted((int(n) for n in counts), reverse=True)
-    largest = {p: _largest_ratio(have, p) for p in dict.fromkeys(p for p, _ in table)}
+    largest = {p: largest_ratio(have, p) for p in dict.fromkeys(p for p, _ in table)}
     fits = [(p, r) for p, r in table if r <= largest[p]]
     if not fits and largest.get("exp", 1) >= 2:
         fits = [("exp", float(largest["exp"]))]

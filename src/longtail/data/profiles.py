@@ -29,6 +29,7 @@ __all__ = [
     "imbalanced_indices",
     "imbalanced_subset",
     "largest_n_max",
+    "largest_ratio",
     "profile_counts",
     "realized_ratio",
 ]
@@ -390,10 +391,17 @@ def _head_sizes(have: list[int], ratio: float, profile: str) -> tuple[int, int, 
     return smallest, lo, chosen
 
 
-def _largest_ratio(have: list[int], profile: str) -> int:
-    """The largest whole ratio (found by bisection over ``1 .. max(have)``) for which some
-    head size fits ``have`` and gives it within :data:`RATIO_TOLERANCE`; ratio 1 always does
-    when no class is empty."""
+def largest_ratio(counts: Sequence[int], profile: str = "exp") -> int:
+    """The largest whole imbalance ratio that a ``profile`` can cut from classes of these
+    sizes: some head size fits them and gives the ratio within :data:`RATIO_TOLERANCE` (found
+    by bisection over ``1 .. max(counts)``); 1 when no class is empty, as every class keeps
+    its examples.
+
+    Example:
+        >>> largest_ratio([8, 8]), largest_ratio([200, 200, 200], "step")
+        (8, 200)
+    """
+    have = sorted((int(n) for n in counts), reverse=True)
     lo, hi = 1, max(have)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -441,7 +449,7 @@ def _no_head_fits(
         what,
         f"{got}: {why}. Train on the data's own imbalance with --profile natural (ratio "
         f"{natural:.1f} here), ask for a ratio this data allows (at most --ratio "
-        f"{_largest_ratio(have, profile)} for the {profile!r} profile), or set the head size "
+        f"{largest_ratio(have, profile)} for the {profile!r} profile), or set the head size "
         "with --n-max (with a ratio it allows)",
     )
 

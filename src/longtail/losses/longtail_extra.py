@@ -487,7 +487,8 @@ def label_aware_epsilons(
     """MiSLAS's per-class smoothing ``ε_c`` (float64, CPU), from ``ε_K`` (the rarest class,
     ``smooth_tail``) to ``ε_1`` (the most frequent, ``smooth_head``), with ``u = (n_c − n_K) /
     (n_1 − n_K)``: concave ``ε_K + (ε_1 − ε_K) sin(πu/2)``, linear ``ε_K + (ε_1 − ε_K) u``,
-    convex ``ε_1 + (ε_1 − ε_K) sin(3π/2 + πu/2)``. Equal counts (``n_1 = n_K``) give ``u = 1``.
+    convex ``ε_1 + (ε_1 − ε_K) sin(3π/2 + πu/2)``. Equal counts (``n_1 = n_K``) give ``u = 1``:
+    every class is a head class, smoothed by ``ε_1`` (the official code divides 0 by 0 there).
 
     Example:
         >>> label_aware_epsilons([101, 51, 1], 0.4, 0.1, "linear").tolist()
