@@ -410,7 +410,8 @@ def test_multilabel_table_by_hand():
     lines = text.splitlines()
     assert lines[-4] == "| Method | mAP | head |"
     assert lines[-2] == "| BCE | 51.00 ± 1.41 | 52.00 ± 1.41 |"
-    assert lines[-1] == "| DB | **60.00** | **61.00** |"
+    assert lines[-1] == "| DB | **60.00** (1) | **61.00** (1) |"  # 1 seed of the 2 beside it
+    assert "a cell of fewer seeds says how many, as (n)" in text
 
 
 def test_a_step_that_never_happens_is_printed_and_recorded(npz, capsys):

@@ -191,8 +191,8 @@ def _part(table: Table, column: Column, title: str, varying: list[str]) -> str:
     if not rows:
         return ""
     labels = multilabel_row_labels(rows)
-    columns = [_column([grid[(r, m)] for r in rows], higher=True) for m, _ in shown]
     counts = [s["n"] for s in grid.values() if s is not None]
+    columns = [_column([grid[(r, m)] for r in rows], True, most=max(counts)) for m, _ in shown]
     runs = [run for r in rows for run in table.runs(r, column)]
     absent = _without_test_positive(runs)
     over = (

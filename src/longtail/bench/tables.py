@@ -100,14 +100,20 @@ def _cell(stats: Stats | None, decimals: int = 2) -> str:
     return f"{stats['mean']:.{decimals}f} ± {stats['std']:.{decimals}f}"
 
 
-def _column(cells: Sequence[Stats | None], higher: bool, decimals: int = 2) -> list[str]:
-    """Cells of one column, the best (as displayed, so ties are all bold) in bold."""
+def _column(
+    cells: Sequence[Stats | None], higher: bool, decimals: int = 2, most: int | None = None
+) -> list[str]:
+    """Cells of one column, the best (as displayed, so ties are all bold) in bold; a cell of
+    fewer seeds than ``most`` (the table's largest count) says how many, as ``(n)``."""
     shown = [round(c["mean"], decimals) for c in cells if c is not None]
     best = (max(shown) if higher else min(shown)) if shown else None
     out = []
     for c in cells:
         text = _cell(c, decimals)
-        out.append(f"**{text}**" if c is not None and round(c["mean"], decimals) == best else text)
+        text = f"**{text}**" if c is not None and round(c["mean"], decimals) == best else text
+        if c is not None and most is not None and c["n"] < most:
+            text += f" ({c['n']})"
+        out.append(text)
     return out
 
 
@@ -154,9 +160,9 @@ def _table1_part(
     if not rows:
         return ""
     higher = _higher_is_better(metric)
-    columns = [_column([grid[(r, c)] for r in rows], higher) for c in cols]
-    labels = row_labels(table.rows)
     counts = [s["n"] for s in grid.values() if s is not None]
+    columns = [_column([grid[(r, c)] for r in rows], higher, most=max(counts)) for c in cols]
+    labels = row_labels(table.rows)
     what = METRIC_NAMES.get(metric, metric)
     if split != "test":
         what = f"{split.capitalize()} {what[0].lower()}{what[1:]}"
@@ -242,10 +248,11 @@ def _tail_part(table: Table, column: Column, title: str) -> str:
     rows = [r for r in table.rows if any(grids[m][(r, column)] for m in metrics)]
     if not rows:
         return ""
-    columns = [
-        _column([grids[m][(r, column)] for r in rows], _higher_is_better(m)) for m in metrics
-    ]
     counts = [s["n"] for g in grids.values() for s in g.values() if s is not None]
+    columns = [
+        _column([grids[m][(r, column)] for r in rows], _higher_is_better(m), most=max(counts))
+        for m in metrics
+    ]
     labels = row_labels(table.rows)
     return (
         f"**Tail view, {title}.** Accuracy (%) by class group "
@@ -434,12 +441,12 @@ def _dir_part(table: Table, column: Column, title: str, varying: list[str]) -> s
     labels = row_labels(table.rows)
     names = [labels[r] for r in rows]
     dec = dir_decimals(grids["mae"][(r, column)] for r in rows)
+    counts = [s["n"] for m, _ in DIR_COLUMNS for s in grids[m].values() if s is not None]
     columns = [
-        _column([grids[m][(r, column)] for r in rows], higher=False, decimals=dec)
+        _column([grids[m][(r, column)] for r in rows], higher=False, decimals=dec, most=max(counts))
         for m, _ in DIR_COLUMNS
     ]
     recs = [run for r in rows for run in table.runs(r, column)]
-    counts = [s["n"] for m, _ in DIR_COLUMNS for s in grids[m].values() if s is not None]
     text = (
         f"**Deep imbalanced regression, {title}.** MAE and GM by label region "
         f"({shots_text(table.recipe, ' per bin')}), {selection_text(recs)}, "
@@ -448,7 +455,10 @@ def _dir_part(table: Table, column: Column, title: str, varying: list[str]) -> s
         + _table(["Method", *(h for _, h in DIR_COLUMNS)], columns, names)
     )
     if any(grids[m][(r, column)] for m, _ in LAST_COLUMNS for r in rows):
-        last = [_column([grids[m][(r, column)] for r in rows], False, dec) for m, _ in LAST_COLUMNS]
+        last = [
+            _column([grids[m][(r, column)] for r in rows], False, dec, most=max(counts))
+            for m, _ in LAST_COLUMNS
+        ]
         text += "\n\nThe same runs, test MAE of the last epoch's weights:\n\n" + _table(
             ["Method", *(h for _, h in LAST_COLUMNS)], last, names
         )
