@@ -602,7 +602,7 @@ def plot_multilabel_ap(
         ValueError: no such record (of ``dataset``).
         ImportError: matplotlib is missing.
     """
-    from longtail.bench.plots import MARKERS, _figure, _save
+    from longtail.bench.plots import MARKERS, _figure, _legend_below, _save
 
     available = multilabel_datasets(records)
     if not available:
@@ -671,7 +671,7 @@ def plot_multilabel_ap(
     top.set_xticks(x, [names[c] for c in order], rotation=35, ha="left", fontsize="x-small")
     top.minorticks_off()
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2 if len(lines) > 5 else 1, loc="lower right")
+    _legend_below(fig, *ax.get_legend_handles_labels())  # inside, it hid points
     seeds = seed_span(len(runs) for _, runs in lines)
     ax.set_title(
         f"Per-label test AP against training frequency, {dataset_label(str(dataset))} "
