@@ -242,8 +242,9 @@ def test_no_head_fits_says_why_and_what_the_data_allows():
     # int(n * (1 / 100)) >= 1 from n = 100 on
     assert "the largest class has 24 examples" in msg
     assert "needs a head of at least 100 examples so that the tail class keeps one" in msg
-    assert "--profile natural (ratio 6.0 here)" in msg  # 24 / 4
-    assert "at most --ratio 24" in msg and "--n-max" in msg
+    assert "natural profile (ratio 6.0 here; train --profile natural" in msg  # 24 / 4
+    assert "bench --settings natural" in msg
+    assert "train --ratio 24, bench --settings exp24" in msg and "--n-max" in msg
     # the ratio named is one the data allows, and the next is not
     assert profile_counts([24, 10, 4], 24.0)[0] == [24, 4, 1]
     with pytest.raises(ValueError, match="needs a head of at least 25"):
@@ -254,7 +255,7 @@ def test_no_head_fits_says_why_and_what_the_data_allows():
         largest_n_max([200, 3, 3], 100.0)
     msg = str(err.value)
     assert "asks 10 examples of class 1 (position 1 of the profile), which has 3" in msg
-    assert "at most --ratio 15" in msg and "ratio 66.7 here" in msg
+    assert "at most 15 for" in msg and "ratio 66.7 here" in msg
     assert profile_counts([200, 3, 3], 15.0)[0] == [15, 3, 1]
     with pytest.raises(ValueError, match="needs a head of at least"):
         largest_n_max([200, 3, 3], 16.0)

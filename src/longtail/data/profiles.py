@@ -444,13 +444,15 @@ def _no_head_fits(
             f"examples of class {order[k]} (position {k} of the profile), which has {have[k]}"
         )
     natural = max(have) / min(have)
+    most = largest_ratio(have, profile)
     return expected(
         "data",
         what,
-        f"{got}: {why}. Train on the data's own imbalance with --profile natural (ratio "
-        f"{natural:.1f} here), ask for a ratio this data allows (at most --ratio "
-        f"{largest_ratio(have, profile)} for the {profile!r} profile), or set the head size "
-        "with --n-max (with a ratio it allows)",
+        f"{got}: {why}. Train on the data's own imbalance, the natural profile (ratio "
+        f"{natural:.1f} here; train --profile natural, bench --settings natural), ask for a "
+        f"ratio this data allows (at most {most} for the {profile!r} profile: train --ratio "
+        f"{most}, bench --settings {profile}{most}), or set the head size with --n-max (with a "
+        "ratio it allows)",
     )
 
 
