@@ -606,6 +606,22 @@ def test_report_parts_on_handmade_records(tmp_path):
     assert len(load_records(folder)) == 4
 
 
+def test_the_sensitivity_centre_is_the_one_the_bench_ran_not_a_tie_of_counts():
+    """Only G swept (10, 20, 40 once each): the report called the first G read the centre."""
+    centre = {"num_groups": 20, "lambda1": 1.0, "lambda2": 1.0}
+    sens = [
+        {
+            **dir_record("group-dir", 0, 4.0 + g / 10, "dir-sensitivity", num_groups=g),
+            "centre": centre,
+        }
+        for g in (10, 40, 20)  # the centre read last
+    ]
+    table = dir_sensitivity_markdown(sens)
+    assert "G=20, λ1=1, λ2=1 (centre)" in table and "G=10, λ1=1, λ2=1 (centre)" not in table
+    jobs = dir_sensitivity_jobs(seeds=1, groups=(10, 40), lambda1s=(1.0,), lambda2s=(1.0,))
+    assert all(j.extra["centre"] == centre for j in jobs)
+
+
 def test_the_histogram_draws_no_bar_for_an_empty_bin():
     plt = pytest.importorskip("matplotlib.pyplot")
     from longtail.bench.plots import _histogram

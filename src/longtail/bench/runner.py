@@ -378,7 +378,8 @@ def dir_sensitivity_jobs(
     The centre is the config's (G, λ1, λ2) — 20, 1, 1 unless ``overrides`` say otherwise; each
     factor takes its listed values with the other two at the centre, so the grid has
     ``1 + (len(groups) - 1) + (len(lambda1s) - 1) + (len(lambda2s) - 1)`` distinct runs per
-    seed (7 with the defaults). Records carry ``{"bench": "dir-sensitivity"}``.
+    seed (7 with the defaults). Records carry ``{"bench": "dir-sensitivity", "centre":
+    {"num_groups": G, "lambda1": λ1, "lambda2": λ2}}``, the centre of the sweep.
     """
     from longtail.engine.regression import make_regression_config
 
@@ -397,7 +398,10 @@ def dir_sensitivity_jobs(
                 preset, dataset=dataset, method=method, seed=seed, **params
             )
             name = f"{_dataset_slug(dataset)}_{method}_G{g}_l1-{a:g}_l2-{b:g}_s{seed}"
-            jobs.append(Job(name, cfg, {"bench": "dir-sensitivity"}))
+            # the centre is recorded: the report cannot always tell it from the points (with
+            # one factor swept, every value of it is run equally often)
+            centre_of = {"num_groups": c[0], "lambda1": float(c[1]), "lambda2": float(c[2])}
+            jobs.append(Job(name, cfg, {"bench": "dir-sensitivity", "centre": centre_of}))
     return jobs
 
 

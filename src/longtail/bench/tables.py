@@ -572,7 +572,17 @@ def sensitivity_sweeps(records: Iterable[dict[str, Any]]) -> list[Sweep]:
 
 
 def _centre(points: dict[Point, list[dict[str, Any]]]) -> Point:
-    """The most common value of each factor over the runs (ties: the value seen first)."""
+    """The sweep's centre: the one its runs record (``"centre"``, written by the bench since
+    it was found ambiguous), else, for older records, the most common value of each factor
+    over the runs (ties: the value seen first)."""
+    recorded = Counter(
+        (int(c["num_groups"]), float(c["lambda1"]), float(c["lambda2"]))
+        for rs in points.values()
+        for r in rs
+        if isinstance(c := r.get("centre"), dict) and {"num_groups", "lambda1", "lambda2"} <= set(c)
+    )
+    if recorded and recorded.most_common(1)[0][0] in points:
+        return recorded.most_common(1)[0][0]
     runs = [p for p, rs in points.items() for _ in rs]
     return tuple(Counter(p[j] for p in runs).most_common(1)[0][0] for j in range(3))  # type: ignore[return-value]
 
