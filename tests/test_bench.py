@@ -88,15 +88,27 @@ def test_cli_bench_and_report(npz, tmp_path, capsys):
     common += ["--threads", "1", "--out", str(out), "--no-progress"]
     args = ["bench", "table1", *common, "--methods", "erm,mm-drw", "--settings", "exp4,step4"]
     assert cli_main([*args, "--dry-run"]) == 0
-    assert capsys.readouterr().out.split() == [
-        "toy_exp4_erm_s0",
-        "toy_exp4_mm-drw_s0",
-        "toy_step4_erm_s0",
-        "toy_step4_mm-drw_s0",
-    ]
+    names = ["toy_exp4_erm_s0", "toy_exp4_mm-drw_s0", "toy_step4_erm_s0", "toy_step4_mm-drw_s0"]
+    said = capsys.readouterr()
+    assert said.out.split() == names  # stdout: the names alone, one a line (for scripts)
+    assert "4 runs: 0 already finished, 4 to run (0 of them would replace" in said.err
     assert cli_main(args) == 0
     text = capsys.readouterr().out
     assert "Table 1" in text and "MM-DRW" in text
+    # the dry run says what a rerun would do: nothing, or retrain what changed (touching nothing)
+    assert cli_main([*args, "--dry-run"]) == 0
+    said = capsys.readouterr()
+    assert said.out.split() == names and all(f"{n}: finished" in said.err for n in names)
+    assert "4 runs: 4 already finished, 0 to run" in said.err
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    changed = [*args, "--epochs", "3", "--dry-run"]  # the last --epochs counts
+    assert cli_main(changed) == 0
+    said = capsys.readouterr()
+    replacing = [line for line in said.err.splitlines() if "replacing a record" in line]
+    assert len(replacing) == 4 and all("epochs: 2 there, 3 here" in x for x in replacing), said.err
+    assert "4 of them would replace records" in said.err
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == before
+    assert not (out / "work" / "superseded").exists()
     assert (out / "report.md").exists()
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [

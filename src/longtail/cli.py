@@ -1085,11 +1085,26 @@ def _cmd_preset_selection(args: argparse.Namespace) -> int:
 
 def _run_jobs(jobs: list[Any], args: argparse.Namespace) -> int:
     """List (``--dry-run``) or run a grid, then write its report; 1 if a run failed."""
-    from longtail.bench.runner import run_grid
+    from longtail.bench.runner import plan_grid, run_grid
 
     if args.dry_run:
-        for j in jobs:
-            print(j.name)
+        # the run names on stdout, one a line (for scripts); on stderr, what a real run would
+        # do with each that is not simply to run, and the count (nothing is touched)
+        plan = plan_grid(jobs, args.out) if args.out else [(j.name, "to run") for j in jobs]
+        for name, _ in plan:
+            print(name)
+        for name, what in plan:
+            if what != "to run":
+                print(f"{name}: {what}", file=sys.stderr)
+        if args.out:
+            done = sum(what == "finished" for _, what in plan)
+            replace = sum("replacing" in what for _, what in plan)
+            print(
+                f"{len(plan)} run{'' if len(plan) == 1 else 's'}: {done} already finished, "
+                f"{len(plan) - done} to run ({replace} of them would replace records of another "
+                f"config or data) -> {args.out}",
+                file=sys.stderr,
+            )
         return 0
     try:
         summary = run_grid(

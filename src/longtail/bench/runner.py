@@ -47,6 +47,7 @@ __all__ = [
     "job_identity",
     "multilabel_jobs",
     "multilabel_selection_jobs",
+    "plan_grid",
     "preset_selection_jobs",
     "run_grid",
     "run_job",
@@ -485,6 +486,37 @@ def _record_status(path: Path, identity: dict[str, Any]) -> tuple[str, str]:
     if "identity" not in rec:
         return "stale", "recorded without a data fingerprint"
     return "stale", identity_diff(rec.get("identity"), identity, limit=3)
+
+
+def plan_grid(jobs: list[Job], out: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """What running ``jobs`` into ``out`` would do with each, touching nothing: ``(name,
+    "finished")`` for a run whose record is of its identity (skipped), ``(name, "to run")``,
+    or ``(name, "to run, replacing a record of another run (why)")`` for a record that the
+    run would move to ``work/superseded/`` (see :func:`run_grid`)."""
+    out = Path(out)
+    plan = []
+    for j in jobs:
+        path = out / f"{j.name}.json"
+        if not path.exists():
+            plan.append((j.name, "to run"))
+            continue
+        try:
+            rec = read_json(path)
+        except ValueError:
+            plan.append((j.name, "to run (its record is damaged)"))
+            continue
+        if not (isinstance(rec, dict) and "metrics" in rec):
+            plan.append((j.name, "to run (its record holds no metrics)"))
+            continue
+        identity = job_identity(j)
+        if rec.get("identity") == identity:
+            plan.append((j.name, "finished"))
+        elif "identity" not in rec:
+            plan.append((j.name, "to run, replacing a record made without a data fingerprint"))
+        else:
+            why = identity_diff(rec.get("identity"), identity, limit=3)
+            plan.append((j.name, f"to run, replacing a record of another run ({why})"))
+    return plan
 
 
 def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
