@@ -652,3 +652,19 @@ def test_the_schedule_and_a_step_that_never_happens_are_printed_and_recorded(csv
     assert "schedule (0-based epochs): 1 epoch, Adam" in err
     assert f"WARNING: {warning}" in err and err.count("WARNING") == 1
     assert rec["schedule_warnings"] == [warning] and rec["schedule"].startswith("schedule")
+
+
+def test_a_method_specific_option_reaches_only_the_methods_that_read_it():
+    """--num-groups 5 gave vanilla and LDS a new identity: retrained, bit-identical, and
+    reported as rows "Vanilla (MSE) (G=5)" beside "(G=20)"."""
+    plain = {j.name: j.config.identity() for j in dir_jobs(seeds=1)}
+    tuned = dir_jobs(seeds=1, num_groups=5, lds_sigma=1.0, bmc_init_sigma=2.0)
+    for job in tuned:
+        method = job.config.method
+        changed = plain[job.name] != job.config.identity()
+        assert changed == (method in ("lds", "lds-fds", "bmc", "group-dir", "group-dir-lds")), (
+            method
+        )
+        assert job.config.num_groups == (5 if method.startswith("group-dir") else 20)
+    with pytest.warns(UserWarning, match="num_groups sets nothing in this grid"):
+        dir_jobs(seeds=1, methods=("vanilla", "lds"), num_groups=5)

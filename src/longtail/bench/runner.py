@@ -354,14 +354,50 @@ def dir_jobs(
     """
     from longtail.engine.regression import make_regression_config
 
+    methods = tuple(methods or DIR_METHODS)
+    unused = [
+        k
+        for k, v in overrides.items()
+        if v is not None and not any(_dir_method_uses(m, k) for m in methods)
+    ]
+    if unused:
+        warnings.warn(
+            f"{', '.join(unused)} set{'s' if len(unused) == 1 else ''} nothing in this grid: "
+            f"no method of {', '.join(methods)} uses {'it' if len(unused) == 1 else 'them'}.",
+            stacklevel=2,
+        )
     jobs = []
     for seed in range(seeds):
-        for method in tuple(methods or DIR_METHODS):
-            cfg = make_regression_config(
-                preset, dataset=dataset, method=method, seed=seed, **overrides
-            )
+        for method in methods:
+            # a method's own options only: Group-DIR's G given to vanilla would make another
+            # run of the same computation (a new identity, a retrain, a row labelled with G)
+            mine = {k: v for k, v in overrides.items() if _dir_method_uses(method, k)}
+            cfg = make_regression_config(preset, dataset=dataset, method=method, seed=seed, **mine)
             jobs.append(Job(f"{_dataset_slug(dataset)}_{method}_s{seed}", cfg, {"bench": "dir"}))
     return jobs
+
+
+#: RegressionConfig options that only some DIR methods read, by the method property using them.
+_GROUP_DIR_OPTIONS = frozenset(
+    ("num_groups", "lambda1", "lambda2", "group_beta", "temperature", "routing", "group_edges")
+)
+
+
+def _dir_method_uses(method: str, key: str) -> bool:
+    """Whether a DIR ``method`` reads the config option ``key`` (all but the method-specific
+    options of Group-DIR, LDS, FDS and BMC are read by every method)."""
+    from longtail.engine.regression import get_regression_method
+
+    spec = get_regression_method(method)
+    if key in _GROUP_DIR_OPTIONS:
+        return spec.loss == "group-dir"
+    if key.startswith("lds_"):
+        return spec.lds
+    if key.startswith("fds_"):
+        return spec.fds
+    if key.startswith("bmc_"):
+        return spec.loss == "bmc"
+    return True
 
 
 def dir_sensitivity_jobs(
