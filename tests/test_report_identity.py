@@ -241,6 +241,27 @@ def test_records_differing_in_loss_kwargs_are_separate_rows():
     assert list(table)[1:] == ["Focal", "MM-DRW", "MM-DRW (β=1.2, δ⁻=0.6)"]
 
 
+def test_a_loss_argument_given_at_its_default_is_the_same_run():
+    """--loss-kw beta=1.5 (MM's default) made a row "MM-DRW (β=1.5)" beside "MM-DRW", and split
+    a 3-seed claim into a 1-seed and a 2-seed one."""
+    from longtail.bench.claims import claims_markdown
+
+    recs = [record("mm-drw", 0, 20.0, loss_kwargs={"beta": 1.5}, fingerprint="f")]
+    recs += [record("mm-drw", s, e, fingerprint="f") for s, e in [(1, 22.0), (2, 21.0)]]
+    recs += [record("erm", s, e, fingerprint="f") for s, e in [(0, 25.0), (1, 26.0), (2, 27.0)]]
+    for r in recs:
+        r["config"]["loss"] = r["identity"]["loss"] = "mm" if r["method"] == "mm-drw" else "ce"
+    table = rows(table1_markdown(recs, tail_view=False))
+    assert table["MM-DRW"] == ["**21.00 ± 1.00**"] and "MM-DRW (β=1.5)" not in table
+    claims = claims_markdown(recs)
+    assert "MM-DRW vs ERM" in claims and "inconclusive (1 seed)" not in claims
+    assert "| 3 |" in claims.split("MM-DRW vs ERM")[1].splitlines()[0]
+    # a value other than the default is another run, as before
+    other = record("mm-drw", 0, 30.0, loss_kwargs={"beta": 1.2}, fingerprint="f")
+    other["config"]["loss"] = other["identity"]["loss"] = "mm"
+    assert "MM-DRW (β=1.2)" in rows(table1_markdown([*recs, other], tail_view=False))
+
+
 def test_the_mm_ablation_stays_a_grid_of_its_kwargs_and_splits_by_recipe():
     def abl(beta, delta, error, epochs=8):
         kwargs = {"beta": beta, "delta_minus": delta}

@@ -54,6 +54,7 @@ __all__ = [
     "identity",
     "load_records",
     "read_records",
+    "without_default_loss_kwargs",
 ]
 
 #: Table 1 rows in the method registry's order (:data:`longtail.engine.config.METHODS`).
@@ -205,7 +206,34 @@ def identity(rec: dict[str, Any]) -> dict[str, Any]:
             ident[key] = rec[key]
     if "ratio" in ident:
         ident["ratio"] = _ratio(ident["ratio"])
-    return ident
+    return without_default_loss_kwargs(ident)
+
+
+_UNSET = object()
+
+
+def without_default_loss_kwargs(ident: dict[str, Any]) -> dict[str, Any]:
+    """``ident`` with the ``loss_kwargs`` that equal its loss's registered defaults left out.
+
+    ``--loss-kw beta=1.5`` for MM (whose default β is 1.5) computes what no ``--loss-kw`` does;
+    counted apart, it made a row of its own and split the seeds of a claim.
+    """
+    kwargs, loss = ident.get("loss_kwargs"), ident.get("loss")
+    if not (isinstance(kwargs, dict) and kwargs and isinstance(loss, str)):
+        return ident
+    from longtail.losses import get_loss_info
+
+    try:
+        defaults = get_loss_info(loss).defaults
+    except ValueError:  # a loss this version does not know: compare as written
+        return ident
+
+    def default(key: str) -> Any:
+        value = defaults.get(key, _UNSET)
+        return list(value) if isinstance(value, tuple) else value
+
+    kept = {k: v for k, v in kwargs.items() if v != default(k)}
+    return ident if len(kept) == len(kwargs) else {**ident, "loss_kwargs": kept}
 
 
 def has_fingerprint(rec: dict[str, Any]) -> bool:
@@ -472,11 +500,28 @@ def _split(rec: dict[str, Any], defining: Sequence[str]) -> tuple[dict[str, Any]
         if isinstance(kwargs, dict) and key in kwargs:
             point.append(freeze(kwargs[key]))
             kwargs = {k: v for k, v in kwargs.items() if k != key}
+        elif isinstance(kwargs, dict) and key not in variant and _loss_default(variant, key):
+            point.append(freeze(_loss_default(variant, key)[0]))  # left out at its default
         else:
             point.append(freeze(variant.pop(key, None)))
     if isinstance(kwargs, dict):
         variant["loss_kwargs"] = kwargs
     return ident, Row(method, freeze(variant)), column, tuple(point)
+
+
+def _loss_default(variant: dict[str, Any], key: str) -> tuple[Any] | None:
+    """``(default,)`` of the loss argument ``key`` of ``variant``'s loss, ``None`` if it has
+    none (identities leave loss arguments out at their defaults)."""
+    loss = variant.get("loss")
+    if not isinstance(loss, str):
+        return None
+    from longtail.losses import get_loss_info
+
+    try:
+        defaults = get_loss_info(loss).defaults
+    except ValueError:
+        return None
+    return (defaults[key],) if key in defaults else None
 
 
 def group_tables(records: Iterable[dict[str, Any]], defining: Sequence[str] = ()) -> list[Table]:

@@ -499,6 +499,18 @@ def _superseded_path(out: Path, name: str) -> Path:
     return folder / f"{name}.{k}.json"
 
 
+def _same_run(recorded: Any, identity: dict[str, Any]) -> bool:
+    """Whether a record's identity is the job's, a loss argument written at its default value
+    being the same run as one left out (``--loss-kw beta=1.5`` for MM retrained it)."""
+    from longtail.bench.records import without_default_loss_kwargs
+
+    if recorded == identity:
+        return True
+    return isinstance(recorded, dict) and without_default_loss_kwargs(
+        recorded
+    ) == without_default_loss_kwargs(identity)
+
+
 def _record_status(path: Path, identity: dict[str, Any]) -> tuple[str, str]:
     """``("finished" | "missing" | "stale", why)`` of the record at ``path`` for ``identity``.
 
@@ -517,7 +529,7 @@ def _record_status(path: Path, identity: dict[str, Any]) -> tuple[str, str]:
         return "missing", ""
     if not (isinstance(rec, dict) and "metrics" in rec):
         return "missing", ""
-    if rec.get("identity") == identity:
+    if _same_run(rec.get("identity"), identity):
         return "finished", ""
     if "identity" not in rec:
         return "stale", "recorded without a data fingerprint"
@@ -545,7 +557,7 @@ def plan_grid(jobs: list[Job], out: str | os.PathLike[str]) -> list[tuple[str, s
             plan.append((j.name, "to run (its record holds no metrics)"))
             continue
         identity = job_identity(j)
-        if rec.get("identity") == identity:
+        if _same_run(rec.get("identity"), identity):
             plan.append((j.name, "finished"))
         elif "identity" not in rec:
             plan.append((j.name, "to run, replacing a record made without a data fingerprint"))
