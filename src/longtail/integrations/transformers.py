@@ -97,16 +97,17 @@ def _token_labels(values: Sequence[Any], name: str, ignore_index: int) -> np.nda
     return as_labels(flat, name=f"{name} (tokens not {ignore_index})")
 
 
-def _label_values(dataset: Any, label_key: str) -> tuple[Sequence[Any], str]:
-    """The label field of every example, as found (a class, or a sequence of them per token)."""
+def _label_values(dataset: Any, label_key: str) -> tuple[Sequence[Any], str, str]:
+    """The label field of every example, as found (a class, or a sequence of them per token),
+    with the name errors give it and the field it was read from."""
     keys = tuple(dict.fromkeys((label_key, "label")))
     if hasattr(dataset, "targets"):
-        return dataset.targets, "train_dataset.targets"
+        return dataset.targets, "train_dataset.targets", label_key
     columns = getattr(dataset, "column_names", None)
     if columns is not None:
         for key in keys:
             if key in columns:
-                return list(dataset[key]), f"column {key!r}"
+                return list(dataset[key]), f"column {key!r}", key
         raise expected("train_dataset", f"a column named one of {keys}", f"columns {columns}")
     try:
         n = len(dataset)
@@ -114,7 +115,7 @@ def _label_values(dataset: Any, label_key: str) -> tuple[Sequence[Any], str]:
         raise expected(
             "train_dataset", "a map-style dataset with a length (or pass class_counts)", dataset
         ) from None
-    labels = []
+    labels, found = [], label_key
     for i in range(n):
         item = dataset[i]
         key = next((k for k in keys if isinstance(item, Mapping) and k in item), None)
@@ -123,11 +124,11 @@ def _label_values(dataset: Any, label_key: str) -> tuple[Sequence[Any], str]:
             raise expected(
                 "train_dataset", f"examples that are dicts with a {label_key!r} field", got
             )
-        label = item[key]
+        label, found = item[key], key
         if isinstance(label, torch.Tensor) and label.dim() == 0:
             label = label.item()
         labels.append(label)
-    return labels, "train_dataset labels"
+    return labels, "train_dataset labels", found
 
 
 def dataset_labels(
@@ -153,7 +154,14 @@ def dataset_labels(
         ValueError: When no labels are found, or they are not non-negative integers, or they
             are per-token labels and ``tokens`` is false.
     """
-    values, name = _label_values(dataset, label_key)
+    values, name, _ = _label_values(dataset, label_key)
+    return _checked_labels(values, name, tokens=tokens, ignore_index=ignore_index)
+
+
+def _checked_labels(
+    values: Sequence[Any], name: str, *, tokens: bool, ignore_index: int
+) -> np.ndarray:
+    """:func:`dataset_labels` of label values already read."""
     per_token = _per_token(values)
     if per_token and isinstance(values, torch.Tensor):
         values = list(values)
@@ -488,6 +496,7 @@ class LongtailTrainer(Trainer):
             raise expected("args.label_names", "one label name", names)
         self.label_key: str = names[0] if names else "labels"
         self._labels: np.ndarray | None = None
+        self._label_source: dict[str, Any] = {}
         self._ignore_index = _ignore_index_of(loss, loss_kwargs)
         self._num_labels, self._num_labels_source = self._model_num_labels(num_labels)
         self._counts_source = "class_counts"
@@ -512,17 +521,19 @@ class LongtailTrainer(Trainer):
                 raise expected(
                     "train_dataset", "given (or pass class_counts) to count the classes", "None"
                 )
-            self._labels = dataset_labels(
-                self.train_dataset, self.label_key, tokens=True, ignore_index=self._ignore_index
+            values, name, key = _label_values(self.train_dataset, self.label_key)
+            self._labels = _checked_labels(
+                values, name, tokens=True, ignore_index=self._ignore_index
             )
+            # where they were found, for the renumbering hint of an error
+            self._label_source = {"key": key, "per_token": _per_token(values)}
         return self._labels
 
     def _hint(self) -> dict[str, Any]:
-        """Where the training labels were found: their column, and whether they are per token."""
-        values, _ = _label_values(self.train_dataset, self.label_key)
-        columns = getattr(self.train_dataset, "column_names", None) or ()
-        key = self.label_key if self.label_key in columns or "label" not in columns else "label"
-        return {"key": key, "per_token": _per_token(values)}
+        """Where the training labels were found: their field, and whether they are per token
+        (read with them by :meth:`_train_labels`)."""
+        self._train_labels()
+        return self._label_source
 
     def _example_labels(self, sampler: str) -> np.ndarray:
         """One label per example, for a sampler; per-token labels are refused."""
