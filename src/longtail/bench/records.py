@@ -218,14 +218,8 @@ def without_default_loss_kwargs(ident: dict[str, Any]) -> dict[str, Any]:
     ``--loss-kw beta=1.5`` for MM (whose default β is 1.5) computes what no ``--loss-kw`` does;
     counted apart, it made a row of its own and split the seeds of a claim.
     """
-    kwargs, loss = ident.get("loss_kwargs"), ident.get("loss")
-    if not (isinstance(kwargs, dict) and kwargs and isinstance(loss, str)):
-        return ident
-    from longtail.losses import get_loss_info
-
-    try:
-        defaults = get_loss_info(loss).defaults
-    except ValueError:  # a loss this version does not know: compare as written
+    kwargs, defaults = ident.get("loss_kwargs"), _loss_defaults(ident.get("loss"))
+    if not (isinstance(kwargs, dict) and kwargs and defaults):
         return ident
 
     def default(key: str) -> Any:
@@ -495,13 +489,14 @@ def _split(rec: dict[str, Any], defining: Sequence[str]) -> tuple[dict[str, Any]
     method = ident.pop("method", None)
     variant = {k: ident.pop(k) for k in list(ident) if is_method_key(k)}
     kwargs = variant.get("loss_kwargs")
+    defaults = _loss_defaults(variant.get("loss")) if defining else {}
     point = []
     for key in defining:
         if isinstance(kwargs, dict) and key in kwargs:
             point.append(freeze(kwargs[key]))
             kwargs = {k: v for k, v in kwargs.items() if k != key}
-        elif isinstance(kwargs, dict) and key not in variant and _loss_default(variant, key):
-            point.append(freeze(_loss_default(variant, key)[0]))  # left out at its default
+        elif isinstance(kwargs, dict) and key not in variant and key in defaults:
+            point.append(freeze(defaults[key]))  # left out of the identity at its default
         else:
             point.append(freeze(variant.pop(key, None)))
     if isinstance(kwargs, dict):
@@ -509,19 +504,17 @@ def _split(rec: dict[str, Any], defining: Sequence[str]) -> tuple[dict[str, Any]
     return ident, Row(method, freeze(variant)), column, tuple(point)
 
 
-def _loss_default(variant: dict[str, Any], key: str) -> tuple[Any] | None:
-    """``(default,)`` of the loss argument ``key`` of ``variant``'s loss, ``None`` if it has
-    none (identities leave loss arguments out at their defaults)."""
-    loss = variant.get("loss")
+def _loss_defaults(loss: Any) -> dict[str, Any]:
+    """The registered default arguments of the loss named ``loss``; ``{}`` for no name or a
+    loss this version does not know (its arguments are then compared as written)."""
     if not isinstance(loss, str):
-        return None
+        return {}
     from longtail.losses import get_loss_info
 
     try:
-        defaults = get_loss_info(loss).defaults
+        return get_loss_info(loss).defaults
     except ValueError:
-        return None
-    return (defaults[key],) if key in defaults else None
+        return {}
 
 
 def group_tables(records: Iterable[dict[str, Any]], defining: Sequence[str] = ()) -> list[Table]:
@@ -667,28 +660,23 @@ def classification(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     preset selection's validation and timing runs, runs scored on a validation split
     (``--val-per-class``: see :func:`classification_validation`), regression and multi-label
     runs."""
-    return [
-        r
-        for r in records
-        if bench_of(r) not in ("mm-ablation", "preset-selection", "preset-timing")
-        and r.get("eval_split") != "validation"
-        and not is_regression(r)
-        and not is_multilabel(r)
-    ]
+    return [r for r in records if _single_label(r) and r.get("eval_split") != "validation"]
 
 
 def classification_validation(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Classification runs scored on a validation split only (``longtail train
     --val-per-class``) outside a preset selection: never test results, so never in Table 1,
     its plots or the claims."""
-    return [
-        r
-        for r in records
-        if r.get("eval_split") == "validation"
-        and bench_of(r) not in ("mm-ablation", "preset-selection", "preset-timing")
-        and not is_regression(r)
-        and not is_multilabel(r)
-    ]
+    return [r for r in records if _single_label(r) and r.get("eval_split") == "validation"]
+
+
+def _single_label(rec: dict[str, Any]) -> bool:
+    """A single-label classification run outside the MM ablation and the preset selection."""
+    return (
+        bench_of(rec) not in ("mm-ablation", "preset-selection", "preset-timing")
+        and not is_regression(rec)
+        and not is_multilabel(rec)
+    )
 
 
 def ablation(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
