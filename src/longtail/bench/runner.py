@@ -511,24 +511,29 @@ def _same_run(recorded: Any, identity: dict[str, Any]) -> bool:
     ) == without_default_loss_kwargs(identity)
 
 
-def _record_status(path: Path, identity: dict[str, Any]) -> tuple[str, str]:
+def _record_status(
+    path: Path, identity: dict[str, Any], *, move_damaged: bool = True
+) -> tuple[str, str]:
     """``("finished" | "missing" | "stale", why)`` of the record at ``path`` for ``identity``.
 
-    A damaged record is moved aside (``.json.damaged``), not deleted. A record of another
-    identity (the grid's config changed, the data changed, or it predates data fingerprints)
-    is *stale*: it is never reused.
+    A damaged record is moved aside (``.json.damaged``), not deleted, unless ``move_damaged``
+    is false (a dry run). A record of another identity (the grid's config changed, the data
+    changed, or it predates data fingerprints) is *stale*: it is never reused. ``why`` says
+    what is wrong with a record that is there but not finished.
     """
     if not path.exists():
         return "missing", ""
     try:
         rec = read_json(path)
     except ValueError as e:
+        if not move_damaged:
+            return "missing", "its record is damaged"
         aside = path.with_suffix(".json.damaged")
         os.replace(path, aside)
         warnings.warn(f"{e} Moved it to {aside.name}; the run will be redone.", stacklevel=3)
         return "missing", ""
     if not (isinstance(rec, dict) and "metrics" in rec):
-        return "missing", ""
+        return "missing", "its record holds no metrics"
     if _same_run(rec.get("identity"), identity):
         return "finished", ""
     if "identity" not in rec:
@@ -541,29 +546,17 @@ def plan_grid(jobs: list[Job], out: str | os.PathLike[str]) -> list[tuple[str, s
     "finished")`` for a run whose record is of its identity (skipped), ``(name, "to run")``,
     or ``(name, "to run, replacing a record of another run (why)")`` for a record that the
     run would move to ``work/superseded/`` (see :func:`run_grid`)."""
-    out = Path(out)
     plan = []
     for j in jobs:
-        path = out / f"{j.name}.json"
-        if not path.exists():
+        path = Path(out) / f"{j.name}.json"
+        if not path.exists():  # no identity to compute (it loads the data)
             plan.append((j.name, "to run"))
             continue
-        try:
-            rec = read_json(path)
-        except ValueError:
-            plan.append((j.name, "to run (its record is damaged)"))
-            continue
-        if not (isinstance(rec, dict) and "metrics" in rec):
-            plan.append((j.name, "to run (its record holds no metrics)"))
-            continue
-        identity = job_identity(j)
-        if _same_run(rec.get("identity"), identity):
-            plan.append((j.name, "finished"))
-        elif "identity" not in rec:
-            plan.append((j.name, "to run, replacing a record made without a data fingerprint"))
-        else:
-            why = identity_diff(rec.get("identity"), identity, limit=3)
+        status, why = _record_status(path, job_identity(j), move_damaged=False)
+        if status == "stale":
             plan.append((j.name, f"to run, replacing a record of another run ({why})"))
+        else:
+            plan.append((j.name, f"to run ({why})" if status == "missing" else status))
     return plan
 
 
