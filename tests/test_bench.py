@@ -145,24 +145,13 @@ def test_cli_bench_bad_input(npz, tmp_path, capsys):
 
 def test_a_loss_argument_at_its_default_reuses_the_finished_run(npz, tmp_path):
     """--loss-kw beta=1.5 is MM's default: the finished run was moved aside and trained again."""
-    plain = table1_jobs(npz, "quick", methods=("mm-drw",), settings=(("exp", 4.0),), **TINY)
-    assert run_grid(plain, tmp_path / "g", progress=False)["ran"] == 1
-    spelled = table1_jobs(
-        npz,
-        "quick",
-        methods=("mm-drw",),
-        settings=(("exp", 4.0),),
-        loss_kwargs={"beta": 1.5},
-        **TINY,
-    )
+
+    def mm_drw(**kw):
+        return table1_jobs(npz, "quick", methods=("mm-drw",), settings=(("exp", 4.0),), **kw)
+
+    assert run_grid(mm_drw(**TINY), tmp_path / "g", progress=False)["ran"] == 1
+    spelled = mm_drw(loss_kwargs={"beta": 1.5}, **TINY)
     assert spelled[0].config.loss_kwargs == {"beta": 1.5}
     assert run_grid(spelled, tmp_path / "g", progress=False)["ran"] == 0
-    other = table1_jobs(
-        npz,
-        "quick",
-        methods=("mm-drw",),
-        settings=(("exp", 4.0),),
-        loss_kwargs={"beta": 1.2},
-        **TINY,
-    )
+    other = mm_drw(loss_kwargs={"beta": 1.2}, **TINY)
     assert run_grid(other, tmp_path / "g", progress=False)["ran"] == 1  # another value: a run
