@@ -291,8 +291,7 @@ def _settings_that_fit(counts: Sequence[int] | None) -> list[tuple[str, float]]:
     table = list(_table1_settings())
     if not counts or min(counts) < 1:
         return table
-    have = sorted((int(n) for n in counts), reverse=True)
-    largest = {p: largest_ratio(have, p) for p in dict.fromkeys(p for p, _ in table)}
+    largest = {p: largest_ratio(counts, p) for p in dict.fromkeys(p for p, _ in table)}
     fits = [(p, r) for p, r in table if r <= largest[p]]
     if not fits and largest.get("exp", 1) >= 2:
         fits = [("exp", float(largest["exp"]))]
