@@ -221,3 +221,16 @@ def test_a_claim_run_at_one_length_only_shows_as_not_run_there():
     text = length_agreement_markdown(short + long)
     line = next(x for x in text.splitlines() if x.startswith("| ASL vs BCE | test mAP"))
     assert "| not run | no claim |" in line
+
+
+def test_claims_of_one_length_only_are_marked_provisional():
+    short = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})
+    text = multilabel_claims_markdown(short)
+    assert text.count("**Provisional: one training length only** (20 epochs;") == 1
+    assert "`longtail bench multilabel --epochs 40`" in text
+    # with the recipe at twice the length beside it, neither length is provisional
+    long = grid({"bce": [66.0, 67.0, 68.0], "db": [69.0, 71.0, 73.0]}, epochs=40)
+    assert "Provisional" not in multilabel_claims_markdown(short + long)
+    # a length that is not twice or half another pairs with nothing: both are provisional
+    other = grid({"bce": [66.0, 67.0, 68.0], "db": [69.0, 71.0, 73.0]}, epochs=30)
+    assert multilabel_claims_markdown(short + other).count("Provisional") == 2

@@ -360,9 +360,11 @@ def multilabel_claims_markdown(
     tables, names = _claim_tables(records)
     varying = varying_keys(tables)
     by_metric = _claims_by_metric(tables, names, claims)
+    paired = {k for pair in _length_pairs(tables) for k in pair}
     parts = []
-    for table, name in zip(tables, names, strict=True):
+    for k, (table, name) in enumerate(zip(tables, names, strict=True)):
         titles = column_titles(table.columns, title=_title)
+        alone = "" if k in paired else _one_length_text(table)
         for column, title in zip(table.columns, titles, strict=True):
             where = f"{title} (recipe {name})" if len(tables) > 1 else title
             for metric, metric_name in CLAIM_METRICS:
@@ -388,8 +390,25 @@ def multilabel_claims_markdown(
                     "runs paired by seed within this recipe and data; 95% Student-t interval "
                     f"of the mean difference. {recipe_text(table, varying)}"
                 ).strip()
-                parts.append(caption + "\n\n" + "\n".join(lines))
+                parts.append(caption + alone + "\n\n" + "\n".join(lines))
+                alone = ""  # said once per recipe
     return "\n\n".join([CLAIMS_INTRO, *parts]) if parts else ""
+
+
+def _one_length_text(table: Table) -> str:
+    """The caption's warning for a recipe with no run at twice (or half) its length: its
+    verdicts are provisional, since a recipe that is not converged can rank methods by how fast
+    they learn."""
+    epochs = int(number(table.recipe.get("epochs")) or 0)
+    if not epochs:
+        return ""
+    return (
+        f" **Provisional: one training length only** ({plural(epochs, 'epoch')}; no run of "
+        "this recipe at twice or half the length). A recipe that has not converged can rank "
+        "methods by how fast they learn, so a verdict here is not yet a claim: train the same "
+        f"grid for {2 * epochs} epochs into this folder (`longtail bench multilabel --epochs "
+        f"{2 * epochs}`) and the report sets the two lengths side by side."
+    )
 
 
 def multilabel_claims_json(records: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
