@@ -447,7 +447,7 @@ def test_a_damaged_checkpoint_is_named_as_damaged(tmp_path, content, cause):
 
 def test_a_resume_on_another_thread_count_is_said_and_recorded(npz, tmp_path, capsys):
     """Threads are not part of a run's identity (a run on another machine is the same run), but
-    they change the last digits: a run resumed on another count warns and records both."""
+    they change how sums round: a run resumed on another count warns and records both."""
     import dataclasses
 
     from longtail.engine import RunInterrupted

@@ -23,6 +23,7 @@ the command line wins.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
@@ -31,7 +32,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -846,7 +847,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
     if before:
-        _note_finished(args.out)
+        _note_finished(args.out, record)
     m = record["metrics"]
     setting = f"{record['profile']}-{record['ratio']:g}"
     if record["profile"] == "natural":
@@ -890,8 +891,11 @@ def _finished(out: str | None) -> bool:
     return bool(out) and (Path(out) / "result.json").is_file()
 
 
-def _note_finished(out: str) -> None:
-    """Say that the run handed back was finished before: nothing trained, options not used."""
+def _note_finished(out: str, record: dict[str, Any]) -> None:
+    """Say that the run handed back was finished before: nothing trained, options not used,
+    and, where it was, that another version of longtail trained it."""
+    from longtail.engine.run import code_text, environment
+
     print(
         f"longtail train: note: {out} already holds this run, finished (same config and data): "
         "its record is shown, and nothing was trained now. Options outside a run's identity "
@@ -899,6 +903,13 @@ def _note_finished(out: str) -> None:
         "the folder, to train it again.",
         file=sys.stderr,
     )
+    then, now = code_text(record.get("environment")), code_text(environment())
+    if then != now:
+        print(
+            f"longtail train: note: that record was made by {then}, and this is {now}: its "
+            "numbers are that code's. Delete the folder to train the run with this code.",
+            file=sys.stderr,
+        )
 
 
 def _pct(v: float | None) -> str:
@@ -1139,6 +1150,12 @@ def _write_report(directory: str, out: str | None) -> int:
             paths = write_report(directory, out)
         except _USER_ERRORS as e:
             error = e
+        except OSError as e:  # a read-only or full place to write: say so, not a traceback
+            where = e.filename or out or directory
+            error = ValueError(
+                f"Expected to write the report to {str(where)!r}, but could not: "
+                f"{e.strerror or e}. Give --out a folder this user can write to."
+            )
     notes = [w for w in caught if issubclass(w.category, UserWarning)]
     for note in dict.fromkeys(str(w.message) for w in notes):
         print(f"longtail report: note: {note}", file=sys.stderr)
@@ -1237,6 +1254,13 @@ def _regression_options(args: argparse.Namespace, command: str) -> tuple[str, di
         "regression",
         "classification runs take (a regression data set keeps its own imbalance)",
     )
+    _refuse_options(
+        args,
+        ("val_per_class",),
+        "regression",
+        "classification runs take (a regression run chooses its epoch on its own validation "
+        "split, `val_per_bin` rows of each target bin)",
+    )
     _refuse_options(args, _MULTILABEL_ONLY, "regression", "multi-label runs take")
     options = _fields_from_args(args, "regression")
     preset = options.pop("preset", None) or ("paper" if command == "train" else "quick")
@@ -1267,7 +1291,7 @@ def _cmd_train_regression(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise _regression_errors(e) from e
     if before:
-        _note_finished(args.out)
+        _note_finished(args.out, record)
     m = record["metrics"]
 
     def num(v: Any) -> str:
@@ -1320,6 +1344,17 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
             check_regression_data(job.config)
     except ImportError as e:
         raise _regression_errors(e) from e
+    except ValueError as e:
+        if args.table == "dir" or "`num_groups`" not in str(e):
+            raise
+        from longtail.bench.runner import SENSITIVITY_GROUPS
+
+        swept = args.sweep_groups or SENSITIVITY_GROUPS
+        given = "" if args.sweep_groups else " (the default)"
+        raise ValueError(
+            f"{e} The sweep's G values are {','.join(map(str, swept))}{given}: give "
+            "--sweep-groups with values that fit this data."
+        ) from e
     return _run_jobs(jobs, args)
 
 
@@ -1404,7 +1439,7 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 speaks for the run
     if before:
-        _note_finished(args.out)
+        _note_finished(args.out, record)
     m = record["metrics"]
     ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
     on_val = record.get("eval_split") == "validation"
@@ -2096,6 +2131,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _notes(command: str) -> Iterator[None]:
+    """Show longtail's own warnings (``UserWarning`` raised in the package: "the bins are too
+    narrow", "this option sets nothing here") as one line each, ``longtail train: note: ...``,
+    and each text once: a check that two layers make (the command, then the engine) is said
+    once, and not as Python's "file:line: UserWarning" with a source line. Other warnings are
+    shown as Python shows them."""
+    package = str(Path(__file__).resolve().parent)
+    shown: set[str] = set()
+    python_shows = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(package):
+            text = str(message)
+            if text not in shown:
+                shown.add(text)
+                print(f"longtail {command}: note: {text}", file=sys.stderr)
+            return
+        python_shows(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = python_shows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -2105,7 +2167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "config", None):
             args = _apply_config_file(parser, argv, args)
-        return args.func(args)
+        with _notes(args.command):
+            return args.func(args)
     except _USER_ERRORS as e:
         print(f"longtail {args.command}: error: {_message(e)}", file=sys.stderr)
         return 2

@@ -61,6 +61,8 @@ def paper_comparison_markdown(
     cells: dict[tuple[str, float], dict[str, Any]] = {}
     datasets = set()
     for (method, dataset, profile, ratio), s in stats.items():
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
+            continue  # a record that names no imbalance ratio has no column of the paper's
         col = (str(profile), float(ratio))
         if col in paper and method in paper[col]:
             cells.setdefault(col, {})[method] = s

@@ -123,14 +123,35 @@ def read_records(
         else:
             if not _is_record(obj):
                 continue
-            if isinstance(obj["metrics"], dict):
-                found.append((path, obj))
-                continue
-            why = "its 'metrics' is not a JSON object"
+            if not isinstance(obj["metrics"], dict):
+                why = "its 'metrics' is not a JSON object"
+            else:
+                why = _headline_problem(obj["metrics"])
+                if why is None:
+                    found.append((path, obj))
+                    continue
         warnings.warn(f"Skipping {path}: {why}.", stacklevel=3)
         if skipped is not None:
             skipped.append((path, why))
     return found
+
+
+#: The metric every record of a task has: Table 1's, DIR's and the multi-label benchmark's.
+HEADLINE_METRICS = ("top1_error", "mae", "map")
+
+
+def _headline_problem(metrics: dict[str, Any]) -> str | None:
+    """Why a record's metrics cannot enter a table (``None`` when they can): its task's
+    headline metric (:data:`HEADLINE_METRICS`) is missing, or is not a finite number (a
+    string, ``null``, NaN). Without it the record would drop out of every table unseen."""
+    given = [k for k in HEADLINE_METRICS if k in metrics]
+    if not given:
+        return f"its metrics have none of {', '.join(HEADLINE_METRICS)}"
+    for k in given:
+        v = metrics[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"its {k!r} is not a finite number ({json.dumps(v)})"
+    return None
 
 
 def load_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -141,13 +162,15 @@ def load_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     a hidden one, hidden files (``.name.json``, the usual atomic-write temporaries) -- are ignored
     silently; ``*.tmp`` files are never read. A ``*.json`` file that cannot be read or parsed (a
     run killed mid-write) is skipped with a warning naming it, as is an object whose
-    ``"metrics"`` is not an object. Copies of one run are all returned; the tables count them
+    ``"metrics"`` is not an object or lacks its task's headline metric (``top1_error``, ``mae``
+    or ``map``) as a finite number. Copies of one run are all returned; the tables count them
     once (:func:`distinct_runs`).
 
     Example:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     _ = (Path(d) / "run.json").write_text('{"method": "erm", "metrics": {}}')
+        ...     rec = '{"method": "erm", "metrics": {"top1_error": 20}}'
+        ...     _ = (Path(d) / "run.json").write_text(rec)
         ...     _ = (Path(d) / "config.json").write_text('{"method": "erm"}')
         ...     [r["method"] for r in load_records(d)]
         ['erm']
@@ -257,8 +280,18 @@ def thaw(value: Any) -> Any:
 
 def _run_key(rec: dict[str, Any]) -> Any:
     # a run used by two benches (the Table 1 MM-DRW and the ablation's default point) is one run
-    # in each of their tables, so the bench is part of what makes a copy a copy
-    return (rec.get("bench"), freeze(identity(rec)))
+    # in each of their tables, so the bench is part of what makes a copy a copy; a lone `train`
+    # record (no bench) is a copy of the bench run of its identity whose table it joins
+    return (_table_bench(rec), freeze(identity(rec)))
+
+
+def _table_bench(rec: dict[str, Any]) -> Any:
+    """The bench whose tables a record joins: its own, or, for a `longtail train` record (no
+    ``"bench"``), the one whose runs it sits beside: DIR, multi-label or Table 1."""
+    bench = rec.get("bench")
+    if bench is not None:
+        return bench
+    return "dir" if is_regression(rec) else "multilabel" if is_multilabel(rec) else "table1"
 
 
 def content_key(rec: dict[str, Any]) -> str:
@@ -275,7 +308,8 @@ def content_key(rec: dict[str, Any]) -> str:
 class Disagreement:
     """Copies of one run (equal identities and bench) whose metrics differ.
 
-    The same run on another CPU model or thread count differs in its last digits; which copy a
+    The same run on another CPU model or thread count follows another floating-point path, and
+    training amplifies the rounding (copies can differ as much as two seeds do); which copy a
     table uses is then a choice the report must state. ``copies`` holds ``(source, record)``
     pairs, the copy that the tables use (:func:`content_key` first) first.
     """

@@ -206,7 +206,24 @@ def write_report(
     report = out_dir / "report.md"
     atomic_write_text(report, text)
     written.append(report)
+    _remove_stray_temporaries(written)
     return written
+
+
+def _remove_stray_temporaries(written: Sequence[Path], age: float = 600.0) -> None:
+    """Remove what a report killed while writing these files left: their temporary files
+    (``.<name>.<random>.tmp``) older than ``age`` seconds (a younger one may be another
+    report's, writing at this moment)."""
+    import time
+
+    now = time.time()
+    for path in written:
+        for stray in path.parent.glob(f".{path.name}.*.tmp"):
+            try:
+                if now - stray.stat().st_mtime > age:
+                    stray.unlink()
+            except OSError:  # gone already, or not ours to remove
+                pass
 
 
 Plot = Callable[[Callable[..., Path], str, Setting, Sequence[Setting]], str]
@@ -295,9 +312,10 @@ def disagreement_note(items: Sequence[Disagreement], metric: str, name: str) -> 
         return ""
     lines = [
         "**Copies that disagree.** These runs were recorded more than once with different "
-        "metrics (the same run on another CPU model or thread count differs in its last "
-        "digits). The table above uses the copy whose record, as JSON with sorted keys, comes "
-        "first (marked *used*), whatever folder it is in:",
+        "metrics: the same run on another CPU model or thread count follows another "
+        "floating-point path, and training amplifies the rounding, so copies can differ as "
+        "much as two seeds do. The table above uses the copy whose record, as JSON with sorted "
+        "keys, comes first (marked *used*), whatever folder it is in:",
         "",
     ]
     for item in items:

@@ -30,7 +30,7 @@ import torch
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json
 from longtail.engine.regression import REGRESSION_METHODS
-from longtail.engine.run import FolderLock, identity_diff, stored_identity
+from longtail.engine.run import FolderLock, config_identity, identity_diff, stored_identity
 
 if TYPE_CHECKING:
     from longtail.engine.multilabel import MultiLabelConfig
@@ -569,6 +569,8 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
     """
     saved = stored_identity(work)
     if saved is None:
+        if _damaged(work):  # the engine names the damaged file and how to start over
+            return False
         cfg = work / "config.json"
         if not cfg.exists():
             return False
@@ -576,7 +578,9 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
             config = read_json(cfg)
         except ValueError:
             return False
-        gone = not isinstance(config, dict) or any(
+        # as the identity names things (the dataset by its file name, not its path)
+        config = config_identity(config) if isinstance(config, dict) else None
+        gone = config is None or any(
             k in config and config[k] != v for k, v in identity.items() if k != "data"
         )
     else:
@@ -584,6 +588,20 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
     if gone:
         shutil.rmtree(work)
     return gone
+
+
+def _damaged(work: Path) -> bool:
+    """Whether the work folder's result or checkpoint is there but cannot be read."""
+    from longtail.engine.run import CHECKPOINT, RESULT
+
+    try:
+        if (work / RESULT).exists():
+            read_json(work / RESULT)
+        elif (work / CHECKPOINT).exists():
+            torch.load(work / CHECKPOINT, map_location="cpu", weights_only=True)
+    except Exception:
+        return True
+    return False
 
 
 def run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
@@ -756,26 +774,47 @@ def _jobs_to_run(jobs: list[Job], out: Path, say: bool) -> tuple[list[Job], int]
     many of them replace a record of another identity (moved to ``work/superseded/``). A
     finished run asked for ``--log`` gets its logs rebuilt; a work folder of another config is
     cleared."""
+    from longtail.engine.run import code_text, environment
+
     todo, stale = [], 0
+    now = code_text(environment())
+    other_code: dict[str, int] = {}
     for j in jobs:
         identity = job_identity(j)
         status, why = _record_status(out / f"{j.name}.json", identity)
         if status == "finished":
             _rebuild_logs(j, out / "work" / j.name, say)
+            try:
+                then = code_text(read_json(out / f"{j.name}.json").get("environment"))
+            except (ValueError, AttributeError):
+                then = now
+            if then != now:
+                other_code[then] = other_code.get(then, 0) + 1
             continue
         if status == "stale":
             stale += 1
             aside = _superseded_path(out, j.name)
             os.replace(out / f"{j.name}.json", aside)
-            if say:
-                print(
-                    f"{j.name}: its record is of another run ({why}); moved it to "
-                    f"{aside.relative_to(out)} and training again",
-                    file=sys.stderr,
-                )
-        if _clear_stale_work(out / "work" / j.name, identity) and say:
-            print(f"{j.name}: removed the work folder of another config", file=sys.stderr)
+            # said even under --no-progress: a finished result set aside is no progress line
+            print(
+                f"{j.name}: its record is of another run ({why}); moved it to "
+                f"{aside.relative_to(out)} and training again",
+                file=sys.stderr,
+            )
+        if _clear_stale_work(out / "work" / j.name, identity):
+            print(
+                f"{j.name}: removed the work folder of another run (another config or data)",
+                file=sys.stderr,
+            )
         todo.append(j)
+    for then, n in other_code.items():
+        # kept (a new release must not retrain every grid), but said: their numbers are that code's
+        print(
+            f"note: {n} finished record{'s were' if n > 1 else ' was'} made by {then}, not this "
+            f"{now}: kept as finished; move {'them' if n > 1 else 'it'} aside to train with this "
+            "code",
+            file=sys.stderr,
+        )
     return todo, stale
 
 
@@ -790,6 +829,10 @@ def _run_grid_locked(
     from longtail.bench.launchers import ProgressLine, format_duration, run_jobs
 
     say = progress is not False
+    # the temporary files of record writes that a kill cut short (``.<run>.json.<random>.tmp``:
+    # the grid's lock is held, and no run of this grid has started yet)
+    for stray in out.glob(".*.json.*.tmp"):
+        stray.unlink(missing_ok=True)
     todo, stale = _jobs_to_run(jobs, out, say)
     done = len(jobs) - len(todo)
     at_once = "all at once" if workers is None else f"{workers} at a time"

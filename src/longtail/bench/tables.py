@@ -8,6 +8,7 @@ Every function first counts copies of a run once and splits the records by recip
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -395,11 +396,15 @@ def ablation_markdown(records: Iterable[dict[str, Any]]) -> str:
 
 # ---- deep imbalanced regression ---------------------------------------------------------------
 def dir_decimals(cells: Iterable[Stats | None]) -> int:
-    """Decimals for errors of this size: 2 below 10 (ages in years), 1 below 100, else 0 (US$)."""
+    """Decimals for errors of this size: 2 below 10 (ages in years), 1 below 100, else 0 (US$);
+    below 1, enough for three significant digits of the typical (median) cell, so that errors on
+    a small scale (rates, fractions: an MAE of 0.000494) are not all printed as 0.00."""
     means = sorted(abs(c["mean"]) for c in cells if c is not None)
     if not means:
         return 2
     typical = means[len(means) // 2]
+    if 0 < typical < 1:
+        return min(12, 2 - math.floor(math.log10(typical)))
     return 2 if typical < 10 else 1 if typical < 100 else 0
 
 

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from longtail._files import file_mode
+
 __all__ = ["cache_dir", "check_digests", "download_verified", "file_digest"]
 
 # Display names of the supported algorithms, as the data sets' pages print them.
@@ -134,6 +136,7 @@ def download_verified(
                         h.update(chunk)
             bad = _mismatches({a: h.hexdigest() for a, h in hashers.items()}, wanted)
             if not bad:
+                os.chmod(tmp, file_mode())  # mkstemp's 0o600: the data are for everyone here
                 os.replace(tmp, dest)
                 return dest
             mismatch = True

@@ -533,11 +533,40 @@ def _inspect_regression(
         "nonempty_bins": sum(1 for c in counts if c > 0),
         **_common(counts, regions, beta, many, few),
         "bins": bin_rows,
+        **_regression_next(config, data, options, slug),
+    }
+
+
+def _regression_next(config: Any, data: Any, options: str, slug: str) -> dict[str, Any]:
+    """The commands to run next: ``{"next": [...]}``, checked as training checks them
+    (Group-DIR's settings included: the bench and the suggested run both train it), with
+    ``--num-groups`` where the default G is finer than the label bins; or, where training
+    would refuse this data (constant targets, one label bin), ``{"next": [], "refused": why}``.
+    """
+    import dataclasses
+    import warnings
+
+    from longtail.engine.regression import check_regression_data
+    from longtail.regression.binning import max_groups
+
+    low, high = float(data.y_train.min()), float(data.y_train.max())
+    if high > low:
+        most = max_groups(low, high, data.bin_width)
+        if config.num_groups > most >= 2:
+            options += f" --num-groups {most}"
+            config = dataclasses.replace(config, num_groups=most)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the bins warning is the report's to show, not this
+        try:
+            check_regression_data(dataclasses.replace(config, method="group-dir"))
+        except ValueError as err:
+            return {"next": [], "refused": str(err)}
+    return {
         "next": [
             f"longtail bench dir {options} --seeds 3 --out results/dir-{slug}",
             f"longtail train --task regression {options} --method group-dir --preset quick "
             f"--out runs/{slug}-group-dir",
-        ],
+        ]
     }
 
 
@@ -841,8 +870,11 @@ def format_inspection(report: dict[str, Any]) -> str:
     lines.append("")
     lines += _bin_table(items) if task == "regression" else _class_table(report, items)
     lines.append("")
-    lines.append("next:")
-    lines += [f"  {cmd}" for cmd in report["next"]]
+    if report.get("refused"):
+        lines.append(f"next: none: training would refuse this data. {report['refused']}")
+    else:
+        lines.append("next:")
+        lines += [f"  {cmd}" for cmd in report["next"]]
     return "\n".join(lines)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from longtail._files import file_mode
+
 __all__ = [
     "atomic_torch_save",
     "atomic_write",
@@ -32,6 +34,7 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), file_mode())  # as open() would have made it
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return path

@@ -68,6 +68,7 @@ __all__ = [
     "TrainingDiverged",
     "batches",
     "clean_json",
+    "code_text",
     "config_identity",
     "environment",
     "epoch_generator",
@@ -183,9 +184,11 @@ def clean_json(obj: Any) -> Any:
 def environment(device: Any = None) -> dict[str, Any]:
     """Where a run ran: library versions, the CPU (or GPU), the thread count.
 
-    Not part of the identity (a run on another machine is the same run), but recorded: floating
-    point results of the same run differ in their last digits between CPU models and thread
-    counts, and a reader comparing numbers needs to know.
+    Not part of the identity (a run on another machine is the same run), but recorded: the same
+    run on another CPU model or thread count rounds its sums differently, and training amplifies
+    that (the metrics can differ as much as two seeds do), so a reader comparing numbers needs
+    to know, and longtail says which code made the record (its version, and its commit when it
+    runs from a git checkout).
     """
     import platform
 
@@ -196,7 +199,11 @@ def environment(device: Any = None) -> dict[str, Any]:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    from longtail import __version__
+
     env = {
+        "longtail": __version__,
+        **_source_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -206,6 +213,44 @@ def environment(device: Any = None) -> dict[str, Any]:
     if device is not None and torch.device(device).type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return env
+
+
+def _source_commit() -> dict[str, str]:
+    """``{"commit": "<short hash>[-dirty]"}`` when longtail runs from a git checkout (an
+    editable install), else ``{}``: the version alone does not tell two states of the code
+    apart. ``-dirty``: the package's files differ from that commit."""
+    import subprocess
+
+    package = Path(__file__).resolve().parent.parent
+    here = str(package.parent)
+    try:
+        # only a checkout that tracks these very files (not a repository the environment sits in)
+        subprocess.run(
+            ["git", "-C", here, "ls-files", "--error-unmatch", str(package / "__init__.py")],
+            capture_output=True, timeout=5, check=True,
+        )  # fmt: skip
+        head = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", here, "diff", "--quiet", "HEAD", "--", str(package)],
+            capture_output=True, timeout=5,
+        ).returncode  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": head + ("-dirty" if dirty == 1 else "")} if head else {}
+
+
+def code_text(env: Any) -> str:
+    """The code that made a record, from its ``environment``: ``"longtail 0.1.0 (commit
+    1a2b3c4d5e6f)"``; a record that does not say is of "a longtail that did not record its
+    version"."""
+    env = env if isinstance(env, dict) else {}
+    if not env.get("longtail"):
+        return "a longtail that did not record its version"
+    commit = f" (commit {env['commit']})" if env.get("commit") else ""
+    return f"longtail {env['longtail']}{commit}"
 
 
 class FolderLock:
@@ -294,6 +339,8 @@ class RunFolder:
         if "tensorboard" in self.log_kinds and self.path is not None and main:
             summary_writer_class()  # a missing extra is refused before anything is written
         self.lock = FolderLock(self.path, "run") if self.path is not None and main else None
+        # held from check_config to start: the folder is checked again once the lock is held
+        self._saved_identity: Callable[[Any], dict[str, Any]] | None = None
         # [first epoch, torch threads] of each stretch of training (run_epochs keeps it)
         self.threads_history: list[list[int]] = []
 
@@ -320,6 +367,7 @@ class RunFolder:
         cannot even be read as one (``TypeError`` / ``ValueError``) is another run.
         """
         self._lock()
+        self._saved_identity = saved_identity
         if self.path is None or not (self.path / CONFIG).exists():
             return
         saved = read_json(self.path / CONFIG)
@@ -399,8 +447,17 @@ class RunFolder:
         temporary files of atomic writes that a kill cut short (``.<name>.<random>.tmp``:
         nothing else writes them, and the folder's lock is held)."""
         if self.path is not None and self.main:
+            checked_unlocked = self.lock is not None and self.lock.fd is None
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
+            if checked_unlocked:
+                # the folder did not exist when it was checked, so no lock was held: another
+                # process may have begun (or finished) a run here since. Check again, now that
+                # the lock is ours, before config.json is written over theirs.
+                if self._saved_identity is not None:
+                    self.check_config(self._saved_identity)
+                if self.identity is not None:
+                    self.open(self.identity)
             for stray in self.path.glob(".*.tmp"):
                 stray.unlink(missing_ok=True)
             atomic_write_json(self.path / CONFIG, self.config)
@@ -626,8 +683,9 @@ def run_epochs(
         if history and history[-1][1] != threads and start < epochs:
             progress.notice(
                 f"{folder.path}: WARNING: epochs 0-{start - 1} ran on "
-                f"{_thread_text(history)} and the rest runs on {threads}: the results will "
-                "differ in their last digits from a run on either alone (the record says so)"
+                f"{_thread_text(history)} and the rest runs on {threads}: the sums round "
+                "differently from here on, and training amplifies it, so the results can differ "
+                "from a run on either count alone as much as two seeds do (the record says so)"
             )
         if not history or history[-1][1] != threads:
             history.append([start, threads])

@@ -369,6 +369,13 @@ def group_edges(
     edges = torch.tensor([low, *inner, high], dtype=torch.float64)
     if not bool((edges[1:] > edges[:-1]).all()):
         distinct = int(torch.unique(edges).numel()) - 1
+        if distinct < 2:  # no G >= 2 fits: the way out is the other kind of groups
+            raise expected(
+                "group_edges",
+                "'equal-width' for these training targets (--group-edges equal-width): no "
+                "number of equal-frequency groups fits, their quantiles coincide",
+                "'equal-frequency'",
+            )
         raise expected(
             "num_groups",
             f"at most about {distinct} equal-frequency groups for these training targets (their "

@@ -189,7 +189,9 @@ def _encode_features(
         if not np.isfinite(col).all():
             bad = np.flatnonzero(~np.isfinite(col))[:5].tolist()
             raise expected(
-                f"column {c!r}", "finite (impute missing values first)", f"NaN or inf at rows {bad}"
+                f"column {c!r}",
+                "finite (impute missing values first)",
+                f"NaN or inf at rows {bad} (counted from 0 after the header)",
             )
         out.append(col)
         names.append(str(c))
@@ -333,7 +335,8 @@ def load_csv_table(path: str | os.PathLike, target: str) -> Any:
         raise expected(
             f"column {target!r} of {name}",
             "finite numbers",
-            f"missing or non-numeric values at rows {bad[:5].tolist()}",
+            f"missing or non-numeric values at rows {bad[:5].tolist()} (counted from 0 after the "
+            "header)",
         )
     return df
 

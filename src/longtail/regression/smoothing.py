@@ -21,12 +21,15 @@ from .binning import Bins, as_targets, bin_of, resolve_bins
 KERNELS = ("gaussian", "triang", "laplace")
 
 
-def _check_kernel(kind: str, ks: int, sigma: float) -> None:
-    check_choice("kernel", kind, KERNELS)
+def check_kernel(kind: str, ks: int, sigma: float, *, prefix: str = "") -> None:
+    """Check a smoothing kernel's settings: ``kind`` one of :data:`KERNELS`, ``ks`` an odd
+    size, ``sigma`` > 0 (unused by ``"triang"``). ``prefix`` names them as the caller's
+    settings do (``"lds_"``: ``lds_kernel``, ``lds_ks``, ``lds_sigma``)."""
+    check_choice(f"{prefix}kernel", kind, KERNELS)
     if not isinstance(ks, int) or isinstance(ks, bool) or ks < 1 or ks % 2 == 0:
-        raise expected("ks", "an odd integer >= 1 (the kernel size)", repr(ks))
+        raise expected(f"{prefix}ks", "an odd integer >= 1 (the kernel size)", repr(ks))
     if kind != "triang":
-        check_positive("sigma", sigma)
+        check_positive(f"{prefix}sigma", sigma)
 
 
 def kernel_window(
@@ -53,7 +56,7 @@ def kernel_window(
     >>> kernel_window("triang", 5)
     tensor([0.3333, 0.6667, 1.0000, 0.6667, 0.3333], dtype=torch.float64)
     """
-    _check_kernel(kind, ks, sigma)
+    check_kernel(kind, ks, sigma)
     check_choice("normalize", normalize, ("peak", "sum"))
     h = (ks - 1) // 2
     k = np.arange(-h, h + 1, dtype=np.float64)
@@ -137,6 +140,11 @@ def lds_weights(
     histogram at its ends, so a flat histogram gets equal weights. The AgeDB/IMDB-WIKI code pads
     a fixed 0–120 year histogram with zeros (``mode="constant"``); on a histogram that covers only
     the training range, zero padding lowers the density of the end bins and raises their weights.
+    So ``mode="constant", clip=(5, 1000)`` is *not* that code's weighting at the ends: it clips
+    the whole 0–120 histogram, so its empty bins beyond the training range count 5 before
+    smoothing, where longtail pads with 0 (the smoothed density of the bins within the kernel's
+    reach of the ends differs, their weights by up to about 60% with the default kernel, and
+    with them the rescaling to mean 1).
 
     Args:
         train_targets: the training targets ``(N,)``; NaN raises ``ValueError``.
@@ -155,7 +163,7 @@ def lds_weights(
     """
     check_choice("reweight", reweight, ("inverse", "sqrt_inv"))
     check_choice("mode", mode, ("reflect", "constant"))
-    _check_kernel(kernel, ks, sigma)
+    check_kernel(kernel, ks, sigma)
     t = as_targets(train_targets, "train_targets")
     if t.numel() == 0:
         raise expected("train_targets", "non-empty", "no targets")

@@ -16,6 +16,7 @@ from typing import Any
 from longtail._validation import (
     check_choice,
     check_field_types,
+    check_in_range,
     check_positive,
     expected,
     lookup,
@@ -282,7 +283,26 @@ class RegressionConfig(StepSchedule):
             raise expected("backbone", f"'mlp' for a table ({self.dataset})", "'cnn'")
         if self.backbone == "mlp" and images:
             raise expected("backbone", f"'cnn' for images ({self.dataset})", "'mlp'")
+        if self.backbone == "mlp":
+            # the image model's settings do nothing to an MLP run, but would enter its identity:
+            # a run that differs in them only would be retrained and shown as another recipe
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name in _IMAGE_ONLY:
+                if getattr(self, name) != defaults[name]:
+                    raise expected(
+                        name,
+                        f"left at its default ({defaults[name]!r}) for a table: it sets the "
+                        "image model, and a table's model is the MLP of `hidden`",
+                        repr(getattr(self, name)),
+                    )
         self.drop = tuple(str(c) for c in self.drop)
+        if not images and self.target is not None and str(self.target) in self.drop:
+            raise expected(
+                "drop",
+                f"columns other than the target ({self.target!r} is never a feature; --drop "
+                "names the feature columns to leave out)",
+                list(self.drop),
+            )
 
     def _check_numbers(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "image_size", "width"):
@@ -308,11 +328,32 @@ class RegressionConfig(StepSchedule):
             check_positive(name, getattr(self, name), allow_zero=True)
         if self.lr_milestones is not None:
             self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+        self._check_smoothing()
         if self.few_threshold > self.many_threshold:
             raise expected(
                 "few_threshold",
                 f"<= many_threshold ({self.many_threshold})",
                 repr(self.few_threshold),
+            )
+
+    def _check_smoothing(self) -> None:
+        """LDS's and FDS's settings, named as the config names them, before anything is
+        written (the smoothing modules check them again, under their own argument names)."""
+        from longtail.regression.smoothing import check_kernel
+
+        check_kernel(self.lds_kernel, self.lds_ks, self.lds_sigma, prefix="lds_")
+        check_kernel(self.fds_kernel, self.fds_ks, self.fds_sigma, prefix="fds_")
+        check_in_range("fds_momentum", self.fds_momentum, 0.0, 1.0)
+        for name in ("fds_start_update", "fds_start_smooth"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise expected(name, "a non-negative integer (an epoch, 0-based)", repr(v))
+        if self.fds_start_smooth < self.fds_start_update:
+            raise expected(
+                "fds_start_smooth",
+                f">= fds_start_update ({self.fds_start_update}): FDS smooths statistics it has "
+                "begun to gather",
+                self.fds_start_smooth,
             )
 
     @property
@@ -352,6 +393,10 @@ class RegressionConfig(StepSchedule):
             if d.get(key) == value:
                 del d[key]
         return config_identity(d)
+
+
+# The image model's settings (the CNN backbone's), which an MLP run on a table does not read.
+_IMAGE_ONLY = ("model", "width", "image_size", "augment", "padding")
 
 
 # Settings added after records existed, at the value every older run had: left out of the
