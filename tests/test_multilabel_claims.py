@@ -234,3 +234,12 @@ def test_claims_of_one_length_only_are_marked_provisional():
     # a length that is not twice or half another pairs with nothing: both are provisional
     other = grid({"bce": [66.0, 67.0, 68.0], "db": [69.0, 71.0, 73.0]}, epochs=30)
     assert multilabel_claims_markdown(short + other).count("Provisional") == 2
+
+
+def test_a_length_without_claims_yet_leaves_the_other_provisional():
+    short = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})
+    started = grid({"bce": [66.0]}, epochs=40)  # the longer pass has begun: one run, no claim
+    assert "Provisional: one training length only" in multilabel_claims_markdown(short + started)
+    text = length_agreement_markdown(short + started)
+    assert "(seeds 0, 1, 2 at 20 epochs; none yet at 40 epochs)" in text
+    assert "not the same seeds" not in text

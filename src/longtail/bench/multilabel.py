@@ -360,7 +360,14 @@ def multilabel_claims_markdown(
     tables, names = _claim_tables(records)
     varying = varying_keys(tables)
     by_metric = _claims_by_metric(tables, names, claims)
-    paired = {k for pair in _length_pairs(tables) for k in pair}
+    # a recipe is checked at another length once that length has a claim of its own
+    claimed = {r["table"] for r in by_metric["map"]}
+    paired = {
+        k
+        for i, j in _length_pairs(tables)
+        if names[i] in claimed and names[j] in claimed
+        for k in (i, j)
+    }
     parts = []
     for k, (table, name) in enumerate(zip(tables, names, strict=True)):
         titles = column_titles(table.columns, title=_title)
@@ -552,13 +559,20 @@ def length_agreement_markdown(
         e1, e2 = epochs
         short = _seeds_text(s for r in mine for s in r["seeds"][0])
         long = _seeds_text(s for r in mine for s in r["seeds"][1])
-        seeds = (
-            f"seeds {short} at both lengths"
-            if short == long
-            else f"seeds {short} at {plural(e1, 'epoch')} and {long} at {plural(e2, 'epoch')}: "
-            "**not the same seeds**, so a difference between the lengths mixes the length "
-            "with the seeds"
-        )
+        if short == long:
+            seeds = f"seeds {short} at both lengths"
+        elif "none" in (short, long):
+            seeds = (
+                f"seeds {short} at {plural(e1, 'epoch')}; {long} yet at {plural(e2, 'epoch')}"
+                if long == "none"
+                else f"none yet at {plural(e1, 'epoch')}; seeds {long} at {plural(e2, 'epoch')}"
+            )
+        else:
+            seeds = (
+                f"seeds {short} at {plural(e1, 'epoch')} and {long} at {plural(e2, 'epoch')}: "
+                "**not the same seeds**, so a difference between the lengths mixes the length "
+                "with the seeds"
+            )
         lines = [
             f"| Claim | Metric | {plural(e1, 'epoch')}: A − B [95% CI] | "
             f"{plural(e2, 'epoch')} | Both lengths |",
