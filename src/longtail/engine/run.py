@@ -32,6 +32,7 @@ checkpoint, the log, the divergence check and the progress lines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -203,7 +204,7 @@ def environment(device: Any = None) -> dict[str, Any]:
 
     env = {
         "longtail": __version__,
-        **_source_commit(),
+        **dict(_source_commit()),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -215,10 +216,12 @@ def environment(device: Any = None) -> dict[str, Any]:
     return env
 
 
+@functools.lru_cache(maxsize=1)
 def _source_commit() -> dict[str, str]:
     """``{"commit": "<short hash>[-dirty]"}`` when longtail runs from a git checkout (an
     editable install), else ``{}``: the version alone does not tell two states of the code
-    apart. ``-dirty``: the package's files differ from that commit."""
+    apart. ``-dirty``: the package's files differ from that commit. Asked once a process (the
+    code a process runs does not change under it)."""
     import subprocess
 
     package = Path(__file__).resolve().parent.parent
