@@ -114,8 +114,18 @@ WEIGHT = [0.5, 2.0, 1.0, 3.0, 0.25]
 
 
 def build(name: str, **kw: Any) -> torch.nn.Module:
-    """The module, with the training counts where the loss uses them."""
-    return lt.create_loss_for_counts(name, COUNTS, **kw)
+    """The module, with the training counts where the loss uses them; built under a fixed
+    global seed (which a random loss draws its base seed from, when it is given none), so two
+    builds are the same loss, and the tests' other draws are left as they were."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return lt.create_loss_for_counts(name, COUNTS, **kw)
+
+
+def state_of(name: str, module: torch.nn.Module) -> dict:
+    """What a stateful loss's function needs to compute what its module does now (a random
+    loss's step seed); read it before the module's step moves on."""
+    return ref.STATE[name](module) if name in ref.STATE else {}
 
 
 def call_function(name: str, z, target, **kw):
@@ -236,7 +246,8 @@ def test_matches_reference(name, reduction):
                 weight=None if weight is None else torch.tensor(weight),
                 reduction=reduction,
             ).double()
-            want = expected_value(name, z, target, setting, weight, reduction)
+            state = ref.STATE[name](crit) if name in ref.STATE else {}  # a random loss's seed
+            want = expected_value(name, z, target, {**setting, **state}, weight, reduction)
             torch.testing.assert_close(
                 crit(z, target), want, msg=lambda m, s=setting, w=weight: f"{s} w={w}: {m}"
             )
@@ -301,8 +312,10 @@ def test_weights_summing_to_zero_give_attached_zero(name):
 def test_batch_of_one_and_absent_classes(name):
     z, target = inputs(name, n=1, seed=2)
     for reduction in reductions(name):
-        got = build(name, reduction=reduction).double()(z, target)
-        torch.testing.assert_close(got, expected_value(name, z, target, {}, None, reduction))
+        crit = build(name, reduction=reduction).double()
+        state = state_of(name, crit)
+        got = crit(z, target)
+        torch.testing.assert_close(got, expected_value(name, z, target, state, None, reduction))
         assert got.shape == (() if reduction != "none" else none_shape(name, z, target))
     z, target = inputs(name, n=10, seed=2)
     if info(name).target == "value":
@@ -312,8 +325,10 @@ def test_batch_of_one_and_absent_classes(name):
     else:
         target = target % 2  # classes 2.. absent from the batch
     w = torch.tensor(WEIGHT, dtype=torch.float64)
-    got = build(name, weight=w).double()(z, target)
-    torch.testing.assert_close(got, expected_value(name, z, target, {}, WEIGHT, "mean"))
+    crit = build(name, weight=w).double()
+    state = state_of(name, crit)
+    got = crit(z, target)
+    torch.testing.assert_close(got, expected_value(name, z, target, state, WEIGHT, "mean"))
 
 
 @pytest.mark.parametrize("name", [n for n in LOSSES if info(n).target == "multilabel"])
@@ -383,8 +398,10 @@ def test_stop_gradient_matches_the_papers_code(name):
     z, target = inputs(name, n=6, seed=3)
     for setting in reference(name).settings:
         x = z.clone().requires_grad_(True)
-        build(name, **tensor_setting(setting)).double()(x, target).backward()
-        kw = {**info(name).defaults, **setting}
+        crit = build(name, **tensor_setting(setting)).double()
+        state = state_of(name, crit)
+        crit(x, target).backward()
+        kw = {**info(name).defaults, **setting, **state}
         want = grad_ref(z.tolist(), target.tolist(), COUNTS, kw)
         torch.testing.assert_close(x.grad, torch.tensor(want, dtype=torch.float64))
 

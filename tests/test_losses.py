@@ -671,3 +671,22 @@ def test_losses_listing_shows_family_and_defaults(capsys):
     assert len(table) == 2 + len(lt.list_losses())
     mm = next(row for row in table if row.startswith("| `mm` |"))
     assert "\\|g\\|" in mm  # a | inside a cell is escaped, or it splits the cell
+
+
+def test_a_random_loss_as_a_method_draws_from_the_runs_seed():
+    """Each seed of a grid gets its own noise from GCL / softmax EQL (the loss was built with
+    base seed 0 for every seed), and seed 0 keeps the base seed such runs always had."""
+    from longtail.engine.config import TrainConfig
+    from longtail.engine.train import _Classification
+
+    counts = torch.tensor([40, 20, 10, 5])
+    data = {"num_classes": 4, "channels": 1, "counts": counts, "y_train": torch.arange(4)}
+    for name in ("gcl", "softmax-eql"):
+        seeds = []
+        for seed in (0, 1, 2):
+            cfg = TrainConfig(method=f"loss:{name}", seed=seed, model="small-cnn", width=4)
+            seeds.append(int(_Classification(cfg, data, 1, 0, "t").criterion.noise_seed))
+        assert seeds == [0, 1, 2], name
+        cfg = TrainConfig(method=f"loss:{name}", seed=2, model="small-cnn", width=4,
+                          loss_kwargs={"seed": 7})  # fmt: skip
+        assert int(_Classification(cfg, data, 1, 0, "t").criterion.noise_seed) == 7

@@ -77,6 +77,17 @@ def test_seesaw_in_eval_mode_reads_the_counts_without_adding_to_them():
     assert crit.cum_samples.sum().item() == 12 + len(y)
 
 
+def test_seesaw_under_no_grad_reads_the_counts_without_adding_to_them():
+    """The usual validation loop: model.eval() and torch.no_grad(), the loss left in training
+    mode; its labels must not enter the counts training uses next."""
+    crit = lt.create_loss("seesaw", cum_samples=[16, 1, 1, 1, 1]).double()
+    z, y = _problem(n=6, seed=4)
+    with torch.no_grad():
+        got = crit(z, y)
+    assert crit.training and crit.cum_samples.tolist() == [16, 1, 1, 1, 1]
+    torch.testing.assert_close(got, LF.seesaw_loss(z, y, cum_samples=[16, 1, 1, 1, 1]))
+
+
 def test_seesaw_matches_mmdetection_once_every_class_is_seen():
     """mmdetection clamps the counts at 1; with every class seen the clamp does nothing, and its
     formula (weights multiplied into exp, not added to the logits) gives the same loss."""
@@ -276,15 +287,22 @@ def test_eqlv2_module_collects_the_official_statistics():
     torch.testing.assert_close(crit.pos_grad.double(), pos_total, rtol=1e-6, atol=1e-6)
 
 
-def test_eqlv2_mean_statistics_are_the_sum_statistics_over_n():
+def test_eqlv2_statistics_ignore_a_factor_on_the_whole_loss():
+    """ "mean" (1/N) and a mixed-precision loss scale (GradScaler's, which doubles and halves
+    between steps) gather the official code's statistics, collected without either."""
     z, y = _problem(n=8, seed=30)
     stats = []
-    for reduction in ("sum", "mean"):
+    for reduction, scale in (("sum", 1.0), ("mean", 1.0), ("mean", 65536.0), ("sum", 0.5)):
         crit = lt.create_loss("eqlv2", reduction=reduction).double()
-        crit(z.clone().requires_grad_(True), y).backward()
-        stats.append((crit.pos_grad, crit.neg_grad))
-    torch.testing.assert_close(stats[1][0] * 8, stats[0][0])
-    torch.testing.assert_close(stats[1][1] * 8, stats[0][1])
+        (crit(z.clone().requires_grad_(True), y) * scale).backward()
+        stats.append(torch.stack([crit.pos_grad, crit.neg_grad]))
+    for other in stats[1:]:
+        torch.testing.assert_close(other, stats[0])
+    # per-sample weights still count relative to each other
+    w = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+    crit = lt.create_loss("eqlv2", weight=w).double()
+    crit(z.clone().requires_grad_(True), y).backward()
+    assert not torch.allclose(torch.stack([crit.pos_grad, crit.neg_grad]), stats[0])
 
 
 def test_eqlv2_state_round_trip_and_bad_statistics():
@@ -672,3 +690,33 @@ def test_ib_stage_two_compiles():
     compiled.backward()
     torch.testing.assert_close(compiled, eager)
     torch.testing.assert_close(z2.grad, z1.grad)
+
+
+@pytest.mark.parametrize("name", ["gcl", "softmax-eql", "ensloss"])
+def test_a_random_loss_without_a_seed_follows_torch_manual_seed(name):
+    """A multi-seed study that sets torch.manual_seed(s) and builds its loss gets noise of its
+    own for each s (the modules used a fixed base seed 0 for every run), and the same s the
+    same noise; the base seed drawn is a buffer, so a resumed module continues it."""
+    counts = [40, 20, 10, 5, 2]
+
+    def build(s):
+        torch.manual_seed(s)
+        if name == "ensloss":
+            return lt.create_loss(name)
+        return lt.create_loss_for_counts(name, counts)
+
+    bases = [int(build(s).noise_seed) for s in (0, 0, 1)]
+    assert bases[0] == bases[1] != bases[2]
+    crit = build(3)
+    fresh = lt.create_loss(name) if name == "ensloss" else lt.create_loss_for_counts(name, counts)
+    fresh.load_state_dict(crit.state_dict())
+    assert int(fresh.noise_seed) == int(crit.noise_seed)
+    # an explicit seed is what it says, whatever the global generator
+    torch.manual_seed(5)
+    kw = {"seed": 11}
+    made = (
+        lt.create_loss(name, **kw)
+        if name == "ensloss"
+        else lt.create_loss_for_counts(name, counts, **kw)
+    )
+    assert int(made.noise_seed) == 11

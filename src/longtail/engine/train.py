@@ -51,7 +51,7 @@ from longtail.engine.run import (
     run_epochs,
     with_processes,
 )
-from longtail.losses import create_loss_for_counts
+from longtail.losses import create_loss_for_counts, get_loss_info
 from longtail.metrics import classification_metrics
 from longtail.models import create_model
 from longtail.weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting
@@ -326,9 +326,12 @@ class _Classification:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         counts = data["counts"]
-        criterion = create_loss_for_counts(
-            spec.loss, counts.tolist(), **{**spec.loss_kwargs, **config.loss_kwargs}
-        )
+        loss_kwargs = {**spec.loss_kwargs, **config.loss_kwargs}
+        if "seed" in get_loss_info(spec.loss).keywords and loss_kwargs.get("seed") is None:
+            # a loss whose formula is random (GCL, softmax EQL) draws from the run's seed: each
+            # seed of a grid its own noise (seed 0 the base seed 0 such runs always had)
+            loss_kwargs["seed"] = config.seed
+        criterion = create_loss_for_counts(spec.loss, counts.tolist(), **loss_kwargs)
         criterion.reduction = "none"  # weighting and normalisation happen in fit_epoch
         self.criterion = criterion.to(self.device)
         self.optimizer = torch.optim.SGD(

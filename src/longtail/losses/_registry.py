@@ -335,7 +335,10 @@ def create_loss(name: str, class_counts: Any = None, **kwargs: Any) -> nn.Module
     """Build the loss registered as ``name``.
 
     The defaults are those of the loss's function (``get_loss_info(name).defaults``), so
-    ``create_loss(name, **kw)(z, y)`` equals ``function(z, y, **kw)``.
+    ``create_loss(name, **kw)(z, y)`` equals ``function(z, y, **kw)``; for the losses whose
+    formula is random (``gcl``, ``softmax-eql``, ``ensloss``), when both are given the same
+    ``seed`` (without one, the function draws from torch's global generator at each call, the
+    module once, for its base seed, when it is built).
 
     Args:
         name: a registered name (:func:`list_losses`).

@@ -5,7 +5,9 @@ A random loss is awkward to test and to resume: two calls on the same batch give
 checkpoint does not say which numbers come next. The modules here draw from a generator seeded
 afresh for each *training step*, from two buffers:
 
-* ``noise_seed``: the base seed (the constructor's ``seed``; 0 when it is None);
+* ``noise_seed``: the base seed (the constructor's ``seed``; when it is None, one drawn from
+  torch's global generator as the module is built, so that ``torch.manual_seed(s)`` before
+  building it gives run ``s`` its own noise);
 * ``noise_step``: the step, advanced by one each time a gradient flows back through the loss's
   output (a backward pass is what ends a training step).
 
@@ -44,7 +46,8 @@ def check_seed(seed: Any) -> None:
 
 
 def step_seed(seed: int | None, step: int, rank: int = 0) -> int:
-    """The seed of the draw of ``step`` on ``rank`` for base ``seed`` (None counts as 0)."""
+    """The seed of the draw of ``step`` on ``rank`` for base ``seed`` (None counts as 0; the
+    modules never pass None: theirs is drawn when they are built)."""
     base = 0 if seed is None else int(seed)
     return (base + int(step) * _STEP_STRIDE + int(rank) * _RANK_STRIDE) & _MASK
 
@@ -74,7 +77,12 @@ class SteppedRandom:
     def _init_random(self, seed: int | None) -> None:
         check_seed(seed)
         self.seed = seed
-        base = torch.tensor(0 if seed is None else seed, dtype=torch.int64)
+        if seed is None:
+            # drawn from torch's global generator: torch.manual_seed(s) before the loss is built
+            # gives each run its own noise, as it gives each its own initial weights; kept in a
+            # buffer, so a resumed run (state_dict) continues the same sequence
+            seed = int(torch.randint(0, _MASK, (), dtype=torch.int64))
+        base = torch.tensor(seed, dtype=torch.int64)
         self.register_buffer("noise_seed", base)  # type: ignore[attr-defined]
         self.register_buffer("noise_step", torch.zeros((), dtype=torch.int64))  # type: ignore[attr-defined]
 

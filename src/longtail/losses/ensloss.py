@@ -194,8 +194,9 @@ def ens_loss(
 class EnsLoss(SteppedRandom, WeightedLoss):
     """Module form of :func:`ens_loss`: the derivatives are drawn per training step from the
     buffers ``noise_seed`` and ``noise_step`` (the step advances when a gradient flows back
-    through the output), so they are reproducible and resumable. ``seed=None`` is base seed 0:
-    give each run its own seed for independent draws."""
+    through the output), so they are reproducible and resumable. ``seed=None`` draws the base
+    seed from torch's global generator as the module is built (so ``torch.manual_seed(s)``
+    first gives run ``s`` its own draws); give ``seed`` to fix it."""
 
     def __init__(
         self,

@@ -142,7 +142,8 @@ class SoftmaxEQLLoss(SteppedRandom, WeightedLoss):
     """Module form of :func:`softmax_eql_loss`: the tail classes are a buffer; the random drop
     is drawn per training step from the buffers ``noise_seed`` and ``noise_step`` (the step
     advances when a gradient flows back through the output), so it is reproducible and resumable.
-    ``seed=None`` is base seed 0: give each run its own seed for independent draws."""
+    ``seed=None`` draws the base seed from torch's global generator as the module is built
+    (so ``torch.manual_seed(s)`` first gives run ``s`` its own draws); give ``seed`` to fix it."""
 
     def __init__(
         self,
@@ -238,6 +239,11 @@ class _EQLv2(torch.autograd.Function):
             # |g_i| q_y (1 − σ_iy) at the positives; from σ, without an (N, C) |grad|
             with torch.no_grad():
                 ga, y = g.abs(), idx.squeeze(1)
+                # to a mean of 1 over the samples that get a gradient: a factor on the whole
+                # loss ("mean"'s 1/N, a mixed-precision loss scale that doubles and halves)
+                # leaves the statistics alone; per-sample weights still count relative to each
+                # other; an overflowed (inf) backward adds nothing
+                ga = ga * (ga.ne(0).sum() / ga.sum().clamp_min(torch.finfo(ga.dtype).tiny))
                 at_y = torch.zeros_like(neg_w).index_add_(0, y, ga * s_y.squeeze(1))
                 neg = neg_w * ((ga.unsqueeze(0) @ s).squeeze(0) - at_y)
                 pos = torch.zeros_like(pos_w).index_add_(0, y, ga * (1 - s_y.squeeze(1)))
@@ -306,11 +312,15 @@ def eqlv2_loss(
     for none yet: every weight 1, the official code's initial ratio of 100, which a class with
     nothing accumulated also keeps). The module (:class:`EQLv2Loss`) keeps them in buffers and
     adds ``|∂L/∂z|`` of each backward pass through it: the gradient that actually reaches the
-    logits (so "mean"'s 1/N, ``weight`` and any per-sample weighting downstream count, which
-    leaves the ratio unchanged for a fixed batch size). The official code (``tztztztztz/eqlv2``)
-    computes the same magnitudes analytically in ``forward`` as ``|σ(z) − t|·w`` summed over the
-    batch; longtail collects them in backward so that a forward pass without a backward (an
-    evaluation) leaves the statistics alone. Like the official code, the statistics are summed
+    logits, rescaled per pass to a mean of 1 over the samples that receive one. So a factor on
+    the whole loss ("mean"'s 1/N, the loss scale of ``torch.amp.GradScaler``, which doubles and
+    halves during training) leaves the statistics as the official code's, while ``weight`` and
+    any per-sample weighting downstream still count relative to each other. The official code
+    (``tztztztztz/eqlv2``) computes the same magnitudes analytically in ``forward`` as
+    ``|σ(z) − t|·w`` summed over the batch; longtail collects them in backward so that a forward
+    pass without a backward (an evaluation) leaves the statistics alone. As in the official
+    code, a step that the optimizer then skips (a ``GradScaler`` overflow upstream) has already
+    counted. Like the official code, the statistics are summed
     over processes (``all_reduce``) under ``torch.distributed``. The detection code's background
     (objectness) column, which has weight 1 and no statistics, is left out: all ``C`` columns
     are classes.

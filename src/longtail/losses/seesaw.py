@@ -179,9 +179,11 @@ def seesaw_loss(
 class SeesawLoss(WeightedLoss):
     """Module form of :func:`seesaw_loss`; the samples seen per class are the int64 buffer
     ``cum_samples``, updated in ``forward`` with each batch's (not ignored) labels in training
-    mode only: after ``.eval()`` a batch is scored with the counts plus its own labels, as in
-    training, but the buffer keeps its value (like BatchNorm's running statistics; mmdetection
-    computes the loss in training only, so it never meets the case)."""
+    mode with gradients on only: after ``.eval()``, or under ``torch.no_grad()`` (a validation
+    pass in a loop that puts the model, not the loss, in eval mode), a batch is scored with the
+    counts plus its own labels, as in training, but the buffer keeps its value (like
+    BatchNorm's running statistics; mmdetection computes the loss in training only, so it never
+    meets the case)."""
 
     def __init__(
         self,
@@ -229,7 +231,8 @@ class SeesawLoss(WeightedLoss):
             self.weight,
             self.ignore_index,
             self.reduction,
-            # in eval mode the counts are read, not updated (as BatchNorm's running statistics):
-            # a validation loss must not change what training sees next
-            on_counts=self._store if self.training else None,
+            # in eval mode, or without gradients, the counts are read, not updated (as
+            # BatchNorm's running statistics): a validation loss must not change what training
+            # sees next, and the usual loop calls model.eval() and no_grad(), not loss.eval()
+            on_counts=self._store if self.training and torch.is_grad_enabled() else None,
         )
