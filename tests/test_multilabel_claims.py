@@ -227,7 +227,7 @@ def test_claims_of_one_length_only_are_marked_provisional():
     short = grid({"bce": [60.0, 61.0, 62.0], "db": [62.0, 64.0, 66.0]})
     text = multilabel_claims_markdown(short)
     assert text.count("**Provisional: one training length only** (20 epochs;") == 1
-    assert "`longtail bench multilabel --epochs 40`" in text
+    assert "`longtail bench multilabel` command again with `--epochs 40` added" in text
     # with the recipe at twice the length beside it, neither length is provisional
     long = grid({"bce": [66.0, 67.0, 68.0], "db": [69.0, 71.0, 73.0]}, epochs=40)
     assert "Provisional" not in multilabel_claims_markdown(short + long)

@@ -1445,18 +1445,24 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
     on_val = record.get("eval_split") == "validation"
     from longtail.bench.multilabel import labels_without_validation_positive
 
-    absent = labels_without_validation_positive(record) if on_val else ""
+    absent = labels_without_validation_positive(record)
     split = (
         f"{record['data']['val_size']} validation examples; the test split not scored"
         + (f"; no validation positive for {absent}" if absent else "")
         if on_val
         else f"{record['data']['test_size']} test examples"
     )
+    untuned = (
+        f" (no validation positive, so {record['config']['threshold']:g} kept: "
+        f"{absent.split(' (')[0]})"
+        if absent
+        else ""
+    )
     tuned = (
         ""
         if on_val
         else f", at thresholds tuned on validation {_pct(m.get('tuned_micro_f1'))}/"
-        f"{_pct(m.get('tuned_macro_f1'))}"
+        f"{_pct(m.get('tuned_macro_f1'))}{untuned}"
     )
     print(
         f"{record['method']} on {dataset_label(record['dataset'])} ({split}): "
@@ -1473,13 +1479,22 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
 def _cmd_bench_multilabel(args: argparse.Namespace) -> int:
     from longtail.bench.runner import multilabel_jobs
     from longtail.engine.multilabel import prepare_multilabel_data
+    from longtail.engine.multilabel.config import check_method_on_data
 
     preset, options = _multilabel_options(args, "bench")
     dataset = options.pop("dataset")
     methods = _distinct_names("--methods", args.methods)
     jobs = multilabel_jobs(dataset, preset, args.seeds, methods, **options)
     _check_grid(jobs, args)
-    prepare_multilabel_data(jobs[0].config)  # load the data once, before any run starts
+    data = prepare_multilabel_data(jobs[0].config)  # load the data once, before any run starts
+    for job in jobs:  # and refuse a method that cannot learn from it, before any run starts
+        check_method_on_data(
+            job.config.spec,
+            data.counts.tolist(),
+            len(data.y_train),
+            data.label_names,
+            job.config.loss_kwargs,
+        )
     return _run_jobs(jobs, args)
 
 

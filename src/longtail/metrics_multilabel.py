@@ -222,20 +222,21 @@ def f1_scores(
     return _f1_of_predictions(s >= thr, y, zero_division)
 
 
-def tune_thresholds(val_scores: Any, val_targets: Any) -> np.ndarray:
+def tune_thresholds(val_scores: Any, val_targets: Any, *, untuned: float = np.inf) -> np.ndarray:
     """Per-label thresholds that maximise each label's F1 on a validation set, float64 ``(C,)``.
 
     For label ``c`` the candidates are its distinct validation scores (predict positive when
     ``score >= threshold``); the one with the highest F1 is kept, the highest such score on a tie
-    (fewest positive predictions). A label with no validation positive gets ``inf`` (predict no
-    positive: every threshold has F1 0 there).
+    (fewest positive predictions). A label with no validation positive has nothing to tune on
+    (every threshold has F1 0 there): it gets ``untuned``, by default ``inf`` (predict no
+    positive); :func:`multilabel_metrics` gives it the fixed threshold instead.
 
     Example:
         >>> tune_thresholds([[0.9, 0.4], [0.7, 0.2], [0.3, 0.1]], [[1, 0], [1, 0], [0, 0]]).tolist()
         [0.7, inf]
     """
     s, y = _inputs(val_scores, val_targets, prefix="val_")
-    out = np.full(s.shape[1], np.inf)
+    out = np.full(s.shape[1], float(untuned))
     for c in range(s.shape[1]):
         positives = int(y[:, c].sum())
         if positives == 0:
@@ -256,15 +257,17 @@ def tuned_f1(
     test_targets: Any,
     *,
     zero_division: float = 0.0,
+    untuned: float = np.inf,
 ) -> dict[str, Any]:
     """F1 on a test set at the per-label thresholds :func:`tune_thresholds` chooses on a
-    validation set (never on the test set itself).
+    validation set (never on the test set itself); a label without a validation positive gets
+    ``untuned`` (default ``inf``: never predicted).
 
     Returns:
         :func:`f1_scores`'s dict on the test set, plus ``"thresholds"`` (the ``(C,)`` thresholds
         from the validation set).
     """
-    thr = tune_thresholds(val_scores, val_targets)
+    thr = tune_thresholds(val_scores, val_targets, untuned=untuned)
     s, y = _inputs(test_scores, test_targets, prefix="test_")
     if s.shape[1] != thr.shape[0]:
         raise expected(
@@ -318,8 +321,9 @@ def multilabel_metrics(
         (scikit-learn's), ``"micro_f1"``, ``"macro_f1"`` (at ``threshold``), ``"p@k"`` for each
         ``k`` in ``ks`` (those ``<= C``), and, given ``train_counts``, ``"head_map"``,
         ``"medium_map"``, ``"tail_map"``; given a validation set, ``"tuned_micro_f1"`` and
-        ``"tuned_macro_f1"`` (per-label thresholds chosen on it). A value that does not exist
-        (an empty group) is ``None``.
+        ``"tuned_macro_f1"`` (per-label thresholds chosen on it; a label with no validation
+        positive, which has nothing to tune on, keeps ``threshold``). A value that does not
+        exist (an empty group) is ``None``.
 
     Example:
         >>> m = multilabel_metrics([[0.9, 0.1], [0.2, 0.8], [0.6, 0.3]],
@@ -344,7 +348,7 @@ def multilabel_metrics(
     if (val_scores is None) != (val_targets is None):
         raise expected("val_targets", "given with val_scores (both or neither)", "one of them")
     if val_scores is not None:
-        tuned = tuned_f1(val_scores, val_targets, s, y)
+        tuned = tuned_f1(val_scores, val_targets, s, y, untuned=threshold)
         out["tuned_micro_f1"] = _percent(tuned["micro"])
         out["tuned_macro_f1"] = _percent(tuned["macro"])
     return out

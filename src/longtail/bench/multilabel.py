@@ -161,6 +161,16 @@ def _data_text(runs: Sequence[dict[str, Any]]) -> str:
     sizes = rec.get("data") or {}
     if isinstance(sizes.get("test_size"), int):
         text += f"; {sizes.get('val_size')} validation and {sizes['test_size']} test examples"
+    val = rec.get("val_label_counts")
+    if isinstance(val, list) and val and rec.get("eval_split") != "validation":
+        absent = [str(names[i]) for i, n in enumerate(val) if not n]
+        if absent:
+            threshold = (rec.get("config") or {}).get("threshold", 0.5)
+            text += (
+                f". No validation positive for {', '.join(absent)}: nothing to tune "
+                f"{'their thresholds' if len(absent) > 1 else 'its threshold'} on, so the "
+                f"tuned F1 keeps {threshold:g} for {'them' if len(absent) > 1 else 'it'}"
+            )
     return text + "."
 
 
@@ -412,9 +422,9 @@ def _one_length_text(table: Table) -> str:
     return (
         f" **Provisional: one training length only** ({plural(epochs, 'epoch')}; no run of "
         "this recipe at twice or half the length). A recipe that has not converged can rank "
-        "methods by how fast they learn, so a verdict here is not yet a claim: train the same "
-        f"grid for {2 * epochs} epochs into this folder (`longtail bench multilabel --epochs "
-        f"{2 * epochs}`) and the report sets the two lengths side by side."
+        "methods by how fast they learn, so a verdict here is not yet a claim: run the same "
+        f"`longtail bench multilabel` command again with `--epochs {2 * epochs}` added, into "
+        "this folder, and the report sets the two lengths side by side."
     )
 
 

@@ -1233,10 +1233,11 @@ def decoupled_softmax_loss(
 
     with ``P_i`` the positive labels (``t > 0``) and ``N_i`` the negatives (``t = 0``) of sample
     ``i``, as the official ``SimLoss`` with ``loss_criterion='decoupled-softmax'`` computes it
-    (``loss_weighted``: soft targets weight their positive's term, the official option). The
-    official training samples one positive per row each step (``loss_sample: True``), an
-    unbiased estimate of this mean over the positives. One positive per row is softmax
-    cross-entropy (``scale`` times the logits).
+    (``loss_weighted``: soft targets weight their positive's term, the official option; soft
+    targets with no entry equal to 0, as label smoothing makes them, leave no negative and are
+    refused with a ``ValueError``). The official training samples one positive per row each
+    step (``loss_sample: True``), an unbiased estimate of this mean over the positives. One
+    positive per row is softmax cross-entropy (``scale`` times the logits).
 
     ``scale`` is the inverse temperature ``1/τ``; default 1 for classifier logits. Uncertain:
     DEXML trains on cosine similarities with ``τ = 0.05`` (``scale = 20``).
@@ -1264,8 +1265,19 @@ def decoupled_softmax_loss(
     check_positive("scale", scale)
     inp = _inputs(logits, target, weight, ignore_index)
     t = inp.t
-    pos = t if inp.labels is not None or not _has_soft_entries(t) else (t > 0).to(inp.dtype)
+    soft = inp.labels is None and _has_soft_entries(t)
+    pos = (t > 0).to(inp.dtype) if soft else t
     neg = 1 - pos if inp.valid is None else (1 - pos) * inp.valid.to(inp.dtype)
+    if soft and t.numel() and not bool((neg > 0).any()):
+        # label-smoothed targets (0.05 / 0.95): every entry a (weighted) positive, no
+        # negative left, a loss of exactly 0 and no gradient; a silent no-op, refused
+        raise expected(
+            "target",
+            "soft targets with some entries equal to 0 (the decoupled softmax's negatives are "
+            "the entries equal to 0; an entry above 0 is a positive, weighted by its value)",
+            "soft targets with no entry 0 (label smoothing?): no negative anywhere, so the "
+            "loss would be 0 with no gradient",
+        )
     coef = t / pos.sum(1, keepdim=True).clamp_min(1)  # t / |P_i|, 0 off the positives
     w = _weight_row(weight, inp)
     if w is not None:

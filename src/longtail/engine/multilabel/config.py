@@ -165,6 +165,41 @@ def build_criterion(
     return create_loss_for_counts(spec.loss, counts, **kwargs)
 
 
+def check_method_on_data(
+    spec: MultiLabelMethod,
+    counts: Any,
+    num_samples: int,
+    label_names: Any,
+    loss_kwargs: dict[str, Any],
+) -> None:
+    """Refuse, before anything is written, a method that cannot learn from this data, naming
+    the labels and the way out: the decoupled softmax (DEXML) with one label (its softmax is
+    over a positive and its row's negatives: with no other label the loss is 0, and nothing is
+    learnt), and DB's negative-tolerant regularisation on a label positive in every training
+    example (its prior bias log(N/n − 1) is log 0)."""
+    counts = [int(c) for c in counts]
+    names = list(label_names) if label_names is not None else [str(i) for i in range(len(counts))]
+    if spec.loss == "decoupled-softmax" and len(counts) < 2:
+        raise expected(
+            "method",
+            f"another method than {spec.name} for data of one label: the decoupled softmax "
+            "weighs a positive against the other labels of its row, and with none its loss is "
+            "0 (nothing would be learnt)",
+            repr(spec.name),
+        )
+    kwargs = {**spec.loss_kwargs, **loss_kwargs}
+    if spec.loss == "distribution-balanced" and kwargs.get("ntr", True):
+        full = [names[i] for i, c in enumerate(counts) if c >= num_samples]
+        if full:
+            raise expected(
+                "the training labels",
+                f"each negative in some training example for {spec.name}: its negative-tolerant "
+                "regularisation sets a prior bias from log(N/n − 1), which is log 0 for a label "
+                f"in all {num_samples} examples; use --loss-kw ntr=false, or another method",
+                f"{', '.join(map(repr, full[:5]))} positive in every one",
+            )
+
+
 def _check_loss_kwargs(method: str, spec: MultiLabelMethod, own: Any) -> None:
     """Refuse loss arguments the method's loss does not take, before any run starts (a value
     the loss refuses, too: the loss is built for two labels)."""

@@ -28,7 +28,11 @@ from torch import nn
 
 from longtail.data.images import normalize, random_crop_flip
 from longtail.data.multilabel import MultiLabelClassAwareSampler
-from longtail.engine.multilabel.config import MultiLabelConfig, build_criterion
+from longtail.engine.multilabel.config import (
+    MultiLabelConfig,
+    build_criterion,
+    check_method_on_data,
+)
 from longtail.engine.multilabel.data import (
     MultiLabelData,
     prepare_multilabel_data,
@@ -200,7 +204,9 @@ class _MultiLabel:
                 test, d.y_test, d.counts, val_scores=val, val_targets=d.y_val, **kw
             )
             ap = per_class_average_precision(test, d.y_test)
-            metrics["thresholds"] = [float(t) for t in tune_thresholds(val, d.y_val)]
+            metrics["thresholds"] = [
+                float(t) for t in tune_thresholds(val, d.y_val, untuned=cfg.threshold)
+            ]
         metrics["val_map"] = _percent(mean_average_precision(val, d.y_val))
         metrics["per_label_ap"] = [_percent(float(v)) for v in ap]
         return clean_json(metrics)
@@ -297,6 +303,9 @@ def _train_in(
 ) -> dict[str, Any]:
     folder.check_config(_saved_identity)
     data = prepare_multilabel_data(config)
+    check_method_on_data(
+        config.spec, data.counts.tolist(), len(data.y_train), data.label_names, config.loss_kwargs
+    )
     record = folder.open(with_processes(run_identity(config, data), world))
     if record is not None:
         return record
