@@ -213,3 +213,23 @@ def test_temporaries_of_killed_writes_are_cleaned_by_the_next_grid_and_report(np
     os.utime(old, (long_ago, long_ago))
     write_report(out)
     assert not old.exists() and young.exists()  # a young one may be another report's
+
+
+def test_train_with_a_loss_argument_at_its_default_is_the_same_run(npz, tmp_path, capsys):
+    """docs/runs.md: a loss argument given at its registered default is the run without it.
+    The bench and the report said so; `train` into the run's folder refused it as another
+    config."""
+    from longtail.cli import main
+
+    out = tmp_path / "run"
+    argv = [
+        *("train", "--dataset", npz, "--profile", "exp", "--ratio", "4", "--model", "small-cnn"),
+        *("--width", "4", "--epochs", "1", "--method", "mm", "--no-progress", "--out", str(out)),
+    ]
+    assert main(argv) == 0
+    first = json.loads((out / "result.json").read_text())
+    capsys.readouterr()
+    assert main([*argv, "--loss-kw", "beta=1.5"]) == 0  # MM's default beta
+    assert "already holds this run" in capsys.readouterr().err
+    assert json.loads((out / "result.json").read_text()) == first
+    assert main([*argv, "--loss-kw", "beta=2.0"]) == 2  # another value: another run

@@ -36,7 +36,12 @@ from longtail._validation import expected
 from longtail.engine.config import METHODS
 from longtail.engine.multilabel import MULTILABEL_METHODS
 from longtail.engine.regression import REGRESSION_METHODS
-from longtail.engine.run import BOOKKEEPING, config_identity
+from longtail.engine.run import (
+    BOOKKEEPING,
+    config_identity,
+    loss_defaults,
+    without_default_loss_kwargs,
+)
 
 __all__ = [
     "BOOKKEEPING_KEYS",
@@ -230,27 +235,6 @@ def identity(rec: dict[str, Any]) -> dict[str, Any]:
     if "ratio" in ident:
         ident["ratio"] = _ratio(ident["ratio"])
     return without_default_loss_kwargs(ident)
-
-
-_UNSET = object()
-
-
-def without_default_loss_kwargs(ident: dict[str, Any]) -> dict[str, Any]:
-    """``ident`` with the ``loss_kwargs`` that equal its loss's registered defaults left out.
-
-    ``--loss-kw beta=1.5`` for MM (whose default β is 1.5) computes what no ``--loss-kw`` does;
-    counted apart, it made a row of its own and split the seeds of a claim.
-    """
-    kwargs, defaults = ident.get("loss_kwargs"), _loss_defaults(ident.get("loss"))
-    if not (isinstance(kwargs, dict) and kwargs and defaults):
-        return ident
-
-    def default(key: str) -> Any:
-        value = defaults.get(key, _UNSET)
-        return list(value) if isinstance(value, tuple) else value
-
-    kept = {k: v for k, v in kwargs.items() if v != default(k)}
-    return ident if len(kept) == len(kwargs) else {**ident, "loss_kwargs": kept}
 
 
 def has_fingerprint(rec: dict[str, Any]) -> bool:
@@ -523,7 +507,7 @@ def _split(rec: dict[str, Any], defining: Sequence[str]) -> tuple[dict[str, Any]
     method = ident.pop("method", None)
     variant = {k: ident.pop(k) for k in list(ident) if is_method_key(k)}
     kwargs = variant.get("loss_kwargs")
-    defaults = _loss_defaults(variant.get("loss")) if defining else {}
+    defaults = loss_defaults(variant.get("loss")) if defining else {}
     point = []
     for key in defining:
         if isinstance(kwargs, dict) and key in kwargs:
@@ -536,19 +520,6 @@ def _split(rec: dict[str, Any], defining: Sequence[str]) -> tuple[dict[str, Any]
     if isinstance(kwargs, dict):
         variant["loss_kwargs"] = kwargs
     return ident, Row(method, freeze(variant)), column, tuple(point)
-
-
-def _loss_defaults(loss: Any) -> dict[str, Any]:
-    """The registered default arguments of the loss named ``loss``; ``{}`` for no name or a
-    loss this version does not know (its arguments are then compared as written)."""
-    if not isinstance(loss, str):
-        return {}
-    from longtail.losses import get_loss_info
-
-    try:
-        return get_loss_info(loss).defaults
-    except ValueError:
-        return {}
 
 
 def group_tables(records: Iterable[dict[str, Any]], defining: Sequence[str] = ()) -> list[Table]:

@@ -30,7 +30,13 @@ import torch
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json
 from longtail.engine.regression import REGRESSION_METHODS
-from longtail.engine.run import FolderLock, config_identity, identity_diff, stored_identity
+from longtail.engine.run import (
+    FolderLock,
+    config_identity,
+    identity_diff,
+    same_run,
+    stored_identity,
+)
 
 if TYPE_CHECKING:
     from longtail.engine.multilabel import MultiLabelConfig
@@ -499,18 +505,6 @@ def _superseded_path(out: Path, name: str) -> Path:
     return folder / f"{name}.{k}.json"
 
 
-def _same_run(recorded: Any, identity: dict[str, Any]) -> bool:
-    """Whether a record's identity is the job's, a loss argument written at its default value
-    being the same run as one left out (``--loss-kw beta=1.5`` for MM retrained it)."""
-    from longtail.bench.records import without_default_loss_kwargs
-
-    if recorded == identity:
-        return True
-    return isinstance(recorded, dict) and without_default_loss_kwargs(
-        recorded
-    ) == without_default_loss_kwargs(identity)
-
-
 def _record_status(
     path: Path, identity: dict[str, Any], *, move_damaged: bool = True
 ) -> tuple[str, str]:
@@ -534,7 +528,7 @@ def _record_status(
         return "missing", ""
     if not (isinstance(rec, dict) and "metrics" in rec):
         return "missing", "its record holds no metrics"
-    if _same_run(rec.get("identity"), identity):
+    if same_run(rec.get("identity"), identity):
         return "finished", ""
     if "identity" not in rec:
         return "stale", "recorded without a data fingerprint"
@@ -584,7 +578,7 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
             k in config and config[k] != v for k, v in identity.items() if k != "data"
         )
     else:
-        gone = saved != identity
+        gone = not same_run(saved, identity)
     if gone:
         shutil.rmtree(work)
     return gone

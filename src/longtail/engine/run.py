@@ -75,9 +75,12 @@ __all__ = [
     "epoch_generator",
     "fingerprint",
     "identity_diff",
+    "loss_defaults",
     "run_epochs",
+    "same_run",
     "stored_identity",
     "with_processes",
+    "without_default_loss_kwargs",
 ]
 
 CONFIG = "config.json"
@@ -144,6 +147,53 @@ def config_identity(config: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             d["dataset"] = Path(name).name
     return d
+
+
+_UNSET = object()
+
+
+def without_default_loss_kwargs(ident: dict[str, Any]) -> dict[str, Any]:
+    """``ident`` with the ``loss_kwargs`` that equal its loss's registered defaults left out.
+
+    ``--loss-kw beta=1.5`` for MM (whose default β is 1.5) computes what no ``--loss-kw`` does;
+    counted apart, it made a row of its own and split the seeds of a claim.
+    """
+    kwargs, defaults = ident.get("loss_kwargs"), loss_defaults(ident.get("loss"))
+    if not (isinstance(kwargs, dict) and kwargs and defaults):
+        return ident
+
+    def default(key: str) -> Any:
+        value = defaults.get(key, _UNSET)
+        return list(value) if isinstance(value, tuple) else value
+
+    kept = {k: v for k, v in kwargs.items() if v != default(k)}
+    return ident if len(kept) == len(kwargs) else {**ident, "loss_kwargs": kept}
+
+
+def loss_defaults(loss: Any) -> dict[str, Any]:
+    """The registered default arguments of the loss named ``loss``; ``{}`` for no name or a
+    loss this version does not know (its arguments are then compared as written)."""
+    if not isinstance(loss, str):
+        return {}
+    from longtail.losses import get_loss_info
+
+    try:
+        return get_loss_info(loss).defaults
+    except ValueError:
+        return {}
+
+
+def same_run(recorded: Any, identity: Any) -> bool:
+    """Whether two identities are one run: equal, or equal once the loss arguments written at
+    their registered defaults are left out (``--loss-kw beta=1.5`` for MM is the run without
+    it). Stored identities keep what was written; only the comparison reads past it."""
+    if recorded == identity:
+        return True
+    return (
+        isinstance(recorded, dict)
+        and isinstance(identity, dict)
+        and without_default_loss_kwargs(recorded) == without_default_loss_kwargs(identity)
+    )
 
 
 def with_processes(identity: dict[str, Any], world: int) -> dict[str, Any]:
@@ -378,7 +428,7 @@ class RunFolder:
             other: Any = saved_identity(saved)
         except (TypeError, ValueError) as e:
             other = f"it cannot be read as this task's config: {e}"
-        if other != self.config_identity:
+        if not same_run(other, self.config_identity):
             diff = identity_diff(other, self.config_identity) if isinstance(other, dict) else other
             raise self._refuse(f"a run with a different config ({self.path / CONFIG})", diff)
 
@@ -397,7 +447,7 @@ class RunFolder:
                     f"Expected {str(self.path / RESULT)!r} to hold a results record, but it does "
                     "not. Delete it to finish the run again."
                 )
-            if record.get("identity") != identity:
+            if not same_run(record.get("identity"), identity):
                 raise self._refuse(
                     "the finished record of another run or of other data",
                     identity_diff(record.get("identity"), identity),
@@ -488,7 +538,7 @@ class RunFolder:
                 f"Expected {str(path)!r} to hold a longtail checkpoint, but it holds another "
                 "kind of file (a checkpoint of an older longtail?). Delete it to restart the run."
             )
-        if state.get("identity") != self.identity:
+        if not same_run(state.get("identity"), self.identity):
             raise self._refuse(
                 "a checkpoint of another run or of other data",
                 identity_diff(state.get("identity"), self.identity or {}),
