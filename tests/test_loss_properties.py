@@ -118,6 +118,11 @@ def problems(draw, name: str):
     if info.target == "multilabel":
         soft = name not in BINARY_ONLY and draw(st.booleans())
         t = torch.rand(shape, generator=g, dtype=torch.float64)
+        if soft and name == "decoupled-softmax":
+            # its negatives are the entries equal to 0 (soft targets without one are refused):
+            # soft positives beside exact zeros, one zero at least
+            t = t.masked_fill(t < 0.5, 0.0)
+            t.view(-1)[0] = 0.0
         target = (t if soft else (t > 0.5).double()).to(dtype)
     else:
         target = torch.randint(0, c, (n, *spatial), generator=g)
