@@ -894,7 +894,7 @@ def _finished(out: str | None) -> bool:
 def _note_finished(out: str, record: dict[str, Any]) -> None:
     """Say that the run handed back was finished before: nothing trained, options not used,
     and, where it was, that another version of longtail trained it."""
-    from longtail.engine.run import code_text, environment
+    from longtail.engine.run import code_text, code_version
 
     print(
         f"longtail train: note: {out} already holds this run, finished (same config and data): "
@@ -903,7 +903,7 @@ def _note_finished(out: str, record: dict[str, Any]) -> None:
         "the folder, to train it again.",
         file=sys.stderr,
     )
-    then, now = code_text(record.get("environment")), code_text(environment())
+    then, now = code_text(record.get("environment")), code_text(code_version())
     if then != now:
         print(
             f"longtail train: note: that record was made by {then}, and this is {now}: its "

@@ -84,7 +84,7 @@ from longtail.bench.tables import (
     tail_markdown,
     validation_markdown,
 )
-from longtail.engine.io import atomic_write_json, atomic_write_text
+from longtail.engine.io import atomic_write_json, atomic_write_text, temporaries
 
 __all__ = [
     "CLAIMS",
@@ -218,7 +218,7 @@ def _remove_stray_temporaries(written: Sequence[Path], age: float = 600.0) -> No
 
     now = time.time()
     for path in written:
-        for stray in path.parent.glob(f".{path.name}.*.tmp"):
+        for stray in temporaries(path.parent, path.name):
             try:
                 if now - stray.stat().st_mtime > age:
                     stray.unlink()

@@ -28,14 +28,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from longtail.engine.config import METHODS, TrainConfig, make_config
-from longtail.engine.io import atomic_write_json, read_json
+from longtail.engine.io import atomic_write_json, read_json, temporaries
 from longtail.engine.regression import REGRESSION_METHODS
 from longtail.engine.run import (
     FolderLock,
+    code_text,
+    code_version,
     config_identity,
     identity_diff,
+    read_stored_identity,
     same_run,
-    stored_identity,
 )
 
 if TYPE_CHECKING:
@@ -507,8 +509,9 @@ def _superseded_path(out: Path, name: str) -> Path:
 
 def _record_status(
     path: Path, identity: dict[str, Any], *, move_damaged: bool = True
-) -> tuple[str, str]:
-    """``("finished" | "missing" | "stale", why)`` of the record at ``path`` for ``identity``.
+) -> tuple[str, str, dict[str, Any] | None]:
+    """``("finished" | "missing" | "stale", why, record)`` of the record at ``path`` for
+    ``identity`` (``record``: the finished one, as read; else ``None``).
 
     A damaged record is moved aside (``.json.damaged``), not deleted, unless ``move_damaged``
     is false (a dry run). A record of another identity (the grid's config changed, the data
@@ -516,23 +519,23 @@ def _record_status(
     what is wrong with a record that is there but not finished.
     """
     if not path.exists():
-        return "missing", ""
+        return "missing", "", None
     try:
         rec = read_json(path)
     except ValueError as e:
         if not move_damaged:
-            return "missing", "its record is damaged"
+            return "missing", "its record is damaged", None
         aside = path.with_suffix(".json.damaged")
         os.replace(path, aside)
         warnings.warn(f"{e} Moved it to {aside.name}; the run will be redone.", stacklevel=3)
-        return "missing", ""
+        return "missing", "", None
     if not (isinstance(rec, dict) and "metrics" in rec):
-        return "missing", "its record holds no metrics"
+        return "missing", "its record holds no metrics", None
     if same_run(rec.get("identity"), identity):
-        return "finished", ""
+        return "finished", "", rec
     if "identity" not in rec:
-        return "stale", "recorded without a data fingerprint"
-    return "stale", identity_diff(rec.get("identity"), identity, limit=3)
+        return "stale", "recorded without a data fingerprint", None
+    return "stale", identity_diff(rec.get("identity"), identity, limit=3), None
 
 
 def plan_grid(jobs: list[Job], out: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -546,7 +549,7 @@ def plan_grid(jobs: list[Job], out: str | os.PathLike[str]) -> list[tuple[str, s
         if not path.exists():  # no identity to compute (it loads the data)
             plan.append((j.name, "to run"))
             continue
-        status, why = _record_status(path, job_identity(j), move_damaged=False)
+        status, why, _ = _record_status(path, job_identity(j), move_damaged=False)
         if status == "stale":
             plan.append((j.name, f"to run, replacing a record of another run ({why})"))
         else:
@@ -561,10 +564,10 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
     of a changed config is not a reason to refuse the new run. An unreadable folder is left for
     the engine to report.
     """
-    saved = stored_identity(work)
+    saved, damaged = read_stored_identity(work)
+    if damaged:  # the engine names the damaged file and how to start over
+        return False
     if saved is None:
-        if _damaged(work):  # the engine names the damaged file and how to start over
-            return False
         cfg = work / "config.json"
         if not cfg.exists():
             return False
@@ -582,20 +585,6 @@ def _clear_stale_work(work: Path, identity: dict[str, Any]) -> bool:
     if gone:
         shutil.rmtree(work)
     return gone
-
-
-def _damaged(work: Path) -> bool:
-    """Whether the work folder's result or checkpoint is there but cannot be read."""
-    from longtail.engine.run import CHECKPOINT, RESULT
-
-    try:
-        if (work / RESULT).exists():
-            read_json(work / RESULT)
-        elif (work / CHECKPOINT).exists():
-            torch.load(work / CHECKPOINT, map_location="cpu", weights_only=True)
-    except Exception:
-        return True
-    return False
 
 
 def run_job(job: Job, out: str, threads: int | None, progress: bool) -> tuple[str, float]:
@@ -768,20 +757,15 @@ def _jobs_to_run(jobs: list[Job], out: Path, say: bool) -> tuple[list[Job], int]
     many of them replace a record of another identity (moved to ``work/superseded/``). A
     finished run asked for ``--log`` gets its logs rebuilt; a work folder of another config is
     cleared."""
-    from longtail.engine.run import code_text, environment
-
     todo, stale = [], 0
-    now = code_text(environment())
+    now = code_text(code_version())
     other_code: dict[str, int] = {}
     for j in jobs:
         identity = job_identity(j)
-        status, why = _record_status(out / f"{j.name}.json", identity)
+        status, why, rec = _record_status(out / f"{j.name}.json", identity)
         if status == "finished":
             _rebuild_logs(j, out / "work" / j.name, say)
-            try:
-                then = code_text(read_json(out / f"{j.name}.json").get("environment"))
-            except (ValueError, AttributeError):
-                then = now
+            then = code_text((rec or {}).get("environment"))
             if then != now:
                 other_code[then] = other_code.get(then, 0) + 1
             continue
@@ -825,7 +809,7 @@ def _run_grid_locked(
     say = progress is not False
     # the temporary files of record writes that a kill cut short (``.<run>.json.<random>.tmp``:
     # the grid's lock is held, and no run of this grid has started yet)
-    for stray in out.glob(".*.json.*.tmp"):
+    for stray in temporaries(out, "*.json"):
         stray.unlink(missing_ok=True)
     todo, stale = _jobs_to_run(jobs, out, say)
     done = len(jobs) - len(todo)

@@ -18,7 +18,14 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "read_json",
+    "temporaries",
 ]
+
+
+def temporaries(folder: str | os.PathLike[str], name: str = "*") -> list[Path]:
+    """The temporary files that :func:`atomic_write` leaves in ``folder`` when it is killed
+    before its rename (``.<name>.<random>.tmp``), for the file ``name`` (a glob; default any)."""
+    return sorted(Path(folder).glob(f".{name}.*.tmp"))
 
 
 def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:

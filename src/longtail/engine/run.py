@@ -46,7 +46,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from longtail.engine.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json
+from longtail.engine.io import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    temporaries,
+)
 from longtail.engine.loggers import (
     EpochLoggers,
     log_kinds,
@@ -70,12 +76,14 @@ __all__ = [
     "batches",
     "clean_json",
     "code_text",
+    "code_version",
     "config_identity",
     "environment",
     "epoch_generator",
     "fingerprint",
     "identity_diff",
     "loss_defaults",
+    "read_stored_identity",
     "run_epochs",
     "same_run",
     "stored_identity",
@@ -250,11 +258,8 @@ def environment(device: Any = None) -> dict[str, Any]:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    from longtail import __version__
-
     env = {
-        "longtail": __version__,
-        **dict(_source_commit()),
+        **code_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -264,6 +269,14 @@ def environment(device: Any = None) -> dict[str, Any]:
     if device is not None and torch.device(device).type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return env
+
+
+def code_version() -> dict[str, str]:
+    """The code this process runs, as :func:`environment` records it: ``{"longtail":
+    version}``, and ``"commit"`` from a git checkout (what :func:`code_text` reads)."""
+    from longtail import __version__
+
+    return {"longtail": __version__, **_source_commit()}
 
 
 @functools.lru_cache(maxsize=1)
@@ -511,7 +524,7 @@ class RunFolder:
                     self.check_config(self._saved_identity)
                 if self.identity is not None:
                     self.open(self.identity)
-            for stray in self.path.glob(".*.tmp"):
+            for stray in temporaries(self.path):
                 stray.unlink(missing_ok=True)
             atomic_write_json(self.path / CONFIG, self.config)
 
@@ -591,17 +604,24 @@ class RunFolder:
 def stored_identity(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The identity a run folder's result or checkpoint records; ``None`` when there is none
     or it cannot be read (the engine reports damaged files when it opens the folder)."""
+    return read_stored_identity(path)[0]
+
+
+def read_stored_identity(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, bool]:
+    """:func:`stored_identity`, and whether the result or checkpoint it reads is there but
+    cannot be read (damaged: not ours to judge here, the engine names it when it opens the
+    folder)."""
     path = Path(path)
     try:
         if (path / RESULT).exists():
             rec = read_json(path / RESULT)
-            return rec.get("identity") if isinstance(rec, dict) else None
+            return (rec.get("identity") if isinstance(rec, dict) else None), False
         if (path / CHECKPOINT).exists():
             state = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)
-            return state.get("identity") if isinstance(state, dict) else None
-    except Exception:  # damaged: not ours to judge here
-        return None
-    return None
+            return (state.get("identity") if isinstance(state, dict) else None), False
+    except Exception:
+        return None, True
+    return None, False
 
 
 # ------------------------------------------------------------------------------------ batching
