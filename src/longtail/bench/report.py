@@ -194,7 +194,18 @@ def write_report(
     sections += _classification_sections(records, plot if plots else None, disagree)
     sections += _regression_sections(records, plot if plots else None, disagree)
     sections += _multilabel_sections(records, out_dir if plots else None, written, disagree)
-    text = "\n\n".join(sections) + "\n"
+    written += _write_claims(records, out_dir)
+    report = out_dir / "report.md"
+    atomic_write_text(report, "\n\n".join(sections) + "\n")
+    written.append(report)
+    _remove_stray_temporaries(written)
+    return written
+
+
+def _write_claims(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """``claims.json`` and ``multilabel_claims.json``, each where its grid has a claim with
+    runs of both methods; the paths written."""
+    written = []
     claims = paired_claims(records)
     if claims:
         atomic_write_json(out_dir / "claims.json", claims_json(claims))
@@ -203,10 +214,6 @@ def write_report(
     if ml_claims is not None:
         atomic_write_json(out_dir / "multilabel_claims.json", ml_claims)
         written.append(out_dir / "multilabel_claims.json")
-    report = out_dir / "report.md"
-    atomic_write_text(report, text)
-    written.append(report)
-    _remove_stray_temporaries(written)
     return written
 
 
