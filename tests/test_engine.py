@@ -361,3 +361,16 @@ def test_ddp_step_equals_one_process_on_the_global_batch(method, npz, tmp_path):
     torch.manual_seed(config.seed)  # the run's initial parameters: the step moved them
     fresh = create_model("small-cnn", NUM_CLASSES, 1, 4, METHODS[method].normed).state_dict()
     assert all(not torch.equal(fresh[k], a[k]) for k in a)
+    # the logged training loss is the global batch's, not rank 0's half of it
+    assert ddp["curve"][0]["loss"] == pytest.approx(single["curve"][0]["loss"], rel=1e-5)
+
+
+def test_ddp_batch_smaller_than_the_processes_is_refused_before_anything_is_written(npz, tmp_path):
+    # each process trains on batch[rank::world]: with batch_size 1 and 2 processes no batch
+    # gives both an example, and the run would finish untrained with a record of loss 0
+    train_mod = sys.modules["longtail.engine.train"]
+    config = tiny(npz, batch_size=1, epochs=1)
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) 1 is smaller than the 2"):
+        train_mod._train(config, tmp_path / "ddp", 2, 0, False, None, {})
+    assert not (tmp_path / "ddp").exists()
+    train_mod._train(tiny(npz, batch_size=2, epochs=1), tmp_path / "one", 1, 0, False, None, {})

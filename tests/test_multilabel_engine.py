@@ -3,6 +3,7 @@ DDP, the mosaic builder, the command line, the bench grid and its report."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -250,6 +251,21 @@ def test_ddp_step_equals_one_process_on_the_global_batch(method, npz, tmp_path):
     with pytest.raises(ValueError, match="world_size"):
         train_multilabel(config, tmp_path / "ddp", progress=False)
     assert ddp["curve"][0]["loss"] == pytest.approx(single["curve"][0]["loss"], rel=1e-5)
+
+
+def test_ddp_batch_smaller_than_the_processes_is_refused_before_anything_is_written(
+    npz, tmp_path, monkeypatch
+):
+    loop = sys.modules["longtail.engine.multilabel.loop"]
+
+    @contextlib.contextmanager
+    def two_processes():
+        yield 2, 0
+
+    monkeypatch.setattr(loop, "process_group", two_processes)
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) 1 is smaller than the 2"):
+        train_multilabel(tiny(npz, batch_size=1, epochs=1), tmp_path / "ddp", progress=False)
+    assert not (tmp_path / "ddp").exists()
 
 
 # ------------------------------------------------------------------------------ the mosaics

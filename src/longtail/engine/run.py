@@ -204,6 +204,19 @@ def same_run(recorded: Any, identity: Any) -> bool:
     )
 
 
+def check_batch_for_processes(batch_size: int, world: int) -> None:
+    """Refuse a global batch that cannot give each of ``world`` data-parallel processes an
+    example: each process trains on ``batch[rank::world]``, so with ``batch_size < world`` every
+    batch would be skipped and the run would finish untrained."""
+    if world > 1 and batch_size < world:
+        raise ValueError(
+            f"batch_size (--batch-size) {batch_size} is smaller than the {world} processes of "
+            f"this run: each process trains on its slice batch[rank::{world}] of every global "
+            f"batch, so no batch would give every process an example; use a batch size of at "
+            f"least {world} (the global batch, split across the processes)"
+        )
+
+
 def with_processes(identity: dict[str, Any], world: int) -> dict[str, Any]:
     """The identity of a run trained in ``world`` data-parallel processes.
 

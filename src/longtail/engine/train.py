@@ -44,6 +44,7 @@ from longtail.engine.run import (
     RunFolder,
     RunInterrupted,
     batches,
+    check_batch_for_processes,
     check_finite,
     environment,
     epoch_generator,
@@ -425,18 +426,19 @@ class _Classification:
         order = self._order(g, epoch)
         progress.start(epoch, math.ceil(len(order) / cfg.batch_size))
         self.train_model.train()
-        loss_sum, loss_n, seen = 0.0, 0, 0
+        loss_sum, seen = 0.0, 0
         for b, idx in enumerate(batches(order, cfg.batch_size)):
             if len(idx) < self.world:
                 continue  # a last batch too small to give every process a sample
             loss = self._step(idx, g, w_dev)
             check_finite(loss, epoch, b, self.label)
-            n = len(idx[self.rank :: self.world])
-            loss_sum, loss_n, seen = loss_sum + loss * n, loss_n + n, seen + len(idx)
-            progress.step(loss_sum / loss_n)
+            # this process's share of the global batch's loss (which is the mean of the
+            # processes' values, each normalised by the global Σw), weighted by the batch size
+            loss_sum, seen = loss_sum + loss * len(idx) / self.world, seen + len(idx)
+            progress.step(loss_sum * self.world / seen)
         row: dict[str, Any] = {
             "lr": lr,
-            "loss": loss_sum / max(loss_n, 1),
+            "loss": self._global_sum(loss_sum) / max(seen, 1),
             "images": seen,
             "reweighted": weight is not None,
         }
@@ -450,6 +452,14 @@ class _Classification:
             if last:
                 self.final_metrics = m
         return row
+
+    def _global_sum(self, value: float) -> float:
+        """``value`` summed over the processes (itself in one process)."""
+        if self.world == 1:
+            return value
+        total = torch.tensor(value, dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return float(total)
 
     def test_metrics(self) -> dict[str, Any]:
         cfg, d = self.config, self.data
@@ -539,6 +549,7 @@ def _train(
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     main = rank == 0
+    check_batch_for_processes(config.batch_size, world)
     folder = RunFolder(out, config.to_dict(), config.identity(), main=main)
     try:
         return _train_in(folder, config, world, rank, progress, callback, extra)

@@ -42,6 +42,7 @@ from longtail.engine.run import (
     Progress,
     RunFolder,
     batches,
+    check_batch_for_processes,
     check_finite,
     clean_json,
     environment,
@@ -279,6 +280,7 @@ def train_multilabel(
             :class:`~longtail.engine.run.TrainingDiverged` when the loss becomes NaN or inf.
     """
     with process_group() as (world, rank):
+        check_batch_for_processes(config.batch_size, world)
         folder = RunFolder(out, config.to_dict(), config.identity(), main=rank == 0)
         try:
             return _train_in(folder, config, world, rank, progress, callback, extra or {})
