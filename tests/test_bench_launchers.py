@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from longtail.bench import launchers
 from longtail.bench.launchers import (
     ProgressLine,
     check_launcher,
@@ -233,13 +236,13 @@ def test_options_an_engine_does_not_know_are_refused(npz, tmp_path):
     assert not fail and not list(tmp_path.glob("*.json"))
 
 
-def sbatch_on_path(monkeypatch, tmp_path, present: bool) -> None:
-    """PATH with (or without) an `sbatch`: this machine has no SLURM either way."""
+def sbatch_on_path(monkeypatch, tmp_path, present: bool, commands=("sbatch", "srun")) -> None:
+    """PATH with (or without) SLURM's `commands`: this machine has no SLURM either way."""
     bin_dir = tmp_path / ("bin" if present else "empty")
     bin_dir.mkdir()
-    if present:
-        (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
-        (bin_dir / "sbatch").chmod(0o755)
+    for command in commands if present else ():
+        (bin_dir / command).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / command).chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
 
 
@@ -253,7 +256,7 @@ def test_submitit_without_slurm_is_refused_unless_cluster_local(npz, tmp_path, m
     for extra in ([], ["--dry-run"], ["--launcher-opt", "cluster=slurm", "--dry-run"]):
         assert cli_main([*base, *extra]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "no SLURM here (sbatch not found)" in err, err
+        assert err.count("\n") == 1 and "no SLURM here (sbatch and srun not found)" in err, err
         assert "--launcher-opt cluster=local runs the jobs through submitit's local executor" in err
     with pytest.raises(ValueError, match="no SLURM here"):
         run_grid(grid(npz, ("erm",)), out, launcher="submitit")
@@ -269,6 +272,66 @@ def test_submitit_with_sbatch_on_path_passes_the_check(tmp_path, monkeypatch):
     check_launcher("submitit", {"partition": "cpu", "time": 60, "slurm_account": "a"})
 
 
+def test_submitit_with_sbatch_but_no_srun_is_refused_not_run_here(npz, tmp_path, monkeypatch):
+    # submitit's own choice of executor looks for `srun`: with `sbatch` alone it picked its
+    # local executor and trained every run on this machine at once, past an sbatch-only check
+    pytest.importorskip("submitit")
+    sbatch_on_path(monkeypatch, tmp_path, present=True, commands=("sbatch",))
+    with pytest.raises(ValueError, match=r"no SLURM here \(srun not found\)"):
+        run_grid(grid(npz, ("erm",)), tmp_path / "o", launcher="submitit")
+    assert not (tmp_path / "o").exists()
+    # and where SLURM is, the runs go to it, whatever submitit's own detection would pick
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    assert launchers._Submitit(tmp_path / "o", {}).executor.cluster == "slurm"
+    local = launchers._Submitit(tmp_path / "o", {"cluster": "local"})
+    assert local.executor.cluster == "local"
+
+
+def test_sigterm_cancels_the_submitted_runs_as_ctrl_c_does(npz, tmp_path, monkeypatch):
+    # SLURM stops a grid run as a job of its own with SIGTERM: its runs must not go on alone
+    pytest.importorskip("submitit")
+    cancelled, polls = [], []
+
+    class Engine:
+        def __init__(self, out, options):
+            pass
+
+        def submit(self, jobs, out):
+            return [f"handle of {j.name}" for j in jobs]
+
+        def finished(self, handles):
+            polls.append(1)
+            if len(polls) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return [] if len(polls) < 3 else list(range(len(handles)))
+
+        def result(self, handle):
+            return True, (handle, 0.0)
+
+        def waiting(self, handle):
+            return False
+
+        def cancel(self, handles):
+            cancelled.extend(handles)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(launchers, "_Submitit", Engine)
+    # without the grid's own handler a SIGTERM would be recorded here, not end the test run
+    before = signal.signal(signal.SIGTERM, lambda *a: polls.append("term"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            jobs = grid(npz, ("erm",))
+            run_jobs(jobs, tmp_path, "submitit", None, {"cluster": "local"}, print, print)
+        assert cancelled == [f"handle of {jobs[0].name}"] and "term" not in polls
+        assert signal.getsignal(signal.SIGTERM) is not launchers.signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM).__name__ == "<lambda>"  # ours is back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.parametrize(
     ("option", "fragments"),
     [
@@ -277,6 +340,9 @@ def test_submitit_with_sbatch_on_path_passes_the_check(tmp_path, monkeypatch):
         ("mem_gbb=8", ["'mem_gbb'", "Did you mean 'mem_gb'"]),
         ("cluster=lokal", ["cluster", "slurm, local, debug", "Did you mean 'local'"]),
         ("cpus=0", ["cpus_per_task", ">= 1"]),
+        ("time=0", ["timeout_min", "whole number of minutes >= 1", "0"]),
+        ("time=-5", ["timeout_min", "whole number of minutes >= 1", "-5"]),
+        ("time=1.5", ["timeout_min", "whole number of minutes >= 1", "1.5"]),
     ],
 )
 def test_launcher_options_are_checked_before_a_dry_run(npz, tmp_path, capsys, option, fragments):

@@ -8,8 +8,8 @@ the local pool executes, :func:`longtail.bench.runner.run_job`, once per run: th
 the same whichever engine ran them. ``OUT`` must therefore be a folder every node can read and
 write (a shared file system).
 
-* ``submitit``: each run is one job of :class:`submitit.AutoExecutor` (SLURM when ``sbatch`` is
-  found, or ``cluster=local`` for local subprocesses); the runs submitted together form one job
+* ``submitit``: each run is one job of :class:`submitit.AutoExecutor` (SLURM, which needs
+  ``sbatch``, or ``cluster=local`` for local subprocesses); the runs submitted together form one job
   array. A run that reaches its time limit or is pre-empted is requeued by submitit, and resumes
   from its last epoch checkpoint.
 * ``ray``: each run is a ``ray.remote`` task with ``num_cpus`` CPUs (default 1) on the cluster
@@ -25,8 +25,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,8 +102,10 @@ def check_launcher(launcher: str, options: dict[str, Any] | None = None) -> None
       (``cpus``, ``partition``, ``time``) or a parameter ``submitit.AutoExecutor`` accepts
       (``mem_gb``, ``slurm_account``, ...; a typo gets the close names); ``cluster`` names one
       of submitit's executors (``slurm``, ``local``, ``debug``). Without ``cluster=local`` (or
-      ``debug``), SLURM must be here: submitit would otherwise fall back to its local
-      executor and run every run on this machine at once.
+      ``debug``), SLURM must be here (``sbatch`` and ``srun``), and the runs go to SLURM:
+      submitit's own choice would otherwise fall back to its local executor and run every
+      run on this machine at once. ``time`` (``timeout_min``) is a whole number of minutes
+      ``>= 1`` (SLURM reads 0 as no limit).
     * ``ray``: the task options are checked by Ray itself (no cluster is started).
 
     Raises:
@@ -173,11 +177,17 @@ def _check_submitit(submitit: Any, options: dict[str, Any]) -> None:
                 str(expected("launcher option cluster", f"one of {', '.join(executors)}", cluster))
                 + did_you_mean(str(cluster), executors)
             )
-    _threads(_resolve("submitit", options).get("cpus_per_task", 1), "cpus_per_task")
-    if options.get("cluster") in (None, "slurm") and shutil.which("sbatch") is None:
+    resolved = _resolve("submitit", options)
+    _threads(resolved.get("cpus_per_task", 1), "cpus_per_task")
+    if "timeout_min" in resolved:
+        _minutes(resolved["timeout_min"], "timeout_min")
+    # submitit submits with sbatch, and its jobs start with srun (which it looks for itself)
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if options.get("cluster") in (None, "slurm") and missing:
         raise ValueError(
-            "--launcher submitit submits SLURM jobs, but there is no SLURM here (sbatch not "
-            "found); --launcher-opt cluster=local runs the jobs through submitit's local executor"
+            "--launcher submitit submits SLURM jobs, but there is no SLURM here "
+            f"({' and '.join(missing)} not found); --launcher-opt cluster=local runs the jobs "
+            "through submitit's local executor"
         )
 
 
@@ -218,6 +228,13 @@ def _resolve(launcher: str, options: dict[str, Any]) -> dict[str, Any]:
             raise expected("launcher options", f"{key!r} or {name!r}, not both", repr(value))
         resolved[name] = value
     return resolved
+
+
+def _minutes(value: Any, name: str) -> int:
+    # SLURM reads a time limit of 0 as "no limit" and refuses a negative one
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise expected(f"launcher option {name}", "a whole number of minutes >= 1", repr(value))
+    return value
 
 
 def _threads(value: Any, name: str) -> int:
@@ -476,7 +493,9 @@ class _Submitit(_Engine):
         submitit = _import("submitit")
         options = dict(options)
         folder = options.pop("folder", out / "work" / "submitit")
-        cluster = options.pop("cluster", None)
+        # SLURM unless told otherwise (check_launcher found sbatch and srun): submitit's own
+        # choice would pick its local executor wherever it misses srun
+        cluster = options.pop("cluster", None) or "slurm"
         self.threads = _threads(options.get("cpus_per_task", 1), "cpus_per_task")
         options.setdefault("timeout_min", _SUBMITIT_TIMEOUT_MIN)
         options.setdefault("name", f"longtail-{out.name}")
@@ -591,6 +610,7 @@ def run_jobs(
     engine: _Engine = _Submitit(out, options) if launcher == "submitit" else _Ray(out, options)
     pending: list[Job] = list(jobs)
     flight: list[tuple[Any, str]] = []  # (engine's handle, run name), in submission order
+    restore = _term_as_interrupt()
     try:
         while pending or flight:
             room = len(pending) if workers is None else workers - len(flight)
@@ -612,4 +632,20 @@ def run_jobs(
         engine.cancel([h for h, _ in flight])
         raise
     finally:
+        restore()
         engine.close()
+
+
+def _term_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM (how SLURM stops a job: ``scancel``, a time limit, pre-emption) interrupt
+    this process as Ctrl-C does, so that the runs it submitted are cancelled too; returns what
+    puts the old handler back. Only the main thread can set a handler; elsewhere nothing
+    changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, old)
