@@ -134,6 +134,11 @@ def test_indices_n_max_default_and_too_few_examples():
     assert np.bincount(np.asarray(targets)[idx]).tolist() == [30, 15, 15]
 
 
+def test_id_like_labels_are_refused_with_the_way_out():
+    with pytest.raises(ValueError, match=r"np.unique\(y, return_inverse=True\)"):
+        ltdata.imbalanced_indices([0, 1, 10**9], ratio=2)
+
+
 def test_indices_input_types_agree():
     targets = balanced_targets(20, 3)
 

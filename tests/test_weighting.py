@@ -368,6 +368,9 @@ def test_cb_dataloader_integration():
         ([0, 1], {"num_replicas": 0}, r"Expected `num_replicas` to be an integer >= 1"),
         ([0, 1], {"num_replicas": 2, "rank": 2}, r"Expected `rank` to be in \[0, 1\]"),
         ([0, 1], {"rank": -1}, r"Expected `rank` to be an integer >= 0"),
+        # an ID-like label implies a class per integer below it: refused, not gigabytes
+        ([0, 7, 10**9], {}, r"renumber ID-like labels.*but got label 1000000000"),
+        ([0, 2**24], {}, r"at most 16777216 are implied"),
     ],
 )
 def test_cb_bad_input(targets, kwargs, match):

@@ -14,6 +14,11 @@ import torch
 from longtail._validation import expected
 
 
+MAX_IMPLIED_CLASSES = 2**24
+"""The most classes a largest label may imply when ``num_classes`` is not given (16.8 million:
+above any class count in use, far below what a per-class table would not fit in memory)."""
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     """Check that ``value`` is an integer (not a bool) ``>= minimum`` and return it as ``int``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -34,8 +39,9 @@ def as_labels(targets: Any, *, name: str = "targets", num_classes: int | None = 
         num_classes: If given, every label must be ``< num_classes``.
 
     Raises:
-        ValueError: If the labels are not a non-empty 1-D sequence of non-negative integers, or
-            a label is ``>= num_classes``.
+        ValueError: If the labels are not a non-empty 1-D sequence of non-negative integers, a
+            label is ``>= num_classes``, or, without ``num_classes``, a label is
+            ``>= MAX_IMPLIED_CLASSES`` (ID-like labels, to be renumbered).
     """
     if not isinstance(targets, (torch.Tensor, np.ndarray, list, tuple)) and hasattr(
         targets, "targets"
@@ -58,12 +64,22 @@ def as_labels(targets: Any, *, name: str = "targets", num_classes: int | None = 
     low = int(arr.min())
     if low < 0:
         raise expected(name, "non-negative class labels", f"label {low}")
+    high = int(arr.max())
     if num_classes is not None:
-        high = int(arr.max())
         if high >= num_classes:
             raise expected(
                 name, f"labels in [0, {num_classes - 1}] (num_classes={num_classes})", high
             )
+    elif high >= MAX_IMPLIED_CLASSES:
+        # one class per integer up to the largest label: an ID-like label would allocate
+        # gigabytes (or be killed by the kernel) before anything could say why
+        raise expected(
+            name,
+            f"class labels 0..C-1 (without num_classes, a label L means L + 1 classes, and at "
+            f"most {MAX_IMPLIED_CLASSES} are implied); renumber ID-like labels, e.g. "
+            "np.unique(y, return_inverse=True)[1], or pass num_classes",
+            f"label {high}",
+        )
     return arr
 
 

@@ -321,7 +321,10 @@ class ClassBalancedSampler(_EpochSampler):
         num_samples: Global number of draws per epoch. Default ``len(targets)``.
         replacement: Draw with replacement (default ``True``). Without it ``num_samples`` must
             not exceed the number of examples.
-        seed: Base seed; epoch ``e`` uses ``seed + e``. Default 0.
+        seed: Base seed; epoch ``e`` uses ``seed + e``, as torch's ``DistributedSampler``.
+            So seeds ``s`` and ``s + k`` draw the same epochs ``k`` apart: for runs over
+            seeds, space the sampler seeds far apart (``1_000_003 * seed``, as
+            ``longtail train`` does). Default 0.
         num_replicas: Number of DDP processes. Default: the world size if ``torch.distributed``
             is initialised, else 1.
         rank: This process's rank. Default: from ``torch.distributed`` if initialised, else 0.
@@ -378,7 +381,10 @@ class DeferredResampler(_EpochSampler):
         start_epoch: First epoch with class-balanced sampling. Default 160.
         scheme: Weighting scheme of the balanced phase. Default ``"effective"``.
         beta: ``β`` of the ``"effective"`` scheme. Default 0.9999.
-        seed: Base seed; epoch ``e`` uses ``seed + e``. Default 0.
+        seed: Base seed; epoch ``e`` uses ``seed + e``, as torch's ``DistributedSampler``.
+            So seeds ``s`` and ``s + k`` draw the same epochs ``k`` apart: for runs over
+            seeds, space the sampler seeds far apart (``1_000_003 * seed``, as
+            ``longtail train`` does). Default 0.
         num_replicas: Number of DDP processes (default from ``torch.distributed``, else 1).
         rank: This process's rank (default from ``torch.distributed``, else 0).
         num_classes: Number of classes. Default ``max label + 1``.
