@@ -510,3 +510,22 @@ def test_copies_equal_in_the_shown_metric_say_what_differs(tmp_path):
         text = report_text(tmp_path / "results", tmp_path)
     note = text[text.index("**Copies that disagree") : text.index("**Tail view")]
     assert "(they differ in ece)" in note and "2 DDP processes" in note
+
+
+def test_a_one_process_table_beside_a_ddp_one_says_world_size_1(tmp_path):
+    """A one-process run's identity has no world_size: beside a DDP run's table its caption
+    and its plot lines say "world_size 1", not nothing (caption) or "another recipe" (plots)."""
+    from longtail.bench.plots import _lines
+    from longtail.bench.records import group_tables
+
+    one = record(seed=0, error=20.0, fingerprint="ab12")
+    ddp = record(seed=0, error=21.0, fingerprint="ab12")
+    ddp["identity"] = {**ddp["identity"], "world_size": 2}
+    ddp["world_size"] = 2
+    texts = captions(table1_markdown([one, ddp], tail_view=False))
+    assert len(texts) == 2 and sorted("world_size 1" in t for t in texts) == [False, True]
+    assert sorted("world_size 2" in t for t in texts) == [False, True]
+    tables = group_tables(classification([one, ddp]))
+    setting = tables[0].columns[0].setting
+    labels = sorted(label for label, _ in _lines(tables, setting))
+    assert labels == ["ERM [world_size 1]", "ERM [world_size 2]"], labels

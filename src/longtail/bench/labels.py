@@ -221,6 +221,22 @@ def _model_text(recipe: dict[str, Any]) -> str | None:
 
 
 # Recipe keys every caption states when the records have them.
+ABSENT_TEXT = {"world_size": "world_size 1"}
+"""Recipe keys a run's identity leaves out at their usual value (one process adds no
+``world_size``), as said where other runs have them."""
+
+
+def varying_parts(table: Table, varying: Iterable[str]) -> list[tuple[str, str | None]]:
+    """``(key, text)`` for the ``varying`` keys that ``table`` sets apart: its value (``text``
+    ``None``: the caller formats it), or :data:`ABSENT_TEXT` where its identity leaves the key
+    out."""
+    return [
+        (k, None if k in table.recipe else ABSENT_TEXT[k])
+        for k in varying
+        if k in table.recipe or k in ABSENT_TEXT
+    ]
+
+
 _STATED = ("preset", "epochs", "n_max", "backbone", "hidden", "model", "width")
 
 
@@ -279,7 +295,11 @@ def recipe_text(table: Table, varying: Iterable[str] = ()) -> str:
     model = _model_text(r)
     if model:
         parts.append(model)
-    parts += [_varying_text(k, r[k], table) for k in varying if k in r and k not in _STATED]
+    parts += [
+        text or _varying_text(k, r[k], table)
+        for k, text in varying_parts(table, varying)
+        if k not in _STATED
+    ]
     text = f"Recipe: {', '.join(parts)}." if parts else ""
     if not table.fingerprinted:
         text = f"{text} {LEGACY_NOTE}".strip()

@@ -25,6 +25,7 @@ from longtail.bench.labels import (
     setting_title,
     slug,
     varying_keys,
+    varying_parts,
 )
 from longtail.bench.records import (
     Column,
@@ -140,7 +141,9 @@ def _tag(
     groups: Sequence[tuple[int, Column]],
 ) -> str:
     """What sets the runs of ``table`` in ``column`` apart from the other lines' runs."""
-    parts = [f"{k} {format_value(table.recipe[k])}" for k in varying if k in table.recipe]
+    parts = [
+        text or f"{k} {format_value(table.recipe[k])}" for k, text in varying_parts(table, varying)
+    ]
     if not table.fingerprinted and any(t.fingerprinted for t in tables):
         parts.append("no data fingerprint")
     elif table.fingerprinted and not all(t.fingerprinted for t in tables):
