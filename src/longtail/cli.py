@@ -899,8 +899,8 @@ def _note_finished(out: str, record: dict[str, Any]) -> None:
     print(
         f"longtail train: note: {out} already holds this run, finished (same config and data): "
         "its record is shown, and nothing was trained now. Options outside a run's identity "
-        "(--threads, --compile, --log, ...) were not applied; use another --out, or delete "
-        "the folder, to train it again.",
+        "(--threads, --compile, ...) were not applied (--log writes only the logs the folder "
+        "lacks); use another --out, or delete the folder, to train it again.",
         file=sys.stderr,
     )
     then, now = code_text(record.get("environment")), code_text(code_version())
