@@ -13,7 +13,6 @@ import torch
 
 from longtail._validation import expected
 
-
 MAX_IMPLIED_CLASSES = 2**24
 """The most classes a largest label may imply when ``num_classes`` is not given (16.8 million:
 above any class count in use, far below what a per-class table would not fit in memory)."""

@@ -967,7 +967,7 @@ def class_balanced_focal_loss(
     name="cb-focal",
     function=class_balanced_focal_loss,
     family="multilabel",
-    description="class-balanced sigmoid focal: w_c (1 − p_t)^γ BCE, w ∝ (1 − β)/(1 − β^n_c), Σw = C",
+    description="class-balanced sigmoid focal: w_c (1−p_t)^γ BCE, w_c ∝ (1−β)/(1−β^n_c), Σw = C",
     paper="Cui et al., CVPR 2019",
     needs_counts=True,
     target="multilabel",
