@@ -9,9 +9,9 @@ the same whichever engine ran them. ``OUT`` must therefore be a folder every nod
 write (a shared file system).
 
 * ``submitit``: each run is one job of :class:`submitit.AutoExecutor` (SLURM, which needs
-  ``sbatch``, or ``cluster=local`` for local subprocesses); the runs submitted together form one job
-  array. A run that reaches its time limit or is pre-empted is requeued by submitit, and resumes
-  from its last epoch checkpoint.
+  ``sbatch`` and ``srun``, or ``cluster=local`` for local subprocesses); the runs submitted
+  together form one job array. A run that reaches its time limit or is pre-empted is requeued
+  by submitit, and resumes from its last epoch checkpoint.
 * ``ray``: each run is a ``ray.remote`` task with ``num_cpus`` CPUs (default 1) on the cluster
   at ``address`` (``--ray-address``, else ``RAY_ADDRESS``, else a local Ray).
 
