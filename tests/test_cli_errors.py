@@ -39,10 +39,12 @@ def write(path: Path, text: str) -> str:
 
 
 def fails_cleanly(argv: list[str], capsys, *fragments: str, command: str | None = None) -> str:
-    """Run the CLI; it must exit 2 with one line on stderr holding every fragment."""
+    """Run the CLI; it must exit 2 with one line on stderr holding every fragment, and print
+    nothing on stdout (no half a table, no listing before the error)."""
     rc = main(argv)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert rc == 2, err
+    assert out == "", out
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"longtail {command or argv[0]}: error: "), err
     for fragment in fragments:
