@@ -164,6 +164,18 @@ def test_metrics_in_the_record_match_a_recomputation(npz, tmp_path):
         if y[:, c].any():
             sk = 100 * average_precision_score(y[:, c], test[:, c].numpy())
             assert got["per_label_ap"][c] == pytest.approx(sk) == pytest.approx(100 * ap[c])
+    # each recorded threshold is one at which that label's validation F1 is the best any
+    # threshold gets (checked against every candidate, with scikit-learn's F1)
+    from sklearn.metrics import f1_score
+
+    yv, sv = data.y_val.numpy(), val.numpy()
+    for c in range(LABELS):
+        t = got["thresholds"][c]
+        if not yv[:, c].any():
+            assert t == config.threshold
+            continue
+        best = max(f1_score(yv[:, c], sv[:, c] >= u, zero_division=0) for u in sv[:, c])
+        assert f1_score(yv[:, c], sv[:, c] >= t, zero_division=0) == pytest.approx(best), c
     assert rec["label_counts"] == data.y_train.sum(0).tolist()
     assert rec["data"]["val_source"] == "train"  # the file has no validation split
     assert rec["data"]["val_size"] == round(0.1 * 40) and rec["data"]["train_size"] == 36
@@ -439,3 +451,86 @@ def test_a_step_that_never_happens_is_printed_and_recorded(npz, capsys):
     assert rec["schedule"].startswith("schedule (0-based epochs): 1 epoch, ")
     rec = train_multilabel(tiny(npz, epochs=2, lr_milestones=(1,)), progress=True)
     assert "WARNING" not in capsys.readouterr().err and rec["schedule_warnings"] == []
+
+
+# ---------------------------------------------------- a method's ingredients reach training
+@pytest.mark.parametrize("method", ["bce", "db", "bce-cas", "db-cas"])
+def test_class_aware_sampling_draws_the_rare_labels_more(method, npz, monkeypatch):
+    """bce-cas/db-cas draw epochs from the class-aware law (a label uniformly, then one of its
+    examples: P(i) = Σ_{c ∈ y_i} 1 / (C n_c)); bce/db shuffle each example once an epoch."""
+    cls = sys.modules["longtail.engine.multilabel.loop"]._MultiLabel
+    real_order = cls._order
+    orders = []
+
+    def order(self, g, epoch):
+        drawn = real_order(self, g, epoch)
+        orders.append(drawn.clone())
+        return drawn
+
+    monkeypatch.setattr(cls, "_order", order)
+    config = tiny(npz, method=method, epochs=6)
+    train_multilabel(config, progress=False)
+    y = prepare_multilabel_data(config).y_train.double()
+    assert len(orders) == 6
+    if not method.endswith("-cas"):
+        for idx in orders:
+            assert sorted(idx.tolist()) == list(range(len(y)))
+        return
+    n = y.sum(0)
+    p = (y / (LABELS * n)).sum(1)  # the law, written out
+    expected = (p[:, None] * y).sum(0)  # the share of draws that carry each label
+    natural = y.mean(0)
+    drawn = y[torch.cat(orders)].mean(0)
+    assert expected[-1] > natural[-1] + 0.1  # the test can tell the two laws apart
+    assert drawn.tolist() == pytest.approx(expected.tolist(), abs=0.07), (drawn, expected)
+
+
+def _cb_bce(logits, targets, counts, beta=0.9999):
+    """Class-balanced BCE (Cui et al. 2019), written out: column c weighted by
+    (1 − β)/(1 − β^n_c), the weights scaled to sum to C, mean over the entries."""
+    raw = (1 - beta) / (1 - beta ** counts.double())
+    w = raw * len(counts) / raw.sum()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.double(), targets.double(), reduction="none"
+    )
+    return float((w * bce).mean())
+
+
+@pytest.mark.parametrize("method", ["cb-bce", "la-bce", "focal", "asl", "db", "db-cas", "pu-mlc"])
+def test_the_loss_gets_the_training_label_counts_and_the_method_settings(method, npz, monkeypatch):
+    """The engine's loss is the method's, built from the training split's label counts with
+    the method's own settings (DB with both of its parts, CB-BCE with its weights)."""
+    import longtail as lt
+
+    cls = sys.modules["longtail.engine.multilabel.loop"]._MultiLabel
+    real_init = cls.__init__
+    tasks = []
+
+    def init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        tasks.append(self)
+
+    monkeypatch.setattr(cls, "__init__", init)
+    config = tiny(npz, method=method, epochs=1)
+    train_multilabel(config, progress=False)
+    y = prepare_multilabel_data(config).y_train
+    counts = y.sum(0)
+    gen = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(y.shape, generator=gen)
+    got = float(tasks[0].criterion(logits, y.float()))
+    if method == "cb-bce":
+        assert got == pytest.approx(_cb_bce(logits, y, counts), rel=1e-5)
+        return
+    spec = MULTILABEL_METHODS[method]
+    info = lt.get_loss_info(spec.loss)
+    kwargs = dict(spec.loss_kwargs)
+    if "num_samples" in info.keywords:
+        kwargs["num_samples"] = len(y)
+    if info.needs_counts:
+        kwargs["class_counts"] = counts.tolist()
+    want = float(lt.create_loss(spec.loss, **kwargs)(logits, y.float()))
+    assert got == pytest.approx(want, rel=1e-6)
+    if spec.loss == "distribution-balanced":  # both parts on, and each one counts here
+        for part in ({"rebalance": False}, {"ntr": False}):
+            off = float(lt.create_loss(spec.loss, **kwargs, **part)(logits, y.float()))
+            assert off != pytest.approx(got, rel=1e-3), part
