@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -668,3 +670,139 @@ def test_a_method_specific_option_reaches_only_the_methods_that_read_it():
         assert job.config.num_groups == (5 if method.startswith("group-dir") else 20)
     with pytest.warns(UserWarning, match="num_groups sets nothing in this grid"):
         dir_jobs(seeds=1, methods=("vanilla", "lds"), num_groups=5)
+
+
+# ---------------------------------------------------- a method's ingredients reach training
+LOOP = "longtail.engine.regression.loop"
+
+
+def _task_spy(monkeypatch):
+    """The engine's _Regression tasks as they are built, and each batch's (idx, parts)."""
+    cls = sys.modules[LOOP]._Regression
+    real_init, real_batch = cls.__init__, cls._batch
+    tasks, batches = [], []
+
+    def init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        self.initial_model = copy.deepcopy(self.model.state_dict())
+        tasks.append(self)
+
+    def batch(self, idx, g):
+        parts = real_batch(self, idx, g)
+        batches.append((idx.clone(), parts))
+        return parts
+
+    monkeypatch.setattr(cls, "__init__", init)
+    monkeypatch.setattr(cls, "_batch", batch)
+    return tasks, batches
+
+
+@pytest.mark.parametrize("method", ["vanilla", "lds", "lds-fds", "group-dir", "group-dir-lds"])
+def test_lds_weights_bins_and_groups_reach_the_step(method, csv, monkeypatch):
+    """Each batch carries the LDS weights of its targets (none without LDS), their label bins
+    and, for Group-DIR, their true groups: what the log's method name promises."""
+    from longtail.regression import bin_index, group_edges, lds_weights
+
+    _, batches = _task_spy(monkeypatch)
+    config = tiny(csv, method=method)
+    train_regression(config, progress=False)
+    data = prepare_regression_data(config)
+    y, spec = data.y_train, config.spec
+    full = None
+    if spec.lds:
+        full = lds_weights(
+            y, data.bin_width, config.lds_kernel, config.lds_ks, config.lds_sigma, "sqrt_inv"
+        )
+        assert full.std() > 0.1  # skewed targets: the weights are far from uniform
+    groups = None
+    if spec.loss == "group-dir":
+        groups = bin_index(y, group_edges(y, config.num_groups, "equal-width"))
+    assert batches
+    for idx, (_, _, weight, bins, group) in batches:
+        if full is None:
+            assert weight is None
+        else:
+            torch.testing.assert_close(weight, full[idx])
+        assert torch.equal(bins, bin_index(y[idx], data.edges))
+        if groups is None:
+            assert group is None
+        else:
+            assert torch.equal(group, groups[idx])
+
+
+def test_fds_calibrates_the_training_features_from_its_start_epoch(csv, monkeypatch):
+    from longtail.regression import FDS
+
+    real = FDS.smooth
+    calls = []
+
+    def smooth(self, features, bin_idx, epoch):
+        out = real(self, features, bin_idx, epoch)
+        calls.append((epoch, self.training, float((out - features).detach().abs().max())))
+        return out
+
+    monkeypatch.setattr(FDS, "smooth", smooth)
+    config = tiny(csv, method="lds-fds")
+    train_regression(config, progress=False)
+    training = [(e, moved) for e, is_training, moved in calls if is_training]
+    assert {e for e, _ in training} == set(range(config.epochs))
+    assert all(moved == 0 for e, moved in training if e < config.fds_start_smooth)
+    assert all(moved > 1e-4 for e, moved in training if e >= config.fds_start_smooth)
+
+
+def test_group_dir_trains_all_three_terms_with_true_group_routing(csv, monkeypatch):
+    """L = L_grc + λ1 L_mse + λ2 L_soft with every term non-zero, the experts routed by the
+    true groups in training, and the group classifier trained."""
+    from longtail.regression import GroupDIRHead
+
+    loop = sys.modules[LOOP]
+    tasks, _ = _task_spy(monkeypatch)
+    real_step, real_head = loop.train_step, GroupDIRHead.forward
+    steps, routed = [], []
+
+    def step(*a, **kw):
+        parts = real_step(*a, **kw)
+        steps.append(parts)
+        return parts
+
+    def head(self, features, groups=None):
+        if self.training:
+            routed.append(groups is not None)
+        return real_head(self, features, groups)
+
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(GroupDIRHead, "forward", head)
+    config = tiny(csv, method="group-dir", lambda1=0.7, lambda2=1.3)
+    train_regression(config, progress=False)
+    assert steps and routed and all(routed)
+    for p in steps:
+        assert min(p["contrastive"], p["mse"], p["soft"]) > 0, p
+        want = p["contrastive"] + 0.7 * p["mse"] + 1.3 * p["soft"]
+        assert p["loss"] == pytest.approx(want, rel=1e-5), p
+    (task,) = tasks
+    before = task.initial_model["head.classifier.weight"]
+    assert not torch.equal(task.model.head.classifier.weight.detach(), before)
+
+
+def test_bmc_step_is_the_balanced_mse_of_the_batch(csv, monkeypatch):
+    """The network's loss is BMC (Ren et al. 2022), written out here: per example
+    −log softmax_j(−(ŷ_i − z_j)² / 2σ²)_i · sg(2σ²), the batch mean."""
+    loop = sys.modules[LOOP]
+    real_step = loop.train_step
+    pairs = []
+
+    def step(model, criterion, optimizer, loss, x, z, weight=None, bins=None, groups=None, **kw):
+        with torch.no_grad():
+            pred = model(x, bins=bins, groups=groups, epoch=kw.get("epoch", 0))[0].double()
+            var = float(criterion.noise_sigma) ** 2
+            logits = -((pred[:, None] - z.double()[None, :]) ** 2) / (2 * var)
+            want = float((-torch.log_softmax(logits, 1).diagonal() * 2 * var).mean())
+        parts = real_step(model, criterion, optimizer, loss, x, z, weight, bins, groups, **kw)
+        pairs.append((want, parts["loss"]))
+        return parts
+
+    monkeypatch.setattr(loop, "train_step", step)
+    train_regression(tiny(csv, method="bmc"), progress=False)
+    assert pairs
+    for want, got in pairs:
+        assert got == pytest.approx(want, rel=1e-4)
