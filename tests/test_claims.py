@@ -398,3 +398,32 @@ def test_claims_json_is_not_read_as_a_record(tmp_path):
         text = write_report(folder)[-1].read_text(encoding="utf-8")
     assert f"{len(grid_records())} runs from" in text
     assert (folder / "claims.json").read_text(encoding="utf-8") == first
+
+
+def test_two_copies_of_a_seed_give_the_same_value_whichever_comes_first():
+    from longtail.bench.claims import values_by_seed
+
+    base = {"method": "mm-drw", "dataset": "d", "profile": "exp", "ratio": 100, "seed": 0}
+    a = dict(base, bench="table1", metrics={"top1_error": 20.0})
+    b = dict(base, bench="mm-ablation", metrics={"top1_error": 30.0})
+    assert values_by_seed([a, b]) == values_by_seed([b, a])
+    assert len(values_by_seed([a, b])) == 1
+
+
+def test_fractional_ratios_are_settings_of_their_own():
+    from longtail.bench.records import aggregate
+
+    recs = [
+        {
+            "method": "erm",
+            "dataset": "d",
+            "profile": "exp",
+            "ratio": r,
+            "seed": 0,
+            "metrics": {"top1_error": e},
+        }
+        for r, e in ((12.5, 10.0), (12, 20.0))
+    ]
+    out = aggregate(recs)
+    assert set(out) == {("erm", "d", "exp", 12.5), ("erm", "d", "exp", 12)}
+    assert out[("erm", "d", "exp", 12.5)]["mean"] == 10.0

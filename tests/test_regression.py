@@ -601,3 +601,14 @@ def test_balanced_mse_rejects_bad_input():
         ltr.BMCLoss(init_noise_sigma=-1.0)
     with pytest.raises(ValueError, match="bucket_weights"):
         ltr.BNILoss([0.0, 1.0], [1.0])
+
+
+def test_fds_clamps_a_variance_ratio_below_a_tenth_to_a_tenth():
+    # (h − μ) · sqrt(clamp(σ̃² / σ², 0.1, 10)) + μ̃ with μ = μ̃ = 0, σ² = 1, σ̃² = 0.01
+    fds = ltr.FDS(1, 2, start_smooth=0)
+    fds.running_mean.zero_()
+    fds.smoothed_mean.zero_()
+    fds.running_var.fill_(1.0)
+    fds.smoothed_var.fill_(0.01)
+    out = fds.smooth(torch.tensor([[2.0], [2.0]]), torch.tensor([0, 1]), epoch=0)
+    assert out.flatten().tolist() == pytest.approx([2.0 * math.sqrt(0.1)] * 2, rel=1e-6)
