@@ -173,11 +173,8 @@ def test_reweighting_reaches_the_loss_and_the_step_normaliser(method, first, npz
         assert got == pytest.approx(want, rel=1e-5)
 
 
-@pytest.mark.parametrize("method", ["cb-rs", "erm-drs"])
-def test_resampling_draws_class_balanced_epochs(method, npz, monkeypatch):
-    """cb-rs draws class-balanced epochs throughout, ERM-DRS a plain shuffle before its switch
-    epoch and class-balanced ones after: the epochs the engine trains on, not the config."""
-    cls = sys.modules["longtail.engine.train"]._Classification
+def record_orders(monkeypatch, cls) -> list[torch.Tensor]:
+    """Wrap ``cls._order`` (an engine task's order of an epoch): the orders drawn, in turn."""
     real_order = cls._order
     orders = []
 
@@ -187,6 +184,14 @@ def test_resampling_draws_class_balanced_epochs(method, npz, monkeypatch):
         return drawn
 
     monkeypatch.setattr(cls, "_order", order)
+    return orders
+
+
+@pytest.mark.parametrize("method", ["cb-rs", "erm-drs"])
+def test_resampling_draws_class_balanced_epochs(method, npz, monkeypatch):
+    """cb-rs draws class-balanced epochs throughout, ERM-DRS a plain shuffle before its switch
+    epoch and class-balanced ones after: the epochs the engine trains on, not the config."""
+    orders = record_orders(monkeypatch, sys.modules["longtail.engine.train"]._Classification)
     if method == "erm-drs":  # a recipe kind the engine runs, though no registered method uses it
         spec = sys.modules["longtail.engine.config"].MethodSpec("erm-drs", "ce", resample="drs")
         monkeypatch.setitem(METHODS, "erm-drs", spec)

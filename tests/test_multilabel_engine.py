@@ -458,16 +458,9 @@ def test_a_step_that_never_happens_is_printed_and_recorded(npz, capsys):
 def test_class_aware_sampling_draws_the_rare_labels_more(method, npz, monkeypatch):
     """bce-cas/db-cas draw epochs from the class-aware law (a label uniformly, then one of its
     examples: P(i) = Σ_{c ∈ y_i} 1 / (C n_c)); bce/db shuffle each example once an epoch."""
-    cls = sys.modules["longtail.engine.multilabel.loop"]._MultiLabel
-    real_order = cls._order
-    orders = []
+    from test_engine import record_orders
 
-    def order(self, g, epoch):
-        drawn = real_order(self, g, epoch)
-        orders.append(drawn.clone())
-        return drawn
-
-    monkeypatch.setattr(cls, "_order", order)
+    orders = record_orders(monkeypatch, sys.modules["longtail.engine.multilabel.loop"]._MultiLabel)
     config = tiny(npz, method=method, epochs=6)
     train_multilabel(config, progress=False)
     y = prepare_multilabel_data(config).y_train.double()
