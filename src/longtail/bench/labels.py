@@ -237,6 +237,14 @@ def varying_parts(table: Table, varying: Iterable[str]) -> list[tuple[str, str |
     ]
 
 
+def varying_tags(table: Table, varying: Iterable[str]) -> list[str]:
+    """``"key value"`` for each of the ``varying`` keys that ``table`` sets apart, as a plot's
+    line labels say it (:func:`varying_parts`)."""
+    return [
+        text or f"{k} {format_value(table.recipe[k])}" for k, text in varying_parts(table, varying)
+    ]
+
+
 _STATED = ("preset", "epochs", "n_max", "backbone", "hidden", "model", "width")
 
 

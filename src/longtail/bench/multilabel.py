@@ -26,7 +26,7 @@ from longtail.bench.labels import (
     seed_span,
     seeds_text,
     varying_keys,
-    varying_parts,
+    varying_tags,
 )
 from longtail.bench.records import (
     Column,
@@ -670,10 +670,7 @@ def plot_multilabel_ap(
     lines = []
     for table in tables:
         labels = multilabel_row_labels(_rows(table))
-        what = [
-            text or f"{k} {format_value(table.recipe[k])}"
-            for k, text in varying_parts(table, varying)
-        ]
+        what = varying_tags(table, varying)
         tag = f" [{', '.join(what) or 'another recipe'}]" if len(tables) > 1 else ""
         for row in _rows(table):
             for column in table.columns:

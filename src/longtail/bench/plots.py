@@ -19,13 +19,12 @@ from typing import Any
 
 from longtail._validation import expected
 from longtail.bench.labels import (
-    format_value,
     row_labels,
     seed_span,
     setting_title,
     slug,
     varying_keys,
-    varying_parts,
+    varying_tags,
 )
 from longtail.bench.records import (
     Column,
@@ -141,9 +140,7 @@ def _tag(
     groups: Sequence[tuple[int, Column]],
 ) -> str:
     """What sets the runs of ``table`` in ``column`` apart from the other lines' runs."""
-    parts = [
-        text or f"{k} {format_value(table.recipe[k])}" for k, text in varying_parts(table, varying)
-    ]
+    parts = varying_tags(table, varying)
     if not table.fingerprinted and any(t.fingerprinted for t in tables):
         parts.append("no data fingerprint")
     elif table.fingerprinted and not all(t.fingerprinted for t in tables):
