@@ -127,8 +127,9 @@ def test_drw_and_resampling_follow_the_schedule(npz, tmp_path):
 
 def _effective_weights(counts: list[int], beta: float = 0.9999) -> torch.Tensor:
     """Cui et al. (2019): (1 − β)/(1 − β^n_c), scaled to sum to the number of classes."""
-    raw = [(1 - beta) / (1 - beta**n) for n in counts]
-    return torch.tensor([w * len(counts) / sum(raw) for w in raw], dtype=torch.float64)
+    from test_weighting import reference_weights
+
+    return torch.tensor(reference_weights(counts, "effective", beta), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(("method", "first"), [("erm-drw", 2), ("ldam-drw", 2), ("cb-rw", 0)])

@@ -17,6 +17,7 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -31,6 +32,7 @@ from longtail.integrations.lightning import (  # noqa: E402
     SamplerShardingCheck,
     sharding_kwargs,
     sharding_problems,
+    warn_late_resampling,
 )
 
 COUNTS = [400, 130, 50, 21]  # 601 examples: odd, so two processes need one padded draw
@@ -409,15 +411,6 @@ def test_a_drs_start_after_the_last_epoch_warns_at_train_start():
 
 
 # ---- boundaries a mutant audit found untested -------------------------------------------
-BOUNDARY_COUNTS, BOUNDARY_BETA = [500, 50, 5], 0.999
-
-
-def _effective(counts, beta):
-    """Effective-number weights (Cui et al. 2019), scaled to sum to C, written out."""
-    raw = [(1.0 - beta) / (1.0 - beta**n) for n in counts]
-    return [w * len(counts) / sum(raw) for w in raw]
-
-
 def _module_with(loss):
     class M(pl.LightningModule):
         def __init__(self):
@@ -428,39 +421,29 @@ def _module_with(loss):
 
 
 def test_drw_starting_at_max_epochs_warns_it_never_happens():
-    from types import SimpleNamespace
-
-    cb = DeferredReweightingCallback(BOUNDARY_COUNTS, start_epoch=2)
+    cb = DeferredReweightingCallback(COUNTS, start_epoch=2)
     with pytest.warns(UserWarning, match="stays unweighted"):
         cb.on_fit_start(SimpleNamespace(max_epochs=2), None)
 
 
 def test_a_mid_epoch_resume_gets_the_resumed_epochs_weights():
     # Lightning skips the epoch-start hook when it resumes inside an epoch
-    from types import SimpleNamespace
-
     m = _module_with(nn.CrossEntropyLoss())
-    cb = DeferredReweightingCallback(
-        BOUNDARY_COUNTS, start_epoch=2, beta=BOUNDARY_BETA, check_sampler=False
-    )
+    cb = DeferredReweightingCallback(COUNTS, start_epoch=2, beta=BETA, check_sampler=False)
     cb.on_train_start(SimpleNamespace(current_epoch=3), m)
-    want = _effective(BOUNDARY_COUNTS, BOUNDARY_BETA)
+    want = effective_weights(COUNTS, BETA)
     assert m.criterion.weight.tolist() == pytest.approx(want, rel=1e-6)
 
 
 def test_drs_starting_at_max_epochs_warns_it_never_happens():
-    from types import SimpleNamespace
-
     y = torch.tensor([0] * 8 + [1] * 2)
     s = lt.DeferredResampler(y, start_epoch=2, num_replicas=1, rank=0)
     dl = DataLoader(torch.utils.data.TensorDataset(y), sampler=s)
     with pytest.warns(UserWarning, match="Deferred re-sampling starts at epoch 2"):
-        from longtail.integrations.lightning import warn_late_resampling
-
         warn_late_resampling(SimpleNamespace(max_epochs=2, train_dataloader=dl))
 
 
 def test_drw_keeps_the_loss_weight_dtype():
-    m = _module_with(nn.CrossEntropyLoss(weight=torch.ones(3, dtype=torch.float64)))
-    DeferredReweightingCallback(BOUNDARY_COUNTS, start_epoch=0, beta=BOUNDARY_BETA).apply(m, 0)
+    m = _module_with(nn.CrossEntropyLoss(weight=torch.ones(len(COUNTS), dtype=torch.float64)))
+    DeferredReweightingCallback(COUNTS, start_epoch=0, beta=BETA).apply(m, 0)
     assert m.criterion.weight.dtype == torch.float64

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import warnings
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -38,7 +39,12 @@ from longtail.integrations.transformers import (  # noqa: E402
     SamplerEpochCallback,
     dataset_labels,
 )
-from longtail.weighting import ClassBalancedSampler, DeferredReweighting  # noqa: E402
+from longtail.losses import FocalLoss  # noqa: E402
+from longtail.weighting import (  # noqa: E402
+    ClassBalancedSampler,
+    DeferredResampler,
+    DeferredReweighting,
+)
 
 COUNTS = [40, 12, 6, 2]  # long-tailed, 4 classes, 60 examples
 BETA = 0.9999
@@ -633,41 +639,23 @@ def test_the_renumbering_hint_runs_on_the_column_the_labels_came_from(tmp_path):
 
 
 # ---- boundaries a mutant audit found untested -------------------------------------------
-def _effective(counts, beta):
-    """Effective-number weights (Cui et al. 2019), scaled to sum to C, written out."""
-    raw = [(1.0 - beta) / (1.0 - beta**n) for n in counts]
-    return [w * len(counts) / sum(raw) for w in raw]
-
-
 def test_an_epoch_a_rounding_error_below_a_whole_number_counts_as_that_epoch():
     # a resumed Trainer's state.epoch can be 0.9999999999 for epoch 1
-    from types import SimpleNamespace
-
-    import longtail as lt
-
-    loss = lt.FocalLoss()
+    loss = FocalLoss()
     cb = DeferredReweightingCallback([500, 50, 5], start_epoch=1, beta=0.999, loss=loss)
     cb.on_epoch_begin(None, SimpleNamespace(epoch=1.0 - 1e-9), None)
     assert cb.epoch == 1
-    assert loss.weight.tolist() == pytest.approx(_effective([500, 50, 5], 0.999), rel=1e-5)
+    assert loss.weight.tolist() == pytest.approx(effective_weights([500, 50, 5], 0.999), rel=1e-5)
 
 
 def test_drs_starting_at_the_last_epoch_count_warns():
-    from types import SimpleNamespace
-
-    import longtail as lt
-
-    s = lt.DeferredResampler(torch.tensor([0] * 8 + [1] * 2), start_epoch=2)
+    s = DeferredResampler(torch.tensor([0] * 8 + [1] * 2), start_epoch=2)
     with pytest.warns(UserWarning, match="Deferred re-sampling starts at epoch 2"):
         SamplerEpochCallback(s).on_train_begin(None, SimpleNamespace(num_train_epochs=2), None)
 
 
 def test_the_sampler_callback_sets_the_epoch_it_is_told():
     # inside LongtailTrainer transformers also calls set_epoch itself: call the callback alone
-    from types import SimpleNamespace
-
-    import longtail as lt
-
-    s = lt.ClassBalancedSampler(torch.tensor([0] * 8 + [1] * 2), num_replicas=1, rank=0)
+    s = ClassBalancedSampler(torch.tensor([0] * 8 + [1] * 2), num_replicas=1, rank=0)
     SamplerEpochCallback(s).on_epoch_begin(None, SimpleNamespace(epoch=2.0), None)
     assert s.epoch == 2

@@ -481,8 +481,9 @@ def test_class_aware_sampling_draws_the_rare_labels_more(method, npz, monkeypatc
 def _cb_bce(logits, targets, counts, beta=0.9999):
     """Class-balanced BCE (Cui et al. 2019), written out: column c weighted by
     (1 − β)/(1 − β^n_c), the weights scaled to sum to C, mean over the entries."""
-    raw = (1 - beta) / (1 - beta ** counts.double())
-    w = raw * len(counts) / raw.sum()
+    from test_weighting import reference_weights
+
+    w = torch.tensor(reference_weights(counts.tolist(), "effective", beta), dtype=torch.float64)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
         logits.double(), targets.double(), reduction="none"
     )
