@@ -210,6 +210,32 @@ class LongTailedMultiLabel:
         return out
 
 
+def _label_targets(
+    available: np.ndarray,
+    order: np.ndarray,
+    ratio: Any,
+    profile: Any,
+    n_max: Any,
+    counts: Sequence[int] | None,
+) -> np.ndarray:
+    """:func:`longtail_multilabel`'s per-label targets, in label-index order: ``counts`` when
+    given, else the profile over the labels ranked by ``order`` (head first)."""
+    c = len(available)
+    if counts is not None:
+        want = np.asarray(counts)
+        if want.shape != (c,) or not np.issubdtype(want.dtype, np.integer) or (want < 1).any():
+            raise expected("counts", f"{c} integer targets >= 1, one per label", repr(counts))
+        return want.astype(np.int64)
+    ratio = check_ratio(ratio)
+    if profile not in PROFILES:
+        raise expected("profile", f"one of {PROFILES}", repr(profile))
+    top = int(available[order[0]]) if n_max is None else check_int("n_max", n_max, minimum=1)
+    ranked = np.asarray(imbalance_counts(top, c, ratio, profile), dtype=np.int64)
+    want = np.empty(c, dtype=np.int64)
+    want[order] = ranked
+    return want
+
+
 def longtail_multilabel(
     targets: Any,
     ratio: float,
@@ -275,20 +301,7 @@ def longtail_multilabel(
             f"none of {np.flatnonzero(available == 0).tolist()}",
         )
     order = _frequency_order(available)
-    if counts is not None:
-        want = np.asarray(counts)
-        if want.shape != (c,) or not np.issubdtype(want.dtype, np.integer) or (want < 1).any():
-            raise expected("counts", f"{c} integer targets >= 1, one per label", repr(counts))
-        want = want.astype(np.int64)
-    else:
-        ratio = check_ratio(ratio)
-        if profile not in PROFILES:
-            raise expected("profile", f"one of {PROFILES}", repr(profile))
-        top = int(available[order[0]]) if n_max is None else check_int("n_max", n_max, minimum=1)
-        ranked = np.asarray(imbalance_counts(top, c, ratio, profile), dtype=np.int64)
-        want = np.empty(c, dtype=np.int64)
-        want[order] = ranked
-    want = np.minimum(want, available)
+    want = np.minimum(_label_targets(available, order, ratio, profile, n_max, counts), available)
 
     rng = np.random.default_rng(check_int("seed", seed))
     tiebreak = rng.permutation(n)

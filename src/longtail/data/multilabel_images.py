@@ -280,6 +280,33 @@ def _uniform_label_sets(
     return y
 
 
+def _mosaic_plan(
+    c: int, grid: int, items: Any, counts: np.ndarray, labels_per_example: Any
+) -> tuple[int, int, int, int]:
+    """Check :func:`mosaic_multilabel`'s ``items`` and ``labels_per_example`` against the
+    ``grid`` and the training label ``counts``; return ``(fewest images, most images, most
+    labels of an example, training examples)``."""
+    if not (isinstance(items, tuple | list) and len(items) == 2):
+        raise expected("items", "a pair (fewest, most) of images per mosaic", repr(items))
+    lo, hi = (check_int("items", v, minimum=1) for v in items)
+    if not lo <= hi <= grid * grid:
+        raise expected("items", f"1 <= fewest <= most <= {grid * grid} (the cells)", items)
+    most = min(hi, c)
+    total, n_max = int(counts.sum()), int(counts.max())
+    if isinstance(labels_per_example, bool) or not isinstance(labels_per_example, int | float):
+        raise expected("labels_per_example", "a number", repr(labels_per_example))
+    n = round(total / labels_per_example) if labels_per_example > 0 else 0
+    if not (n_max <= n <= total and n * most >= total):
+        raise expected(
+            "labels_per_example",
+            f"between 1 and {min(total / n_max, most):.3g} for these label counts "
+            f"({counts.tolist()}: the head label is in at most every example, an example has "
+            f"at most {most} labels)",
+            repr(labels_per_example),
+        )
+    return lo, hi, most, n
+
+
 def mosaic_multilabel(
     source: ImageDataset,
     *,
@@ -327,12 +354,6 @@ def mosaic_multilabel(
     """
     c = source.num_classes
     grid = check_int("grid", grid, minimum=1)
-    if not (isinstance(items, tuple | list) and len(items) == 2):
-        raise expected("items", "a pair (fewest, most) of images per mosaic", repr(items))
-    lo, hi = (check_int("items", v, minimum=1) for v in items)
-    if not lo <= hi <= grid * grid:
-        raise expected("items", f"1 <= fewest <= most <= {grid * grid} (the cells)", items)
-    most = min(hi, c)
     ratio = check_ratio(ratio)
     if profile not in PROFILES:
         raise expected("profile", f"one of {PROFILES}", repr(profile))
@@ -342,17 +363,7 @@ def mosaic_multilabel(
     seed = check_int("seed", seed, minimum=0)
     counts = np.asarray(imbalance_counts(n_max, c, ratio, profile), dtype=np.int64)
     total = int(counts.sum())
-    if isinstance(labels_per_example, bool) or not isinstance(labels_per_example, int | float):
-        raise expected("labels_per_example", "a number", repr(labels_per_example))
-    n = round(total / labels_per_example) if labels_per_example > 0 else 0
-    if not (n_max <= n <= total and n * most >= total):
-        raise expected(
-            "labels_per_example",
-            f"between 1 and {min(total / n_max, most):.3g} for these label counts "
-            f"({counts.tolist()}: the head label is in at most every example, an example has "
-            f"at most {most} labels)",
-            repr(labels_per_example),
-        )
+    lo, hi, most, n = _mosaic_plan(c, grid, items, counts, labels_per_example)
 
     rng = np.random.default_rng(seed)
     train_queues = _Queues(source.y_train.numpy(), c, rng, "training")
