@@ -1,0 +1,86 @@
+"""The committed results are what their records give.
+
+Every ``results/*/report.md`` must be what ``longtail report`` writes from the records beside it
+today (a record added or changed without regenerating the report, or a report edited by hand,
+fails here), and the README's results blocks must be cut from those reports
+(``scripts/readme_results.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from longtail.bench.report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = sorted(p.parent for p in (ROOT / "results").glob("*/report.md"))
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "readme_results", ROOT / "scripts" / "readme_results.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_there_are_committed_reports():
+    names = {p.name for p in REPORTS}
+    assert {"table1-fashion-mnist-cpu", "multilabel-fashion-mnist-mosaic-lt"} <= names
+
+
+@pytest.mark.parametrize("folder", REPORTS, ids=[p.name for p in REPORTS])
+def test_committed_report_is_regenerated_from_its_records(folder, tmp_path):
+    pytest.importorskip("matplotlib")  # the committed reports link their plots
+    written = write_report(folder, out=tmp_path)
+    assert tmp_path / "report.md" in written
+    # the report names the folder as given: give it the committed path, relative to the root
+    rel = folder.relative_to(ROOT)
+    fresh = (tmp_path / "report.md").read_text(encoding="utf-8").replace(str(folder), str(rel))
+    committed = (folder / "report.md").read_text(encoding="utf-8")
+    assert fresh == committed, f"{rel}/report.md is stale: run `longtail report {rel}`"
+    for name in ("claims.json", "multilabel_claims.json"):
+        if (tmp_path / name).exists() or (folder / name).exists():
+            assert json.loads((tmp_path / name).read_text()) == json.loads(
+                (folder / name).read_text()
+            ), f"{rel}/{name} is stale"
+
+
+def test_readme_results_blocks_are_cut_from_the_reports():
+    problems = _script().check()
+    assert not problems, "run `python scripts/readme_results.py`:\n" + "\n".join(problems[:5])
+
+
+def test_a_readme_number_the_records_do_not_give_is_caught(tmp_path):
+    script = _script()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- table1-cpu:begin -->")[1].split("<!-- table1-cpu:end -->")[0]
+    row = next(line for line in block.splitlines() if line.startswith("| ERM |"))
+    cell = row.split("|")[2]
+    digit = next(ch for ch in cell if ch.isdigit())
+    edited = row.replace(cell, cell.replace(digit, str((int(digit) + 1) % 10), 1), 1)
+    bad = tmp_path / "README.md"
+    bad.write_text(readme.replace(row, edited, 1), encoding="utf-8")
+    problems = script.check(bad)
+    assert len(problems) == 1 and "| ERM |" in problems[0]
+
+
+def test_the_status_sentence_counts_the_record_files(tmp_path):
+    script = _script()
+    folder = tmp_path / "t1"
+    shutil.copytree(script.TABLE1, folder)
+    records = sorted(folder.glob("fashion-mnist_exp100_*.json"))
+    records[0].unlink()  # a run fewer than the README says
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    problems = script.check(readme, folder)
+    assert len(problems) == 1 and "Status at this commit" in problems[0]
+    have = script.table1_status(script.TABLE1)
+    fewer = script.table1_status(folder)
+    assert int(have.split(": ")[1].split()[0]) == int(fewer.split(": ")[1].split()[0]) + 1
