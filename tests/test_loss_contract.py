@@ -267,6 +267,53 @@ def test_module_equals_function(name):
             torch.testing.assert_close(mod, fn, rtol=0, atol=0)
 
 
+#: Inputs of a call, not settings: the module takes them in ``forward`` and refuses them when
+#: built (IB's per-sample feature norms).
+PER_CALL = {"feature_norm"}
+
+
+def _outcome(call, *args, **kw):
+    """What ``call(*args, **kw)`` returns, or the type of the error it raises."""
+    try:
+        return call(*args, **kw)
+    except (TypeError, ValueError) as e:
+        return type(e)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_a_number_the_function_takes_the_module_takes(name):
+    """An argument that takes one value per class and also a number for all classes (focal's
+    α, sigmoid focal's pos_weight, AUC-M's imratio) is taken as a number by the module and by
+    create_loss exactly as by the function (the focal module once refused α = 0.25), and a 0-d
+    tensor is that number."""
+    z, target = inputs(name, n=9, dtype=torch.float32, seed=1)
+    per_class = []
+    for key in info(name).defaults:
+        if key in PER_CALL:
+            continue
+        if isinstance(_outcome(call_function, name, z, target, **{key: [0.5] * C}), type):
+            continue  # not an argument of one value per class
+        per_class.append(key)
+        for value in (0.5, torch.tensor(0.5)):
+
+            def module_value(key=key, value=value):
+                module = build(name, **{key: value})
+                state = ref.STATE[name](module) if name in ref.STATE else {}  # before it moves
+                return module(z, target), state
+
+            got = _outcome(module_value)
+            want = _outcome(call_function, name, z, target, **{key: 0.5})
+            if isinstance(want, type) or isinstance(got, type):
+                assert got == want, f"{key}={value!r}: module {got}, function {want}"
+                continue
+            mod, state = got
+            fn = call_function(name, z, target, **{key: value, **state})
+            torch.testing.assert_close(mod, fn, rtol=0, atol=0, msg=f"{key}={value!r}")
+            torch.testing.assert_close(fn, want, rtol=0, atol=0, msg=f"{key}={value!r}")
+    if name in ("focal", "sigmoid-focal"):
+        assert "alpha" in per_class  # the probe sees the arguments it is about
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_module_keeps_the_weight_it_is_given(name):
     """A float64 weight stays float64 in the module (it was rounded to float32), so a module

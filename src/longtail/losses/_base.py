@@ -27,6 +27,18 @@ def per_class_tensor(value: Any, name: str = "weight") -> torch.Tensor | None:
     return t.detach() if keep else t.detach().to(torch.float32)
 
 
+def keep_number_or_per_class(module: torch.nn.Module, name: str, value: Any) -> None:
+    """Hold ``value`` on ``module`` as ``name`` the way its function takes it: a number (or a
+    0-d tensor), which applies to every class, as a float attribute; anything else as a
+    per-class buffer (:func:`per_class_tensor`, which refuses other shapes)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        setattr(module, name, float(value))
+    else:
+        module.register_buffer(name, per_class_tensor(value, name))
+
+
 def first_order(backward: Any) -> Any:
     """Decorate the ``backward`` of an ``autograd.Function`` written out in closed form.
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_positive, check_reduction, expected
-from ._base import WeightedLoss, first_order, per_class_tensor
+from ._base import WeightedLoss, first_order, keep_number_or_per_class, per_class_tensor
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -104,7 +104,7 @@ class FocalLoss(WeightedLoss):
         super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("gamma", gamma, allow_zero=True)
         self.gamma = gamma
-        self.register_buffer("alpha", per_class_tensor(alpha, "alpha"))
+        keep_number_or_per_class(self, "alpha", alpha)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(
@@ -319,7 +319,10 @@ def _sigmoid_targets(
 
 
 def _per_class_factor(v: Any, name: str, x: torch.Tensor) -> Any:
-    """A scalar as it is, or one value per class shaped to broadcast along dim 1 of ``x``."""
+    """A scalar as it is (a 0-d tensor as its number), or one value per class shaped to
+    broadcast along dim 1 of ``x``."""
+    if isinstance(v, torch.Tensor) and v.dim() == 0:
+        v = v.item()
     if v is None or isinstance(v, (int, float)):
         return v
     v = per_class_tensor(v, name)
@@ -447,11 +450,8 @@ class SigmoidFocalLoss(WeightedLoss):
         super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("gamma", gamma, allow_zero=True)
         self.gamma = gamma
-        if alpha is not None and not isinstance(alpha, (int, float)):
-            self.register_buffer("alpha", per_class_tensor(alpha, "alpha"))
-        else:
-            self.alpha = alpha
-        self.register_buffer("pos_weight", per_class_tensor(pos_weight, "pos_weight"))
+        keep_number_or_per_class(self, "alpha", alpha)
+        keep_number_or_per_class(self, "pos_weight", pos_weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sigmoid_focal_loss(

@@ -40,7 +40,7 @@ from .._validation import (
     check_reduction,
     expected,
 )
-from ._base import WeightedLoss, first_order, per_class_tensor
+from ._base import WeightedLoss, first_order, keep_number_or_per_class, per_class_tensor
 from ._reduce import compute_dtype_for, flatten_inputs, reduce_loss
 from ._registry import register_loss
 
@@ -1045,10 +1045,7 @@ class AUCMLoss(LazyModuleMixin, WeightedLoss):
         check_positive("margin", margin, allow_zero=True)
         _check_imratio(imratio)
         self.margin = margin
-        if imratio is None or isinstance(imratio, (int, float)):
-            self.imratio = imratio
-        else:
-            self.register_buffer("imratio", per_class_tensor(imratio, "imratio"))
+        keep_number_or_per_class(self, "imratio", imratio)
         self._initial: dict[str, float] = {}
         for name, value in (("a", a), ("b", b), ("alpha", alpha)):
             if isinstance(value, torch.Tensor) and value.dim() == 0:
