@@ -6,7 +6,8 @@ Python floats, sharing no code with longtail:
   focusing weights detached, as its training script builds it), with that gradient;
 * ``distribution-balanced`` — Wu et al., ECCV 2020 (the official ``ResampleLoss``: rebalance
   weights, NTR's prior bias −(κ/λ) log(N/n − 1) and λ on the negatives, focal factor);
-* ``cb-bce`` / ``cb-focal`` — Cui et al., CVPR 2019 (effective-number weights per column);
+* ``cb-bce`` / ``cb-focal`` — Cui et al., CVPR 2019 (effective-number weights per column, or
+  per example: the mean weight of its positive labels, w_y for one label, Cui's own form);
 * ``la-bce`` — BCE(z + τ log(n_c/N));
 * ``zlpr`` — Su et al. 2022, log(1 + Σ_neg e^s) + log(1 + Σ_pos e^−s), one value per sample;
 * ``decoupled-softmax`` — Gupta et al., ICLR 2024 (the official ``SimLoss``'s decoupled softmax);
@@ -161,26 +162,33 @@ def cb_weights(counts, beta):
     return [len(counts) * w / total for w in raw]
 
 
-def cb_elements(z, target, counts, beta, gamma):
+def cb_elements(z, target, counts, beta, gamma, mode="class"):
     t = _rows(target, len(z[0]))
     w = cb_weights(counts, beta)
     rows = []
     for i, row in enumerate(z):
+        if mode == "example":  # Cui et al.: the sample's class weight on all its terms
+            positives = sum(t[i])
+            mean_w = sum(t[i][c] * w[c] for c in range(len(w))) / positives if positives else 1.0
+            w_i = [mean_w] * len(w)
+        else:
+            w_i = w
         out = []
         for c, x in enumerate(row):
             p = sigmoid(x)
             p_t = p * t[i][c] + (1 - p) * (1 - t[i][c])
-            out.append(w[c] * (1 - p_t) ** gamma * bce(x, t[i][c]))
+            out.append(w_i[c] * (1 - p_t) ** gamma * bce(x, t[i][c]))
         rows.append(out)
     return rows
 
 
 def _cb_bce(z, target, counts, weight, reduction, kw):
-    return reduce_elements(cb_elements(z, target, counts, kw["beta"], 0.0), weight, reduction)
+    rows = cb_elements(z, target, counts, kw["beta"], 0.0, kw["mode"])
+    return reduce_elements(rows, weight, reduction)
 
 
 def _cb_focal(z, target, counts, weight, reduction, kw):
-    rows = cb_elements(z, target, counts, kw["beta"], kw["gamma"])
+    rows = cb_elements(z, target, counts, kw["beta"], kw["gamma"], kw["mode"])
     return reduce_elements(rows, weight, reduction)
 
 
@@ -299,9 +307,17 @@ REFERENCES.update(
                 {"num_samples": 1000, "gamma": 1.0},
             ),
         ),
-        "cb-bce": Reference(_cb_bce, ({}, {"beta": 0.99}, {"beta": 0.0})),
+        "cb-bce": Reference(
+            _cb_bce, ({}, {"beta": 0.99}, {"beta": 0.0}, {"beta": 0.99, "mode": "example"})
+        ),
         "cb-focal": Reference(
-            _cb_focal, ({}, {"beta": 0.999, "gamma": 2.0}, {"beta": 0.9, "gamma": 0.5})
+            _cb_focal,
+            (
+                {},
+                {"beta": 0.999, "gamma": 2.0},
+                {"beta": 0.9, "gamma": 0.5},
+                {"beta": 0.999, "gamma": 2.0, "mode": "example"},
+            ),
         ),
         "la-bce": Reference(_la_bce, ({}, {"tau": 0.5}, {"tau": 1.0, "num_samples": 700})),
         "zlpr": Reference(_zlpr),

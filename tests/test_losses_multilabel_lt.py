@@ -90,6 +90,11 @@ def test_hyper_parameters_are_checked():
         lt.create_loss("asl", gamma_neg=-1.0)
     with pytest.raises(ValueError, match="`beta`"):
         lt.create_loss("cb-bce", class_counts=COUNTS, beta=1.0)
+    for name in ("cb-bce", "cb-focal"):
+        with pytest.raises(ValueError, match=r"`mode`.*'class', 'example'"):
+            lt.create_loss(name, class_counts=COUNTS, mode="row")
+        with pytest.raises(ValueError, match="`mode`"):
+            lt.get_loss_info(name).function(*problem(), COUNTS, mode="per-class")
     with pytest.raises(ValueError, match="`rebalance`"):
         lt.create_loss("distribution-balanced", class_counts=COUNTS, rebalance="yes")
     with pytest.raises(ValueError, match="`num_samples`"):  # fewer examples than a class has
@@ -245,6 +250,47 @@ def test_effective_number_weights():
     raw = torch.tensor([(1 - 0.9999) / (1 - 0.9999**n) for n in COUNTS], dtype=torch.float64)
     torch.testing.assert_close(w, raw * C / raw.sum())
     assert (effective_number_weights(COUNTS, 0.0) == 1).all()
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_cb_example_mode_on_class_indices_is_cuis_sigmoid_loss(gamma):
+    """Cui et al. (CVPR 2019), single-label: CB(z, y) = w_y Σ_c (1 − p_t)^γ BCE(z_c, [c = y]);
+    the default per-class mode weights column c by w_c instead, which differs."""
+    z, _ = problem(n=16, seed=4)
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 3, 4, 0, 1, 0, 0, 2, 0, 1, 0])
+    t = F.one_hot(y, C).double()
+    p = torch.sigmoid(z)
+    p_t = p * t + (1 - p) * (1 - t)
+    elem = (1 - p_t) ** gamma * F.binary_cross_entropy_with_logits(z, t, reduction="none")
+    w = effective_number_weights(COUNTS, 0.999)
+    cui = (w[y].unsqueeze(1) * elem).mean()
+    kw = {"beta": 0.999, "mode": "example"}
+    name = "cb-focal" if gamma else "cb-bce"
+    if gamma:
+        kw["gamma"] = gamma
+    fn = lt.get_loss_info(name).function
+    torch.testing.assert_close(fn(z, y, COUNTS, **kw), cui)
+    torch.testing.assert_close(fn(z, t, COUNTS, **kw), cui)  # one-hot rows: the same
+    torch.testing.assert_close(build(name, **kw)(z, y), cui, rtol=1e-6, atol=0)
+    per_class = fn(z, y, COUNTS, **{**kw, "mode": "class"})
+    torch.testing.assert_close(per_class, (w * elem).mean())
+    assert not torch.isclose(per_class, cui)
+
+
+def test_cb_example_mode_averages_the_positive_labels_weights():
+    """A multi-label row: the mean weight of its positive labels (DB's ``average_w``); a row with
+    none gets 1; an ignored entry is not one of them."""
+    z = torch.zeros(3, C, dtype=torch.float64)
+    t = torch.tensor([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, -100, 0, 0, 1]], dtype=torch.float64)
+    w = effective_number_weights(COUNTS, 0.99)
+    out = LF.class_balanced_bce_loss(z, t, COUNTS, beta=0.99, mode="example", reduction="none")
+    bce0 = math.log(2.0)  # BCE at z = 0, whatever the target
+    row0 = torch.full((C,), (w[0] + w[3]).item() / 2 * bce0, dtype=torch.float64)
+    torch.testing.assert_close(out[0], row0)
+    torch.testing.assert_close(out[1], torch.full((C,), bce0, dtype=torch.float64))
+    row2 = torch.full((C,), (w[0] + w[4]).item() / 2 * bce0, dtype=torch.float64)
+    row2[1] = 0.0
+    torch.testing.assert_close(out[2], row2)
 
 
 def test_la_bce_shift_is_tau_log_prior():

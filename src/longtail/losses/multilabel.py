@@ -760,13 +760,27 @@ def _check_cb_beta(beta: Any) -> None:
         raise expected("beta", "in [0, 1) (β = 1 would weight every class infinitely)", beta)
 
 
-def _cb_weight(
-    class_counts: Any, beta: float, weight: Any, c: int, dtype: torch.dtype
-) -> torch.Tensor:
-    """The effective-number weights times the user's ``weight``, one per class (checked)."""
-    _counts(class_counts, c)
-    w = effective_number_weights(class_counts, beta)
-    return _times_weight(w.to(dtype), weight, c)
+#: How :func:`class_balanced_bce_loss` applies the class weights: to each class's column, or to
+#: each example (row) as the mean weight of its positive labels.
+CB_MODES = ("class", "example")
+
+
+def _check_cb_mode(mode: Any) -> None:
+    if mode not in CB_MODES:
+        raise expected("mode", f"one of {CB_MODES}", repr(mode))
+
+
+def _cb_factor(inp: _Multilabel, w: torch.Tensor, mode: str, weight: Any) -> torch.Tensor:
+    """What multiplies each element: ``w_c`` per column (``"class"``) or, per row, the mean of
+    ``w`` over the row's positive labels (``"example"``; target-weighted for soft targets,
+    ignored entries left out, 1, the mean class weight, for a row with none), times the user's
+    per-class ``weight``."""
+    if mode == "example":
+        t = inp.t if inp.valid is None else torch.where(inp.valid, inp.t, inp.t.new_zeros(()))
+        positives = t.sum(1, keepdim=True)
+        mean_w = (t @ w.unsqueeze(1)) / positives.clamp_min(torch.finfo(t.dtype).tiny)
+        w = torch.where(positives > 0, mean_w, torch.ones_like(mean_w))
+    return _times_weight(w, weight, inp.x.shape[1])
 
 
 def _bce_or_focal(
@@ -822,6 +836,7 @@ def class_balanced_bce_loss(
     class_counts: Any,
     *,
     beta: float = 0.9999,
+    mode: str = "class",
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
@@ -835,9 +850,13 @@ def class_balanced_bce_loss(
         w_c = \\frac{1 - \\beta}{1 - \\beta^{n_c}}\\ \\text{normalised to}\\ \\sum_c w_c = C,
         \\qquad \\ell_{ic} = w_c\\,\\mathrm{BCE}(z_{ic}, t_{ic})
 
-    For multi-label data every class's weight multiplies its own column (both its positive and
-    negative terms; the "by class" mode of the DB authors' code). Cui et al.'s sigmoid loss on
-    single-label data instead weights every column of a row by the row's class weight; the two
+    ``mode`` says where the weights go. ``"class"`` (default): every class's weight multiplies
+    its own column, both its positive and negative terms (the "by class" mode of the DB authors'
+    code), the usual multi-label form. ``"example"``: every column of row ``i`` is multiplied by
+    the mean weight of the row's positive labels, ``Σ_c t_ic w_c / Σ_c t_ic`` (their
+    ``average_w``; a row with no positive label gets 1, the mean class weight). On single-label
+    targets (class indices, or one-hot rows) that is ``w_{y_i}`` on the whole row: Cui et al.'s
+    own sigmoid class-balanced loss, ``CB(z, y) = w_y Σ_c BCE(z_c, [c = y])``. The two modes
     differ on one-hot targets. ``β = 0`` gives weight 1 for every class: plain BCE.
 
     Default ``β = 0.9999``: uncertain, Cui et al. tune β per data set (0.9 to 0.9999), 0.9999
@@ -855,15 +874,19 @@ def class_balanced_bce_loss(
         logits, target: see Shape.
         class_counts: positive examples per class ``(C,)``, all > 0.
         beta: ``β`` in ``[0, 1)``.
-        weight: a further per-class factor ``(C,)``.
+        mode: ``"class"`` (per column) or ``"example"`` (per row; Cui et al.'s single-label
+            form), see above.
+        weight: a further per-class factor ``(C,)``, on column ``c`` in either mode.
         ignore_index: a class-index row, or a dense target entry, equal to it is left out.
         reduction: ``"mean" | "sum" | "none"``.
     """
     check_reduction(reduction)
     _check_cb_beta(beta)
+    _check_cb_mode(mode)
     inp = _inputs(logits, target, weight, ignore_index)
-    w = _cb_weight(class_counts, beta, weight, inp.x.shape[1], inp.dtype)
-    return _bce_or_focal(inp, None, w, 0.0, reduction)
+    _counts(class_counts, inp.x.shape[1])
+    w = effective_number_weights(class_counts, beta).to(inp.dtype)
+    return _bce_or_focal(inp, None, _cb_factor(inp, w, mode, weight), 0.0, reduction)
 
 
 class _ClassBalancedSigmoid(WeightedLoss):
@@ -871,25 +894,26 @@ class _ClassBalancedSigmoid(WeightedLoss):
 
     _gamma: float = 0.0
 
-    def _setup(self, class_counts: Any, beta: float) -> None:
+    def _setup(self, class_counts: Any, beta: float, mode: str) -> None:
+        _check_cb_mode(mode)
         counts = as_counts(class_counts, allow_zero=False)
         self.register_buffer("class_counts", counts.to(torch.float32))
-        self.beta = beta
+        self.beta, self.mode = beta, mode
         self.register_buffer("cb_weight", effective_number_weights(counts, beta).float())
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         inp = _inputs(logits, target, self.weight, self.ignore_index)
-        c = inp.x.shape[1]
-        check_counts_length(self.class_counts, c)
-        w = _times_weight(self.cb_weight.to(inp.dtype), self.weight, c)
-        return _bce_or_focal(inp, None, w, self._gamma, self.reduction)
+        check_counts_length(self.class_counts, inp.x.shape[1])
+        factor = _cb_factor(inp, self.cb_weight.to(inp.dtype), self.mode, self.weight)
+        return _bce_or_focal(inp, None, factor, self._gamma, self.reduction)
 
 
 @register_loss(
     name="cb-bce",
     function=class_balanced_bce_loss,
     family="multilabel",
-    description="class-balanced BCE: column c weighted by (1 − β)/(1 − β^n_c), scaled to sum to C",
+    description="class-balanced BCE: w_c ∝ (1 − β)/(1 − β^n_c), Σw = C, per column (or per row: "
+    "mode='example')",
     paper="Cui et al., CVPR 2019",
     needs_counts=True,
     target="multilabel",
@@ -903,12 +927,13 @@ class ClassBalancedBCELoss(_ClassBalancedSigmoid):
         class_counts: Any,
         *,
         beta: float = 0.9999,
+        mode: str = "class",
         weight: Any = None,
         ignore_index: int = -100,
         reduction: str = "mean",
     ):
         super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
-        self._setup(class_counts, beta)
+        self._setup(class_counts, beta, mode)
 
 
 def class_balanced_focal_loss(
@@ -918,6 +943,7 @@ def class_balanced_focal_loss(
     *,
     beta: float = 0.9999,
     gamma: float = 1.0,
+    mode: str = "class",
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
@@ -931,7 +957,9 @@ def class_balanced_focal_loss(
         \\ell_{ic} = w_c\\,(1 - p_t)^{\\gamma}\\,\\mathrm{BCE}(z_{ic}, t_{ic}),\\qquad
         w_c = \\frac{1 - \\beta}{1 - \\beta^{n_c}}\\ \\text{normalised to}\\ \\sum_c w_c = C
 
-    (the weights as in :func:`class_balanced_bce_loss`, per column). ``γ = 0`` is CB-BCE;
+    (the weights as in :func:`class_balanced_bce_loss`: per column by default, or with
+    ``mode="example"`` per row, the mean weight of its positive labels, which on single-label
+    targets is Cui et al.'s ``w_y (1 − p_t)^γ`` on the whole row). ``γ = 0`` is CB-BCE;
     ``β = 0`` is the sigmoid focal loss without α.
 
     Defaults: ``β = 0.9999`` and ``γ = 1``, both uncertain: Cui et al. tune them per data set
@@ -951,23 +979,26 @@ def class_balanced_focal_loss(
         class_counts: positive examples per class ``(C,)``, all > 0.
         beta: ``β`` in ``[0, 1)``.
         gamma: focusing ``γ ≥ 0``.
-        weight: a further per-class factor ``(C,)``.
+        mode: ``"class"`` or ``"example"``, as in :func:`class_balanced_bce_loss`.
+        weight: a further per-class factor ``(C,)``, on column ``c`` in either mode.
         ignore_index: a class-index row, or a dense target entry, equal to it is left out.
         reduction: ``"mean" | "sum" | "none"``.
     """
     check_reduction(reduction)
     check_positive("gamma", gamma, allow_zero=True)
     _check_cb_beta(beta)
+    _check_cb_mode(mode)
     inp = _inputs(logits, target, weight, ignore_index)
-    w = _cb_weight(class_counts, beta, weight, inp.x.shape[1], inp.dtype)
-    return _bce_or_focal(inp, None, w, gamma, reduction)
+    _counts(class_counts, inp.x.shape[1])
+    w = effective_number_weights(class_counts, beta).to(inp.dtype)
+    return _bce_or_focal(inp, None, _cb_factor(inp, w, mode, weight), gamma, reduction)
 
 
 @register_loss(
     name="cb-focal",
     function=class_balanced_focal_loss,
     family="multilabel",
-    description="class-balanced sigmoid focal: w_c (1−p_t)^γ BCE, w_c ∝ (1−β)/(1−β^n_c), Σw = C",
+    description="class-balanced sigmoid focal: w (1−p_t)^γ BCE, w as cb-bce (per column or row)",
     paper="Cui et al., CVPR 2019",
     needs_counts=True,
     target="multilabel",
@@ -982,13 +1013,14 @@ class ClassBalancedFocalLoss(_ClassBalancedSigmoid):
         *,
         beta: float = 0.9999,
         gamma: float = 1.0,
+        mode: str = "class",
         weight: Any = None,
         ignore_index: int = -100,
         reduction: str = "mean",
     ):
         super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
         check_positive("gamma", gamma, allow_zero=True)
-        self._setup(class_counts, beta)
+        self._setup(class_counts, beta, mode)
         self.gamma = gamma
 
     @property
