@@ -274,7 +274,7 @@ def test_ce_matches_torch_in_every_mode():
 
 @pytest.mark.parametrize("name", NEEDS_POSITIVE_COUNTS)
 def test_zero_count_where_log_n_is_needed(name):
-    with pytest.raises(ValueError, match=r"zero counts for classes \[2\]"):
+    with pytest.raises(ValueError, match=r"zero counts for 1 of \d+ classes: \[2\]"):
         lt.create_loss(name, class_counts=[5, 3, 0, 2, 2, 1])
 
 

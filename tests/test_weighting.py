@@ -125,7 +125,7 @@ def test_accepts_tensor_and_numpy_counts():
     [
         (
             {"counts": [10, 0, 3]},
-            r"Expected `counts` to be positive .*zero counts for classes \[1\]",
+            r"Expected `counts` to be positive .*zero counts for 1 of \d+ classes: \[1\]",
         ),
         ({"counts": [10, -1]}, r"Expected `counts` to be non-negative"),
         ({"counts": []}, r"Expected `counts` to be a non-empty 1-D"),
@@ -139,6 +139,24 @@ def test_accepts_tensor_and_numpy_counts():
 def test_class_weights_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         class_weights(**kwargs)
+
+
+def test_counts_of_id_like_labels_give_a_short_message_with_the_fix():
+    """np.bincount of labels {3, 7, 4000} is 4,001 counts, 3,998 of them zero: the message names
+    a few and how to renumber (it once listed all 3,998, 23,011 characters); any long value in a
+    message is cut."""
+    with pytest.raises(ValueError) as err:
+        class_weights(np.bincount([3, 7, 4000]))
+    text = str(err.value)
+    assert len(text) < 600, text
+    assert "3998 of 4001 classes" in text and "[3, 7, 4000]" in text
+    assert "numpy.unique(labels, return_inverse=True)" in text
+    with pytest.raises(ValueError) as err:
+        class_weights([float("nan")] * 3000)
+    assert len(str(err.value)) < 600 and "characters in all" in str(err.value)
+    with pytest.raises(ValueError) as err:  # few zeros among many classes: no renumbering hint
+        class_weights([5, 0, 3, 4])
+    assert "renumber" not in str(err.value)
 
 
 # ---- DeferredReweighting ---------------------------------------------------------------------

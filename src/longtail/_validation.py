@@ -19,9 +19,21 @@ import torch
 REDUCTIONS = ("mean", "sum", "none")
 
 
+#: The most characters of ``got`` an error message shows (a list of 4,000 counts is cut).
+GOT_LIMIT = 300
+
+
 def expected(name: str, what: str, got: Any) -> ValueError:
-    """Build the package's one error message: ``Expected `name` to be what, but got got.``"""
-    return ValueError(f"Expected `{name}` to be {what}, but got {got}.")
+    """Build the package's one error message: ``Expected `name` to be what, but got got.``
+
+    A long ``got`` (say the counts of 4,000 classes) is cut to its first and last characters,
+    saying how long it was, so the message stays readable.
+    """
+    text = str(got)
+    if len(text) > GOT_LIMIT:
+        head, tail = text[: GOT_LIMIT - 80], text[-60:]
+        text = f"{head} ... {tail} ({len(text):,} characters in all)"
+    return ValueError(f"Expected `{name}` to be {what}, but got {text}.")
 
 
 def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
@@ -143,10 +155,17 @@ def as_counts(
         raise expected(name, "non-negative", t.tolist())
     if not allow_zero and (t == 0).any():
         zeros = torch.nonzero(t == 0).flatten().tolist()
+        listed = f"{zeros[:10]}{' ...' if len(zeros) > 10 else ''}"
+        got = f"zero counts for {len(zeros)} of {t.numel()} classes: {listed}"
+        if 2 * len(zeros) > t.numel():  # mostly empty: labels used as indices ({3, 7, 4000})
+            seen = torch.nonzero(t).flatten().tolist()
+            got += (
+                f" (counts are per class index 0..C-1, and only "
+                f"{seen[:10]}{' ...' if len(seen) > 10 else ''} have examples: if those are "
+                "labels, renumber them first, e.g. numpy.unique(labels, return_inverse=True)[1])"
+            )
         raise expected(
-            name,
-            "positive for every class (a zero count makes this quantity infinite)",
-            f"zero counts for classes {zeros}",
+            name, "positive for every class (a zero count makes this quantity infinite)", got
         )
     return t
 
