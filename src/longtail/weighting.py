@@ -303,10 +303,11 @@ class ClassBalancedSampler(_EpochSampler):
     """Sample example ``i`` with probability ``∝ w_{y_i}``, ``w = class_weights(counts, ...)``.
 
     The probability of drawing class ``c`` is therefore ``∝ w_c n_c``: with the default
-    ``scheme="inverse"`` every class is equally likely (class-balanced re-sampling, CB-RS);
-    ``"sqrt-inverse"`` gives square-root sampling (class ``c`` ``∝ sqrt(n_c)``); ``"effective"``
-    the effective-number weights of Cui et al. (CVPR 2019). Classes with no examples (possible
-    with an explicit ``num_classes``) get weight 0 and are never drawn.
+    ``scheme="inverse"`` every class is equally likely; ``"sqrt-inverse"`` gives square-root
+    sampling (class ``c`` ``∝ sqrt(n_c)``); ``"effective"`` the effective-number weights of Cui
+    et al. (CVPR 2019), with ``beta=0.9999`` the class-balanced re-sampling (CB-RS) of Cao et
+    al.'s and the MM paper's tables, which ``longtail train --method cb-rs`` uses. Classes with
+    no examples (possible with an explicit ``num_classes``) get weight 0 and are never drawn.
 
     Works with ``DataLoader(sampler=...)`` and with ``DistributedDataParallel``: every replica
     draws the same global sequence from a ``torch.Generator`` seeded with ``seed + epoch``, pads
