@@ -278,3 +278,23 @@ def test_infinite_logits_give_softmax_limit_not_nan():
     json.dumps(m, allow_nan=False)
     overflow = torch.tensor([[70000.0, 0.0, 0.0]]).half()  # inf in float16
     assert expected_calibration_error(overflow, torch.tensor([0])) == 0.0
+
+
+def test_from_probs_rows_must_sum_to_one():
+    """Probabilities that are not (rows summing to 2, or sigmoid scores) are refused, not
+    binned as confidences; softmax rows of any dtype pass."""
+    from longtail.metrics import classwise_calibration_error
+    from longtail.metrics_streaming import ExpectedCalibrationError
+
+    t = torch.tensor([0, 1, 2])
+    bad = torch.tensor([[0.9, 0.9, 0.2], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    for fn in (expected_calibration_error, classwise_calibration_error):
+        with pytest.raises(ValueError, match="summing to 1"):
+            fn(bad, t, from_probs=True)
+        fn(bad, t)  # as logits: fine
+    with pytest.raises(ValueError, match="summing to 1"):
+        ExpectedCalibrationError(3, from_probs=True).update(bad, t)
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        probs = torch.randn(64, 100, generator=g).softmax(1).to(dtype)
+        expected_calibration_error(probs, torch.arange(64), from_probs=True)

@@ -352,6 +352,23 @@ def shot_accuracy(
     return _shot_groups(acc, counts, many_threshold, few_threshold)
 
 
+def _check_probabilities(x: torch.Tensor, name: str) -> None:
+    """Scores given as probabilities (``from_probs=True``) must be in ``[0, 1]`` with rows that
+    sum to 1, up to the rounding of ``C`` terms in their dtype."""
+    if not x.numel():
+        return
+    if ((x < 0) | (x > 1)).any():
+        raise expected(name, "probabilities in [0, 1] with from_probs=True", "values outside")
+    tol = max(1e-3, 10 * x.shape[1] * torch.finfo(x.dtype).eps)
+    off = float((x.double().sum(dim=1) - 1).abs().max())
+    if off > tol:
+        raise expected(
+            name,
+            "rows of probabilities summing to 1 with from_probs=True (logits: leave it False)",
+            f"a row summing to {1 + off:.4g} or {1 - off:.4g}",
+        )
+
+
 def _probabilities(scores: torch.Tensor, from_probs: bool) -> torch.Tensor:
     if from_probs:
         return scores
@@ -438,15 +455,15 @@ def expected_calibration_error(
 
     Raises:
         ValueError: On mismatched shapes, labels out of range, NaN scores, ``n_bins < 1``, or
-            probabilities outside ``[0, 1]``.
+            probabilities outside ``[0, 1]`` or rows of them not summing to 1.
     """
     n_bins = check_int("n_bins", n_bins, minimum=1)
     tgt = _as_tensor(target, "target")
     n = tgt.shape[0] if tgt.dim() >= 1 else -1
     x = _as_logits(probs_or_logits, "probs_or_logits", n)
     tgt = _as_target(tgt, x.shape[1]).to(x.device)
-    if from_probs and ((x < 0) | (x > 1)).any():
-        raise expected("probs_or_logits", "probabilities in [0, 1] with from_probs=True", "values")
+    if from_probs:
+        _check_probabilities(x, "probs_or_logits")
     # The prediction comes from the input itself: rounding in the softmax can tie distinct logits.
     return _ece(_probabilities(x, from_probs), x.argmax(dim=1), tgt, n_bins)
 
@@ -519,8 +536,8 @@ def classwise_calibration_error(
     n = tgt.shape[0] if tgt.dim() >= 1 else -1
     x = _as_logits(probs_or_logits, "probs_or_logits", n)
     tgt = _as_target(tgt, x.shape[1]).to(x.device)
-    if from_probs and ((x < 0) | (x > 1)).any():
-        raise expected("probs_or_logits", "probabilities in [0, 1] with from_probs=True", "values")
+    if from_probs:
+        _check_probabilities(x, "probs_or_logits")
     return _classwise_value(*_classwise_stats(_probabilities(x, from_probs), tgt, n_bins))
 
 

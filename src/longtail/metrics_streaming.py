@@ -62,6 +62,7 @@ from longtail.metrics import (
     _as_logits,
     _as_target,
     _as_tensor,
+    _check_probabilities,
     _check_thresholds,
     _classwise_stats,
     _classwise_value,
@@ -193,8 +194,8 @@ class _Core:
             if x.shape[1] != c:
                 raise expected("logits", f"of shape (N, {c}) (num_classes={c})", tuple(x.shape))
             tgt = _as_target(tgt, c).to(x.device)
-            if self.from_probs and ((x < 0) | (x > 1)).any():
-                raise expected("logits", "probabilities in [0, 1] with from_probs=True", "values")
+            if self.from_probs:
+                _check_probabilities(x, "logits")
             pred = x.argmax(dim=1)
             probs = _probabilities(x, self.from_probs)
             if "ece" in self.groups:
