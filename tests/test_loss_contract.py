@@ -342,6 +342,25 @@ def test_class_indices_of_any_integer_dtype(name):
         torch.testing.assert_close(build(name)(z, target.to(dtype)), want, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", INDEX_LOSSES)
+def test_one_unbatched_sample_is_a_batch_of_one(name):
+    """As torch's cross_entropy: logits (C,) with a 0-d target are one sample; every reduction
+    gives the batch of one's value, ``"none"`` a 0-d tensor, and the gradient has the logits'
+    shape."""
+    z, target = inputs(name, n=3, seed=8)
+    w = torch.tensor(WEIGHT, dtype=torch.float64)
+    for reduction in reductions(name):
+        x = z[1].clone().requires_grad_(True)
+        one = build(name, weight=w, reduction=reduction)(x, target[1])
+        batch = build(name, weight=w, reduction=reduction)(z[1:2], target[1:2])
+        assert one.shape == ()
+        torch.testing.assert_close(one, batch.reshape(()), rtol=1e-12, atol=0)
+        one.backward()
+        assert x.grad.shape == (C,) and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match=r"\(C,\) with a 0-d target"):
+        build(name)(z[1], target[1:2])  # (C,) logits need a 0-d target
+
+
 @pytest.mark.parametrize("name", [n for n in INDEX_LOSSES if info(n).per_sample])
 def test_weights_summing_to_zero_give_attached_zero(name):
     """All the batch's labels weighted 0 is an empty batch for the weighted mean: 0, not nan."""

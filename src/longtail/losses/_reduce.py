@@ -71,9 +71,14 @@ def flatten_inputs(
     ):
         got = target.dtype if isinstance(target, torch.Tensor) else type(target).__name__
         raise expected("target", "an integer tensor of class indices", got)
+    unbatched = logits.dim() == 1 and target.dim() == 0  # one sample: (C,) and (), as torch
+    if unbatched:
+        logits, target = logits.unsqueeze(0), target.unsqueeze(0)
     if logits.dim() < 2:
         raise expected(
-            "logits", "of shape (N, C) or (N, C, d1, ...)", f"shape {tuple(logits.shape)}"
+            "logits",
+            "of shape (N, C) or (N, C, d1, ...), or (C,) with a 0-d target",
+            f"shape {tuple(logits.shape)} with a target of shape {tuple(target.shape)}",
         )
     num_classes = logits.shape[1]
     if num_classes < min_classes:
@@ -108,6 +113,8 @@ def flatten_inputs(
             if ignored.any():
                 valid = ~ignored
                 target = target.masked_fill(ignored, 0)
+    if unbatched:
+        batch_shape = ()
     return FlatInputs(logits, target, valid, batch_shape, compute_dtype_for(logits.dtype))
 
 

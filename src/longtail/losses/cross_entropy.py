@@ -63,9 +63,11 @@ def cross_entropy(
                 f"class probabilities of the logits' shape {tuple(logits.shape)}",
                 f"shape {tuple(target.shape)}",
             )
-        check_class_vector("weight", weight, logits.shape[1])
+        if logits.dim() == 0:
+            raise expected("logits", "of shape (N, C), (N, C, d1, ...) or (C,)", "a 0-d tensor")
+        check_class_vector("weight", weight, logits.shape[1 if logits.dim() > 1 else 0])
         ctype = compute_dtype_for(logits.dtype)
-        if reduction == "mean" and logits.shape[0] == 0:
+        if reduction == "mean" and logits.dim() > 1 and logits.shape[0] == 0:
             return logits.sum().to(ctype)
         return F.cross_entropy(
             logits.to(ctype),
