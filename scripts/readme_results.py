@@ -7,6 +7,9 @@ The README quotes generated tables between markers (``<!-- NAME:begin -->`` ...
 * ``table1-cpu``: from ``results/table1-fashion-mnist-cpu/report.md``, the Table 1 caption and
   table and every per-setting claims table; with it the README's status sentence ("Status at
   this commit: N of 108 runs (...)"), counted from the folder's records.
+* ``multilabel-cpu`` (when the README has its markers): from
+  ``results/multilabel-fashion-mnist-mosaic-lt/report.md``, the benchmark's tables (one per
+  recipe: 20 and 40 epochs) and the table of the claims at both lengths.
 
 ``tests/test_committed_results.py`` runs :func:`check` (and regenerates every committed report
 from its records), so a README number that its records do not give fails the tests.
@@ -25,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 TABLE1 = ROOT / "results" / "table1-fashion-mnist-cpu"
+MULTILABEL = ROOT / "results" / "multilabel-fashion-mnist-mosaic-lt"
 
 #: The grid of issue 10: 7 methods x 3 seeds and 6 methods x 1 seed on each of 4 settings.
 TABLE1_SETTINGS = {
@@ -38,12 +42,13 @@ _RECORD = re.compile(r"^fashion-mnist_(?P<setting>[a-z]+\d+)_(?P<method>[a-z0-9-
 _STATUS = re.compile(r"\*\*Status at this commit: \d+ of \d+ runs \([^)]*\);")
 
 
-def _between(text: str, start: str, stop: str) -> str:
-    """The lines of ``text`` from the first starting with ``start`` to before ``stop``."""
+def _between(text: str, start: str, stop: str | None) -> str:
+    """The lines of ``text`` from the first starting with ``start`` to before the next starting
+    with ``stop`` (``None``, or no such line: to the end)."""
     lines = text.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith(start))
-    last = next(i for i in range(first + 1, len(lines)) if lines[i].startswith(stop))
-    return "\n".join(lines[first:last]).strip()
+    ends = (i for i in range(first + 1, len(lines)) if stop and lines[i].startswith(stop))
+    return "\n".join(lines[first : next(ends, len(lines))]).strip()
 
 
 def table1_block(report: str) -> str:
@@ -51,6 +56,14 @@ def table1_block(report: str) -> str:
     table = _between(report, "**Table 1.**", "**Tail view,")
     claims = _between(report, "**Claims, ", "## ")
     return f"{table}\n\n{claims}"
+
+
+def multilabel_block(report: str) -> str:
+    """The README's ``multilabel-cpu`` block from a multi-label benchmark's ``report.md``."""
+    tables = _between(report, "**Multi-label, ", "![")
+    lengths = _between(report, "### Do the claims hold at twice the length?", "## ")
+    lengths = lengths.split("\n", 1)[1].strip()  # without the report's heading
+    return f"{tables}\n\n{lengths}"
 
 
 def table1_status(folder: Path) -> str:
@@ -73,10 +86,13 @@ def _replace_block(readme: str, name: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
-def expected_readme(readme: str, table1: Path = TABLE1) -> str:
+def expected_readme(readme: str, table1: Path = TABLE1, multilabel: Path = MULTILABEL) -> str:
     """``readme`` with every block and status sentence as the committed reports give them."""
     report = (table1 / "report.md").read_text(encoding="utf-8")
     out = _replace_block(readme, "table1-cpu", table1_block(report))
+    if "<!-- multilabel-cpu:begin -->" in out:
+        report = (multilabel / "report.md").read_text(encoding="utf-8")
+        out = _replace_block(out, "multilabel-cpu", multilabel_block(report))
     if len(_STATUS.findall(out)) != 1:
         raise SystemExit("README.md: expected one 'Status at this commit: N of M runs (...);'")
     return _STATUS.sub(lambda _: table1_status(table1), out)

@@ -84,3 +84,21 @@ def test_the_status_sentence_counts_the_record_files(tmp_path):
     have = script.table1_status(script.TABLE1)
     fewer = script.table1_status(folder)
     assert int(have.split(": ")[1].split()[0]) == int(fewer.split(": ")[1].split()[0]) + 1
+
+
+def test_the_multilabel_block_is_checked_once_the_readme_has_it(tmp_path):
+    """The multi-label benchmark's block (its tables at both lengths and the claims at both) is
+    cut from its report too, once the README carries its markers."""
+    script = _script()
+    block = script.multilabel_block((script.MULTILABEL / "report.md").read_text("utf-8"))
+    assert "(recipe a)" in block and "(recipe b)" in block
+    assert "| Claim | Metric |" in block and "![" not in block and "###" not in block
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    if "<!-- multilabel-cpu:begin -->" not in readme:
+        readme += "\n<!-- multilabel-cpu:begin -->\n" + block + "\n<!-- multilabel-cpu:end -->\n"
+    path = tmp_path / "README.md"
+    path.write_text(readme, encoding="utf-8")
+    assert script.check(path) == []
+    path.write_text(readme.replace("| BCE |", "| BCE (edited) |", 1), encoding="utf-8")
+    problems = script.check(path)
+    assert len(problems) == 1 and "BCE (edited)" in problems[0]
