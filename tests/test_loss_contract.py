@@ -870,3 +870,10 @@ def test_second_derivative_is_right_or_refused(name):
             return  # refused, clearly
         raise
     assert ok
+
+
+def test_functional_shows_only_its_functions():
+    """``dir(longtail.functional)`` lists the loss functions and helpers, as
+    ``torch.nn.functional`` does, not the module's own imports."""
+    public = {n for n in dir(lt.functional) if not n.startswith("_")}
+    assert public == set(lt.functional.__all__)

@@ -5,9 +5,9 @@ with :func:`longtail.losses.export_function` (``ldam_margins``, ``mm_margin``, `
 so a new loss is here as soon as its file in ``longtail/losses/`` registers it.
 """
 
-import difflib
-import sys
-from typing import Any
+import difflib as _difflib
+import sys as _sys
+from typing import Any as _Any
 
 from .losses import functional_exports as _functional_exports
 
@@ -16,7 +16,7 @@ globals().update(_functional_exports())
 __all__ = sorted(_functional_exports())
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # a loss registered after this module was imported (a user's own, from outside the package)
     exports = _functional_exports()
     if name in exports:
@@ -25,11 +25,11 @@ def __getattr__(name: str) -> Any:
     # which knows no registry name), after ours
     raise AttributeError(
         f"module {__name__!r} has no attribute {name!r}{_hint(name, exports)}",
-        obj=sys.modules[__name__],
+        obj=_sys.modules[__name__],
     )
 
 
-def _hint(name: str, exports: dict[str, Any]) -> str:
+def _hint(name: str, exports: dict[str, _Any]) -> str:
     """Close function names, found also through the registry names (``bal_bce_loss`` is the
     loss ``bal-bce``, whose function is ``balanced_bce_loss``)."""
     from .losses import get_loss_info, list_losses
@@ -42,6 +42,6 @@ def _hint(name: str, exports: dict[str, Any]) -> str:
             stem = loss.replace("-", "_")
             ways.setdefault(stem, function)
             ways.setdefault(f"{stem}_loss", function)
-    found = [ways[k] for k in difflib.get_close_matches(name, ways, n=6, cutoff=0.7)]
+    found = [ways[k] for k in _difflib.get_close_matches(name, ways, n=6, cutoff=0.7)]
     found = list(dict.fromkeys(found))[:3]
     return f". Did you mean {' or '.join(map(repr, found))}?" if found else ""
