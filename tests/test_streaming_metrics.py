@@ -306,6 +306,50 @@ def test_torchmetrics_adapters_give_the_streaming_numbers():
         bacc.compute()
 
 
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_ignore_index_leaves_those_examples_out(ignore_index):
+    """``ignore_index`` drops the examples with that target, in every metric and in the
+    torchmetrics forms: the same numbers as the batches without them (a batch left empty adds
+    nothing); predicted labels too."""
+    _tm()
+    from longtail import metrics_torchmetrics as T
+
+    batches, kept = [], []
+    for i, (z, t) in enumerate(_batches(21)):
+        masked = t.masked_fill(torch.arange(len(t)) % 3 == i % 3, ignore_index)
+        batches.append((z, masked))
+        keep = masked != ignore_index  # with ignore_index=2, true 2s go too
+        kept.append((z[keep], t[keep]))
+    assert sum(len(t) for _, t in kept) < sum(len(t) for _, t in batches)
+    for name, args in [
+        ("Top1Error", (C,)),
+        ("PerClassAccuracy", (C,)),
+        ("ExpectedCalibrationError", (C, 10)),
+        ("ClasswiseCalibrationError", (C, 10)),
+        ("ClassificationMetrics", (COUNTS,)),
+    ]:
+        want = _stream(getattr(S, name)(*args), kept)
+        got = _stream(getattr(S, name)(*args, ignore_index=ignore_index), batches)
+        tm_got = _stream(getattr(T, name)(*args, ignore_index=ignore_index), batches)
+        if isinstance(want, dict):
+            assert got == want
+            for k in want:
+                torch.testing.assert_close(tm_got[k], _as_tensor(want[k]), equal_nan=True)
+        else:
+            torch.testing.assert_close(_as_tensor(got), _as_tensor(want), equal_nan=True)
+            torch.testing.assert_close(tm_got, _as_tensor(want), equal_nan=True)
+    labels = [(z.argmax(1), t) for z, t in batches]
+    want = _stream(S.Top1Error(C), [(z.argmax(1), t) for z, t in kept])
+    assert _stream(S.Top1Error(C, ignore_index=ignore_index), labels) == want
+    if ignore_index == -100:
+        with pytest.raises(ValueError, match="class labels in"):  # without it: out of range
+            _stream(S.Top1Error(C), batches)
+    with pytest.raises(ValueError, match="`ignore_index`"):
+        S.Top1Error(C, ignore_index=True)
+    with pytest.raises(ValueError, match="`other`"):
+        S.Top1Error(C, ignore_index=ignore_index).merge(S.Top1Error(C))
+
+
 def _every_class_batches(seed):
     """Batches whose union has every class (torchmetrics' macro accuracy counts a class that is
     predicted but never a target as 0), with confidences away from the bin edges."""

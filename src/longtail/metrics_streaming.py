@@ -178,9 +178,24 @@ class _Core:
             what += " (or predicted labels of shape (0,))"
         raise expected("logits", what, f"{x.dtype} tensor of shape {tuple(x.shape)}")
 
+    ignore_index: int | None = None
+
+    def _drop_ignored(self, logits: Any, tgt: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """The batch without the examples whose target is ``ignore_index`` (as they are when
+        there is none, or when the shapes do not match: the checks after say what is wrong)."""
+        if self.ignore_index is None or tgt.dim() != 1 or not tgt.numel():
+            return logits, tgt
+        keep = tgt != self.ignore_index
+        if bool(keep.all()):
+            return logits, tgt
+        x = _as_tensor(logits, "logits")
+        if x.dim() == 0 or x.shape[0] != tgt.shape[0]:
+            return logits, tgt
+        return x[keep.to(x.device)], tgt[keep]
+
     def _increments(self, logits: Any, target: Any) -> dict[str, torch.Tensor] | None:
         """The statistics of one batch (``None`` for an empty one), on the inputs' device."""
-        tgt = _as_tensor(target, "target")
+        logits, tgt = self._drop_ignored(logits, _as_tensor(target, "target"))
         if self._empty_batch(logits, tgt):
             return None
         c = self.num_classes
@@ -255,11 +270,24 @@ class StreamingMetric(_Core):
         sync_on_compute: Sum the statistics over the processes of an initialised
             ``torch.distributed`` group in :meth:`compute`. Default ``True``.
         process_group: The group to reduce over; default the whole world.
+        ignore_index: Examples whose target is this value are left out (padding tokens
+            labelled -100, as the losses and torchmetrics take them). Default ``None``.
     """
 
-    def __init__(self, *, sync_on_compute: bool = True, process_group: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        sync_on_compute: bool = True,
+        process_group: Any = None,
+        ignore_index: int | None = None,
+    ) -> None:
         if not isinstance(sync_on_compute, bool):
             raise expected("sync_on_compute", "True or False", repr(sync_on_compute))
+        if ignore_index is not None and (
+            isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+        ):
+            raise expected("ignore_index", "None or an integer label", repr(ignore_index))
+        self.ignore_index = ignore_index
         self.sync_on_compute = sync_on_compute
         self.process_group = process_group
         self.state: dict[str, torch.Tensor] = {}
@@ -297,7 +325,11 @@ class StreamingMetric(_Core):
 
     def merge(self, other: StreamingMetric) -> None:
         """Add the statistics of ``other``, a metric of the same class and settings."""
-        if type(other) is not type(self) or other._state_specs() != self._state_specs():
+        if (
+            type(other) is not type(self)
+            or other._state_specs() != self._state_specs()
+            or other.ignore_index != self.ignore_index
+        ):
             raise expected("other", f"a {type(self).__name__} of the same settings", other)
         for name, value in other.state.items():
             self.state[name] = self.state[name] + value.to(self.state[name].device)
@@ -343,7 +375,8 @@ class Top1Error(StreamingMetric):
 
     Args:
         num_classes: Number of classes ``C``.
-        **kwargs: ``sync_on_compute``, ``process_group`` (:class:`StreamingMetric`).
+        **kwargs: ``sync_on_compute``, ``process_group``, ``ignore_index``
+            (:class:`StreamingMetric`).
     """
 
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
@@ -360,7 +393,8 @@ class PerClassAccuracy(StreamingMetric):
 
     Args:
         num_classes: Number of classes ``C``.
-        **kwargs: ``sync_on_compute``, ``process_group`` (:class:`StreamingMetric`).
+        **kwargs: ``sync_on_compute``, ``process_group``, ``ignore_index``
+            (:class:`StreamingMetric`).
     """
 
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
@@ -396,7 +430,8 @@ class ShotAccuracy(StreamingMetric):
         train_counts: Training examples per class ``(C,)``; ``C`` is their number.
         many_threshold: Many-shot means more than this many training examples. Default 100.
         few_threshold: Few-shot means fewer than this many. Default 20.
-        **kwargs: ``sync_on_compute``, ``process_group`` (:class:`StreamingMetric`).
+        **kwargs: ``sync_on_compute``, ``process_group``, ``ignore_index``
+            (:class:`StreamingMetric`).
     """
 
     def __init__(
@@ -425,7 +460,8 @@ class ExpectedCalibrationError(StreamingMetric):
         num_classes: Number of classes ``C``.
         n_bins: Number of bins over ``(0, 1]``. Default 15.
         from_probs: The batches hold probabilities rather than logits. Default ``False``.
-        **kwargs: ``sync_on_compute``, ``process_group`` (:class:`StreamingMetric`).
+        **kwargs: ``sync_on_compute``, ``process_group``, ``ignore_index``
+            (:class:`StreamingMetric`).
     """
 
     groups = ("ece",)
@@ -469,7 +505,8 @@ class ClassificationMetrics(StreamingMetric):
         n_bins: Bins of the ECE. Default 15.
         classwise_ece: Also compute ``"classwise_ece"`` (:class:`ClasswiseCalibrationError`).
             Default ``False`` (the keys of the functional form).
-        **kwargs: ``sync_on_compute``, ``process_group`` (:class:`StreamingMetric`).
+        **kwargs: ``sync_on_compute``, ``process_group``, ``ignore_index``
+            (:class:`StreamingMetric`).
     """
 
     def __init__(
