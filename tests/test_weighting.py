@@ -153,7 +153,7 @@ def test_counts_of_id_like_labels_give_a_short_message_with_the_fix():
     assert "numpy.unique(labels, return_inverse=True)" in text
     with pytest.raises(ValueError) as err:
         class_weights([float("nan")] * 3000)
-    assert len(str(err.value)) < 600 and "characters in all" in str(err.value)
+    assert len(str(err.value)) < 1200 and "characters in all" in str(err.value)
     with pytest.raises(ValueError) as err:  # few zeros among many classes: no renumbering hint
         class_weights([5, 0, 3, 4])
     assert "renumber" not in str(err.value)

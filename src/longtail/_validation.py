@@ -19,8 +19,9 @@ import torch
 REDUCTIONS = ("mean", "sum", "none")
 
 
-#: The most characters of ``got`` an error message shows (a list of 4,000 counts is cut).
-GOT_LIMIT = 300
+#: The most characters of ``got`` an error message shows: a list of 4,000 counts is cut, the
+#: explanations some messages carry there (a few hundred characters) are not.
+GOT_LIMIT = 1000
 
 
 def expected(name: str, what: str, got: Any) -> ValueError:
@@ -31,7 +32,7 @@ def expected(name: str, what: str, got: Any) -> ValueError:
     """
     text = str(got)
     if len(text) > GOT_LIMIT:
-        head, tail = text[: GOT_LIMIT - 80], text[-60:]
+        head, tail = text[: GOT_LIMIT - 200], text[-150:]
         text = f"{head} ... {tail} ({len(text):,} characters in all)"
     return ValueError(f"Expected `{name}` to be {what}, but got {text}.")
 
