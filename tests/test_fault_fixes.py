@@ -233,3 +233,37 @@ def test_train_with_a_loss_argument_at_its_default_is_the_same_run(npz, tmp_path
     assert "already holds this run" in capsys.readouterr().err
     assert json.loads((out / "result.json").read_text()) == first
     assert main([*argv, "--loss-kw", "beta=2.0"]) == 2  # another value: another run
+
+
+class _ZipWriterLike:
+    """What torch.save's zip writer does when a Ctrl-C lands inside a record: its __exit__
+    raises a RuntimeError ("unexpected pos ...") while the interrupt unwinds."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos 440960 vs 440848")
+
+
+def test_a_ctrl_c_inside_a_checkpoint_write_stays_an_interrupt(tmp_path):
+    """The CLI turns a KeyboardInterrupt into 'interrupted; the same command resumes' and exit
+    130: the RuntimeError torch raises while unwinding must not hide it (a stranger saw a
+    traceback and exit 1), and the write leaves neither the target nor a temporary file."""
+    from longtail.engine.io import atomic_write, temporaries
+
+    def write(f):
+        with _ZipWriterLike():
+            f.write(b"half a record")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "checkpoint.pt", write)
+    assert not (tmp_path / "checkpoint.pt").exists() and temporaries(tmp_path) == []
+
+    def fails(f):  # a RuntimeError of its own stays what it is
+        with _ZipWriterLike():
+            f.write(b"x")
+
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        atomic_write(tmp_path / "checkpoint.pt", fails)

@@ -45,12 +45,30 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return path
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        interrupt = _interrupt_behind(err)
+        if interrupt is not None:
+            # torch.save's zip writer, interrupted mid-record, raises a RuntimeError from its
+            # __exit__ that would hide the Ctrl-C: the caller's interrupt handling gets the
+            # interrupt itself (the temporary file is gone, the target untouched)
+            raise interrupt from None
         raise
+
+
+def _interrupt_behind(err: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` that ``err`` was raised while handling, if any (not ``err``
+    itself)."""
+    seen, ctx = {id(err)}, err.__context__
+    while ctx is not None and id(ctx) not in seen:
+        if isinstance(ctx, KeyboardInterrupt):
+            return ctx
+        seen.add(id(ctx))
+        ctx = ctx.__context__
+    return None
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
