@@ -495,6 +495,27 @@ def test_caption_with_a_natural_column_beside_a_cut_one():
     assert "n_max: none (the natural profile keeps every example)" in caption
 
 
+def test_each_claims_caption_states_its_own_settings_n_max():
+    """The claims of a natural-profile column beside a cut one: each claims table's caption
+    gives the n_max of its own runs (a stranger's natural-profile claims were captioned with the
+    cut column's "n_max 121", which their records do not have)."""
+    from longtail.bench.claims import claims_markdown
+
+    recs = []
+    for method, error in (("erm", 20.0), ("ldam-drw", 18.0)):
+        cut = record(method, 0, error, fingerprint="ab12", profile="exp", ratio=4.0)
+        cut["data"] = {**cut["data"], "n_max": 121}
+        natural = record(method, 0, error - 1, fingerprint="ab12", profile="natural", ratio=1.0)
+        natural["data"] = {**natural["data"], "n_max": None}
+        recs += [cut, natural]
+    caps = [line for line in claims_markdown(recs).splitlines() if line.startswith("**Claims,")]
+    assert len(caps) == 2
+    (nat,) = [c for c in caps if "natural" in c.split(".**")[0]]
+    (cut,) = [c for c in caps if "natural" not in c.split(".**")[0]]
+    assert "n_max: none (the natural profile keeps every example)" in nat and "121" not in nat
+    assert "n_max 121 (the default for this data)" in cut
+
+
 def test_copies_equal_in_the_shown_metric_say_what_differs(tmp_path):
     """Copies of equal top-1 error read as identical; the note names what differs (here the
     ECE), and a copy made by several DDP processes says so."""

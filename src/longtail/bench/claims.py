@@ -536,10 +536,17 @@ def _part(
         if not mine:
             continue
         where = f"{title}, {name}" if several else title
+        # the recipe of this setting's runs only: a natural-profile column beside an exp one
+        # has no n_max of its own (the whole table's caption would give it the other's)
+        own = Table(
+            recipe=table.recipe,
+            fingerprinted=table.fingerprinted,
+            cells={k: v for k, v in table.cells.items() if k[1] == column},
+        )
         caption = (
             f"**Claims, {where}.** {METRIC_NAMES[METRIC]} at the last epoch, lower is better; "
             "A − B per seed, runs paired by seed within this recipe and data; 95% Student-t "
-            f"interval of the mean difference. {recipe_text(table, varying)}"
+            f"interval of the mean difference. {recipe_text(own, varying)}"
         ).strip()
         lines = list(CLAIM_TABLE_HEAD)
         for r in mine:
