@@ -163,6 +163,26 @@ def test_natural_profile_on_the_command_line(tmp_path, capsys):
     assert "natural" in capsys.readouterr().out
 
 
+def test_train_says_what_it_trains_on(tmp_path, capsys):
+    """A long-tailed set cut again by the default exp profile loses examples: train says how
+    many it keeps of how many, per class, and how to keep them all; a natural run says it keeps
+    all (a stranger lost half a class to the default profile without a word on the terminal)."""
+    npz = write_unequal(tmp_path / "u.npz", [40, 90, 10])
+    train(cfg(npz, ratio=4.0, epochs=1), None, progress=True)
+    err = capsys.readouterr().err
+    d = prepare_data(cfg(npz, ratio=4.0))
+    kept = d["counts"].tolist()
+    assert sum(kept) < 140
+    shown = ", ".join(map(str, kept))
+    assert f"training on {sum(kept)} of 140 examples (per class {shown}: exp profile" in err
+    assert "--profile natural keeps them all" in err
+    train(cfg(npz, profile="natural", ratio=1.0, epochs=1), None, progress=True)
+    err = capsys.readouterr().err
+    assert "training on all 140 examples (per class 40, 90, 10: the data's own profile)" in err
+    train(cfg(npz, profile="natural", ratio=1.0, epochs=1), None, progress=False)
+    assert "training on" not in capsys.readouterr().err  # a progress line
+
+
 def test_validation_split_is_balanced_held_out_and_never_the_test_set(tmp_path):
     npz = write_unequal(tmp_path / "v.npz", [50, 50, 50])
     d = prepare_data(cfg(npz, ratio=5.0, val_per_class=10))

@@ -159,6 +159,7 @@ def _prepare_cached(
         "y_test": y_eval,
         "eval_split": "validation" if val_per_class else "test",
         "counts": torch.as_tensor(counts, dtype=torch.long),
+        "available": available.tolist(),  # the examples each class had before the cut
         "head_order": order,
         "n_max": n_max,
         "imbalance_ratio": max(present) / min(present) if present else float("nan"),
@@ -169,6 +170,24 @@ def _prepare_cached(
         "classes": list(data.classes),  # the source label of each class index
         "fingerprint": fingerprint(x_train, y_train, x_eval, y_eval, *_class_map(data)),
     }
+
+
+def data_line(config: TrainConfig, data: dict[str, Any]) -> str:
+    """What the run trains on, in one progress line: the examples kept of those available and
+    per class (the default exp profile cuts data that is already long-tailed: say so)."""
+    counts, available = data["counts"].tolist(), data["available"]
+    kept, total = sum(counts), sum(available)
+    shown = ", ".join(map(str, counts[:10])) + (", ..." if len(counts) > 10 else "")
+    split = " (less the validation split)" if data["eval_split"] == "validation" else ""
+    if config.profile == "natural":
+        return f"training on all {kept} examples{split} (per class {shown}: the data's own profile)"
+    line = (
+        f"training on {kept} of {total} examples{split} (per class {shown}: {config.profile} "
+        f"profile, ratio {config.ratio:g}, n_max {data['n_max']})"
+    )
+    if kept < total:
+        line += "; --profile natural keeps them all"
+    return line
 
 
 def _class_map(data: ImageDataset) -> tuple[Any, ...]:
@@ -580,6 +599,7 @@ def _train_in(
     task = _Classification(config, data, world, rank, label)
     bar = Progress(progress, config.epochs, label, main=main)
     warnings_ = bar.schedule(label, config)
+    bar.say(f"{label}: {data_line(config, data)}")
     flush_before = torch.set_flush_denormal(True) if config.flush_denormal else None
     try:
         rows, seconds, _ = run_epochs(
