@@ -163,6 +163,35 @@ def test_non_integer_labels_say_what_is_wrong(tmp_path, y_train, match):
         load_npz(path)
 
 
+def test_a_label_column_is_its_labels_and_one_hot_rows_say_how(tmp_path):
+    """``y.reshape(-1, 1)`` (a one-column table) is read as the labels it holds, by the loader
+    and by ``inspect`` alike (inspect once called it a one-label multi-label set while train
+    refused it); one-hot or multi-hot rows are refused with the fix."""
+    from longtail.data.inspect import format_inspection, inspect_dataset
+
+    y = [3, 7, 3, 42, 7, 3]
+    flat = load_npz(save(tmp_path / "flat.npz", **arrays(y, [3, 7, 42])))
+    col = arrays(np.array(y)[:, None], np.array([3, 7, 42])[:, None])
+    column = load_npz(save(tmp_path / "col.npz", **col))
+    assert torch.equal(column.y_train, flat.y_train) and column.classes == flat.classes
+    report = inspect_dataset(str(tmp_path / "col.npz"))
+    assert report["task"] == "classification" and report["num_classes"] == 3
+    hot = np.eye(3, dtype=np.int64)[[0, 1, 0, 2, 1, 0]]
+    save(tmp_path / "hot.npz", **arrays(hot, [0, 1, 2]))
+    with pytest.raises(ValueError, match=r"shape \(6, 3\) \(one-hot rows: .*y\.argmax\(1\)\)"):
+        load_npz(tmp_path / "hot.npz")
+    big = np.eye(3, dtype=np.int64)[np.arange(60) % 3]  # enough for the multi-label split
+    save(tmp_path / "hot60.npz", **arrays(big, np.eye(3, dtype=np.int64)[[0, 1, 2]]))
+    report = inspect_dataset(str(tmp_path / "hot60.npz"))
+    assert report["task"] == "multilabel" and report["one_label_each"]
+    assert "exactly one label: if these are one-hot" in format_inspection(report)
+    multi = hot.copy()
+    multi[0, 1] = 1
+    save(tmp_path / "multi.npz", **arrays(multi, [0, 1, 2]))
+    with pytest.raises(ValueError, match="multi-hot matrix: train it with --task multilabel"):
+        load_npz(tmp_path / "multi.npz")
+
+
 def test_class_only_in_the_test_set_is_named(tmp_path):
     path = save(tmp_path / "unseen.npz", **arrays([3, 7, 3], [7, 42, 3]))
     message = error_of(path)

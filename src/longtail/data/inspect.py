@@ -163,7 +163,8 @@ def _existing_file(dataset: str, data_dir: str | None, kinds: str) -> Path:
 
 
 def _npz_is_multilabel(path: Path) -> bool:
-    """Whether the ``.npz`` file's ``y_train`` is a 2-D (multi-hot) matrix; anything that cannot
+    """Whether the ``.npz`` file's ``y_train`` is a 2-D (multi-hot) matrix of more than one
+    column (a column ``(N, 1)`` is single labels, as the loader reads it); anything that cannot
     be read is left to the single-label loader, which says what is wrong with it."""
     try:
         archive = np.load(path, allow_pickle=False)
@@ -175,7 +176,8 @@ def _npz_is_multilabel(path: Path) -> bool:
         if "y_train" not in archive.files:
             return False
         try:
-            return archive["y_train"].ndim == 2
+            y = archive["y_train"]
+            return y.ndim == 2 and y.shape[1] > 1
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             return False
 
@@ -445,6 +447,8 @@ def _inspect_multilabel(
         "test_size": len(data.y_test),
         "val_source": data.val_source,
         "labels_per_example": per_example,
+        # every example with exactly one label: maybe a one-hot single-label set
+        "one_label_each": bool(len(data.y_train) and (data.y_train.sum(1) == 1).all()),
         "eval_split": "test",
         "head_order": order,
         **_common(counts, regions, beta, many, few),
@@ -738,7 +742,15 @@ def _split_lines(report: dict[str, Any]) -> list[str]:
             f"training set: {report['train_size']} examples, {report['num_classes']} labels, "
             f"{report['labels_per_example']:.2f} labels per example; validation "
             f"{report['val_size']} ({val}), test {report['test_size']}"
-        ]
+        ] + (
+            [
+                "every training example has exactly one label: if these are one-hot "
+                "single-label targets, save their class indices (y.argmax(1)) to train "
+                "classification"
+            ]
+            if report.get("one_label_each")
+            else []
+        )
     s = report["target_summary"]
     return [
         f"target {report['target']}: min {_num(s['min'], 6)}, median {_num(s['median'], 6)}, "

@@ -72,9 +72,19 @@ _images_nchw = images_nchw  # the older private name
 
 
 def _labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
-    """The labels as ``int64``, as they are in the file (not yet renumbered)."""
+    """The labels as ``int64``, as they are in the file (not yet renumbered). A column
+    ``(N, 1)`` (``y.reshape(-1, 1)``, a one-column table) is read as the ``N`` labels it holds."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
     if y.ndim != 1 or len(y) != n:
-        raise expected(name, f"{n} labels (one per image, 1-D)", f"shape {tuple(y.shape)}")
+        hint = ""
+        if y.ndim == 2 and y.shape[0] == n and y.size and np.isin(y, (0, 1)).all():
+            if (y.sum(1) == 1).all():
+                hint = " (one-hot rows: their class indices are y.argmax(1))"
+            else:
+                hint = " (a multi-hot matrix: train it with --task multilabel)"
+        got = f"shape {tuple(y.shape)}{hint}"
+        raise expected(name, f"{n} labels (one per image, 1-D)", got)
     if np.issubdtype(y.dtype, np.floating):
         # labels saved as floats (3.0, 7.0) are common; a fraction or NaN is not a class
         bad = ~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) >= _FLOAT_EXACT)
