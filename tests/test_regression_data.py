@@ -123,6 +123,20 @@ def test_csv_without_target_or_with_nan_targets_and_bad_columns(tmp_path):
         ltr.tabular_dir(pd.DataFrame({"x": [1.0, np.nan, 2.0], "y": [1.0, 2.0, 3.0]}), "y")
 
 
+def test_a_numeric_column_with_a_missing_value_marker_names_the_cell(tmp_path):
+    """One '?' in a numeric CSV column: the message shows the '?' and its row and says to
+    impute or drop, not numeric values nor "drop the column" (a stranger's report)."""
+    path = tmp_path / "q.csv"
+    rows = [[f"{0.1 * i:.1f}", f"{i}"] for i in range(8)]
+    rows[3][0] = "?"
+    _write_csv(path, rows, ["x", "y"])
+    with pytest.raises(ValueError) as err:
+        ltr.tabular_dir(ltr.load_csv_table(path, "y"), "y")
+    text = str(err.value)
+    assert "['?'], at rows [3]" in text and "impute them or drop those rows" in text
+    assert "--drop" not in text
+
+
 def _large_target_csv(path):
     """Targets 1e9 + k, k = 0..90: float32 has only two values for them (its step there is 64)."""
     k = np.arange(91)

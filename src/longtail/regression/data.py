@@ -49,6 +49,34 @@ def _is_frame(data: Any) -> bool:
     return hasattr(data, "columns") and hasattr(data, "iloc")
 
 
+def _not_numeric(c: Any, values: np.ndarray) -> ValueError:
+    """The error for a column that does not parse as numbers: the cells that do not, and their
+    rows; a mostly numeric column is one with missing-value markers (``?``, ``NA``)."""
+    bad_rows = []
+    for i, v in enumerate(values.tolist()):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            bad_rows.append(i)
+    cells = sorted({str(values[i]) for i in bad_rows}, key=str)[:5]
+    more = " ..." if len(bad_rows) > 5 else ""
+    rows = f"rows {bad_rows[:5]}{more} (counted from 0 after the header)"
+    if len(bad_rows) * 2 < len(values):  # mostly numbers: markers of missing values
+        return expected(
+            f"column {c!r}",
+            "numeric (all its cells but these are: if they mark missing values, impute them or "
+            "drop those rows first)",
+            f"{len(bad_rows)} cell(s) that are not numbers, {cells}, at {rows}",
+        )
+    return expected(
+        f"column {c!r}",
+        f"numeric (on the command line, drop it with --drop {c} or encode it as "
+        "numbers in the file; in Python, give its levels in order as "
+        f"ordinal={{{c!r}: [...]}}, or drop=[{c!r}])",
+        f"values such as {cells} at {rows}",
+    )
+
+
 def _columns(data: Any) -> list[str]:
     return [str(c) for c in data.columns] if _is_frame(data) else [str(k) for k in data]
 
@@ -179,13 +207,7 @@ def _encode_features(
             try:
                 col = values.astype(np.float64)
             except (TypeError, ValueError) as err:
-                raise expected(
-                    f"column {c!r}",
-                    f"numeric (on the command line, drop it with --drop {c} or encode it as "
-                    "numbers in the file; in Python, give its levels in order as "
-                    f"ordinal={{{c!r}: [...]}}, or drop=[{c!r}])",
-                    f"values such as {values[:3].tolist()}",
-                ) from err
+                raise _not_numeric(c, values) from err
         if not np.isfinite(col).all():
             bad = np.flatnonzero(~np.isfinite(col))[:5].tolist()
             raise expected(
