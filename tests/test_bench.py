@@ -95,6 +95,8 @@ def test_cli_bench_and_report(npz, tmp_path, capsys):
     assert cli_main(args) == 0
     text = capsys.readouterr().out
     assert "Table 1" in text and "MM-DRW" in text
+    assert cli_main(args) == 0  # a rerun reuses every run and says so, even with --no-progress
+    assert "4 runs: 4 already finished, 0 to run" in capsys.readouterr().err
     # the dry run says what a rerun would do: nothing, or retrain what changed (touching nothing)
     assert cli_main([*args, "--dry-run"]) == 0
     said = capsys.readouterr()

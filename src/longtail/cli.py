@@ -2064,7 +2064,8 @@ def _add_bench_running_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress lines on stderr (schedule warnings and a resume are still said)",
+        help="no progress lines on stderr (the grid's one-line summary of what is finished and "
+        "what runs, schedule warnings and a resume are still said)",
     )
 
 

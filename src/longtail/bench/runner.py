@@ -816,15 +816,15 @@ def _run_grid_locked(
     at_once = "all at once" if workers is None else f"{workers} at a time"
     if launcher != "local":
         at_once += f", through {launcher}"
-    if say:
-        print(
-            f"{len(jobs)} run{'' if len(jobs) == 1 else 's'}: {done} already finished, "
-            f"{len(todo)} to run "
-            f"({stale} of them replace records of another config or data; "
-            f"{at_once}) -> {out}",
-            file=sys.stderr,
-            flush=True,
-        )
+    # the summary is said even without progress: a rerun that reuses every run says so
+    print(
+        f"{len(jobs)} run{'' if len(jobs) == 1 else 's'}: {done} already finished, "
+        f"{len(todo)} to run "
+        f"({stale} of them replace records of another config or data; "
+        f"{at_once}) -> {out}",
+        file=sys.stderr,
+        flush=True,
+    )
     failed: dict[str, str] = {}
     t0 = time.perf_counter()
     finished = 0
