@@ -90,7 +90,8 @@ def paper_comparison_markdown(
         lines.append("| " + " | ".join(row) + " |")
     here = ", ".join(sorted(dataset_label(d) for d in datasets))
     caption = (
-        f"Top-1 error (%), here ({here}: mean ± std over the seeds in brackets, last epoch) "
+        f"Top-1 error (%), here ({here}: mean ± std over seeds, their number in brackets; "
+        "last epoch) "
         f"beside the MM paper's Table 1 on {dataset_label(paper_dataset)} (ResNet-32, 200 "
         "epochs, best epoch). "
         "Different data and budgets: compare which method wins and by how much, not the values."
