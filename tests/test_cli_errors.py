@@ -239,3 +239,31 @@ def test_bench_kind_refuses_an_option_it_would_ignore(capsys, tmp_path):
     assert main(["bench", "multilabel", "--betas", "1.2", "--dry-run", "--out", out]) == 2
     assert "--betas" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "unknown", "hint"),
+    [
+        (["train", "--epoch", "2"], "longtail train", "--epoch 2", "Did you mean '--epochs'?"),
+        (
+            ["bench", "table1", "--seed", "3", "--out", "o"],
+            "longtail bench",
+            "--seed 3",
+            "'--seeds'",
+        ),
+        (["report", "r", "--outt", "x"], "longtail report", "--outt x", "'--out'"),
+        (["--bogus"], "longtail", "--bogus", ""),
+    ],
+)
+def test_an_unknown_option_is_refused_by_its_command_with_a_close_match(
+    argv, command, unknown, hint, capsys
+):
+    """A typo on the command line gets its command's usage and the option it resembles, as a
+    typo in a config file does (it got the top-level usage and no hint)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{command}: error: unrecognized arguments: {unknown}." in err
+    assert hint in err
+    assert err.startswith(f"usage: {command}")

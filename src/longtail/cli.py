@@ -2174,9 +2174,30 @@ def _notes(command: str) -> Iterator[None]:
         warnings.showwarning = python_shows
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """The parser of the command ``args`` were parsed for (the top-level one without)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, "command", None):
+            return action.choices.get(args.command, parser)
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that an unknown option is refused by its command's parser
+    (its usage, not the top level's) with the options it resembles (``--seed``: ``--seeds``)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = _command_parser(parser, args)
+        options = [o for a in command._actions for o in a.option_strings]
+        flags = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
+        hint = did_you_mean(flags[0], options) if flags else ""
+        command.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
