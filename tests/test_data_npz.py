@@ -260,3 +260,17 @@ def test_the_channel_axis_of_images(shape, want):
     assert got.shape == want
     if len(shape) == 4 and shape[1:] != want[1:]:  # channels last: the same pixels, moved
         assert np.array_equal(got, x.transpose(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "fix"),
+    [(np.float32, "(x * 255).round().astype(numpy.uint8)"), (np.int64, "x.astype(numpy.uint8)")],
+)
+def test_images_of_another_dtype_say_how_to_convert(tmp_path, dtype, fix):
+    data = arrays([0, 1, 0], [0, 1])
+    data["x_train"] = data["x_train"].astype(dtype) / (255 if dtype == np.float32 else 1)
+    data["x_train"] = data["x_train"].astype(dtype)
+    save(tmp_path / "f.npz", **data)
+    with pytest.raises(ValueError, match="uint8 images") as err:
+        load_npz(tmp_path / "f.npz")
+    assert fix in str(err.value)

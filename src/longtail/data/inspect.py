@@ -753,7 +753,8 @@ def _split_lines(report: dict[str, Any]) -> list[str]:
         )
     s = report["target_summary"]
     return [
-        f"target {report['target']}: min {_num(s['min'], 6)}, median {_num(s['median'], 6)}, "
+        f"target {report['target']} (training rows): min {_num(s['min'], 6)}, median "
+        f"{_num(s['median'], 6)}, "
         f"mean {_num(s['mean'], 6)}, max {_num(s['max'], 6)}; the DIR split: "
         f"{report['train_size']} "
         f"training, {report['val_size']} validation, {report['test_size']} test rows",

@@ -50,7 +50,12 @@ def images_nchw(name: str, x: np.ndarray) -> np.ndarray:
     images with more channels); else axis 1.
     """
     if x.dtype != np.uint8:
-        raise expected(name, "uint8 images (pixel values 0..255)", f"dtype {x.dtype}")
+        fix = ""
+        if np.issubdtype(x.dtype, np.floating):
+            fix = " (from values in [0, 1]: (x * 255).round().astype(numpy.uint8))"
+        elif np.issubdtype(x.dtype, np.integer):
+            fix = " (from values in 0..255: x.astype(numpy.uint8))"
+        raise expected(name, "uint8 images (pixel values 0..255)", f"dtype {x.dtype}{fix}")
     if x.ndim == 3:
         return x[:, None]
     if x.ndim == 4:
