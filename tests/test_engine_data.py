@@ -163,6 +163,18 @@ def test_natural_profile_on_the_command_line(tmp_path, capsys):
     assert "natural" in capsys.readouterr().out
 
 
+def test_a_head_size_the_data_cannot_give_names_the_source_labels(tmp_path):
+    """The profile's message counts classes 0..C-1; with labels {3, 7, 42} it says which label
+    each class is (a stranger read "class 0" as label 0)."""
+    npz = write_unequal(tmp_path / "l.npz", [60, 40, 5], labels=[3, 7, 42])
+    with pytest.raises(ValueError, match=r"\(class 0 is 3, 1 is 7, 2 is 42 of the source data\)"):
+        prepare_data(cfg(npz, ratio=10.0, n_max=500))
+    plain = write_unequal(tmp_path / "p.npz", [60, 40, 5])
+    with pytest.raises(ValueError) as err:
+        prepare_data(cfg(plain, ratio=10.0, n_max=500))
+    assert "source data" not in str(err.value)
+
+
 def test_train_says_what_it_trains_on(tmp_path, capsys):
     """A long-tailed set cut again by the default exp profile loses examples: train says how
     many it keeps of how many, per class, and how to keep them all; a natural run says it keeps

@@ -144,7 +144,15 @@ def _prepare_cached(
     else:
         # the head of the profile is the largest class (ties by label), and the default head
         # size is the largest that the profile can take from the classes at hand
-        counts, order, n_max = profile_counts(available.tolist(), ratio, profile, n_max)
+        try:
+            counts, order, n_max = profile_counts(available.tolist(), ratio, profile, n_max)
+        except ValueError as err:
+            if list(data.classes) == list(range(data.num_classes)):
+                raise
+            # the message counts classes 0..C-1: say which labels of the data they are
+            names = ", ".join(f"{k} is {c!r}" for k, c in enumerate(data.classes[:10]))
+            more = ", ..." if data.num_classes > 10 else ""
+            raise ValueError(f"{err} (class {names}{more} of the source data)") from None
         # the subset's seed is fixed (0), not the run's: every seed trains on the same data, as
         # in the LDAM-DRW code, so the spread over seeds is that of training, not of the subset
         idx = torch.as_tensor(imbalanced_indices(y_pool, counts=counts, seed=0))
