@@ -205,6 +205,21 @@ def test_resume_on_replaced_data_is_refused(tmp_path):
         train(cfg_e, tmp_path / "done", progress=False)
 
 
+def test_a_refusal_of_other_data_says_what_changed(tmp_path):
+    """Beside the two fingerprints, the refusal says what the record's sizes tell: an image
+    added, or the same sizes with other content (a stranger saw only two 64-character hashes)."""
+    path = write_npz(tmp_path / "d.npz", per_class=24, seed=0)
+    config = tiny(str(path), epochs=1)
+    first = train(config, tmp_path / "r", progress=False)
+    write_npz(tmp_path / "d.npz", per_class=30, seed=0)
+    with pytest.raises(ValueError, match="other data") as err:
+        train(config, tmp_path / "r", progress=False)
+    assert f"training set {first['data']['train_size']} examples there, " in str(err.value)
+    write_npz(tmp_path / "d.npz", per_class=24, seed=1)  # same sizes, other pixels
+    with pytest.raises(ValueError, match="the same numbers of examples: other images"):
+        train(config, tmp_path / "r", progress=False)
+
+
 def test_resume_from_another_data_dir_is_refused(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()

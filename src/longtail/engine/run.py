@@ -242,6 +242,23 @@ def identity_diff(saved: Any, wanted: dict[str, Any], limit: int = 4) -> str:
     return "; ".join(diffs[:limit]) + more
 
 
+def _data_change(record: dict[str, Any], identity: dict[str, Any], sizes: Any) -> str:
+    """What changed in the data, from the sizes a record keeps (``""`` when the data is the
+    same or nothing says more than the fingerprints)."""
+    saved = record.get("identity")
+    if not (isinstance(saved, dict) and saved.get("data") != identity.get("data") and sizes):
+        return ""
+    there = record.get("data") if isinstance(record.get("data"), dict) else {}
+    changes = [
+        f"{what} set {there[key]} examples there, {sizes[key]} here"
+        for key, what in (("train_size", "training"), ("test_size", "test"))
+        if key in there and key in sizes and there[key] != sizes[key]
+    ]
+    if changes:
+        return " (" + "; ".join(changes) + ")"
+    return " (the same numbers of examples: other images, labels or class names)"
+
+
 def clean_json(obj: Any) -> Any:
     """NaN/inf floats become None, tuples lists (records are strict JSON)."""
     if isinstance(obj, float):
@@ -458,10 +475,14 @@ class RunFolder:
             diff = identity_diff(other, self.config_identity) if isinstance(other, dict) else other
             raise self._refuse(f"a run with a different config ({self.path / CONFIG})", diff)
 
-    def open(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+    def open(
+        self, identity: dict[str, Any], sizes: dict[str, int] | None = None
+    ) -> dict[str, Any] | None:
         """Fix the full identity; return the record of a finished run of it, else ``None``.
 
-        A result or checkpoint of another identity (another config or other data) is refused.
+        A result or checkpoint of another identity (another config or other data) is refused;
+        ``sizes`` (``{"train_size": ..., "test_size": ...}`` of the data at hand) lets the refusal
+        of other data say what changed beside the two fingerprints.
         """
         self.identity = identity
         if self.path is None:
@@ -476,7 +497,8 @@ class RunFolder:
             if not same_run(record.get("identity"), identity):
                 raise self._refuse(
                     "the finished record of another run or of other data",
-                    identity_diff(record.get("identity"), identity),
+                    identity_diff(record.get("identity"), identity)
+                    + _data_change(record, identity, sizes),
                 )
             self.rebuild_logs()
             return record

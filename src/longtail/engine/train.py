@@ -596,7 +596,8 @@ def _train_in(
     main = rank == 0
     folder.check_config(lambda saved: TrainConfig.from_dict(saved).identity())
     data = prepare_data(config)
-    record = folder.open(with_processes(run_identity(config, data), world))
+    sizes = {"train_size": len(data["y_train"]), "test_size": len(data["y_test"])}
+    record = folder.open(with_processes(run_identity(config, data), world), sizes)
     if record is not None:
         return record
     folder.start()

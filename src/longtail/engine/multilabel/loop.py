@@ -308,7 +308,8 @@ def _train_in(
     check_method_on_data(
         config.spec, data.counts.tolist(), len(data.y_train), data.label_names, config.loss_kwargs
     )
-    record = folder.open(with_processes(run_identity(config, data), world))
+    sizes = {"train_size": len(data.y_train), "test_size": len(data.y_test)}
+    record = folder.open(with_processes(run_identity(config, data), world), sizes)
     if record is not None:
         return record
     folder.start()

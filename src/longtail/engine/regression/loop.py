@@ -422,7 +422,7 @@ def _train_in(
 ) -> dict[str, Any]:
     folder.check_config(_saved_identity)
     data = check_regression_data(config)
-    record = folder.open(run_identity(config, data))
+    record = folder.open(run_identity(config, data), data.sizes())
     if record is not None:
         return record
     folder.start()
