@@ -253,6 +253,12 @@ def test_bench_kind_refuses_an_option_it_would_ignore(capsys, tmp_path):
         ),
         (["report", "r", "--outt", "x"], "longtail report", "--outt x", "'--out'"),
         (["--bogus"], "longtail", "--bogus", ""),
+        (
+            ["train", "--learning-rate", "0.1"],
+            "longtail train",
+            "--learning-rate 0.1",
+            "Did you mean '--lr' (what other tools call --learning-rate)?",
+        ),
     ],
 )
 def test_an_unknown_option_is_refused_by_its_command_with_a_close_match(
@@ -267,3 +273,16 @@ def test_an_unknown_option_is_refused_by_its_command_with_a_close_match(
     assert f"{command}: error: unrecognized arguments: {unknown}." in err
     assert hint in err
     assert err.startswith(f"usage: {command}")
+
+
+def test_a_config_key_in_another_tools_spelling_points_to_longtails(tmp_path, capsys):
+    """``lerning_rate`` in a config file: no key of longtail's is close, but learning_rate is
+    what other trainers call ``lr``, and the message says so."""
+    config = tmp_path / "c.toml"
+    config.write_text("lerning_rate = 0.05\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "'lerning_rate'" in err
+        and "Did you mean 'lr' (what other tools call learning_rate)?" in err
+    )

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -529,7 +530,7 @@ def _apply_config_file(
             message = expected(
                 "config key", f"an option of `longtail {args.command}`", f"{key!r} in {path!r}"
             )
-            raise ValueError(f"{message}{did_you_mean(key, known)}")
+            raise ValueError(f"{message}{_option_hint(key, known)}")
         if key in actions:
             values[key] = _file_value(actions[key], key, values[key], path)
     sub.set_defaults(**values)
@@ -2174,6 +2175,43 @@ def _notes(command: str) -> Iterator[None]:
         warnings.showwarning = python_shows
 
 
+#: What other trainers call some of longtail's options (Lightning, Keras, timm, transformers):
+#: a config key or flag spelt so, or close to it, is pointed to longtail's own name.
+_OTHER_NAMES = {
+    "learning_rate": "lr",
+    "base_lr": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "num_train_epochs": "epochs",
+    "batchsize": "batch_size",
+    "train_batch_size": "batch_size",
+    "imbalance_ratio": "ratio",
+    "imb_factor": "ratio",
+    "loss": "method",
+    "output_dir": "out",
+    "data": "dataset",
+}
+
+
+def _option_hint(word: str, known: Sequence[str]) -> str:
+    """:func:`did_you_mean` over ``known`` (config keys, or flags such as ``--lr``), then over
+    other tools' names for them (``learning_rate`` or ``lerning_rate``: ``lr``)."""
+    hint = did_you_mean(word, known)
+    if hint:
+        return hint
+    dashes = "--" if word.startswith("--") else ""
+    bare = word.lstrip("-").replace("-", "_").lower()
+    spelt = {k.lstrip("-").replace("-", "_"): k for k in known}
+    ours = {other: spelt[mine] for other, mine in _OTHER_NAMES.items() if mine in spelt}
+    close = difflib.get_close_matches(bare, list(ours), n=1, cutoff=0.75)
+    if not close:
+        return ""
+    name = ours[close[0]]
+    shown = close[0].replace("_", "-") if dashes else close[0]
+    return f" Did you mean {name!r} (what other tools call {dashes}{shown})?"
+
+
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     """The parser of the command ``args`` were parsed for (the top-level one without)."""
     for action in parser._actions:
@@ -2190,7 +2228,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
         command = _command_parser(parser, args)
         options = [o for a in command._actions for o in a.option_strings]
         flags = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
-        hint = did_you_mean(flags[0], options) if flags else ""
+        hint = _option_hint(flags[0], options) if flags else ""
         command.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
     return args
 
