@@ -1197,7 +1197,7 @@ def _add_regression_options(p: argparse.ArgumentParser) -> None:
         "--bins",
         type=float,
         help="width of the label bins in target units (default: the dataset's: diamonds 100, "
-        "ages 1; a CSV: about 100 bins over its targets)",
+        "ages 1; a CSV: about 100 bins over its targets, at least 1 wide for integer targets)",
     )
     g.add_argument(
         "--backbone",

@@ -104,16 +104,27 @@ def auto_bin_width(targets: Any, num_bins: int = 100) -> float:
     """A round bin width giving about ``num_bins`` bins over the targets' range.
 
     ``(max − min) / num_bins`` rounded up to 1, 2 or 5 times a power of ten; 1.0 for a single
-    value.
+    value. Integer targets (ages, counts) get at least 1: a narrower bin than 1 would leave
+    every other bin empty by construction (0 to 34 in bins of 0.5), which skews the shot
+    regions and the LDS density.
 
-    >>> auto_bin_width([326.0, 18823.0]), auto_bin_width([0.0, 5.0]), auto_bin_width([3.0])
+    >>> auto_bin_width([326.0, 18823.0]), auto_bin_width([0.25, 5.0]), auto_bin_width([3.0])
     (200.0, 0.05, 1.0)
+    >>> auto_bin_width([0.0, 17.0, 34.0]), auto_bin_width([0.0, 17.5, 34.0])
+    (1.0, 0.5)
     """
     t = as_targets(targets)
     span = float(t.max() - t.min()) if t.numel() else 0.0
     if not span > 0:
         return 1.0
     raw = span / num_bins
+    if raw < 1 and bool((t == t.round()).all()):
+        return 1.0
+    return _round_width(raw)
+
+
+def _round_width(raw: float) -> float:
+    """``raw`` (> 0) rounded up to 1, 2 or 5 times a power of ten."""
     k = math.floor(math.log10(raw))
     for m in (1, 2, 5, 10):
         if m * 10.0**k >= raw * (1 - 1e-9):
@@ -147,7 +158,7 @@ def check_bin_count(low: float, high: float, bin_width: float, name: str = "bin_
             f"a bin width that makes at most {MAX_BINS:,} bins over the targets' range "
             f"[{low:g}, {high:g}]",
             f"{bin_width!r}, which would make {n:,} bins (a width of "
-            f"{auto_bin_width([low, high]):g} makes about 100)",
+            f"{_round_width((high - low) / 100) if high > low else 1.0:g} makes about 100)",
         )
     return n
 
