@@ -37,6 +37,16 @@ def expected(name: str, what: str, got: Any) -> ValueError:
     return ValueError(f"Expected `{name}` to be {what}, but got {text}.")
 
 
+#: How to renumber labels used as class indices ({3, 7, 42} leaves 0..41 empty), for messages.
+RENUMBER = "renumber them first, e.g. numpy.unique(labels, return_inverse=True)[1]"
+
+
+def first_few(values: Sequence[Any], limit: int = 10) -> str:
+    """``values`` for a message: the first ``limit`` as a list, `` ...`` after it when there
+    are more (``[0, 1, 2] ...``)."""
+    return f"{list(values[:limit])}{' ...' if len(values) > limit else ''}"
+
+
 def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the entries of ``known`` close to ``word`` (``""`` when none is close).
 
@@ -156,14 +166,12 @@ def as_counts(
         raise expected(name, "non-negative", t.tolist())
     if not allow_zero and (t == 0).any():
         zeros = torch.nonzero(t == 0).flatten().tolist()
-        listed = f"{zeros[:10]}{' ...' if len(zeros) > 10 else ''}"
-        got = f"zero counts for {len(zeros)} of {t.numel()} classes: {listed}"
+        got = f"zero counts for {len(zeros)} of {t.numel()} classes: {first_few(zeros)}"
         if 2 * len(zeros) > t.numel():  # mostly empty: labels used as indices ({3, 7, 4000})
             seen = torch.nonzero(t).flatten().tolist()
             got += (
-                f" (counts are per class index 0..C-1, and only "
-                f"{seen[:10]}{' ...' if len(seen) > 10 else ''} have examples: if those are "
-                "labels, renumber them first, e.g. numpy.unique(labels, return_inverse=True)[1])"
+                f" (counts are per class index 0..C-1, and only {first_few(seen)} have examples: "
+                f"if those are labels, {RENUMBER})"
             )
         raise expected(
             name, "positive for every class (a zero count makes this quantity infinite)", got

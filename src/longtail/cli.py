@@ -2212,20 +2212,12 @@ def _option_hint(word: str, known: Sequence[str]) -> str:
     return f" Did you mean {name!r} (what other tools call {dashes}{shown})?"
 
 
-def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
-    """The parser of the command ``args`` were parsed for (the top-level one without)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and getattr(args, "command", None):
-            return action.choices.get(args.command, parser)
-    return parser
-
-
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """``parser.parse_args``, except that an unknown option is refused by its command's parser
     (its usage, not the top level's) with the options it resembles (``--seed``: ``--seeds``)."""
     args, extras = parser.parse_known_args(argv)
     if extras:
-        command = _command_parser(parser, args)
+        command = _subparser(parser, args.command) if getattr(args, "command", None) else parser
         options = [o for a in command._actions for o in a.option_strings]
         flags = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
         hint = _option_hint(flags[0], options) if flags else ""

@@ -360,7 +360,7 @@ def _check_probabilities(x: torch.Tensor, name: str) -> None:
     if ((x < 0) | (x > 1)).any():
         raise expected(name, "probabilities in [0, 1] with from_probs=True", "values outside")
     tol = max(1e-3, 10 * x.shape[1] * torch.finfo(x.dtype).eps)
-    off = float((x.double().sum(dim=1) - 1).abs().max())
+    off = float((x.sum(dim=1, dtype=torch.float64) - 1).abs().max())
     if off > tol:
         raise expected(
             name,

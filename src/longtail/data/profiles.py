@@ -18,7 +18,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from longtail._labels import as_labels, check_int, label_counts
-from longtail._validation import as_counts, check_choice, expected
+from longtail._validation import RENUMBER, as_counts, check_choice, expected, first_few
 
 __all__ = [
     "PROFILES",
@@ -174,9 +174,8 @@ def imbalanced_indices(
             if have == 0:  # labels used as indices: {3, 7, 42} leaves 0..41 empty
                 seen = np.flatnonzero(present).tolist()
                 hint = (
-                    f" Labels are class indices 0..C-1; the labels present are "
-                    f"{seen[:10]}{' ...' if len(seen) > 10 else ''}: renumber them first, "
-                    "e.g. numpy.unique(labels, return_inverse=True)[1]."
+                    " Labels are class indices 0..C-1; the labels present are "
+                    f"{first_few(seen)}: {RENUMBER}."
                 )
             elif counts is None:
                 hint = (

@@ -644,8 +644,7 @@ def _train_in(
         "identity": folder.identity,
         "data": {
             "fingerprint": data["fingerprint"],
-            "train_size": len(data["y_train"]),
-            "test_size": len(data["y_test"]),
+            **sizes,
             "num_classes": data["num_classes"],
             "n_max": data["n_max"],
             "head_order": data["head_order"],

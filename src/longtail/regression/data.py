@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .._validation import check_choice, did_you_mean, expected
+from .._validation import check_choice, did_you_mean, expected, first_few
 from .binning import Bins, as_targets, bin_of, resolve_bins
 
 _EXTRA = "pip install longtail[regression]"
@@ -59,8 +59,7 @@ def _not_numeric(c: Any, values: np.ndarray) -> ValueError:
         except (TypeError, ValueError):
             bad_rows.append(i)
     cells = sorted({str(values[i]) for i in bad_rows}, key=str)[:5]
-    more = " ..." if len(bad_rows) > 5 else ""
-    rows = f"rows {bad_rows[:5]}{more} (counted from 0 after the header)"
+    rows = f"rows {first_few(bad_rows, 5)} (counted from 0 after the header)"
     if len(bad_rows) * 2 < len(values):  # mostly numbers: markers of missing values
         return expected(
             f"column {c!r}",
