@@ -214,6 +214,16 @@ def test_table1_rows_in_canonical_order_with_bold_best(records):
     assert "19." not in text and "agedb" not in text
 
 
+def test_a_column_with_one_number_has_nothing_to_be_best_against():
+    from longtail.bench.tables import _column
+
+    one = {"mean": 3.0, "std": 0.5, "n": 2}
+    assert _column([one, None], higher=True) == ["3.00 ± 0.50", "—"]
+    assert _column([one], higher=False) == ["3.00 ± 0.50"]
+    two = [one, {"mean": 4.0, "std": 0.5, "n": 2}]
+    assert _column(two, higher=True) == ["3.00 ± 0.50", "**4.00 ± 0.50**"]
+
+
 def test_table1_one_seed_shows_the_mean_alone(records):
     seed0 = [r for r in records if r["seed"] == 0]
     text = table1_markdown(seed0, tail_view=False)

@@ -104,10 +104,11 @@ def _cell(stats: Stats | None, decimals: int = 2) -> str:
 def _column(
     cells: Sequence[Stats | None], higher: bool, decimals: int = 2, most: int | None = None
 ) -> list[str]:
-    """Cells of one column, the best (as displayed, so ties are all bold) in bold; a cell of
-    fewer seeds than ``most`` (the table's largest count) says how many, as ``(n)``."""
+    """Cells of one column, the best (as displayed, so ties are all bold) in bold, where there
+    are at least two cells to compare; a cell of fewer seeds than ``most`` (the table's largest
+    count) says how many, as ``(n)``."""
     shown = [round(c["mean"], decimals) for c in cells if c is not None]
-    best = (max(shown) if higher else min(shown)) if shown else None
+    best = (max(shown) if higher else min(shown)) if len(shown) > 1 else None
     out = []
     for c in cells:
         text = _cell(c, decimals)
