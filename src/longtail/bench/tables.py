@@ -486,7 +486,7 @@ def dir_markdown(records: Iterable[dict[str, Any]]) -> str:
         >>> rec = {"method": "vanilla", "bench": "dir", "dataset": "agedb", "seed": 0,
         ...        "metrics": {"mae": 7.77, "mae_few": 13.67, "gm": 5.05}}
         >>> print(dir_markdown([rec]).splitlines()[-1])
-        | Vanilla (MSE) | **7.77** | — | — | **13.67** | **5.05** | — | — | — |
+        | Vanilla (MSE) | 7.77 | — | — | 13.67 | 5.05 | — | — | — |
 
     Args:
         records: Results records; only the regression ones are used.
