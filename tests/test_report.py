@@ -20,6 +20,7 @@ from longtail.bench.report import (
     tail_markdown,
     write_report,
 )
+from longtail.bench.tables import _column
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -215,8 +216,6 @@ def test_table1_rows_in_canonical_order_with_bold_best(records):
 
 
 def test_a_column_with_one_number_has_nothing_to_be_best_against():
-    from longtail.bench.tables import _column
-
     one = {"mean": 3.0, "std": 0.5, "n": 2}
     assert _column([one, None], higher=True) == ["3.00 ± 0.50", "—"]
     assert _column([one], higher=False) == ["3.00 ± 0.50"]
