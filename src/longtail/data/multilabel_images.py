@@ -307,6 +307,20 @@ def _mosaic_plan(
     return lo, hi, most, n
 
 
+def _checked_mosaic_args(grid, ratio, profile, n_max, val_size, test_size, seed) -> tuple:
+    """The checked numeric arguments of :func:`mosaic_multilabel` (``profile`` is only checked)."""
+    if profile not in PROFILES:
+        raise expected("profile", f"one of {PROFILES}", repr(profile))
+    return (
+        check_int("grid", grid, minimum=1),
+        check_ratio(ratio),
+        check_int("n_max", n_max, minimum=1),
+        check_int("val_size", val_size, minimum=1),
+        check_int("test_size", test_size, minimum=1),
+        check_int("seed", seed, minimum=0),
+    )
+
+
 def mosaic_multilabel(
     source: ImageDataset,
     *,
@@ -353,14 +367,9 @@ def mosaic_multilabel(
             a class whose source images run out.
     """
     c = source.num_classes
-    grid = check_int("grid", grid, minimum=1)
-    ratio = check_ratio(ratio)
-    if profile not in PROFILES:
-        raise expected("profile", f"one of {PROFILES}", repr(profile))
-    n_max = check_int("n_max", n_max, minimum=1)
-    val_size = check_int("val_size", val_size, minimum=1)
-    test_size = check_int("test_size", test_size, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
+    grid, ratio, n_max, val_size, test_size, seed = _checked_mosaic_args(
+        grid, ratio, profile, n_max, val_size, test_size, seed
+    )
     counts = np.asarray(imbalance_counts(n_max, c, ratio, profile), dtype=np.int64)
     total = int(counts.sum())
     lo, hi, most, n = _mosaic_plan(c, grid, items, counts, labels_per_example)

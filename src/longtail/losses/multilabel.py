@@ -627,15 +627,12 @@ def distribution_balanced_loss(
 
     **Focal.** Both terms are multiplied by the focal factor ``(1 − p_t)^γ`` of their own
     (regularised) logit, ``σ(−z')^γ`` and ``σ(λz')^γ``, not detached (the official config's
-    ``focal=True, gamma=2``, with which the paper's results are reported). The official config
-    also multiplies the loss by ``balance_param = 2``, a constant factor of the learning rate,
-    left out here.
+    ``focal=True, gamma=2``, with which the paper's results are reported). The official
+    config's factor ``balance_param = 2`` on the loss (so on the learning rate) is left out.
 
     The element loss is ``r̂ · (t ℓ⁺ + (1 − t) ℓ⁻)`` (soft targets take this convex combination and
     the soft rate ``Σ_k t_ik / n_k``). With ``rebalance=False, ntr=False, gamma=0`` it is binary
     cross-entropy with logits.
-
-    Reduction: ``"mean"`` over the entries (the official ``reduction='mean'``).
 
     Shape:
         - logits: ``(N, C)`` or ``(N, C, d1, ...)``, any floating dtype.
@@ -656,13 +653,12 @@ def distribution_balanced_loss(
             single-label data but too large for multi-label data (pass ``N`` then).
         weight: per-class factor ``(C,)`` of column ``c``.
         ignore_index: a class-index row, or a dense target entry, equal to it is left out.
-        reduction: ``"mean" | "sum" | "none"``.
+        reduction: ``"mean"`` over the entries (the official default) ``| "sum" | "none"``.
     """
     check_reduction(reduction)
     _check_db(alpha, beta, mu, kappa, lam, gamma, rebalance, ntr)
     inp = _inputs(logits, target, weight, ignore_index)
-    c = inp.x.shape[1]
-    _counts(class_counts, c)
+    _counts(class_counts, inp.x.shape[1])
     inv, bias = db_statistics(class_counts, kappa=kappa, lam=lam, num_samples=num_samples, ntr=ntr)
     return _db(
         inp,
