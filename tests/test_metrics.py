@@ -12,6 +12,7 @@ from longtail.metrics import (
     CLASSIFICATION_KEYS,
     balanced_accuracy,
     classification_metrics,
+    classwise_calibration_error,
     expected_calibration_error,
     per_class_accuracy,
     per_class_error,
@@ -298,3 +299,64 @@ def test_from_probs_rows_must_sum_to_one():
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         probs = torch.randn(64, 100, generator=g).softmax(1).to(dtype)
         expected_calibration_error(probs, torch.arange(64), from_probs=True)
+
+
+# ---- ignore_index: the convention of the losses, torchmetrics and the streaming metrics ---------
+def _with_padding(logits: torch.Tensor, target: torch.Tensor, pad: int):
+    """The inputs with three padding rows (target ``pad``, logits of their own) spliced in."""
+    g = torch.Generator().manual_seed(1)
+    extra = torch.randn(3, logits.shape[1], generator=g) * 5
+    at = [1, 4, len(target)]  # start, middle, end
+    rows, labels = list(logits), target.tolist()
+    for k, i in enumerate(sorted(at, reverse=True)):
+        rows.insert(i, extra[k])
+        labels.insert(i, pad)
+    return torch.stack(rows), torch.tensor(labels)
+
+
+def _every_metric(scores, target, **kw):
+    c = scores.shape[1]
+    counts = [200, 50, 5, 1][:c]
+    return {
+        "top1": top1_error(scores, target, **kw),
+        "per_class_acc": per_class_accuracy(scores, target, **kw).tolist(),
+        "per_class_err": per_class_error(scores.argmax(1), target, c, **kw),
+        "balanced": balanced_accuracy(scores, target, **kw),
+        "ece": expected_calibration_error(scores, target, **kw),
+        "cw_ece": classwise_calibration_error(scores, target, **kw),
+        "all": classification_metrics(scores, target, counts, **kw),
+    }
+
+
+@pytest.mark.parametrize("pad", [-100, 255, 3])
+def test_ignore_index_equals_the_metric_of_the_kept_examples(pad):
+    logits = logits_for(PRED, 4)
+    keep = TARGET != pad
+    padded, target = _with_padding(logits, TARGET, pad)
+    got = _every_metric(padded, target, ignore_index=pad)
+    want = _every_metric(logits[keep], TARGET[keep])
+    assert json.dumps(got, default=str) == json.dumps(want, default=str)
+    if pad in (-100, 255):  # out of range: without ignore_index the labels are refused
+        with pytest.raises(ValueError, match="target"):
+            top1_error(padded, target)
+
+
+def test_ignore_index_that_is_a_class_leaves_that_class_out():
+    logits = logits_for(PRED, 4)
+    acc = per_class_accuracy(logits, TARGET, ignore_index=2)
+    assert math.isnan(acc[2]) and acc[0] == 0.5 and acc[1] == 0.5
+    assert top1_error(PRED, TARGET, ignore_index=2) == pytest.approx(100 * 3 / 6)
+
+
+def test_ignore_index_with_no_example_left_or_a_bad_value_is_refused():
+    logits = logits_for(PRED, 4)
+    with pytest.raises(ValueError, match="every label ignored"):
+        top1_error(logits[:2], torch.tensor([-100, -100]), ignore_index=-100)
+    with pytest.raises(ValueError, match="every label ignored"):
+        classification_metrics(logits[:1], torch.tensor([-1]), [1, 1, 1, 1], ignore_index=-1)
+    for bad in (True, 1.0, "-100"):
+        with pytest.raises(ValueError, match="ignore_index"):
+            balanced_accuracy(logits, TARGET, ignore_index=bad)
+    # A shape mismatch is still reported as one, not hidden by the dropping.
+    with pytest.raises(ValueError, match="shape"):
+        expected_calibration_error(logits[:3], TARGET, ignore_index=-100)

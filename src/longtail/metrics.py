@@ -100,14 +100,59 @@ def _as_logits(logits: Any, name: str, n: int) -> torch.Tensor:
     return x
 
 
+def _check_ignore_index(ignore_index: Any) -> int | None:
+    """``ignore_index`` checked: ``None`` or an integer (``bool`` is refused)."""
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
+        raise expected("ignore_index", "None or an integer label", repr(ignore_index))
+    return ignore_index
+
+
+def _drop_ignored(scores: Any, target: Any, ignore_index: int | None) -> tuple[Any, torch.Tensor]:
+    """``(scores, target)`` without the examples whose target is ``ignore_index``.
+
+    They come back as they were when there is no ``ignore_index`` or when the shapes do not
+    match (the checks that follow say what is wrong); the target always as a tensor. Every
+    example may be dropped: the caller decides whether an empty batch is an error.
+    """
+    tgt = _as_tensor(target, "target")
+    if ignore_index is None or tgt.dim() != 1 or not tgt.numel():
+        return scores, tgt
+    keep = tgt != ignore_index
+    if bool(keep.all()):
+        return scores, tgt
+    x = _as_tensor(scores, "scores")
+    if x.dim() == 0 or x.shape[0] != tgt.shape[0]:
+        return scores, tgt
+    return x[keep.to(x.device)], tgt[keep]
+
+
+def _kept(scores: Any, target: Any, ignore_index: Any) -> tuple[Any, torch.Tensor]:
+    """:func:`_drop_ignored` for a whole evaluation: some example must be left."""
+    ignore_index = _check_ignore_index(ignore_index)
+    tgt = _as_tensor(target, "target")
+    x, kept = _drop_ignored(scores, tgt, ignore_index)
+    if tgt.dim() == 1 and tgt.numel() and not kept.numel():
+        raise expected(
+            "target", f"some label other than ignore_index={ignore_index}", "every label ignored"
+        )
+    return x, kept
+
+
 def _labels_and_classes(
-    logits_or_pred: Any, target: Any, num_classes: int | None, name: str
+    logits_or_pred: Any,
+    target: Any,
+    num_classes: int | None,
+    name: str,
+    ignore_index: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-    """Checked ``(pred, target, C)``: predicted labels from logits ``(N, C)`` or labels ``(N,)``."""
+    """Checked ``(pred, target, C)``: predicted labels from logits ``(N, C)`` or labels ``(N,)``,
+    without the examples whose target is ``ignore_index``."""
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, minimum=1)
+    logits_or_pred, tgt = _kept(logits_or_pred, target, ignore_index)
     x = _as_tensor(logits_or_pred, name)
-    tgt = _as_tensor(target, "target")
     n = tgt.shape[0] if tgt.dim() >= 1 else -1
     if x.dim() == 2:
         x = _as_logits(x, name, n)
@@ -154,7 +199,7 @@ def _nanmean(values: torch.Tensor) -> float:
     return float(present.mean()) if present.numel() else math.nan
 
 
-def top1_error(logits_or_pred: Any, target: Any) -> float:
+def top1_error(logits_or_pred: Any, target: Any, *, ignore_index: int | None = None) -> float:
     """Top-1 error in percent: ``100 · #{i : argmax_c z_ic ≠ y_i} / N``.
 
     Example:
@@ -167,6 +212,8 @@ def top1_error(logits_or_pred: Any, target: Any) -> float:
     Args:
         logits_or_pred: Logits (or probabilities) ``(N, C)``, or predicted labels ``(N,)``.
         target: Integer class labels ``(N,)``.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         The error as a Python float in ``[0, 100]``. Ties in the logits go to the lowest class
@@ -175,11 +222,13 @@ def top1_error(logits_or_pred: Any, target: Any) -> float:
     Raises:
         ValueError: On mismatched shapes, non-integer or out-of-range labels, NaN logits.
     """
-    pred, tgt, _ = _labels_and_classes(logits_or_pred, target, None, "logits_or_pred")
+    pred, tgt, _ = _labels_and_classes(logits_or_pred, target, None, "logits_or_pred", ignore_index)
     return _error(pred, tgt)
 
 
-def per_class_accuracy(pred: Any, target: Any, num_classes: int | None = None) -> torch.Tensor:
+def per_class_accuracy(
+    pred: Any, target: Any, num_classes: int | None = None, *, ignore_index: int | None = None
+) -> torch.Tensor:
     """Accuracy of each class: ``#{i : y_i = c, ŷ_i = c} / #{i : y_i = c}`` (a fraction).
 
     Example:
@@ -190,6 +239,8 @@ def per_class_accuracy(pred: Any, target: Any, num_classes: int | None = None) -
         pred: Predicted labels ``(N,)`` or logits ``(N, C)``.
         target: Integer class labels ``(N,)``.
         num_classes: Number of classes ``C``; may be left out when ``pred`` holds logits.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         A float64 CPU tensor ``(C,)`` of fractions in ``[0, 1]``; NaN for a class that has no
@@ -199,13 +250,15 @@ def per_class_accuracy(pred: Any, target: Any, num_classes: int | None = None) -
         ValueError: On mismatched shapes, labels outside ``[0, C-1]``, or a missing
             ``num_classes`` for label predictions.
     """
-    p, t, c = _labels_and_classes(pred, target, num_classes, "pred")
+    p, t, c = _labels_and_classes(pred, target, num_classes, "pred", ignore_index)
     if c is None:
         raise expected("num_classes", "given when `pred` holds labels rather than logits", None)
     return _per_class_accuracy(p, t, c)
 
 
-def per_class_error(pred: Any, target: Any, num_classes: int | None = None) -> list[float]:
+def per_class_error(
+    pred: Any, target: Any, num_classes: int | None = None, *, ignore_index: int | None = None
+) -> list[float]:
     """Top-1 error of each class in percent, ``100 · (1 - per_class_accuracy)``.
 
     Example:
@@ -216,15 +269,24 @@ def per_class_error(pred: Any, target: Any, num_classes: int | None = None) -> l
         pred: Predicted labels ``(N,)`` or logits ``(N, C)``.
         target: Integer class labels ``(N,)``.
         num_classes: Number of classes ``C``; may be left out when ``pred`` holds logits.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         A list of ``C`` Python floats; NaN for a class absent from ``target``
         (:func:`classification_metrics` writes those as ``None``).
     """
-    return (100.0 * (1.0 - per_class_accuracy(pred, target, num_classes))).tolist()
+    acc = per_class_accuracy(pred, target, num_classes, ignore_index=ignore_index)
+    return (100.0 * (1.0 - acc)).tolist()
 
 
-def balanced_accuracy(logits_or_pred: Any, target: Any, num_classes: int | None = None) -> float:
+def balanced_accuracy(
+    logits_or_pred: Any,
+    target: Any,
+    num_classes: int | None = None,
+    *,
+    ignore_index: int | None = None,
+) -> float:
     """Balanced accuracy in percent: the mean of the per-class accuracies.
 
     Only classes that occur in ``target`` count, each once whatever its size, so on a long-tailed
@@ -239,11 +301,15 @@ def balanced_accuracy(logits_or_pred: Any, target: Any, num_classes: int | None 
         logits_or_pred: Logits ``(N, C)`` or predicted labels ``(N,)``.
         target: Integer class labels ``(N,)``.
         num_classes: Optional number of classes, to check the labels against.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         A Python float in ``[0, 100]``.
     """
-    p, t, c = _labels_and_classes(logits_or_pred, target, num_classes, "logits_or_pred")
+    p, t, c = _labels_and_classes(
+        logits_or_pred, target, num_classes, "logits_or_pred", ignore_index
+    )
     if c is None:
         c = max(int(p.max()), int(t.max())) + 1
     return 100.0 * _nanmean(_per_class_accuracy(p, t, c))
@@ -419,7 +485,12 @@ def _ece(probs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, n_bins: 
 
 
 def expected_calibration_error(
-    probs_or_logits: Any, target: Any, n_bins: int = 15, *, from_probs: bool = False
+    probs_or_logits: Any,
+    target: Any,
+    n_bins: int = 15,
+    *,
+    from_probs: bool = False,
+    ignore_index: int | None = None,
 ) -> float:
     """Expected calibration error (%) with equal-width confidence bins (Guo et al., ICML 2017).
 
@@ -449,6 +520,8 @@ def expected_calibration_error(
         target: Integer class labels ``(N,)``.
         n_bins: Number ``M`` of equal-width bins over ``(0, 1]``; 15 as in Guo et al.
         from_probs: Whether the input already holds probabilities.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         ECE as a Python float in ``[0, 100]``.
@@ -458,7 +531,7 @@ def expected_calibration_error(
             probabilities outside ``[0, 1]`` or rows of them not summing to 1.
     """
     n_bins = check_int("n_bins", n_bins, minimum=1)
-    tgt = _as_tensor(target, "target")
+    probs_or_logits, tgt = _kept(probs_or_logits, target, ignore_index)
     n = tgt.shape[0] if tgt.dim() >= 1 else -1
     x = _as_logits(probs_or_logits, "probs_or_logits", n)
     tgt = _as_target(tgt, x.shape[1]).to(x.device)
@@ -493,7 +566,12 @@ def _classwise_value(size: torch.Tensor, prob_sum: torch.Tensor, hit_sum: torch.
 
 
 def classwise_calibration_error(
-    probs_or_logits: Any, target: Any, n_bins: int = 15, *, from_probs: bool = False
+    probs_or_logits: Any,
+    target: Any,
+    n_bins: int = 15,
+    *,
+    from_probs: bool = False,
+    ignore_index: int | None = None,
 ) -> float:
     """Class-wise ECE (%), the calibration of every class's probability (Kull et al., NeurIPS
     2019), with :func:`expected_calibration_error`'s equal-width bins.
@@ -524,6 +602,8 @@ def classwise_calibration_error(
         target: Integer class labels ``(N,)``.
         n_bins: Number ``M`` of equal-width bins over ``(0, 1]``. Default 15.
         from_probs: Whether the input already holds probabilities.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         Class-wise ECE as a Python float in ``[0, 100]``.
@@ -532,7 +612,7 @@ def classwise_calibration_error(
         ValueError: As :func:`expected_calibration_error`.
     """
     n_bins = check_int("n_bins", n_bins, minimum=1)
-    tgt = _as_tensor(target, "target")
+    probs_or_logits, tgt = _kept(probs_or_logits, target, ignore_index)
     n = tgt.shape[0] if tgt.dim() >= 1 else -1
     x = _as_logits(probs_or_logits, "probs_or_logits", n)
     tgt = _as_target(tgt, x.shape[1]).to(x.device)
@@ -552,6 +632,8 @@ def classification_metrics(
     many_threshold: float = 100,
     few_threshold: float = 20,
     n_bins: int = 15,
+    *,
+    ignore_index: int | None = None,
 ) -> dict[str, Any]:
     """Every classification metric of a results record, as plain JSON-ready Python values.
 
@@ -571,6 +653,8 @@ def classification_metrics(
         many_threshold: See :func:`shot_accuracy` (many-shot: ``n_c > many_threshold``).
         few_threshold: See :func:`shot_accuracy` (few-shot: ``n_c < few_threshold``).
         n_bins: Bins of :func:`expected_calibration_error`.
+        ignore_index: Examples whose target is this value (padding labelled -100, say) are left
+            out, as the losses and torchmetrics do. Default ``None``.
 
     Returns:
         ``{"top1_error", "balanced_accuracy", "per_class_error", "many_acc", "medium_acc",
@@ -583,7 +667,7 @@ def classification_metrics(
     """
     _check_thresholds(many_threshold, few_threshold)
     n_bins = check_int("n_bins", n_bins, minimum=1)
-    tgt = _as_tensor(target, "target")
+    logits, tgt = _kept(logits, target, ignore_index)
     n = tgt.shape[0] if tgt.dim() >= 1 else -1
     x = _as_logits(logits, "logits", n)
     c = x.shape[1]

@@ -62,10 +62,12 @@ from longtail.metrics import (
     _as_logits,
     _as_target,
     _as_tensor,
+    _check_ignore_index,
     _check_probabilities,
     _check_thresholds,
     _classwise_stats,
     _classwise_value,
+    _drop_ignored,
     _ece_stats,
     _ece_value,
     _json_float,
@@ -180,22 +182,9 @@ class _Core:
 
     ignore_index: int | None = None
 
-    def _drop_ignored(self, logits: Any, tgt: torch.Tensor) -> tuple[Any, torch.Tensor]:
-        """The batch without the examples whose target is ``ignore_index`` (as they are when
-        there is none, or when the shapes do not match: the checks after say what is wrong)."""
-        if self.ignore_index is None or tgt.dim() != 1 or not tgt.numel():
-            return logits, tgt
-        keep = tgt != self.ignore_index
-        if bool(keep.all()):
-            return logits, tgt
-        x = _as_tensor(logits, "logits")
-        if x.dim() == 0 or x.shape[0] != tgt.shape[0]:
-            return logits, tgt
-        return x[keep.to(x.device)], tgt[keep]
-
     def _increments(self, logits: Any, target: Any) -> dict[str, torch.Tensor] | None:
         """The statistics of one batch (``None`` for an empty one), on the inputs' device."""
-        logits, tgt = self._drop_ignored(logits, _as_tensor(target, "target"))
+        logits, tgt = _drop_ignored(logits, target, self.ignore_index)
         if self._empty_batch(logits, tgt):
             return None
         c = self.num_classes
@@ -283,11 +272,7 @@ class StreamingMetric(_Core):
     ) -> None:
         if not isinstance(sync_on_compute, bool):
             raise expected("sync_on_compute", "True or False", repr(sync_on_compute))
-        if ignore_index is not None and (
-            isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-        ):
-            raise expected("ignore_index", "None or an integer label", repr(ignore_index))
-        self.ignore_index = ignore_index
+        self.ignore_index = _check_ignore_index(ignore_index)
         self.sync_on_compute = sync_on_compute
         self.process_group = process_group
         self.state: dict[str, torch.Tensor] = {}
