@@ -306,7 +306,7 @@ def _with_padding(logits: torch.Tensor, target: torch.Tensor, pad: int):
     """The inputs with three padding rows (target ``pad``, logits of their own) spliced in."""
     g = torch.Generator().manual_seed(1)
     extra = torch.randn(3, logits.shape[1], generator=g) * 5
-    at = [1, 4, len(target)]  # start, middle, end
+    at = [0, 4, len(target)]  # start, middle, end
     rows, labels = list(logits), target.tolist()
     for k, i in enumerate(sorted(at, reverse=True)):
         rows.insert(i, extra[k])

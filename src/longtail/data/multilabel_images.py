@@ -308,12 +308,15 @@ def _mosaic_plan(
 
 
 def _checked_mosaic_args(grid, ratio, profile, n_max, val_size, test_size, seed) -> tuple:
-    """The checked numeric arguments of :func:`mosaic_multilabel` (``profile`` is only checked)."""
+    """The checked numeric arguments of :func:`mosaic_multilabel` (``profile`` is only checked),
+    in the order the builder always checked them."""
+    grid = check_int("grid", grid, minimum=1)
+    ratio = check_ratio(ratio)
     if profile not in PROFILES:
         raise expected("profile", f"one of {PROFILES}", repr(profile))
     return (
-        check_int("grid", grid, minimum=1),
-        check_ratio(ratio),
+        grid,
+        ratio,
         check_int("n_max", n_max, minimum=1),
         check_int("val_size", val_size, minimum=1),
         check_int("test_size", test_size, minimum=1),
