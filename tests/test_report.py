@@ -261,12 +261,23 @@ def test_ablation_grid(records):
     text = ablation_markdown(records)
     # the fixture passes scale=30 explicitly: not the registry's MM-DRW, so the label says so
     assert "MM-DRW (scale=30), Fashion-MNIST long-tailed 100" in text and "2 seeds" in text
+    assert "mean ± sample std over 2 seeds" in text
     rows = table_rows(text)
     assert rows["β \\ δ⁻"] == ["0.6", "1.2"]
-    assert rows["1.4"] == ["22.50", "21.50"]
-    assert rows["1.5"] == ["**19.50**", "21.00"]
-    assert rows["1.6"] == ["24.00", "—"]
+    assert rows["1.4"] == ["22.50 ± 0.71", "21.50 ± 0.71"]
+    assert rows["1.5"] == ["**19.50 ± 0.71**", "21.00 ± 0.71"]
+    assert rows["1.6"] == ["24.00 ± 0.00", "—"]
     assert ablation_markdown([r for r in records if r["bench"] != "mm-ablation"]) == ""
+    # a cell short of seeds (a grid still running) says how many, as Table 1 does
+    partial = [
+        r for r in records
+        if not (r["bench"] == "mm-ablation" and r["seed"] == 1
+                and r["config"]["loss_kwargs"]["beta"] == 1.4
+                and r["config"]["loss_kwargs"]["delta_minus"] == 0.6)
+    ]  # fmt: skip
+    text = ablation_markdown(partial)
+    assert "1–2 seeds; a cell of fewer seeds says how many, as (n)" in text
+    assert table_rows(text)["1.4"] == ["22.00 (1)", "21.50 ± 0.71"]
 
 
 def test_ablation_record_without_beta_warns(records):

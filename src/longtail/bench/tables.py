@@ -21,7 +21,6 @@ from longtail.bench.labels import (
     plural,
     recipe_text,
     row_labels,
-    seed_span,
     seeds_text,
     shots_text,
     varying_keys,
@@ -339,18 +338,23 @@ def _ablation_part(grid: AblationGrid, title: str, varying: list[str]) -> str:
     betas = sorted({b for b, _ in stats})
     deltas = sorted({d for _, d in stats})
     best = min(round(s["mean"], 2) for s in stats.values())
+    most = max(s["n"] for s in stats.values())
     columns = []
     for d in deltas:
         col = []
         for b in betas:
             s = stats.get((b, d))
-            text = "—" if s is None else f"{s['mean']:.2f}"
-            col.append(f"**{text}**" if s is not None and round(s["mean"], 2) == best else text)
+            text = _cell(s)
+            if s is not None and round(s["mean"], 2) == best:
+                text = f"**{text}**"
+            if s is not None and s["n"] < most:
+                text += f" ({s['n']})"
+            col.append(text)
         columns.append(col)
     return (
-        f"**MM ablation, {title}.** Top-1 error (%), mean over "
-        f"{seed_span(s['n'] for s in stats.values())}; rows β, columns δ⁻ (δ⁺ = β·δ⁻); lowest in "
-        f"bold. {recipe_text(grid.table, varying)}".strip()
+        f"**MM ablation, {title}.** Top-1 error (%), "
+        f"{seeds_text(s['n'] for s in stats.values())}; rows β, columns δ⁻ (δ⁺ = β·δ⁻); "
+        f"lowest in bold. {recipe_text(grid.table, varying)}".strip()
         + "\n\n"
         + _table(["β \\ δ⁻", *(f"{d:g}" for d in deltas)], columns, [f"{b:g}" for b in betas])
     )
