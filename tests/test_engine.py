@@ -460,3 +460,74 @@ def test_ddp_batch_smaller_than_the_processes_is_refused_before_anything_is_writ
         train_mod._train(config, tmp_path / "ddp", 2, 0, False, None, {})
     assert not (tmp_path / "ddp").exists()
     train_mod._train(tiny(npz, batch_size=2, epochs=1), tmp_path / "one", 1, 0, False, None, {})
+
+
+def _stateful_losses() -> list[str]:
+    """The registered losses a ``loss:NAME`` method can train whose ``state_dict()`` changes in a
+    training step (running statistics, a random loss's step counter): found by taking a step,
+    so a stateful loss added to the registry is checked below without being named here."""
+    from longtail.losses import create_loss_for_counts, get_loss_info, list_losses
+
+    found = []
+    for name in list_losses():
+        info = get_loss_info(name)
+        if not (info.single_label and info.per_sample):
+            continue
+        loss = create_loss_for_counts(name, COUNTS)
+        loss.reduction = "none"
+        before = {k: v.clone() for k, v in loss.state_dict().items()}
+        logits = torch.randn(8, NUM_CLASSES, requires_grad=True)
+        loss(logits, torch.tensor([0, 1, 2, 3, 0, 0, 1, 2])).sum().backward()
+        after = loss.state_dict()
+        if any(k not in before or not torch.equal(before[k], v) for k, v in after.items()):
+            found.append(name)
+    return found
+
+
+STATEFUL_LOSSES = _stateful_losses()
+
+
+def test_the_stateful_losses_are_found():
+    # the search is not vacuous: running counts, gradient statistics and random draws are there
+    assert {"seesaw", "eqlv2", "gcl", "softmax-eql"} <= set(STATEFUL_LOSSES)
+
+
+@pytest.mark.parametrize("loss", STATEFUL_LOSSES)
+def test_a_stateful_loss_resumes_to_the_uninterrupted_run(loss, npz, tmp_path):
+    # the checkpoint holds the loss's state: a resumed seesaw continues its counts, a resumed
+    # GCL its sequence of draws (before, both restarted and the metrics drifted unannounced)
+    config = tiny(npz, method=f"loss:{loss}", epochs=3, drw_epoch=3)
+    whole = train(config, tmp_path / "whole", progress=False)
+
+    def kill_after_epoch_0(epoch, row):
+        if epoch == 0:
+            raise RunInterrupted("simulated kill")
+
+    with pytest.raises(RunInterrupted):
+        train(config, tmp_path / "killed", progress=False, callback=kill_after_epoch_0)
+    resumed = train(config, tmp_path / "killed", progress=False)
+    assert resumed["metrics"] == whole["metrics"]
+    losses = [
+        [json.loads(x)["loss"] for x in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        for run in ("whole", "killed")
+    ]
+    assert losses[0] == losses[1]
+    saved = [torch.load(tmp_path / run / "checkpoint.pt")["task"] for run in ("whole", "killed")]
+    assert saved[0]["criterion"].keys() == saved[1]["criterion"].keys()
+    assert all(torch.equal(v, saved[1]["criterion"][k]) for k, v in saved[0]["criterion"].items())
+
+
+def test_a_loss_with_learnable_parameters_is_refused_not_left_frozen(npz, monkeypatch):
+    # AUC-M's a, b, α are parameters; a single-label loss like it would sit outside the
+    # engine's SGD (which holds the model's parameters) and never move: refused instead
+    engine_train = sys.modules["longtail.engine.train"]
+    build = engine_train.create_loss_for_counts
+
+    def with_a_parameter(*args, **kwargs):
+        loss = build(*args, **kwargs)
+        loss.margin = torch.nn.Parameter(torch.zeros(NUM_CLASSES))
+        return loss
+
+    monkeypatch.setattr(engine_train, "create_loss_for_counts", with_a_parameter)
+    with pytest.raises(ValueError, match="learns margin: train it in your own loop"):
+        train(tiny(npz, method="loss:vs"), progress=False)

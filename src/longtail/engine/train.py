@@ -360,6 +360,14 @@ class _Classification:
             # seed of a grid its own noise (seed 0 the base seed 0 such runs always had)
             loss_kwargs["seed"] = config.seed
         criterion = create_loss_for_counts(spec.loss, counts.tolist(), **loss_kwargs)
+        learned = [name for name, _ in criterion.named_parameters()]
+        if learned:  # the SGD below trains the model's parameters; these would stay frozen
+            raise expected(
+                "method",
+                "a loss without learnable parameters (the engine's SGD trains the model's)",
+                f"{spec.loss!r}, which learns {', '.join(learned)}: train it in your own loop "
+                f"with the optimizer its docstring names",
+            )
         criterion.reduction = "none"  # weighting and normalisation happen in fit_epoch
         self.criterion = criterion.to(self.device)
         self.optimizer = torch.optim.SGD(
@@ -401,15 +409,21 @@ class _Classification:
         self.final_metrics: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
+        # the loss's state too: a stateful loss's running statistics (seesaw's counts, EQL's
+        # gradient statistics) and a random loss's step counter, so that a resumed run draws
+        # and weighs as the run never killed would
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "criterion": self.criterion.state_dict(),
             "best": self.best,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "criterion" in state:  # checkpoints written before the loss state was saved
+            self.criterion.load_state_dict(state["criterion"])
         self.best = state["best"]
 
     def _weight(self, epoch: int) -> torch.Tensor | None:

@@ -110,11 +110,17 @@ class _MultiLabel:
         self.final: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "criterion": self.criterion.state_dict(),  # a stateful or random loss's state
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "criterion" in state:  # older checkpoints have none
+            self.criterion.load_state_dict(state["criterion"])
 
     def _order(self, g: torch.Generator, epoch: int) -> torch.Tensor:
         if self.sampler is None:
