@@ -411,6 +411,10 @@ def test_data_that_cannot_measure_dir_is_refused_or_warned(csv, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_regression_data(tiny(csv))  # the tests' own bins cover the data
+    # bins that each give a row, but a table too small for errors that mean anything
+    small = write_csv(tmp_path / "small.csv", n=40)
+    with pytest.warns(UserWarning, match=r"left \d+ test rows and \d+ validation rows .* so few"):
+        check_regression_data(tiny(str(small), bins=40.0))
 
 
 def test_presets_and_schedule():

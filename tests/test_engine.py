@@ -531,3 +531,19 @@ def test_a_loss_with_learnable_parameters_is_refused_not_left_frozen(npz, monkey
     monkeypatch.setattr(engine_train, "create_loss_for_counts", with_a_parameter)
     with pytest.raises(ValueError, match="learns margin: train it in your own loop"):
         train(tiny(npz, method="loss:vs"), progress=False)
+
+
+def test_an_empty_test_set_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
+    # it used to train every epoch and then fail on a (0, 0) logits tensor, folder left behind
+    src = np.load(write_npz(tmp_path / "full.npz"))
+    arrays = dict(src, x_test=src["x_test"][:0], y_test=src["y_test"][:0])
+    path = tmp_path / "no_test.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="empty test set"):
+        train(tiny(str(path), method="erm"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    assert cli_main(["inspect", str(path)]) == 2  # inspect says what train would
+    assert "empty test set" in capsys.readouterr().err
+    # evaluating on a validation split carved from training needs no test set
+    result = train(tiny(str(path), method="erm", val_per_class=2), progress=False)
+    assert result["eval_split"] == "validation"

@@ -137,6 +137,13 @@ def _prepare_cached(
         x_pool, y_pool, x_eval, y_eval = _split_validation(data, val_per_class)
     else:
         x_pool, y_pool, x_eval, y_eval = data.x_train, data.y_train, data.x_test, data.y_test
+        if not len(y_eval):  # refused before a run folder is made, not after training
+            raise expected(
+                "dataset",
+                "test examples to evaluate the run on (or --val-per-class K, which holds K "
+                "training examples per class out and evaluates on them instead)",
+                f"{name!r} with an empty test set",
+            )
     available = torch.bincount(y_pool, minlength=data.num_classes)
     if profile == "natural":
         counts, order, n_max = available.tolist(), head_order(available.tolist()), None

@@ -269,6 +269,18 @@ def check_regression_data(config: RegressionConfig) -> RegressionData:
             "data, and its test metrics are those of a handful of rows. Wider --bins fix it.",
             stacklevel=2,
         )
+    few_rows = [
+        f"{len(y)} {name} rows"
+        for name, y in (("test", data.y_test), ("validation", data.y_val))
+        if len(y) < _FEW_ROWS
+    ]
+    if few_rows and tested >= len(filled) / 2:  # (the warning above says it already)
+        warnings.warn(
+            f"the DIR split left {' and '.join(few_rows)} (a label bin gives each of them at "
+            "most a third of its rows): errors measured on so few rows are not a measurement to "
+            "compare methods or pick epochs by. A larger table, or wider --bins, gives more.",
+            stacklevel=2,
+        )
     if config.spec.loss == "group-dir":
         most = max_groups(low, high, data.bin_width)
         if config.num_groups > most:
@@ -284,6 +296,10 @@ def check_regression_data(config: RegressionConfig) -> RegressionData:
             "target_transform", "'standardize' or 'none' for targets that are not all > 0", "'log'"
         )
     return data
+
+
+#: Fewer test or validation rows than this draw a warning (the DIR benchmarks have hundreds).
+_FEW_ROWS = 30
 
 
 def run_identity(config: RegressionConfig, data: RegressionData | None = None) -> dict[str, Any]:
