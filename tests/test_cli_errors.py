@@ -67,6 +67,9 @@ TRAIN_CASES = [
     ({"run.toml": 'no_download = "yes"\n'}, [], ["`no_download`", "true or false"]),
     ({"run.toml": 'task = "regresion"\n'}, [], ["`task`", "'regresion'", "'regression'"]),
     ({"run.toml": 'out = "elsewhere"\n'}, [], ["'out'", "--out"]),
+    # the command line's name of the loss arguments, and options put under a section
+    ({"run.toml": "[loss_kw]\nmax_margin = 0.3\n"}, [], ["'loss_kw'", "the key is loss_kwargs"]),
+    ({"run.toml": "[train]\nepochs = 2\n"}, [], ["'train'", "top level", "move 'epochs'"]),
     ({"run.toml": "val_per_bin = 5\n"}, [], ["'val_per_bin'", "classification"]),
     ({"run.toml": "epochs = [\n"}, [], ["--config", "TOML"]),
     ({"run.json": "[1, 2]"}, [], ["--config", "list"]),
@@ -252,6 +255,12 @@ def test_bench_kind_refuses_an_option_it_would_ignore(capsys, tmp_path):
             "'--seeds'",
         ),
         (["report", "r", "--outt", "x"], "longtail report", "--outt x", "'--out'"),
+        (
+            ["bench", "table1", "--ratio", "10", "--out", "o"],
+            "longtail bench",
+            "--ratio 10",
+            "profile and ratio together, as --settings: exp10",
+        ),
         (["--bogus"], "longtail", "--bogus", ""),
         (
             ["train", "--learning-rate", "0.1"],

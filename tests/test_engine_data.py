@@ -121,10 +121,17 @@ def test_record_stores_head_order_n_max_and_ratio(tmp_path):
 
 def test_an_n_max_too_large_names_the_class_and_the_largest_that_fits(tmp_path):
     npz = write_unequal(tmp_path / "u.npz", [40, 90, 60])
-    with pytest.raises(ValueError, match="largest n_max that fits is 90"):
+    with pytest.raises(ValueError, match="gives ratio 4 is 88, the default; up to 90 fit"):
         prepare_data(cfg(npz, ratio=4.0, n_max=95))
     with pytest.raises(ValueError, match=r"asks 50 of class 0"):
         profile_counts([40, 90, 60], 1.0, "exp", n_max=50)
+    # sizes 11..18 fit [30, 5, 2] but round its tail to another ratio: the message points to
+    # the size that gives ratio 10 (what the default picks), not merely the largest that fits
+    with pytest.raises(ValueError, match=r"gives ratio 10 is 10, the default; up to 18 fit"):
+        profile_counts([30, 5, 2], 10.0, "exp", n_max=25)
+    assert profile_counts([30, 5, 2], 10.0, "exp")[2] == 10
+    with pytest.raises(ValueError, match=r"the largest n_max that fits is 20, the default\)"):
+        profile_counts([20, 6, 2], 10.0, "exp", n_max=25)
 
 
 def test_natural_profile_keeps_every_example_and_reports_its_ratio(tmp_path):

@@ -157,6 +157,21 @@ def test_profile_is_exactly_what_a_run_trains_on(npz, capsys):
     assert any("--profile exp --ratio 10" in c for c in report["next"])
 
 
+def test_the_text_names_the_options_that_train_on_what_it_shows(npz, capsys):
+    # the plain view is the data's own counts, which plain `train` does not use: say so
+    rc, out, err = run(["inspect", npz], capsys)
+    assert rc == 0, err
+    assert "what `--profile natural` trains on; `longtail train` without --profile" in out
+    n_max = prepare_data(make_config("cpu", dataset=npz, profile="exp", ratio=10.0))["n_max"]
+    for given in ([], ["--n-max", str(n_max)]):  # the same head size, given: said so
+        rc, out, err = run(["inspect", npz, "--profile", "exp", "--ratio", "10", *given], capsys)
+        assert rc == 0, err
+        assert (
+            f"(what `--profile exp --ratio 10{' ' if given else ''}{' '.join(given)}` trains on)"
+            in out
+        )
+
+
 def test_json_is_the_library_report(npz, capsys):
     rc, out, _ = run(["inspect", npz, "--json", "--beta", "0.99"], capsys)
     assert rc == 0

@@ -357,6 +357,9 @@ def test_ignore_index_with_no_example_left_or_a_bad_value_is_refused():
     for bad in (True, 1.0, "-100"):
         with pytest.raises(ValueError, match="ignore_index"):
             balanced_accuracy(logits, TARGET, ignore_index=bad)
+    # Without ignore_index, a negative label is refused with the option that leaves it out.
+    with pytest.raises(ValueError, match=r"pass ignore_index=-100 \(the losses' default"):
+        top1_error(logits[:2], torch.tensor([0, -100]))
     # A shape mismatch is still reported as one, not hidden by the dropping.
     with pytest.raises(ValueError, match="shape"):
         expected_calibration_error(logits[:3], TARGET, ignore_index=-100)

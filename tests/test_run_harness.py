@@ -433,7 +433,10 @@ def test_the_divergence_message_says_whether_a_checkpoint_exists():
 
     with pytest.raises(TrainingDiverged, match="no epoch finished, so it has no checkpoint"):
         check_finite(float("nan"), 0, 3, "erm")
-    with pytest.raises(TrainingDiverged, match="its checkpoint holds epoch 4, the last finished"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"the last finished epoch is 4 \(a run with a folder, --out, has its checkpoint",
+    ):
         check_finite(float("inf"), 5, 0, "erm")
     check_finite(1.0, 0, 0, "erm")  # a finite loss passes
 

@@ -297,7 +297,8 @@ def _check_out(out: str | None) -> None:
 _INVOCATION_ONLY = {
     "config": "a config file cannot name another config file",
     "out": "give the output folder on the command line (--out)",
-    "loss_kw": "write loss arguments as a table: loss_kwargs = {max_margin = 0.3}",
+    "loss_kw": "in a file the key is loss_kwargs, a table: loss_kwargs = {max_margin = 0.3}; "
+    "loss_kw is the command line's --loss-kw",
     "launcher_opt": "give launcher options on the command line (--launcher-opt KEY=VALUE)",
 }
 
@@ -530,6 +531,12 @@ def _apply_config_file(
             message = expected(
                 "config key", f"an option of `longtail {args.command}`", f"{key!r} in {path!r}"
             )
+            if isinstance(values[key], dict):  # a [train] section, say: options go on top
+                inside = ", ".join(map(repr, list(values[key])[:4]))
+                raise ValueError(
+                    f"{message} A config file gives the options at its top level, not in a "
+                    f"[{key}] table: move {inside or 'its keys'} above every table."
+                )
             raise ValueError(f"{message}{_option_hint(key, known)}")
         if key in actions:
             values[key] = _file_value(actions[key], key, values[key], path)
@@ -2194,14 +2201,26 @@ _OTHER_NAMES = {
 }
 
 
+#: Other tools' names for the imbalance ratio (a bench's --settings gives it).
+_FOLDED_RATIO = ("imb_factor", "imbalance_ratio")
+
+
 def _option_hint(word: str, known: Sequence[str]) -> str:
     """:func:`did_you_mean` over ``known`` (config keys, or flags such as ``--lr``), then over
-    other tools' names for them (``learning_rate`` or ``lerning_rate``: ``lr``)."""
+    other tools' names for them (``learning_rate`` or ``lerning_rate``: ``lr``); a bench's
+    ``--ratio`` or ``--profile`` is pointed to ``--settings``, which gives both."""
+    bare = word.lstrip("-").replace("-", "_").lower()
+    flags = {k.lstrip("-").replace("-", "_") for k in known}
+    if bare in ("ratio", "profile", *_FOLDED_RATIO) and "settings" in flags and bare not in flags:
+        dashes = "--" if word.startswith("--") else ""
+        return (
+            f" A bench takes profile and ratio together, as {dashes}settings: exp10, step100, "
+            "natural, or several (exp100,step100,exp10,step10)."
+        )
     hint = did_you_mean(word, known)
     if hint:
         return hint
     dashes = "--" if word.startswith("--") else ""
-    bare = word.lstrip("-").replace("-", "_").lower()
     spelt = {k.lstrip("-").replace("-", "_"): k for k in known}
     ours = {other: spelt[mine] for other, mine in _OTHER_NAMES.items() if mine in spelt}
     close = difflib.get_close_matches(bare, list(ours), n=1, cutoff=0.75)

@@ -79,7 +79,13 @@ def _as_target(target: Any, num_classes: int | None) -> torch.Tensor:
         what = "non-negative class labels"
         if num_classes is not None:
             what = f"class labels in [0, {num_classes - 1}] (num_classes={num_classes})"
-        raise expected("target", what, f"labels in [{low}, {high}]")
+        hint = (
+            f" If {low} marks padding to leave out, pass ignore_index={low} (the losses' "
+            "default is -100; the metrics' is None)."
+            if low < 0
+            else ""
+        )
+        raise ValueError(f"{expected('target', what, f'labels in [{low}, {high}]')}{hint}")
     return t.long()
 
 

@@ -400,6 +400,7 @@ def _inspect_classification(
         "ratio": None if config.profile == "natural" else config.ratio,
         "setting": _setting(config.profile, config.ratio),
         "n_max": data["n_max"],
+        "n_max_given": n_max is not None,
         "num_classes": data["num_classes"],
         "train_size": int(sum(counts)),
         "test_size": len(data["y_test"]),
@@ -709,11 +710,15 @@ def _runs(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, int, int]
 def _training_cut(report: dict[str, Any]) -> str:
     """What a classification report's counts are: the data's own, or the profile trained on."""
     if report["profile"] == "natural":
-        return "the data's own class counts (no profile)"
+        return (
+            "the data's own class counts (what `--profile natural` trains on; `longtail "
+            "train` without --profile cuts them to --profile exp --ratio 100)"
+        )
+    n_max = f" --n-max {report['n_max']}" if report.get("n_max_given") else ""
     cut = (
         f"the {report['profile']} profile of ratio {report['ratio']:g}, head size "
         f"{report['n_max']} (what `--profile {report['profile']} --ratio "
-        f"{report['ratio']:g}` trains on)"
+        f"{report['ratio']:g}{n_max}` trains on)"
     )
     realized = report["imbalance_ratio"]
     if realized is not None and abs(realized - report["ratio"]) > (

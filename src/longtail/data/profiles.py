@@ -523,12 +523,16 @@ def profile_counts(
     for k, cls in enumerate(order):
         counts[cls] = by_position[k]
         if counts[cls] > have[cls]:
-            _, largest, _ = _head_sizes([have[c] for c in order], ratio, profile)
-            fits = (
-                f"the largest n_max that fits is {largest}"
-                if largest
-                else "no n_max fits this ratio"
-            )
+            _, largest, chosen = _head_sizes([have[c] for c in order], ratio, profile)
+            if not largest:
+                fits = "no n_max fits this ratio"
+            elif chosen == largest:
+                fits = f"the largest n_max that fits is {largest}, the default"
+            else:  # larger sizes fit, but their rounded-down tail is another ratio
+                fits = (
+                    f"the largest n_max that gives ratio {ratio:g} is {chosen}, the default; "
+                    f"up to {largest} fit, at another ratio"
+                )
             raise expected(
                 "n_max",
                 f"a head size whose {profile!r} profile the data can give (class {cls}, "

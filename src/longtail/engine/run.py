@@ -733,7 +733,8 @@ def check_finite(loss: float, epoch: int, step: int, label: str) -> None:
     """Stop a diverged run at once, saying where and what to try."""
     if not math.isfinite(loss):
         kept = (
-            f"its checkpoint holds epoch {epoch - 1}, the last finished"
+            f"the last finished epoch is {epoch - 1} (a run with a folder, --out, has its "
+            "checkpoint there)"
             if epoch
             else "no epoch finished, so it has no checkpoint"
         )
