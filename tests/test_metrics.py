@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -363,3 +364,18 @@ def test_ignore_index_with_no_example_left_or_a_bad_value_is_refused():
     # A shape mismatch is still reported as one, not hidden by the dropping.
     with pytest.raises(ValueError, match="shape"):
         expected_calibration_error(logits[:3], TARGET, ignore_index=-100)
+
+
+def test_probabilities_passed_as_logits_are_warned_about():
+    # a softmax of probabilities flattens them: ECE silently measured on other numbers
+    torch.manual_seed(0)
+    logits, target = torch.randn(40, 4), torch.randint(0, 4, (40,))
+    probs = logits.softmax(1)
+    with pytest.warns(UserWarning, match="pass from_probs=True"):
+        flattened = expected_calibration_error(probs, target)
+    assert flattened != pytest.approx(expected_calibration_error(probs, target, from_probs=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected_calibration_error(logits, target)  # logits: no warning
+        expected_calibration_error(probs, target, from_probs=True)
+        expected_calibration_error(logits.sigmoid(), target)  # in [0, 1], rows not summing to 1

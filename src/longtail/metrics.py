@@ -25,6 +25,7 @@ accuracy: it is NaN in the per-class results and is left out of every mean over 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -441,9 +442,27 @@ def _check_probabilities(x: torch.Tensor, name: str) -> None:
         )
 
 
+def _looks_like_probabilities(x: torch.Tensor) -> bool:
+    """Rows in [0, 1] that sum to 1: what a softmax gives, which logits almost never are."""
+    if x.dim() != 2 or x.shape[1] < 2 or not x.numel() or not x.is_floating_point():
+        return False
+    if bool(((x < 0) | (x > 1)).any()):
+        return False
+    tol = max(1e-3, 10 * x.shape[1] * torch.finfo(x.dtype).eps)
+    return float((x.sum(dim=1, dtype=torch.float64) - 1).abs().max()) <= tol
+
+
 def _probabilities(scores: torch.Tensor, from_probs: bool) -> torch.Tensor:
     if from_probs:
         return scores
+    if _looks_like_probabilities(scores):
+        # a softmax of probabilities is a flatter distribution: calibration would be measured
+        # on numbers the model never gave
+        warnings.warn(
+            "the scores' rows are in [0, 1] and sum to 1: if they are probabilities, pass "
+            "from_probs=True (they are taken as logits, and a second softmax flattens them)",
+            stacklevel=3,
+        )
     if scores.dtype != torch.float64:
         scores = scores.float()
     probs = torch.softmax(scores, dim=1)
