@@ -90,6 +90,12 @@ def test_adjust_logits_post_hoc():
     torch.testing.assert_close(crit.adjust(z.float()), lt.adjust_logits(z.float(), COUNTS, 0.5))
     # equal logits favour the rarest class after adjustment
     assert lt.adjust_logits(torch.zeros(1, C), COUNTS).argmax().item() == C - 1
+    # one unbatched row (C,), as the losses take it, is the row of a batch of one
+    torch.testing.assert_close(lt.adjust_logits(z[3], COUNTS), adj[3])
+    with pytest.raises(ValueError, match="of length 3"):
+        lt.adjust_logits(torch.zeros(3), COUNTS)
+    with pytest.raises(ValueError, match=r"\(N, C, ...\) or \(C,\)"):
+        lt.adjust_logits(torch.tensor(1.0), COUNTS)
 
 
 # -------------------------------------------------------------- the MM reference-code bugs

@@ -72,8 +72,8 @@ def logit_adjusted_loss(
 def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> torch.Tensor:
     """Post-hoc logit adjustment (Menon et al. 2021): ``z − τ log π``; predict with its argmax.
 
-    For a model trained with plain cross-entropy. ``logits`` is ``(N, C)`` or ``(N, C, d1, ...)``;
-    the result has the same shape and dtype.
+    For a model trained with plain cross-entropy. ``logits`` is ``(N, C)``, ``(N, C, d1, ...)``
+    or one unbatched row ``(C,)`` (as the losses take); the result has the same shape and dtype.
 
     Example:
         >>> import torch
@@ -81,19 +81,22 @@ def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> 
         [1]
     """
     check_finite_number("tau", tau)
-    if not isinstance(logits, torch.Tensor) or logits.dim() < 2:
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 1:
         raise expected(
-            "logits", "a tensor of shape (N, C, ...)", getattr(logits, "shape", type(logits))
+            "logits",
+            "a tensor of shape (N, C, ...) or (C,)",
+            getattr(logits, "shape", type(logits)),
         )
+    axis = 0 if logits.dim() == 1 else 1  # the class axis
     lp = log_prior(class_counts)
-    if lp.numel() != logits.shape[1]:
+    if lp.numel() != logits.shape[axis]:
         raise expected(
             "class_counts",
-            f"of length {logits.shape[1]} (the number of classes)",
+            f"of length {logits.shape[axis]} (the number of classes)",
             f"length {lp.numel()}",
         )
     shape = [1] * logits.dim()
-    shape[1] = -1
+    shape[axis] = -1
     return logits - (tau * lp).to(device=logits.device, dtype=logits.dtype).reshape(shape)
 
 
