@@ -19,6 +19,9 @@ def test_losses_json_and_filter(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["mm", "mm-ldam"]
     assert rows[1]["needs_counts"] is True
+    assert rows[0]["per_sample"] is True
+    assert main(["losses", "dice", "--json"]) == 0  # a batch-level loss says so
+    assert json.loads(capsys.readouterr().out)[0]["per_sample"] is False
 
 
 def test_no_command_prints_help(capsys):

@@ -273,6 +273,27 @@ def _as_tensor(value):
     return torch.tensor(math.nan if value is None else value, dtype=torch.float64)
 
 
+def test_torchmetrics_adapters_show_their_arguments():
+    # help() showed (*args, **kwargs) for every adapter: now the streaming metric's arguments,
+    # ignore_index, and torchmetrics' own keywords
+    _tm()
+    import inspect
+
+    from longtail import metrics_torchmetrics as T
+
+    ece = inspect.signature(T.ExpectedCalibrationError).parameters
+    assert list(ece) == [
+        "num_classes",
+        "n_bins",
+        "from_probs",
+        "ignore_index",
+        "torchmetrics_kwargs",
+    ]
+    assert ece["n_bins"].default == 15
+    assert next(iter(inspect.signature(T.ClassificationMetrics).parameters)) == "train_counts"
+    assert T.Top1Error(C, ignore_index=-100, sync_on_compute=False)._metric.ignore_index == -100
+
+
 def test_torchmetrics_adapters_give_the_streaming_numbers():
     _tm()
     from longtail import metrics_torchmetrics as T

@@ -80,6 +80,8 @@ def _cmd_losses(args: argparse.Namespace) -> int:
                 "paper": info.paper,
                 "needs_counts": info.needs_counts,
                 "target": info.target,
+                # False: a batch-level value ("mean"/"sum" only, no training method)
+                "per_sample": info.per_sample,
                 "defaults": dict(info.defaults),
                 "uncertain": list(info.uncertain),
                 "stop_gradient": info.stop_gradient,

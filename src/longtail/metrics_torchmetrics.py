@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -97,6 +98,19 @@ class _TorchMetric(torchmetrics.Metric):
     full_state_update = False
     is_differentiable = False
     _streaming: type[_ms.StreamingMetric]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # help() and inspect show the streaming metric's arguments (num_classes, n_bins, ...)
+        # and torchmetrics' keywords, not (*args, **kwargs)
+        sig = inspect.signature(cls._streaming.__init__)
+        params = [p for p in sig.parameters.values() if p.name != "self"]
+        params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+        if "ignore_index" not in {p.name for p in params}:  # the streaming base class's
+            base = inspect.signature(_ms.StreamingMetric.__init__).parameters["ignore_index"]
+            params.append(base)
+        params.append(inspect.Parameter("torchmetrics_kwargs", inspect.Parameter.VAR_KEYWORD))
+        cls.__signature__ = sig.replace(parameters=params, return_annotation=sig.empty)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in _TORCHMETRICS_KEYWORDS}

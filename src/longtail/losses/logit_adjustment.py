@@ -74,6 +74,8 @@ def adjust_logits(logits: torch.Tensor, class_counts: Any, tau: float = 1.0) -> 
 
     For a model trained with plain cross-entropy. ``logits`` is ``(N, C)``, ``(N, C, d1, ...)``
     or one unbatched row ``(C,)`` (as the losses take); the result has the same shape and dtype.
+    Give it logits on the scale the model was trained at: for a cosine classifier
+    (:class:`~longtail.NormedLinear`, z in [-1, 1]) that is s·z, the scale of its loss, not z.
 
     Example:
         >>> import torch
