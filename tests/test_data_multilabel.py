@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -123,7 +124,8 @@ def test_longtail_subset_follows_the_profile_when_labels_rarely_cooccur():
 def test_longtail_subset_with_cooccurrence_reports_the_overshoot():
     y = _mixed(extra=0.05)
     # a head of n_max = all the head label's examples: they bring 5 % of every other label along
-    sub = longtail_multilabel(y, ratio=20)
+    with pytest.warns(UserWarning, match="not the targets' 20"):
+        sub = longtail_multilabel(y, ratio=20)
     s = sub.summary(y)
     assert (sub.counts >= sub.target_counts).all()  # a label never ends below its target here
     assert s["labels_over"] > 0 and s["max_relative_error"] > 0
@@ -250,3 +252,17 @@ def test_sampler_under_two_gloo_processes(tmp_path):
     padded = seq + seq[: (-len(seq)) % WORLD]
     assert ranks[0]["len"] == ranks[1]["len"] == 8
     assert ranks[0]["indices"] == padded[0::WORLD] and ranks[1]["indices"] == padded[1::WORLD]
+
+
+def test_a_subset_far_from_its_profile_is_warned_about():
+    # every example carries about two labels: the head's positives come with the tail's
+    # examples and the ratio collapses; only summary() said so before
+    rng = np.random.default_rng(0)
+    y = np.eye(6, dtype=bool)[rng.integers(0, 6, 3000)] | (rng.random((3000, 6)) < 0.3)
+    with pytest.warns(UserWarning, match=r"imbalance ratio is [\d.]+, not the targets' 5\d"):
+        sub = longtail_multilabel(y, ratio=50)
+    assert sub.counts.max() / sub.counts.min() < 25
+    one_each = np.eye(5, dtype=bool)[rng.integers(0, 5, 5000)]  # the profile is reachable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        longtail_multilabel(one_each, ratio=10, n_max=500)

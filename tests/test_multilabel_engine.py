@@ -528,3 +528,11 @@ def test_the_loss_gets_the_training_label_counts_and_the_method_settings(method,
         for part in ({"rebalance": False}, {"ntr": False}):
             off = float(lt.create_loss(spec.loss, **kwargs, **part)(logits, y.float()))
             assert off != pytest.approx(got, rel=1e-3), part
+
+
+def test_the_smoke_preset_has_no_step_after_its_end():
+    # a built-in preset warned about its own schedule ("× 0.1 at epoch 2 never happens")
+    from longtail.engine.multilabel.config import make_multilabel_config
+
+    config = make_multilabel_config("smoke", dataset="x.npz", method="bce")
+    assert config.schedule_warnings() == [] and config.milestones() == (1,)

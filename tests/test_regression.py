@@ -176,6 +176,15 @@ def test_lds_flat_histogram_gives_equal_weights(kernel, reweight):
     torch.testing.assert_close(w, torch.ones(210))
 
 
+def test_lds_takes_class_weights_name_for_the_square_root_scheme():
+    y = np.concatenate([np.repeat(0.5, 40), np.repeat(1.5, 10), np.repeat(2.5, 3)])
+    torch.testing.assert_close(
+        ltr.lds_weights(y, reweight="sqrt-inverse"), ltr.lds_weights(y, reweight="sqrt_inv")
+    )
+    with pytest.raises(ValueError, match="reweight"):
+        ltr.lds_weights(y, reweight="sqrt")
+
+
 def _official_lds(labels, kernel, ks, sigma, reweight, max_target=121):
     """Transcription of AgeDB ``_prepare_weights`` + ``get_lds_kernel_window`` (scipy)."""
     from scipy.ndimage import convolve1d, gaussian_filter1d

@@ -17,6 +17,7 @@ when example ``i`` carries label ``c``). Here:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -326,6 +327,16 @@ def longtail_multilabel(
             need = int(want[label] - have[label])
     indices = np.flatnonzero(kept)
     sub = yi[indices]
+    got = sub.sum(0)
+    asked, realized = want.max() / want.min(), got.max() / got.min()
+    if realized < asked / 2:
+        warnings.warn(
+            f"the subset's imbalance ratio is {realized:.3g}, not the targets' {asked:.3g}: its "
+            "examples bring co-occurring labels along, so labels end above their targets "
+            f"(targets {want.tolist()[:8]}, counts {got.tolist()[:8]}"
+            f"{', ...' if c > 8 else ''}; summary() says more)",
+            stacklevel=2,
+        )
     return LongTailedMultiLabel(
         indices=indices,
         order=order,

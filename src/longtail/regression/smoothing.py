@@ -151,7 +151,8 @@ def lds_weights(
         bins: a bin width (1 year for ages) or explicit bin edges; targets outside explicit edges
             are clamped to the end bins.
         kernel, ks, sigma: the kernel (by default Gaussian, size 5, σ 2).
-        reweight: ``"inverse"`` or ``"sqrt_inv"``.
+        reweight: ``"inverse"`` or ``"sqrt_inv"`` (``"sqrt-inverse"``, the name
+            :func:`~longtail.class_weights` uses, is the same).
         mode: ``"reflect"`` or ``"constant"`` (see above).
         clip: optional ``(low, high)`` bounds on the (square-rooted) counts before smoothing.
 
@@ -161,6 +162,8 @@ def lds_weights(
     >>> lds_weights([1.0, 1.0, 2.0, 2.0], bins=1.0).tolist()
     [1.0, 1.0, 1.0, 1.0]
     """
+    if reweight == "sqrt-inverse":  # class_weights' name for it
+        reweight = "sqrt_inv"
     check_choice("reweight", reweight, ("inverse", "sqrt_inv"))
     check_choice("mode", mode, ("reflect", "constant"))
     check_kernel(kernel, ks, sigma)

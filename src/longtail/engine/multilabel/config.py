@@ -434,7 +434,8 @@ class MultiLabelConfig(StepSchedule):
 MULTILABEL_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "cpu": {"model": "cnn5", "width": 32, "lr": 3e-3, "epochs": 20, "eval_every": 5},
-    "smoke": {"model": "small-cnn", "width": 8, "epochs": 2},
+    # one lr step in its 2 epochs (the default milestones, 1 and 2, would put one after the end)
+    "smoke": {"model": "small-cnn", "width": 8, "epochs": 2, "lr_milestones": (1,)},
 }
 
 
