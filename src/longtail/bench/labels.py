@@ -182,7 +182,11 @@ def seeds_text(counts: Iterable[int]) -> str:
     counts = list(counts)
     if set(counts) == {1}:
         return "1 seed (no ± shown)"
-    fewer = "; a cell of fewer seeds says how many, as (n)" if len(set(counts)) > 1 else ""
+    fewer = (
+        "; a cell of fewer seeds says how many, as (n), and is not set in bold"
+        if len(set(counts)) > 1
+        else ""
+    )
     return f"mean ± sample std over {seed_span(counts)}{fewer}"
 
 

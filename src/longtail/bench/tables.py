@@ -105,13 +105,16 @@ def _column(
 ) -> list[str]:
     """Cells of one column, the best (as displayed, so ties are all bold) in bold, where there
     are at least two cells to compare; a cell of fewer seeds than ``most`` (the table's largest
-    count) says how many, as ``(n)``."""
-    shown = [round(c["mean"], decimals) for c in cells if c is not None]
+    count) says how many, as ``(n)``, and is not a candidate for bold: one seed's luck does not
+    make a row best beside rows of three."""
+    full = [c for c in cells if c is not None and (most is None or c["n"] >= most)]
+    shown = [round(c["mean"], decimals) for c in full]
     best = (max(shown) if higher else min(shown)) if len(shown) > 1 else None
     out = []
     for c in cells:
         text = _cell(c, decimals)
-        text = f"**{text}**" if c is not None and round(c["mean"], decimals) == best else text
+        if c is not None and any(c is f for f in full) and round(c["mean"], decimals) == best:
+            text = f"**{text}**"
         if c is not None and most is not None and c["n"] < most:
             text += f" ({c['n']})"
         out.append(text)
@@ -337,15 +340,15 @@ def _ablation_part(grid: AblationGrid, title: str, varying: list[str]) -> str:
         return ""
     betas = sorted({b for b, _ in stats})
     deltas = sorted({d for _, d in stats})
-    best = min(round(s["mean"], 2) for s in stats.values())
     most = max(s["n"] for s in stats.values())
+    best = min(round(s["mean"], 2) for s in stats.values() if s["n"] == most)
     columns = []
     for d in deltas:
         col = []
         for b in betas:
             s = stats.get((b, d))
             text = _cell(s)
-            if s is not None and round(s["mean"], 2) == best:
+            if s is not None and s["n"] == most and round(s["mean"], 2) == best:
                 text = f"**{text}**"
             if s is not None and s["n"] < most:
                 text += f" ({s['n']})"
@@ -602,7 +605,8 @@ def _sensitivity_part(sweep: Sweep, varying: list[str], several: bool) -> str:
     metrics = [m for m, _ in DIR_COLUMNS[:4]]
     cells = [[cell_stats(sweep.points[p], m) for p in order] for m in metrics]
     dec = dir_decimals(c for col in cells for c in col)
-    columns = [_column(col, higher=False, decimals=dec) for col in cells]
+    most = max((c["n"] for col in cells for c in col if c is not None), default=None)
+    columns = [_column(col, higher=False, decimals=dec, most=most) for col in cells]
     names = [
         f"G={g}, λ1={a:g}, λ2={b:g}" + (" (centre)" if (g, a, b) == sweep.centre else "")
         for g, a, b in order
