@@ -218,17 +218,22 @@ def test_same_seed_same_result_and_seeds_differ(npz):
     assert a["metrics"]["ece"] != c["metrics"]["ece"]
 
 
+def kill_after(config: TrainConfig, folder: Path, epoch: int) -> None:
+    """Train ``config`` in ``folder`` and kill it (as a signal would) once ``epoch`` is saved."""
+
+    def kill(done, row):
+        if done == epoch:
+            raise RunInterrupted("simulated kill")
+
+    with pytest.raises(RunInterrupted):
+        train(config, folder, progress=False, callback=kill)
+
+
 @pytest.mark.parametrize("method", ["erm-drw", "cb-rs", "mm-ldam-drw"])
 def test_killed_and_resumed_equals_uninterrupted(method, npz, tmp_path):
     config = tiny(npz, method=method, epochs=4, drw_epoch=2, lr_steps=((3, 0.1),))
     whole = train(config, tmp_path / "whole", progress=False)
-
-    def kill_after_epoch_1(epoch, row):
-        if epoch == 1:
-            raise RunInterrupted("simulated kill")
-
-    with pytest.raises(RunInterrupted):
-        train(config, tmp_path / "killed", progress=False, callback=kill_after_epoch_1)
+    kill_after(config, tmp_path / "killed", epoch=1)
     assert not (tmp_path / "killed" / "result.json").exists()
     assert torch.load(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 2
     resumed = train(config, tmp_path / "killed", progress=False)
@@ -498,13 +503,7 @@ def test_a_stateful_loss_resumes_to_the_uninterrupted_run(loss, npz, tmp_path):
     # GCL its sequence of draws (before, both restarted and the metrics drifted unannounced)
     config = tiny(npz, method=f"loss:{loss}", epochs=3, drw_epoch=3)
     whole = train(config, tmp_path / "whole", progress=False)
-
-    def kill_after_epoch_0(epoch, row):
-        if epoch == 0:
-            raise RunInterrupted("simulated kill")
-
-    with pytest.raises(RunInterrupted):
-        train(config, tmp_path / "killed", progress=False, callback=kill_after_epoch_0)
+    kill_after(config, tmp_path / "killed", epoch=0)
     resumed = train(config, tmp_path / "killed", progress=False)
     assert resumed["metrics"] == whole["metrics"]
     losses = [
