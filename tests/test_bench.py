@@ -157,3 +157,67 @@ def test_a_loss_argument_at_its_default_reuses_the_finished_run(npz, tmp_path):
     assert run_grid(spelled, tmp_path / "g", progress=False)["ran"] == 0
     other = mm_drw(loss_kwargs={"beta": 1.2}, **TINY)
     assert run_grid(other, tmp_path / "g", progress=False)["ran"] == 1  # another value: a run
+
+
+def test_a_grid_runs_the_seeds_it_is_given():
+    """``seeds`` is a count (0..N-1) or the seeds themselves, in every grid builder."""
+    from longtail.bench.runner import dir_jobs, multilabel_jobs
+
+    def seeds(jobs):
+        return sorted({j.config.seed for j in jobs})
+
+    assert seeds(table1_jobs("x.npz", "quick", seeds=range(2, 4), methods=("erm",))) == [2, 3]
+    assert [
+        j.name for j in ablation_jobs("x.npz", "quick", seeds=[5], betas=(1.0,), deltas=(0.5,))
+    ] == ["x_exp100_mm-drw_b1_d0.5_s5"]
+    assert seeds(dir_jobs("diamonds", "quick", seeds=[1, 3], methods=("vanilla",))) == [1, 3]
+    assert seeds(multilabel_jobs("m.npz", "cpu", seeds=[7], methods=("bce",))) == [7]
+    for bad, message in [
+        (0, "positive count"),
+        (True, "a count or integers"),
+        ([], "at least one"),
+        ([1, -1], "at least one non-negative"),
+        ([1.0], "at least one non-negative"),
+        ([2, 2], "without repeats"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            table1_jobs("x.npz", "quick", seeds=bad)
+
+
+def test_cli_first_seed_runs_a_chosen_seed(npz, tmp_path, capsys):
+    base = ["bench", "table1", "--dataset", npz, "--methods", "erm", "--settings", "exp4"]
+    base += ["--out", str(tmp_path / "t"), "--dry-run"]
+    assert cli_main([*base, "--seeds", "1", "--first-seed", "2"]) == 0
+    assert capsys.readouterr().out.split() == ["toy_exp4_erm_s2"]
+    assert cli_main([*base, "--seeds", "2", "--first-seed", "1"]) == 0
+    assert capsys.readouterr().out.split() == ["toy_exp4_erm_s1", "toy_exp4_erm_s2"]
+    assert cli_main([*base, "--first-seed", "-1"]) == 2
+    assert "`--first-seed` to be a non-negative integer" in capsys.readouterr().err
+
+
+def test_a_grid_split_by_seed_gives_the_records_of_the_whole_grid(npz, tmp_path):
+    """Two machines each run some seeds (--first-seed) into their own folder; the records copied
+    into one folder are those of the grid run whole, and the report sees every seed."""
+    import shutil
+
+    from longtail.bench.report import write_report
+
+    grid = dict(methods=("erm",), settings=(("exp", 4.0),), **TINY)
+    run_grid(table1_jobs(npz, "quick", seeds=2, **grid), tmp_path / "whole", progress=False)
+    run_grid(table1_jobs(npz, "quick", seeds=[0], **grid), tmp_path / "a", progress=False)
+    run_grid(table1_jobs(npz, "quick", seeds=range(1, 2), **grid), tmp_path / "b", progress=False)
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for part in ("a", "b"):
+        for record in (tmp_path / part).glob("*.json"):
+            shutil.copy(record, merged)
+    whole = {
+        p.name: json.loads(p.read_text())["metrics"] for p in (tmp_path / "whole").glob("*.json")
+    }
+    parts = {p.name: json.loads(p.read_text())["metrics"] for p in merged.glob("*.json")}
+    assert sorted(parts) == ["toy_exp4_erm_s0.json", "toy_exp4_erm_s1.json"]
+    assert parts == whole
+    write_report(merged, out=tmp_path / "rep")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| ERM |"))
+    assert text.startswith("# Results report\n\n2 runs") and " ± " in row and "(1)" not in row

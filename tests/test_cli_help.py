@@ -165,7 +165,16 @@ def bench_parser() -> argparse.ArgumentParser:
 
 
 # the options of each bench kind, written out here (not read from the CLI's own table)
-EVERY_KIND = {"--config", "--dataset", "--data-dir", "--threads", "--log", "--seeds", "--jobs"}
+EVERY_KIND = {
+    "--config",
+    "--dataset",
+    "--data-dir",
+    "--threads",
+    "--log",
+    "--seeds",
+    "--first-seed",
+}
+EVERY_KIND |= {"--jobs"}
 EVERY_KIND |= {"--launcher", "--launcher-opt", "--ray-address", "--out", "--dry-run"}
 EVERY_KIND |= {"--no-report", "--no-progress"}
 RECIPE = {"--preset", "--epochs", "--batch-size", "--lr", "--model", "--width"}

@@ -318,6 +318,8 @@ def test_timing_refuses_parallel_runs_and_seeds(capsys):
         assert "1 with --timing" in capsys.readouterr().err
         assert main([*base, "--seeds", "3"]) == 2
         assert "1 with --timing" in capsys.readouterr().err
+        assert main([*base, "--first-seed", "1"]) == 2
+        assert "0 with --timing" in capsys.readouterr().err
         assert main(base) == 0  # --jobs defaults to 1 with --timing
         assert capsys.readouterr().out.split()[0].endswith("_timing")
 

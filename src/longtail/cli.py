@@ -308,20 +308,23 @@ _INVOCATION_ONLY = {
 _BENCH_SETS: dict[str, dict[str, str]] = {
     "table1": {
         "method": "use --methods",
-        "seed": "use --seeds",
+        "seed": "use --seeds and --first-seed",
         "profile": "use --settings",
         "ratio": "use --settings",
     },
     "mm-ablation": {
         "method": "the ablation trains mm-drw",
-        "seed": "use --seeds",
+        "seed": "use --seeds and --first-seed",
         "profile": "use --settings",
         "ratio": "use --settings",
         "loss_kwargs": "the ablation sets beta and delta_minus; use --betas and --deltas",
     },
-    "dir": {"method": "use --methods", "seed": "use --seeds"},
-    "dir-sensitivity": {"method": "the sensitivity grid trains group-dir", "seed": "use --seeds"},
-    "multilabel": {"method": "use --methods", "seed": "use --seeds"},
+    "dir": {"method": "use --methods", "seed": "use --seeds and --first-seed"},
+    "dir-sensitivity": {
+        "method": "the sensitivity grid trains group-dir",
+        "seed": "use --seeds and --first-seed",
+    },
+    "multilabel": {"method": "use --methods", "seed": "use --seeds and --first-seed"},
 }
 # preset-selection runs the candidates' own recipes: it takes no config settings at all
 _SELECTION_TAKES = ("dataset", "data_dir", "download", "threads", "log")
@@ -1009,11 +1012,18 @@ def _check_kind_takes(args: argparse.Namespace) -> None:
         )
 
 
+def _seeds(args: argparse.Namespace) -> range:
+    """The seeds of a grid: --seeds of them from --first-seed on."""
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.seeds is None:  # a selection's (a) needs a seed spread; a timing run is one run
         selection = args.table in ("preset-selection", "multilabel-preset-selection")
         args.seeds = 2 if selection and not getattr(args, "timing", False) else 1
     _check_count("--seeds", args.seeds)
+    if args.first_seed < 0:
+        raise expected("--first-seed", "a non-negative integer", args.first_seed)
     _check_grid_options(args)
     _check_kind_takes(args)  # after the grid options' own, more specific, messages
     if args.table in _REGRESSION_TABLES:
@@ -1033,7 +1043,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     settings = _settings(args.settings)
     if args.table == "table1":
         methods = _distinct_names("--methods", args.methods)
-        jobs = table1_jobs(dataset, preset, args.seeds, methods, settings, **options)
+        jobs = table1_jobs(dataset, preset, _seeds(args), methods, settings, **options)
     else:
         if "loss_kwargs" in options:
             raise expected(
@@ -1050,7 +1060,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             if v
         }
         settings = settings or (("exp", 100.0),)
-        jobs = ablation_jobs(dataset, preset, args.seeds, settings=settings, **grid, **options)
+        jobs = ablation_jobs(dataset, preset, _seeds(args), settings=settings, **grid, **options)
     _check_grid(jobs, args)
     _check_dataset_file(jobs[0].config.dataset, jobs[0].config.data_dir)
     # load the data once up front: a missing dataset fails here, before any run starts
@@ -1081,7 +1091,7 @@ def _selection_grid(
                 + did_you_mean(n, list(table))
             )
     settings = {k: v for k, v in options.items() if k != "dataset"}
-    jobs = make(names, args.seeds, options["dataset"], timing=args.timing)
+    jobs = make(names, _seeds(args), options["dataset"], timing=args.timing)
     if settings:
         jobs = [
             dataclasses.replace(j, config=dataclasses.replace(j.config, **settings)) for j in jobs
@@ -1335,7 +1345,7 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
     dataset = options.pop("dataset")
     if args.table == "dir":
         methods = _distinct_names("--methods", args.methods)
-        jobs = dir_jobs(dataset, preset, args.seeds, methods, **options)
+        jobs = dir_jobs(dataset, preset, _seeds(args), methods, **options)
     else:
         grid = {
             k: v
@@ -1346,7 +1356,7 @@ def _cmd_bench_dir(args: argparse.Namespace) -> int:
             )
             if v
         }
-        jobs = dir_sensitivity_jobs(dataset, preset, args.seeds, **grid, **options)
+        jobs = dir_sensitivity_jobs(dataset, preset, _seeds(args), **grid, **options)
     _check_grid(jobs, args)
     try:
         # load the data and check every config once, before any run starts
@@ -1494,7 +1504,7 @@ def _cmd_bench_multilabel(args: argparse.Namespace) -> int:
     preset, options = _multilabel_options(args, "bench")
     dataset = options.pop("dataset")
     methods = _distinct_names("--methods", args.methods)
-    jobs = multilabel_jobs(dataset, preset, args.seeds, methods, **options)
+    jobs = multilabel_jobs(dataset, preset, _seeds(args), methods, **options)
     _check_grid(jobs, args)
     data = prepare_multilabel_data(jobs[0].config)  # load the data once, before any run starts
     for job in jobs:  # and refuse a method that cannot learn from it, before any run starts
@@ -1517,6 +1527,8 @@ def _check_timing(args: argparse.Namespace) -> None:
         raise expected("--jobs", "1 with --timing (its time is that of one run alone)", args.jobs)
     if args.timing and args.seeds != 1:
         raise expected("--seeds", "1 with --timing (one run per candidate, seed 0)", args.seeds)
+    if args.timing and args.first_seed != 0:
+        raise expected("--first-seed", "0 with --timing (its run is seed 0)", args.first_seed)
 
 
 def _cmd_multilabel_selection(args: argparse.Namespace) -> int:
@@ -1639,7 +1651,16 @@ _SELECTION_KINDS = ("preset-selection", "multilabel-preset-selection")
 _RECIPE_KINDS = tuple(k for k in _ALL_KINDS if k not in _SELECTION_KINDS)
 # The options (by dest) of each part of a grid, in the help of `bench KIND`; the rest are the
 # settings of every run of the grid.
-_BENCH_GRID = ("seeds", "methods", "settings", "betas", "deltas", "candidates", "timing")
+_BENCH_GRID = (
+    "seeds",
+    "first_seed",
+    "methods",
+    "settings",
+    "betas",
+    "deltas",
+    "candidates",
+    "timing",
+)
 _BENCH_GRID += ("sweep_groups", "sweep_lambda1", "sweep_lambda2")
 _BENCH_RUNNING = ("jobs", "launcher", "launcher_opt", "ray_address", "out", "dry_run")
 _BENCH_RUNNING += ("no_report", "no_progress")
@@ -1664,6 +1685,7 @@ _BENCH_TAKES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(_REGRESSION_OPTIONS, ("dir", "dir-sensitivity")),
     **dict.fromkeys(_MULTILABEL_OPTIONS, ("multilabel",)),
     "seeds": _ALL_KINDS,
+    "first_seed": _ALL_KINDS,
     "methods": ("table1", "dir", "multilabel"),
     "settings": ("table1", "mm-ablation"),
     "betas": ("mm-ablation",),
@@ -1720,8 +1742,8 @@ def _bench_kind_details(kind: str) -> tuple[str, str]:
     details = {
         "table1": (
             "Table 1 of the MM paper: every method of --methods (default: Table 1's) on every "
-            f"setting of --settings (default {table1}), seeds 0..N-1 each (--seeds); every run "
-            "trains the recipe of --preset (default cpu).",
+            f"setting of --settings (default {table1}), seeds 0..N-1 each (--seeds; from K on "
+            "with --first-seed K); every run trains the recipe of --preset (default cpu).",
             classification,
         ),
         "mm-ablation": (
@@ -1995,8 +2017,17 @@ def _add_bench_grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seeds",
         type=int,
-        help="seeds 0..N-1 (default 1; 2 for the preset selections, whose convergence test "
-        "needs a spread over seeds, and 1 with --timing)",
+        help="how many seeds: K..K+N-1 for --first-seed K, 0..N-1 by default (default 1; 2 for "
+        "the preset selections, whose convergence test needs a spread over seeds, and 1 with "
+        "--timing)",
+    )
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="the grid's first seed (default 0): --seeds 1 --first-seed 2 runs seed 2 alone, to "
+        "add a seed to a grid or share one grid's seeds among machines",
     )
     p.add_argument(
         "--methods",

@@ -166,10 +166,32 @@ def _classification_job(
     return Job(name, cfg, {"bench": bench})
 
 
+def seed_values(seeds: int | Iterable[int]) -> list[int]:
+    """The seeds a grid runs: ``N`` is seeds ``0..N-1``; an iterable of integers (a ``range``,
+    a list) is those seeds, in that order. Refused: no seed, a negative or repeated seed, a bool.
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, Iterable)):
+        raise TypeError(f"Expected `seeds` to be a count or integers, but got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"Expected `seeds` to be a positive count, but got {seeds}")
+        return list(range(seeds))
+    values = list(seeds)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+    if not values or bad:
+        raise ValueError(
+            "Expected `seeds` to hold at least one non-negative integer, but got "
+            + (repr(bad[0]) if bad else "none")
+        )
+    if len(set(values)) < len(values):
+        raise ValueError(f"Expected `seeds` without repeats, but got {values}")
+    return values
+
+
 def table1_jobs(
     dataset: str = "fashion-mnist",
     preset: str = "cpu",
-    seeds: int = 1,
+    seeds: int | Iterable[int] = 1,
     methods: tuple[str, ...] | None = None,
     settings: tuple[tuple[str, float], ...] | None = None,
     **overrides: Any,
@@ -178,7 +200,7 @@ def table1_jobs(
     methods = tuple(methods or TABLE1_METHODS)
     settings = tuple(settings or TABLE1_SETTINGS)
     jobs = []
-    for seed in range(seeds):
+    for seed in seed_values(seeds):
         for profile, ratio in settings:
             for method in methods:
                 jobs.append(
@@ -192,7 +214,7 @@ def table1_jobs(
 def ablation_jobs(
     dataset: str = "fashion-mnist",
     preset: str = "cpu",
-    seeds: int = 1,
+    seeds: int | Iterable[int] = 1,
     betas: tuple[float, ...] = ABLATION_BETAS,
     deltas: tuple[float, ...] = ABLATION_DELTAS,
     settings: tuple[tuple[str, float], ...] = (("exp", 100.0),),
@@ -201,7 +223,7 @@ def ablation_jobs(
 ) -> list[Job]:
     """The β × δ⁻ grid of Tables 2-3 for ``method`` (MM-DRW) on each setting."""
     jobs = []
-    for seed in range(seeds):
+    for seed in seed_values(seeds):
         for profile, ratio in settings:
             for beta in betas:
                 for delta in deltas:
@@ -220,7 +242,7 @@ def _candidate_runs(
     table: dict[str, dict[str, Any]],
     candidates: tuple[str, ...] | None,
     lengths: tuple[int, ...],
-    seeds: int,
+    seeds: int | Iterable[int],
     methods: tuple[str, ...],
 ) -> Iterator[tuple[str, dict[str, Any], int, int, str]]:
     """``(candidate, its spec, length factor, seed, method)`` for every run of a selection grid
@@ -229,7 +251,7 @@ def _candidate_runs(
         if cand not in table:
             raise ValueError(f"Expected a candidate of {', '.join(table)}, but got {cand!r}")
         for k in lengths:
-            for seed in range(seeds):
+            for seed in seed_values(seeds):
                 for method in methods:
                     yield cand, table[cand], k, seed, method
 
@@ -243,7 +265,7 @@ def _first_of_each_name(jobs: Iterable[Job]) -> list[Job]:
 
 def preset_selection_jobs(
     candidates: tuple[str, ...] | None = None,
-    seeds: int = 2,
+    seeds: int | Iterable[int] = 2,
     dataset: str = "fashion-mnist",
     methods: tuple[str, ...] = SELECTION_METHODS,
     lengths: tuple[int, ...] = (1, 2),
@@ -297,7 +319,7 @@ def preset_selection_jobs(
 
 def multilabel_selection_jobs(
     candidates: tuple[str, ...] | None = None,
-    seeds: int = 2,
+    seeds: int | Iterable[int] = 2,
     dataset: str = "fashion-mnist-mosaic-lt",
     methods: tuple[str, ...] = MULTILABEL_SELECTION_METHODS,
     lengths: tuple[int, ...] = (1, 2),
@@ -351,7 +373,7 @@ def multilabel_selection_jobs(
 def dir_jobs(
     dataset: str = "diamonds",
     preset: str = "quick",
-    seeds: int = 1,
+    seeds: int | Iterable[int] = 1,
     methods: tuple[str, ...] | None = None,
     **overrides: Any,
 ) -> list[Job]:
@@ -375,7 +397,7 @@ def dir_jobs(
             stacklevel=2,
         )
     jobs = []
-    for seed in range(seeds):
+    for seed in seed_values(seeds):
         for method in methods:
             # a method's own options only: Group-DIR's G given to vanilla would make another
             # run of the same computation (a new identity, a retrain, a row labelled with G)
@@ -411,7 +433,7 @@ def _dir_method_uses(method: str, key: str) -> bool:
 def dir_sensitivity_jobs(
     dataset: str = "diamonds",
     preset: str = "quick",
-    seeds: int = 1,
+    seeds: int | Iterable[int] = 1,
     groups: tuple[int, ...] = SENSITIVITY_GROUPS,
     lambda1s: tuple[float, ...] = SENSITIVITY_LAMBDA1,
     lambda2s: tuple[float, ...] = SENSITIVITY_LAMBDA2,
@@ -436,7 +458,7 @@ def dir_sensitivity_jobs(
     points += [(c[0], c[1], float(b)) for b in lambda2s]
     points = list(dict.fromkeys((int(g), float(a), float(b)) for g, a, b in points))
     jobs = []
-    for seed in range(seeds):
+    for seed in seed_values(seeds):
         for g, a, b in points:
             params = {**overrides, "num_groups": g, "lambda1": a, "lambda2": b}
             cfg = make_regression_config(
@@ -453,7 +475,7 @@ def dir_sensitivity_jobs(
 def multilabel_jobs(
     dataset: str = "fashion-mnist-mosaic-lt",
     preset: str = "cpu",
-    seeds: int = 1,
+    seeds: int | Iterable[int] = 1,
     methods: tuple[str, ...] | None = None,
     **overrides: Any,
 ) -> list[Job]:
@@ -472,7 +494,7 @@ def multilabel_jobs(
 
     jobs = []
     length = make_multilabel_config(preset).epochs
-    for seed in range(seeds):
+    for seed in seed_values(seeds):
         for method in tuple(methods or MULTILABEL_METHODS):
             cfg = make_multilabel_config(
                 preset, dataset=dataset, method=method, seed=seed, **overrides
