@@ -278,6 +278,13 @@ def test_ablation_grid(records):
     text = ablation_markdown(partial)
     assert "1–2 seeds; a cell of fewer seeds says how many, as (n)" in text
     assert table_rows(text)["1.4"] == ["22.00 (1)", "21.50 ± 0.71"]
+    assert table_rows(text)["1.5"] == ["**19.50 ± 0.71**", "21.00 ± 0.71"]
+    # a grid where one cell alone has the most seeds: that cell has no peer to be lowest among,
+    # though the one-seed cells beside it are lower (no bold at all)
+    lone = [r for r in records if r["bench"] == "mm-ablation" and (r["seed"] == 0 or (
+        r["config"]["loss_kwargs"]["beta"] == 1.6))]  # fmt: skip
+    text = ablation_markdown(lone)
+    assert "**" not in text.split("\n\n", 1)[1] and "24.00 ± 0.00" in text and "(1)" in text
 
 
 def test_ablation_record_without_beta_warns(records):

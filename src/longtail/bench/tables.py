@@ -341,7 +341,8 @@ def _ablation_part(grid: AblationGrid, title: str, varying: list[str]) -> str:
     betas = sorted({b for b, _ in stats})
     deltas = sorted({d for _, d in stats})
     most = max(s["n"] for s in stats.values())
-    best = min(round(s["mean"], 2) for s in stats.values() if s["n"] == most)
+    full = [round(s["mean"], 2) for s in stats.values() if s["n"] == most]
+    best = min(full) if len(full) > 1 else None  # a cell alone at the most seeds has no peer
     columns = []
     for d in deltas:
         col = []
