@@ -80,6 +80,22 @@ def test_focal_gamma_below_one_has_finite_gradient_at_certainty():
     assert torch.isfinite(z.grad).all()
 
 
+def test_logit_adjustment_at_tau_1_is_balanced_softmax():
+    """CE(z + log π) and CE(z + log n) differ by the constant log Σn inside the softmax, which
+    it ignores: one loss, equal up to rounding (the two Table 1 records agree in every metric).
+    Another τ is another loss."""
+    z, y = batch(48)
+    z = z.float().requires_grad_(True)
+    la = lt.create_loss("logit-adjusted", class_counts=COUNTS)(z, y)
+    (g_la,) = torch.autograd.grad(la, z)
+    bs = lt.create_loss("balanced-softmax", class_counts=COUNTS)(z, y)
+    (g_bs,) = torch.autograd.grad(bs, z)
+    torch.testing.assert_close(la, bs, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g_la, g_bs, rtol=1e-6, atol=1e-9)
+    other = lt.create_loss("logit-adjusted", class_counts=COUNTS, tau=0.5)(z, y)
+    assert abs(other.item() - bs.item()) > 1e-3
+
+
 def test_adjust_logits_post_hoc():
     z, _ = batch(10)
     adj = lt.adjust_logits(z, COUNTS, tau=1.0)
