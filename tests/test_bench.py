@@ -176,8 +176,8 @@ def test_a_grid_runs_the_seeds_it_is_given():
         (0, "positive count"),
         (True, "a count or integers"),
         ([], "at least one"),
-        ([1, -1], "at least one non-negative"),
-        ([1.0], "at least one non-negative"),
+        ([1, -1], "at least one integer in 0"),
+        ([1.0], "at least one integer in 0"),
         ([2, 2], "without repeats"),
     ]:
         with pytest.raises((TypeError, ValueError), match=message):

@@ -145,3 +145,16 @@ def test_bad_target_rows_say_how_they_are_counted(tmp_path):
     bad.write_text("x,y\n1,2\n2,oops\n3,4\n")
     with pytest.raises(ValueError, match=r"rows \[1\] \(counted from 0 after the header\)"):
         check_regression_data(RegressionConfig(dataset=str(bad), target="y", bins=1.0))
+
+
+def test_a_registered_data_sets_target_cannot_be_renamed(tmp_path, capsys):
+    """diamonds reads its own target, price: --target carat trained on price and labelled the
+    run 'carat' (a wrong name on every number); now refused, before anything is written."""
+    assert RegressionConfig(dataset="diamonds", target="price").target == "price"
+    with pytest.raises(ValueError, match=r"`target` to be 'price', the target of diamonds"):
+        RegressionConfig(dataset="diamonds", target="carat")
+    out = tmp_path / "r"
+    rc = cli_main(["train", "--task", "regression", "--dataset", "diamonds", "--target", "cut",
+                   "--epochs", "1", "--out", str(out)])  # fmt: skip
+    assert rc == 2 and "save the table as a .csv file" in capsys.readouterr().err
+    assert not out.exists()

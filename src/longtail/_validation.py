@@ -120,6 +120,17 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
         raise expected(name, what, repr(value))
 
 
+# The largest seed a run takes: numpy's and most tools' seed range (0..2**32-1). The engine
+# derives per-epoch seeds as ``seed * 1_000_003 + epoch``, which a larger seed overflows.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(name: str, value: Any) -> None:
+    """A seed is an integer in ``0..MAX_SEED`` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise expected(name, f"an integer in 0..{MAX_SEED} (2**32 - 1)", repr(value))
+
+
 def check_finite_number(name: str, value: float) -> None:
     _check_number(name, value)
     if not np.isfinite(value):

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._validation import did_you_mean, expected
+from ._validation import MAX_SEED, did_you_mean, expected
 from .data.registry import dataset_label, get_dataset, list_datasets
 from .engine.config import METHODS, PRESET_ALIASES, PRESETS, TrainConfig, make_config
 from .losses import FAMILIES as LOSS_FAMILIES
@@ -1022,8 +1022,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         selection = args.table in ("preset-selection", "multilabel-preset-selection")
         args.seeds = 2 if selection and not getattr(args, "timing", False) else 1
     _check_count("--seeds", args.seeds)
-    if args.first_seed < 0:
-        raise expected("--first-seed", "a non-negative integer", args.first_seed)
+    last = args.first_seed + args.seeds - 1
+    if not 0 <= args.first_seed or last > MAX_SEED:
+        raise expected(
+            "--first-seed",
+            f"a non-negative integer with --first-seed + --seeds - 1 at most {MAX_SEED}",
+            args.first_seed,
+        )
     _check_grid_options(args)
     _check_kind_takes(args)  # after the grid options' own, more specific, messages
     if args.table in _REGRESSION_TABLES:

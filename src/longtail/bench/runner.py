@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from longtail._validation import MAX_SEED
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json, temporaries
 from longtail.engine.regression import REGRESSION_METHODS
@@ -173,14 +174,16 @@ def seed_values(seeds: int | Iterable[int]) -> list[int]:
     if isinstance(seeds, bool) or not isinstance(seeds, (int, Iterable)):
         raise TypeError(f"Expected `seeds` to be a count or integers, but got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
+        if not 1 <= seeds <= MAX_SEED + 1:
             raise ValueError(f"Expected `seeds` to be a positive count, but got {seeds}")
         return list(range(seeds))
     values = list(seeds)
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+    bad = [
+        v for v in values if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED
+    ]
     if not values or bad:
         raise ValueError(
-            "Expected `seeds` to hold at least one non-negative integer, but got "
+            f"Expected `seeds` to hold at least one integer in 0..{MAX_SEED}, but got "
             + (repr(bad[0]) if bad else "none")
         )
     if len(set(values)) < len(values):

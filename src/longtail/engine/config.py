@@ -20,6 +20,7 @@ from longtail._validation import (
     check_choice,
     check_in_range,
     check_positive,
+    check_seed,
     did_you_mean,
     expected,
     lookup,
@@ -419,13 +420,13 @@ class TrainConfig:
             "val_per_class",
             "eval_every",
             "padding",
-            "seed",
             "many_threshold",
             "few_threshold",
         ):
             v = getattr(self, name)
             if not _is_int(v) or v < 0:
                 raise expected(name, "a non-negative integer", repr(v))
+        check_seed("seed", self.seed)
         if self.few_threshold > self.many_threshold:
             raise expected(
                 "few_threshold",

@@ -22,6 +22,7 @@ from longtail._validation import (
     check_choice,
     check_field_types,
     check_positive,
+    check_seed,
     did_you_mean,
     expected,
     lookup,
@@ -340,7 +341,8 @@ class MultiLabelConfig(StepSchedule):
             v = getattr(self, name)
             if v < 1:
                 raise expected(name, "a positive integer", repr(v))
-        for name in ("seed", "padding", "eval_every", "many_threshold", "few_threshold"):
+        check_seed("seed", self.seed)
+        for name in ("padding", "eval_every", "many_threshold", "few_threshold"):
             v = getattr(self, name)
             if v < 0:
                 raise expected(name, "a non-negative integer", repr(v))

@@ -18,6 +18,7 @@ from longtail._validation import (
     check_field_types,
     check_in_range,
     check_positive,
+    check_seed,
     expected,
     lookup,
 )
@@ -269,7 +270,16 @@ class RegressionConfig(StepSchedule):
         if not is_csv(self.dataset):
             self.dataset = _registered(self.dataset)
             info = get_dataset(self.dataset)
-            self.target = info.target if self.target is None else self.target
+            if self.target is not None and self.target != info.target:
+                # the loader reads its own target column: another name would only relabel it
+                raise expected(
+                    "target",
+                    f"{info.target!r}, the target of {self.dataset}, or left out (a registered "
+                    "data set's target is fixed; to predict another column, save the table as "
+                    "a .csv file and give that column as --target)",
+                    repr(self.target),
+                )
+            self.target = info.target
             self.bins = info.bin_width if self.bins is None else self.bins
         elif self.target is None:
             raise expected("target", "the target column of the CSV file (--target)", None)
@@ -310,10 +320,12 @@ class RegressionConfig(StepSchedule):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise expected(name, "a positive integer", repr(v))
-        for name in ("seed", "split_seed", "val_per_bin", "test_per_bin", "padding"):
+        for name in ("val_per_bin", "test_per_bin", "padding"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise expected(name, "a non-negative integer", repr(v))
+        check_seed("seed", self.seed)
+        check_seed("split_seed", self.split_seed)
         if not isinstance(self.num_groups, int) or isinstance(self.num_groups, bool):
             raise expected("num_groups", "an integer >= 2", repr(self.num_groups))
         if self.num_groups < 2:
