@@ -195,12 +195,35 @@ def loss_method(loss: str) -> MethodSpec:
             f"{LOSS_METHOD_PREFIX}{loss}, whose target is {info.target!r}"
             + ("" if info.per_sample else " and whose value is a batch-level quantity"),
         )
+    extra = _call_inputs(info)
+    if extra:
+        raise expected(
+            "method",
+            f"{LOSS_METHOD_PREFIX}NAME with a loss of (logits, target) alone (the engine feeds "
+            "nothing else)",
+            f"{LOSS_METHOD_PREFIX}{loss}, whose method needs {extra} with every call "
+            f"(without it {loss} would train as a lesser loss; use it in a loop of your own)",
+        )
     return MethodSpec(
         name=f"{LOSS_METHOD_PREFIX}{loss}",
         loss=loss,
         description=f"the {loss!r} loss with its defaults: {info.description}",
         label=f"{LOSS_METHOD_PREFIX}{loss}",
     )
+
+
+# What a loss's call takes beyond (logits, target), and why its method needs it.
+_CALL_INPUTS = {
+    "feature_norm": "`feature_norm` (each sample's feature norm: IB's second stage is weighted "
+    "by it)",
+    "index": "`index` (each sample's dataset index: the per-sample λ it updates on every visit)",
+}
+
+
+def _call_inputs(info: Any) -> str:
+    """The inputs of the loss module's ``forward`` beyond ``(logits, target)``, in words."""
+    params = list(inspect.signature(info.cls.forward).parameters)[3:]
+    return " and ".join(_CALL_INPUTS.get(p, f"`{p}`") for p in params)
 
 
 def get_method(name: str) -> MethodSpec:
