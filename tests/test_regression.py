@@ -621,3 +621,31 @@ def test_fds_clamps_a_variance_ratio_below_a_tenth_to_a_tenth():
     fds.smoothed_var.fill_(0.01)
     out = fds.smooth(torch.tensor([[2.0], [2.0]]), torch.tensor([0, 1]), epoch=0)
     assert out.flatten().tolist() == pytest.approx([2.0 * math.sqrt(0.1)] * 2, rel=1e-6)
+
+
+def test_a_target_is_in_the_bin_whose_edges_hold_it_at_any_magnitude():
+    """The bin of a target is the largest k with edge k <= y, the edges the doubles nearest the
+    decimals k·w: a tolerance on y / w put 1000005.4998 in [1000005.5, 1000006) with w = 0.5 and
+    made the bins of a table depend on adding a constant to its target."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from longtail.regression.binning import _lattice_index, _lattice_values
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+        st.sampled_from([0.001, 0.1, 0.25, 0.5, 1.0, 2.5, 100.0, 1000.0]),
+    )
+    def holds(y, w):
+        k = _lattice_index(y, w)
+        assert _lattice_values(k, w) <= y < _lattice_values(k + 1, w)
+
+    holds()
+    e = ltr.fixed_width_bins(torch.tensor([1000005.4998, 1000006.2], dtype=torch.float64), 0.5)
+    assert e.tolist() == [1000005.0, 1000005.5, 1000006.0, 1000006.5]
+    assert ltr.fixed_width_bins([2000.9995, 2001.5], 1.0).tolist() == [2000.0, 2001.0, 2002.0]
+    # the same table shifted by a multiple of the width: the same counts per bin
+    y = torch.tensor([5.0, 5.2, 5.4998, 5.5, 5.9, 6.7, 7.49999], dtype=torch.float64)
+    base, shifted = ltr.shot_regions(y, 0.5), ltr.shot_regions(y + 1e6, 0.5)
+    assert base.counts.tolist() == shifted.counts.tolist() == [3, 2, 0, 1, 1]

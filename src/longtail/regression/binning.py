@@ -181,40 +181,55 @@ def fixed_width_bins(targets: Any, bin_width: float) -> torch.Tensor:
     tensor([20., 21., 22., 23.], dtype=torch.float64)
     """
     check_positive("bin_width", bin_width)
+    floating = isinstance(targets, torch.Tensor) and targets.is_floating_point()
+    dtype = targets.dtype if floating else torch.float64
     t = as_targets(targets)
     if t.numel() == 0:
         raise expected("targets", "non-empty", "no targets")
     check_bin_count(float(t.min()), float(t.max()), bin_width)
-    k0 = _lattice_index(float(t.min()), bin_width)
-    k1 = _lattice_index(float(t.max()), bin_width)
+    k0 = _lattice_index(float(t.min()), bin_width, dtype)
+    k1 = _lattice_index(float(t.max()), bin_width, dtype)
     return _lattice_edges(k0, k1 + 1, bin_width)
 
 
 def _lattice_edges(k0: int, k1: int, bin_width: float) -> torch.Tensor:
-    """``k·w`` for ``k = k0..k1`` (float64), each the double nearest to the decimal product.
+    """``k·w`` for ``k = k0..k1`` (float64), each the double nearest to the decimal product."""
+    return torch.from_numpy(_lattice_values(np.arange(k0, k1 + 1, dtype=np.float64), bin_width))
+
+
+def _lattice_values(k: Any, bin_width: float) -> np.ndarray:
+    """``k·w`` elementwise (float64), each the double nearest to the decimal product.
 
     ``w`` is written as its shortest decimal ``m·10^-d``; then ``k·m`` is an exact integer and
     one correctly rounded division by ``10^d`` gives the nearest double. (Rounding ``k·w`` to 12
     decimals instead is wrong for large ``k·w``: the scaled value exceeds float64's exact range.)
     """
-    k = torch.arange(k0, k1 + 1, dtype=torch.float64)
+    k = np.asarray(k, dtype=np.float64)
     _sign, digits, exponent = decimal.Decimal(repr(float(bin_width))).as_tuple()
     m = int("".join(map(str, digits)))
-    exact = max(abs(k0), abs(k1)) * m < 2**53
+    exact = (float(np.abs(k).max()) if k.size else 0.0) * m < 2**53
     if isinstance(exponent, int) and exponent < 0 and -exponent <= 22 and exact:
         return (k * m) / 10.0**-exponent  # 10^d is exact in float64 up to d = 22
     return k * bin_width
 
 
-def _lattice_index(x: Any, bin_width: float) -> Any:
-    """``floor(x / w)`` with a small tolerance, so that 0.3 / 0.1 is bin 3, not 2.
+def _lattice_index(x: Any, bin_width: float, dtype: torch.dtype = torch.float64) -> Any:
+    """The bin ``k`` of ``x`` on the lattice of ``w``: the largest ``k`` whose edge ``k·w`` (the
+    double nearest the decimal product) is ``<= x``, so 0.3 is in bin 3 of ``w = 0.1`` although
+    ``0.3 / 0.1 = 2.9999999999999996``.
 
-    The tolerance is relative (1e-6 of ``x / w``, which also puts a float32 label such as
-    ``float32(0.7) = 0.69999999`` in bin 7) but at most 1e-3 of a bin: a relative tolerance
-    alone would move every target of ``1e9 + k`` with ``w = 1`` a thousand bins up.
+    The edge and ``x`` are compared in the targets' ``dtype`` (float32 for half and float32
+    targets), as :func:`bin_index` compares them: a float32 label ``float32(0.7) = 0.69999999``
+    is in bin 7. ``floor(x / w)`` is within one of that ``k``; one step each way settles it.
+    (A tolerance on ``x / w`` instead put 1000005.4998 in the bin of ``[1000005.5, 1000006)``
+    with ``w = 0.5``: what it forgives grows with the magnitude.)
     """
-    q = np.asarray(x, dtype=np.float64) / bin_width
-    k = np.floor(q + 1e-6 * np.clip(np.abs(q), 1.0, 1e3))
+    xs = np.asarray(x, dtype=np.float64)
+    cast = np.float64 if dtype == torch.float64 else np.float32
+    xd = xs.astype(cast)
+    k = np.floor(xs / bin_width)
+    k = k + (_lattice_values(k + 1, bin_width).astype(cast) <= xd)
+    k = k - (_lattice_values(k, bin_width).astype(cast) > xd)
     return int(k) if k.ndim == 0 else k.astype(np.int64)
 
 
@@ -410,8 +425,9 @@ def resolve_bins(bins: Bins, train_targets: Any) -> tuple[torch.Tensor, float | 
 def bin_of(targets: torch.Tensor, edges: torch.Tensor, bin_width: float | None) -> np.ndarray:
     """Bins of float64 CPU ``targets``: the lattice for fixed-width bins, else :func:`bin_index`.
 
-    Fixed-width bins index by ``floor(y / w)`` (with the tolerance of :func:`fixed_width_bins`)
-    and may fall outside ``[0, B)`` for targets outside the edges; callers decide what that means.
+    Fixed-width bins index by the lattice of :func:`fixed_width_bins` (``floor(y / w)``, exact
+    at the edges) and may fall outside ``[0, B)`` for targets outside the edges; callers decide
+    what that means.
     """
     if bin_width is None:
         return bin_index(targets, edges).numpy()
