@@ -173,6 +173,26 @@ def test_load_records_warns_on_bad_metrics(tmp_path):
         assert load_records(tmp_path) == []
 
 
+def test_load_records_warns_on_a_record_that_lost_its_metrics_or_disagrees_with_its_config(
+    tmp_path,
+):
+    """A record without "metrics" went unseen (a config.json is skipped silently, rightly); a
+    record whose method is not its config's was shown under two names (header and table)."""
+    config = {"method": "vanilla", "dataset": "d"}
+    good = {"method": "vanilla", "seed": 0, "seconds": 1.0, "config": config}
+    write_json(tmp_path / "lost.json", {**good, "identity": {"method": "vanilla"}})
+    write_json(tmp_path / "edited.json", {**good, "method": "martian", "metrics": {"mae": 1.0}})
+    write_json(tmp_path / "config.json", config)  # a run folder's config: no warning
+    write_json(tmp_path / "ok.json", {**good, "metrics": {"mae": 2.0}})
+    with pytest.warns(UserWarning) as caught:
+        recs = load_records(tmp_path)
+    said = sorted(str(w.message) for w in caught)
+    assert len(said) == 2
+    assert "edited.json: its method 'martian' is not its config's 'vanilla'" in said[0]
+    assert "lost.json: a results record without 'metrics'" in said[1]
+    assert [r["metrics"]["mae"] for r in recs] == [2.0]
+
+
 # ---- aggregate --------------------------------------------------------------------------------
 def test_aggregate_by_hand(records):
     agg = aggregate([r for r in records if r["bench"] == "table1"])

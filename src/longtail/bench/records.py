@@ -127,11 +127,13 @@ def read_records(
             why = f"not a readable JSON file ({err})"
         else:
             if not _is_record(obj):
-                continue
-            if not isinstance(obj["metrics"], dict):
+                if not _record_without_metrics(obj):
+                    continue  # a config.json, a report's claims file: not a record
+                why = "a results record without 'metrics'"
+            elif not isinstance(obj["metrics"], dict):
                 why = "its 'metrics' is not a JSON object"
             else:
-                why = _headline_problem(obj["metrics"])
+                why = _headline_problem(obj["metrics"]) or _method_problem(obj)
                 if why is None:
                     found.append((path, obj))
                     continue
@@ -139,6 +141,20 @@ def read_records(
         if skipped is not None:
             skipped.append((path, why))
     return found
+
+
+def _record_without_metrics(obj: Any) -> bool:
+    """A record (the fields only a finished run's record has) that lost its ``"metrics"``."""
+    return isinstance(obj, dict) and "method" in obj and ("identity" in obj or "seconds" in obj)
+
+
+def _method_problem(obj: dict[str, Any]) -> str | None:
+    """A record whose ``"method"`` is not its config's: one of them was edited, and the
+    header would name one method while the table shows the other."""
+    config = obj.get("config")
+    if isinstance(config, dict) and "method" in config and config["method"] != obj["method"]:
+        return f"its method {obj['method']!r} is not its config's {config['method']!r}"
+    return None
 
 
 #: The metric every record of a task has: Table 1's, DIR's and the multi-label benchmark's.
