@@ -158,3 +158,32 @@ def test_a_registered_data_sets_target_cannot_be_renamed(tmp_path, capsys):
                    "--epochs", "1", "--out", str(out)])  # fmt: skip
     assert rc == 2 and "save the table as a .csv file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_mistyped_target_column_gets_a_suggestion(csv):
+    from longtail.regression.data import load_csv_table
+
+    with pytest.raises(ValueError, match=r"but got 'Y'\. Did you mean 'y'\?"):
+        load_csv_table(csv, "Y")
+
+
+def test_a_saved_pandas_index_is_warned_about_unless_dropped(tmp_path):
+    """to_csv() writes the index as a headerless first column: a feature, silently (and the
+    target given away on a file sorted by it)."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from longtail.regression.data import load_csv_table
+
+    frame = pd.DataFrame({"a": [0.5, 0.1, 0.9, 0.3], "y": [1.0, 2.0, 4.0, 8.0]})
+    frame.to_csv(tmp_path / "indexed.csv")
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    with pytest.warns(UserWarning, match=r"--drop 'Unnamed: 0' leaves it out"):
+        load_csv_table(tmp_path / "indexed.csv", "y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_csv_table(tmp_path / "indexed.csv", "y", drop=("Unnamed: 0",))
+        load_csv_table(tmp_path / "plain.csv", "y")
+        # a headerless column that is not 0, 1, 2, ... is data someone left unnamed
+        frame.set_axis([3, 1, 2, 0]).to_csv(tmp_path / "other.csv")
+        load_csv_table(tmp_path / "other.csv", "y")

@@ -80,8 +80,12 @@ def test_effective_number_by_hand():
     (e,) = effective_number([10_000])
     assert e == pytest.approx((1 - 0.9999**10_000) / 0.0001)
     assert effective_number([0, 7], beta=0.0) == [0.0, 1.0]
-    with pytest.raises(ValueError, match="beta"):
-        effective_number([1], beta=1.0)
+    # β = 1 is the limit E_n = n, as class_weights("effective", beta=1) gives inverse weights
+    assert effective_number([0, 1, 7], beta=1.0) == [0.0, 1.0, 7.0]
+    assert effective_number([3], beta=1 - 1e-12) == pytest.approx([3.0])
+    for bad in (1.0 + 1e-9, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="beta"):
+            effective_number([1], beta=bad)
 
 
 # -------------------------------------------------------------------------- classification
@@ -282,7 +286,7 @@ def test_unknown_dataset_names_the_close_ones(capsys):
 def test_options_of_another_kind_of_data(npz, capsys):
     fails_cleanly(["inspect", npz, "--target", "y"], capsys, "`target`", "classification")
     fails_cleanly(["inspect", npz, "--ratio", "10"], capsys, "`ratio`", "profile")
-    fails_cleanly(["inspect", npz, "--beta", "1"], capsys, "`beta`")
+    fails_cleanly(["inspect", npz, "--beta", "1.5"], capsys, "`beta`")
     fails_cleanly(["inspect", npz, "--profile", "natural", "--ratio", "10"], capsys, "natural")
 
 

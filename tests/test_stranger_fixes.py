@@ -417,3 +417,18 @@ def test_a_config_file_list_of_columns_keeps_a_comma_in_a_name(tmp_path, monkeyp
     argv = ["bench", "dir", "--config", path, "--dataset", "t.csv", "--target", "y"]
     assert main([*argv, "--methods", "vanilla", "--dry-run", "--out", str(tmp_path / "o")]) == 0
     assert seen[0].drop == ("a,b", "c") and seen[0].hidden == (8, 4)
+
+
+# ---- third stranger, 7: names in capitals got no suggestion -----------------------------------
+def test_a_name_in_capitals_is_pointed_to_its_lower_case(capsys):
+    import longtail as lt
+    from longtail._validation import did_you_mean, lookup
+
+    for name, want in (("LDAM", "'ldam'"), ("MM", "'mm'"), ("CE", "'ce'")):
+        with pytest.raises(ValueError, match=rf"Did you mean {want}"):
+            lt.create_loss(name)
+    with pytest.raises(ValueError, match="Did you mean 'erm'"):
+        lookup({"erm": 1, "erm-drw": 2}, "ERM", "method")
+    assert did_you_mean("Epochs", ["epochs", "lr"]) == " Did you mean 'epochs'?"
+    assert main(["train", "--method", "LDAM-DRW", "--dataset", "fashion-mnist"]) == 2
+    assert "Did you mean 'ldam-drw'" in capsys.readouterr().err

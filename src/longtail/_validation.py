@@ -50,16 +50,23 @@ def first_few(values: Sequence[Any], limit: int = 10) -> str:
 def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the entries of ``known`` close to ``word`` (``""`` when none is close).
 
-    Names that ``word`` begins (a name typed without its suffix, ``cnn5-w32-e20`` for
-    ``cnn5-w32-e20-lr0.003``) come first, then difflib's closest.
+    Case is ignored. A name equal to ``word`` but for case comes first, then names that
+    ``word`` begins (a name typed without its suffix, ``cnn5-w32-e20`` for
+    ``cnn5-w32-e20-lr0.003``), then difflib's closest.
 
     Returns:
         ``" Did you mean 'epochs'?"`` (leading space included), ready to append to a message.
     """
     known, word = list(known), str(word)
-    begun = [k for k in known if word and k.startswith(word) and k != word]
-    close = list(dict.fromkeys(begun + difflib.get_close_matches(word, known, n=n, cutoff=0.6)))
-    close = close[:n]
+    # case aside ("LDAM" for "ldam", "Epochs" for "epochs"): names are compared in lower case
+    lower: dict[str, list[str]] = {}
+    for k in known:
+        lower.setdefault(k.lower(), []).append(k)
+    w = word.lower()
+    same = [k for k in lower.get(w, []) if k != word]
+    begun = [k for k in known if w and k.lower().startswith(w) and k.lower() != w]
+    near = [k for c in difflib.get_close_matches(w, list(lower), n=n, cutoff=0.6) for k in lower[c]]
+    close = [k for k in dict.fromkeys(same + begun + near) if k != word][:n]
     return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
@@ -78,7 +85,10 @@ def lookup(registry: Mapping[str, Any], name: Any, argument: str, context: str =
     try:
         return registry[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.5)
+        word = str(name).lower()  # "ERM" for "erm": case first, then difflib's closest
+        same = [k for k in registry if isinstance(k, str) and k.lower() == word]
+        near = difflib.get_close_matches(word, [str(k) for k in registry], n=3, cutoff=0.5)
+        close = list(dict.fromkeys(same + near))[:3]
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"Expected argument `{argument}` to be one of {', '.join(registry)}{context}, but "

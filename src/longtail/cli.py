@@ -1221,7 +1221,8 @@ def _add_regression_options(p: argparse.ArgumentParser) -> None:
         "--bins",
         type=float,
         help="width of the label bins in target units (default: the dataset's: diamonds 100, "
-        "ages 1; a CSV: about 100 bins over its targets, at least 1 wide for integer targets)",
+        "ages 1; a CSV: its target range / 100 rounded up to 1, 2 or 5 x 10^k, about 40 to 100 "
+        "bins, and at least 1 wide for integer targets)",
     )
     g.add_argument(
         "--backbone",
@@ -1954,7 +1955,7 @@ def _add_inspect(sub: Any) -> None:
         "--beta",
         type=float,
         default=0.9999,
-        help="β of the effective number of samples (1 - β^n) / (1 - β), in [0, 1)",
+        help="β of the effective number of samples (1 - β^n) / (1 - β), in [0, 1] (1: n itself)",
     )
     p.add_argument("--many-threshold", type=int, default=100, help="many-shot: more than this many")
     p.add_argument("--few-threshold", type=int, default=20, help="few-shot: fewer than this many")

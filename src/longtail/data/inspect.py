@@ -96,10 +96,11 @@ def gini(counts: Sequence[float]) -> float:
 
 
 def _check_beta(beta: Any) -> None:
-    """β of the effective number: a number in [0, 1) (one message for every bad value)."""
+    """β of the effective number: a number in [0, 1], as ``class_weights`` takes it (one
+    message for every bad value)."""
     check_finite_number("beta", beta)
-    if not 0.0 <= beta < 1.0:
-        raise expected("beta", "a number in [0, 1) (β = 1 makes every E_n = n)", repr(beta))
+    if not 0.0 <= beta <= 1.0:
+        raise expected("beta", "a number in [0, 1]", repr(beta))
 
 
 def effective_number(counts: Sequence[float], beta: float = 0.9999) -> list[float]:
@@ -108,17 +109,22 @@ def effective_number(counts: Sequence[float], beta: float = 0.9999) -> list[floa
     Cui et al., "Class-Balanced Loss Based on Effective Number of Samples" (CVPR 2019): ``n``
     examples of a class cover about ``E_n`` distinct ones, ``E_n`` growing like ``n`` while
     ``n << 1 / (1 - β)`` and saturating at ``1 / (1 - β)``. ``β = 0`` gives 1 for every class
-    that has an example; ``E_0 = 0``.
+    that has an example; ``β = 1`` is the limit ``E_n = n`` (the weights of the inverse
+    scheme); ``E_0 = 0``.
 
     >>> [round(e, 3) for e in effective_number([0, 1, 10, 10_000], beta=0.9999)]
     [0.0, 1.0, 9.996, 6321.39]
     >>> effective_number([0, 5], beta=0.0)
     [0.0, 1.0]
+    >>> effective_number([0, 5], beta=1.0)
+    [0.0, 5.0]
     """
     _check_beta(beta)
     n = np.asarray(counts, dtype=np.float64)
     if beta == 0:
         return [float(v > 0) for v in n]
+    if beta == 1:  # (1 - β^n) / (1 - β) → n
+        return n.tolist()
     # 1 - β^n = -expm1(n log β), accurate for β near 1
     return (-np.expm1(n * math.log(beta)) / (1 - beta)).tolist()
 
@@ -614,9 +620,11 @@ def inspect_dataset(
             can take).
         ratio, n_max: The profile's imbalance ratio and head size.
         target, bins, drop: Regression only: the target column (required for a CSV file), the
-            width of the DIR label bins (default: the dataset's, or about 100 bins of a CSV) and
-            columns not used as features, as ``longtail train --task regression`` takes them.
-        beta: β of the effective number, in ``[0, 1)`` (default 0.9999, Cui et al.'s).
+            width of the DIR label bins (default: the dataset's, or for a CSV 40 to 100 bins,
+            :func:`~longtail.regression.auto_bin_width`) and columns not used as features, as
+            ``longtail train --task regression`` takes them.
+        beta: β of the effective number, in ``[0, 1]`` (default 0.9999, Cui et al.'s; 1 gives
+            ``E_n = n``).
         many_threshold, few_threshold: The many / few split (more than 100, fewer than 20).
 
     Returns:

@@ -295,7 +295,10 @@ def get_loss_info(name: str) -> LossInfo:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+        word = str(name).lower()  # registry names are lower case: "LDAM" means "ldam"
+        same = [word] if word in _REGISTRY else []
+        close = same + difflib.get_close_matches(word, list(_REGISTRY), n=3, cutoff=0.5)
+        close = list(dict.fromkeys(close))[:3]
         if close:  # the likely names, not all of them
             raise ValueError(
                 f"Expected `name` to be one of the registered losses, but got {name!r}. Did "

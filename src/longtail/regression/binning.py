@@ -101,9 +101,10 @@ MAX_BINS = 100_000
 
 
 def auto_bin_width(targets: Any, num_bins: int = 100) -> float:
-    """A round bin width giving about ``num_bins`` bins over the targets' range.
+    """A round bin width giving at most ``num_bins`` bins over the targets' range.
 
-    ``(max − min) / num_bins`` rounded up to 1, 2 or 5 times a power of ten; 1.0 for a single
+    ``(max − min) / num_bins`` rounded up to 1, 2 or 5 times a power of ten (so 0.4 to 1 times
+    ``num_bins`` bins, one more where the range straddles an edge); 1.0 for a single
     value. Integer targets (ages, counts) get at least 1: a narrower bin than 1 would leave
     every other bin empty by construction (0 to 34 in bins of 0.5), which skews the shot
     regions and the LDS density.

@@ -18,6 +18,7 @@ import csv
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,11 @@ def _columns(data: Any) -> list[str]:
 def _target_values(data: Any, target: str | None) -> torch.Tensor:
     if _is_frame(data) or isinstance(data, Mapping):
         if target is None or target not in data:
-            raise expected(
+            message = expected(
                 "target", f"a column of the table, one of {_columns(data)}", repr(target)
             )
+            hint = did_you_mean(target, _columns(data)) if target is not None else ""
+            raise ValueError(f"{message}{hint}")
         return as_targets(np.asarray(data[target], dtype=np.float64), f"column {target!r}")
     if target is not None:
         raise expected("target", "None when data is an array of targets", repr(target))
@@ -316,8 +319,11 @@ def load_diamonds(
     )
 
 
-def load_csv_table(path: str | os.PathLike, target: str) -> Any:
+def load_csv_table(path: str | os.PathLike, target: str, drop: Sequence[str] = ()) -> Any:
     """Read a CSV file into a pandas DataFrame and check its target column.
+
+    A headerless first column counting 0, 1, 2, ... (the index ``DataFrame.to_csv()`` writes)
+    is warned about unless ``drop`` names it: it would be a feature.
 
     Raises:
         ImportError: without pandas (``pip install longtail[regression]``).
@@ -349,7 +355,8 @@ def load_csv_table(path: str | os.PathLike, target: str) -> Any:
             f"only a header ({list(df.columns)})",
         )
     if target not in df.columns:
-        raise expected("target", f"a column of {name}, one of {list(df.columns)}", repr(target))
+        message = expected("target", f"a column of {name}, one of {list(df.columns)}", repr(target))
+        raise ValueError(f"{message}{did_you_mean(target, [str(c) for c in df.columns])}")
     values = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
@@ -359,7 +366,25 @@ def load_csv_table(path: str | os.PathLike, target: str) -> Any:
             f"missing or non-numeric values at rows {bad[:5].tolist()} (counted from 0 after the "
             "header)",
         )
+    _warn_saved_index(df, name, drop)
     return df
+
+
+def _warn_saved_index(df: Any, name: str, drop: Sequence[str]) -> None:
+    """Warn about a headerless first column counting 0, 1, 2, ...: the index pandas writes with
+    ``to_csv()``. Every column but the target is a feature, so it would be one, and on a file
+    sorted by its target it would give the target away."""
+    first = str(df.columns[0]) if len(df.columns) else ""
+    if not first.startswith("Unnamed: ") or first in drop:
+        return
+    values = df.iloc[:, 0].to_numpy()
+    if np.issubdtype(values.dtype, np.number) and np.array_equal(values, np.arange(len(values))):
+        warnings.warn(
+            f"the first column of {name} has no name and counts 0, 1, 2, ... (the index "
+            "pandas' to_csv() writes): it is a feature like every other column; --drop "
+            f"{first!r} leaves it out (or save the table with to_csv(index=False))",
+            stacklevel=3,
+        )
 
 
 def _check_text_file(path: str | os.PathLike, chunk: int = 1 << 20) -> None:

@@ -156,8 +156,9 @@ class RegressionConfig(StepSchedule):
         target: the target column (default: the registry's, ``price`` for diamonds, ``age``
             for the image sets; required for a CSV file).
         bins: width of the fine label bins, in target units (default: the registry's, $100 for
-            diamonds, 1 year for ages; about 100 bins over the range for a CSV file, at least 1
-            wide for integer targets). A width
+            diamonds, 1 year for ages; for a CSV file the range / 100 rounded up to 1, 2 or 5
+            times a power of ten, about 40 to 100 bins, and at least 1 wide for integer targets).
+            A width
             that would make more than 100,000 bins is refused.
         val_per_bin, test_per_bin: tables are split by :func:`~longtail.regression.dir_split`,
             at most this many rows of each bin in the balanced validation and test sets.

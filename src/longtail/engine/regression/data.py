@@ -139,7 +139,7 @@ def _load_table(
             got = f"{dataset!r}, which is not a file (looked for {str(Path(dataset).absolute())!r})"
             what = "a registered dataset name or an existing .csv file"
             raise FileNotFoundError(str(expected("dataset", what, got)))
-        df = load_csv_table(dataset, target)
+        df = load_csv_table(dataset, target, drop)
         bins = bins or auto_bin_width(df[target].to_numpy(dtype=np.float64))
         tab = tabular_dir(
             df, target, bins=bins, val_per_bin=val_pb, test_per_bin=test_pb, seed=seed, drop=drop
@@ -286,8 +286,9 @@ def check_regression_data(config: RegressionConfig) -> RegressionData:
         if config.num_groups > most:
             raise expected(
                 "num_groups",
-                f"at most {most}, the number of {data.bin_width:g}-wide label bins the training "
-                f"targets span ([{low:g}, {high:g}])",
+                f"at most {most}, the number of label values {data.bin_width:g} apart that fit "
+                f"in the training targets' range [{low:g}, {high:g}] (more groups would be "
+                f"narrower than the {data.bin_width:g}-wide label bins)",
                 config.num_groups,
             )
         group_edges(data.y_train, config.num_groups, config.group_edges)  # raises if they clash
