@@ -7,6 +7,8 @@ The README quotes generated tables between markers (``<!-- NAME:begin -->`` ...
 * ``table1-cpu``: from ``results/table1-fashion-mnist-cpu/report.md``, the Table 1 caption and
   table and every per-setting claims table; with it the README's status sentence ("Status at
   this commit: N of 108 runs (...)"), counted from the folder's records.
+* ``mm-ablation-cpu`` (when the README has its markers): from
+  ``results/mm-ablation-fashion-mnist-cpu/report.md``, the β × δ⁻ table with its caption.
 * ``multilabel-cpu`` (when the README has its markers): from
   ``results/multilabel-fashion-mnist-mosaic-lt/report.md``, the benchmark's tables (one per
   recipe: 20 and 40 epochs) and the table of the claims at both lengths.
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 TABLE1 = ROOT / "results" / "table1-fashion-mnist-cpu"
 MULTILABEL = ROOT / "results" / "multilabel-fashion-mnist-mosaic-lt"
+ABLATION = ROOT / "results" / "mm-ablation-fashion-mnist-cpu"
 
 #: The grid of issue 10: 7 methods x 3 seeds and 6 methods x 1 seed on each of 4 settings.
 TABLE1_SETTINGS = {
@@ -56,6 +59,11 @@ def table1_block(report: str) -> str:
     table = _between(report, "**Table 1.**", "**Tail view,")
     claims = _between(report, "**Claims, ", "## ")
     return f"{table}\n\n{claims}"
+
+
+def ablation_block(report: str) -> str:
+    """The README's ``mm-ablation-cpu`` block from an MM ablation ``report.md``."""
+    return _between(report, "**MM ablation, ", "![")
 
 
 def multilabel_block(report: str) -> str:
@@ -90,6 +98,9 @@ def expected_readme(readme: str, table1: Path = TABLE1, multilabel: Path = MULTI
     """``readme`` with every block and status sentence as the committed reports give them."""
     report = (table1 / "report.md").read_text(encoding="utf-8")
     out = _replace_block(readme, "table1-cpu", table1_block(report))
+    if "<!-- mm-ablation-cpu:begin -->" in out:
+        report = (ABLATION / "report.md").read_text(encoding="utf-8")
+        out = _replace_block(out, "mm-ablation-cpu", ablation_block(report))
     if "<!-- multilabel-cpu:begin -->" in out:
         report = (multilabel / "report.md").read_text(encoding="utf-8")
         out = _replace_block(out, "multilabel-cpu", multilabel_block(report))

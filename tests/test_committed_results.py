@@ -102,3 +102,20 @@ def test_the_multilabel_block_is_checked_once_the_readme_has_it(tmp_path):
     path.write_text(readme.replace("| BCE |", "| BCE (edited) |", 1), encoding="utf-8")
     problems = script.check(path)
     assert len(problems) == 1 and "BCE (edited)" in problems[0]
+
+
+def test_the_ablation_block_is_checked_once_the_readme_has_it(tmp_path):
+    """The MM ablation's β × δ⁻ table is cut from its report too, once the README has markers."""
+    script = _script()
+    block = script.ablation_block((script.ABLATION / "report.md").read_text("utf-8"))
+    assert block.startswith("**MM ablation, ") and "| β \\ δ⁻ |" in block and "![" not in block
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    if "<!-- mm-ablation-cpu:begin -->" not in readme:
+        readme += "\n<!-- mm-ablation-cpu:begin -->\n" + block + "\n<!-- mm-ablation-cpu:end -->\n"
+    path = tmp_path / "README.md"
+    path.write_text(readme, encoding="utf-8")
+    assert script.check(path) == []
+    row = next(line for line in block.splitlines() if line.startswith("| 1.5 |"))
+    path.write_text(readme.replace(row, row.replace("| 1.5 |", "| 1.6 |"), 1), encoding="utf-8")
+    problems = script.check(path)
+    assert len(problems) == 1 and "| 1.6 |" in problems[0]
