@@ -327,6 +327,35 @@ def test_torchmetrics_adapters_give_the_streaming_numbers():
         bacc.compute()
 
 
+def test_torchmetrics_forward_on_a_batch_with_nothing_to_measure_is_nan():
+    """metric(logits, target) in a Lightning step gives the batch's own value: an empty batch,
+    or one whose every target is ignore_index (padding), is NaN (it raised "no example", and
+    ended the training step); the running value is that of the measured batches alone."""
+    T = pytest.importorskip("longtail.metrics_torchmetrics")
+    z, t = _cat(_batches(absent=None))
+    pad = torch.full((2,), -100)
+    for cls, args in [
+        (T.Top1Error, (C,)),
+        (T.BalancedAccuracy, (C,)),
+        (T.PerClassError, (C,)),
+        (T.ShotAccuracy, (COUNTS,)),
+        (T.ExpectedCalibrationError, (C,)),
+        (T.ClassificationMetrics, (COUNTS,)),
+    ]:
+        metric, alone = cls(*args, ignore_index=-100), cls(*args, ignore_index=-100)
+        for batch in ((z[:2], pad), (z[:0], t[:0])):
+            got = metric(*batch)
+            values = got.values() if isinstance(got, dict) else [got]
+            assert all(torch.isnan(v).all() for v in values), cls.__name__
+        metric(z, t)
+        alone.update(z, t)
+        torch.testing.assert_close(metric.compute(), alone.compute(), equal_nan=True)
+        metric.reset()
+        metric(z[:2], pad)
+        with pytest.raises(ValueError, match="only examples whose target is ignore_index"):
+            metric.compute()  # a whole epoch of padding is still no measurement
+
+
 @pytest.mark.parametrize("ignore_index", [-100, 2])
 def test_ignore_index_leaves_those_examples_out(ignore_index):
     """``ignore_index`` drops the examples with that target, in every metric and in the
@@ -491,3 +520,12 @@ def test_an_infinite_logit_does_not_poison_the_running_ece():
     labels = torch.cat([y, torch.tensor([2])])
     assert math.isfinite(ece)
     assert ece == pytest.approx(F.expected_calibration_error(whole, labels))
+
+
+def test_a_merge_refused_names_the_setting_that_differs():
+    with pytest.raises(ValueError, match="with ignore_index -100, not None"):
+        S.BalancedAccuracy(5).merge(S.BalancedAccuracy(5, ignore_index=-100))
+    with pytest.raises(ValueError, match=r"ece_count of shape \(10,\), not \(15,\)"):
+        S.ExpectedCalibrationError(5).merge(S.ExpectedCalibrationError(5, n_bins=10))
+    with pytest.raises(ValueError, match=r"but got Top1Error\(num_classes=5\)\."):
+        S.BalancedAccuracy(5).merge(S.Top1Error(5))

@@ -52,6 +52,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -226,7 +227,7 @@ class _Core:
 
     def _top1(self, stats: dict[str, torch.Tensor]) -> float:
         correct, total = int(stats["correct"].sum()), int(stats["total"].sum())
-        return 100.0 * (total - correct) / total
+        return 100.0 * (total - correct) / total if total else math.nan
 
     def _ece(self, stats: dict[str, torch.Tensor]) -> float:
         return _ece_value(*(stats[k].cpu() for k in ("ece_count", "ece_conf", "ece_hits")))
@@ -240,8 +241,9 @@ class _Core:
     def _checked_value(self, stats: dict[str, torch.Tensor]) -> Any:
         if not self._examples(stats):
             raise ValueError(
-                f"{type(self).__name__}.compute() has no example to compute from: update() "
-                "has not been given a non-empty batch since the last reset() (on any process)."
+                f"{type(self).__name__}.compute() has no example to compute from: since the "
+                "last reset() (on any process) update() has been given no batch, only empty "
+                "ones, or only examples whose target is ignore_index."
             )
         return self._value(stats)
 
@@ -310,12 +312,21 @@ class StreamingMetric(_Core):
 
     def merge(self, other: StreamingMetric) -> None:
         """Add the statistics of ``other``, a metric of the same class and settings."""
-        if (
-            type(other) is not type(self)
-            or other._state_specs() != self._state_specs()
-            or other.ignore_index != self.ignore_index
-        ):
-            raise expected("other", f"a {type(self).__name__} of the same settings", other)
+        differs = []
+        if type(other) is type(self):
+            if other.ignore_index != self.ignore_index:
+                differs.append(f"ignore_index {other.ignore_index!r}, not {self.ignore_index!r}")
+            mine, theirs = self._state_specs(), other._state_specs()
+            differs += [
+                f"{name} of shape {tuple(theirs[name][0])}, not {tuple(mine[name][0])}"
+                for name in mine
+                if name in theirs and theirs[name] != mine[name]
+            ]
+            if set(mine) != set(theirs):
+                differs.append("other statistics (other settings)")
+        if type(other) is not type(self) or differs:
+            got = f"{other!r}" + (f" with {'; '.join(differs)}" if differs else "")
+            raise expected("other", f"a {type(self).__name__} of the same settings", got)
         for name, value in other.state.items():
             self.state[name] = self.state[name] + value.to(self.state[name].device)
 

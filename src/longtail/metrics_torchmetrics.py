@@ -128,14 +128,27 @@ class _TorchMetric(torchmetrics.Metric):
             total = getattr(self, name)
             setattr(self, name, total + value.to(device=total.device, dtype=total.dtype))
 
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Add the batch, as :meth:`update`, and return the metric of this batch alone: NaN
+        (in the value's shape) for a batch with no example to measure, an empty one or one
+        whose every target is ``ignore_index`` (padding), as in a Lightning ``*_step``."""
+        self._in_forward = True
+        try:
+            return super().forward(*args, **kwargs)
+        finally:
+            self._in_forward = False
+
     def compute(self) -> Any:
         """The metric of every batch since ``reset()`` (torchmetrics has summed the states
         over the processes first), as float64 tensors.
 
         Raises:
-            ValueError: If no example was given (on any process).
+            ValueError: If no example was given (on any process), or every target given was
+                ``ignore_index``.
         """
         stats = {name: getattr(self, name) for name in self._metric._state_specs()}
+        if getattr(self, "_in_forward", False) and not self._metric._examples(stats):
+            return _as_tensor_value(self._metric._value(stats))  # NaN: one batch, nothing in it
         return _as_tensor_value(self._metric._checked_value(stats))
 
 
