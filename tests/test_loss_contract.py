@@ -412,6 +412,16 @@ def test_one_logit_column_reads_batch_shaped_targets_as_binary_labels(name):
     except ValueError as err:  # a loss defined over two or more classes says so when built
         assert "at least 2 classes" in str(err)
         return
+    try:
+        m(z, torch.zeros(8, 1, dtype=torch.float64))
+    except ValueError as err:
+        # a loss over the columns of a row (DEXML's softmax over the negatives) is 0 on one
+        # column whatever the targets: it refuses the logits, in both target forms
+        assert "C >= 2" in str(err)
+        for target in (torch.zeros(8), torch.tensor([0, 2, 1, 0, 0, 0, 1, 0])):
+            with pytest.raises(ValueError, match="C >= 2"):
+                m(z, target)
+        return
     for labels in ([0] * 8, [0, 1, 1, 0, 0, 0, 1, 0]):
         y = torch.tensor(labels)
         try:

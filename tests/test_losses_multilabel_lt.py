@@ -322,3 +322,13 @@ def test_state_survives_a_round_trip_with_non_default_statistics():
     z, t = problem(dtype=torch.float32)
     assert math.isfinite(crit(z, t).item())
     torch.testing.assert_close(fresh(z, t), crit(z, t))
+
+
+def test_decoupled_softmax_refuses_one_column():
+    """A (N,) input was read as (N, 1): no positive has a negative to be softmaxed against, so
+    the loss was 0 with no gradient, silently."""
+    z, y = torch.tensor([2.0, -1.0, 0.5, 3.0]), torch.tensor([1.0, 0.0, 0.0, 1.0])
+    for logits, target in ((z, y), (z[:, None], y[:, None])):
+        with pytest.raises(ValueError, match=r"C >= 2 .* but got shape \(4,( 1)?\)\."):
+            LF.decoupled_softmax_loss(logits, target)
+    assert LF.decoupled_softmax_loss(z[None], y[None]) > 0  # one row of four columns

@@ -1291,6 +1291,14 @@ def decoupled_softmax_loss(
     """
     check_reduction(reduction)
     check_positive("scale", scale)
+    if isinstance(logits, torch.Tensor) and (logits.dim() < 2 or logits.shape[1] < 2):
+        # one column: a positive has no negative to be softmaxed against, a loss of 0 always
+        raise expected(
+            "logits",
+            "(N, C) or (N, C, d1, ...) with C >= 2 (each positive is softmaxed against the "
+            "negatives of its row)",
+            f"shape {tuple(logits.shape)}",
+        )
     inp = _inputs(logits, target, weight, ignore_index)
     t = inp.t
     soft = inp.labels is None and _has_soft_entries(t)
