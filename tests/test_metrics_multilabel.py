@@ -191,3 +191,29 @@ def test_bad_input_is_a_clear_value_error(scores, targets, match):
         mean_average_precision(scores, targets)
     with pytest.raises(ValueError, match="`empty`"):
         mean_average_precision(np.zeros((2, 2)), np.zeros((2, 2)), empty="nan")
+
+
+def test_per_label_thresholds_with_a_validation_set_and_bad_thresholds_said():
+    """One threshold per label failed with a raw TypeError once a validation set was given (the
+    labels it cannot tune keep their own threshold); a NaN threshold was called a bad shape."""
+    s, y = data(seed=10)
+    val_s, val_y = data(seed=11)  # the last two labels have no validation positive
+    per = np.linspace(0.4, 0.9, 12)
+    m = multilabel_metrics(s, y, threshold=per, val_scores=val_s, val_targets=val_y)
+    tuned = tuned_f1(val_s, val_y, s, y, untuned=per)
+    assert m["tuned_macro_f1"] == pytest.approx(100 * tuned["macro"])
+    assert tuned["thresholds"][-2:].tolist() == per[-2:].tolist()  # untunable: their own
+    assert m["macro_f1"] == pytest.approx(100 * f1_scores(s, y, per)["macro"])
+    for bad, said in [
+        (math.nan, "but got NaN"),
+        ([0.5] * 5 + [math.nan] + [0.5] * 6, r"but got NaN at \[5\]"),
+        ("0.5", "but got '0.5'"),
+        (True, "but got True"),
+        ([0.5, 0.5], r"but got shape \(2,\)"),
+    ]:
+        with pytest.raises(
+            ValueError, match=rf"`threshold` to be a number or one per label.*{said}"
+        ):
+            f1_scores(s, y, bad)
+    with pytest.raises(ValueError, match="`untuned`"):
+        tune_thresholds(val_s, val_y, untuned=[1.0, 2.0])

@@ -214,29 +214,50 @@ def f1_scores(
     """
     zero_division = _check_zero_division(zero_division)
     s, y = _inputs(scores, targets)
-    thr = np.asarray(threshold, dtype=np.float64)
-    if thr.ndim > 1 or (thr.ndim == 1 and thr.shape[0] != s.shape[1]) or np.isnan(thr).any():
+    return _f1_of_predictions(
+        s >= _thresholds("threshold", threshold, s.shape[1]), y, zero_division
+    )
+
+
+def _thresholds(name: str, value: Any, num_labels: int) -> np.ndarray:
+    """``value`` as float64 thresholds ``(C,)``: one number (any but NaN; ``inf`` predicts no
+    positive) or one per label."""
+    what = f"a number or one per label ({num_labels}), not NaN"
+    raw = value.detach().cpu() if isinstance(value, torch.Tensor) else value
+    try:
+        thr = np.asarray(raw)
+    except (TypeError, ValueError):
+        raise expected(name, what, repr(value)) from None
+    if thr.dtype.kind not in "iuf":  # a string, a bool, a ragged list: not thresholds
+        raise expected(name, what, repr(value))
+    thr = thr.astype(np.float64)
+    if thr.ndim > 1 or (thr.ndim == 1 and thr.shape[0] != num_labels):
+        raise expected(name, what, f"shape {thr.shape}")
+    if np.isnan(thr).any():
         raise expected(
-            "threshold", f"a number or one per label ({s.shape[1]})", f"shape {thr.shape}"
+            name,
+            what,
+            "NaN" if thr.ndim == 0 else f"NaN at {np.flatnonzero(np.isnan(thr)).tolist()}",
         )
-    return _f1_of_predictions(s >= thr, y, zero_division)
+    return np.broadcast_to(thr, (num_labels,)).copy()
 
 
-def tune_thresholds(val_scores: Any, val_targets: Any, *, untuned: float = np.inf) -> np.ndarray:
+def tune_thresholds(val_scores: Any, val_targets: Any, *, untuned: Any = np.inf) -> np.ndarray:
     """Per-label thresholds that maximise each label's F1 on a validation set, float64 ``(C,)``.
 
     For label ``c`` the candidates are its distinct validation scores (predict positive when
     ``score >= threshold``); the one with the highest F1 is kept, the highest such score on a tie
     (fewest positive predictions). A label with no validation positive has nothing to tune on
-    (every threshold has F1 0 there): it gets ``untuned``, by default ``inf`` (predict no
-    positive); :func:`multilabel_metrics` gives it the fixed threshold instead.
+    (every threshold has F1 0 there): it gets ``untuned`` (a number, or one per label), by
+    default ``inf`` (predict no positive); :func:`multilabel_metrics` gives it the fixed
+    threshold instead.
 
     Example:
         >>> tune_thresholds([[0.9, 0.4], [0.7, 0.2], [0.3, 0.1]], [[1, 0], [1, 0], [0, 0]]).tolist()
         [0.7, inf]
     """
     s, y = _inputs(val_scores, val_targets, prefix="val_")
-    out = np.full(s.shape[1], float(untuned))
+    out = _thresholds("untuned", untuned, s.shape[1])
     for c in range(s.shape[1]):
         positives = int(y[:, c].sum())
         if positives == 0:
@@ -257,7 +278,7 @@ def tuned_f1(
     test_targets: Any,
     *,
     zero_division: float = 0.0,
-    untuned: float = np.inf,
+    untuned: Any = np.inf,
 ) -> dict[str, Any]:
     """F1 on a test set at the per-label thresholds :func:`tune_thresholds` chooses on a
     validation set (never on the test set itself); a label without a validation positive gets
@@ -307,7 +328,7 @@ def multilabel_metrics(
     targets: Any,
     train_counts: Any = None,
     *,
-    threshold: float = 0.5,
+    threshold: Any = 0.5,
     ks: tuple[int, ...] = (1, 3, 5),
     val_scores: Any = None,
     val_targets: Any = None,
