@@ -424,8 +424,13 @@ def test_bad_input_gives_clear_errors(tmp_path):
         LongtailTrainer(MLP(), args, train_dataset=data, loss="ldam", loss_kwargs={"margin": 1})
     with pytest.raises(ValueError, match="sampler"):
         LongtailTrainer(MLP(), args, train_dataset=data, sampler="balanced")
-    with pytest.raises(ValueError, match="sampler_kwargs"):
+    with pytest.raises(ValueError, match=r"sampler_kwargs.*Did you mean 'start_epoch'"):
         LongtailTrainer(MLP(), args, train_dataset=data, sampler="drs", sampler_kwargs={"start": 1})
+    with pytest.raises(ValueError, match="Did you mean 'scheme'"):  # the docs promise close names
+        kw = {"sheme": "sqrt-inverse"}
+        LongtailTrainer(
+            MLP(), args, train_dataset=data, sampler="class-balanced", sampler_kwargs=kw
+        )
     with pytest.raises(ValueError, match="num_replicas"):
         sampler = ClassBalancedSampler(data.y, num_replicas=2, rank=0)
         LongtailTrainer(MLP(), args, train_dataset=data, sampler=sampler)

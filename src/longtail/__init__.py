@@ -20,7 +20,13 @@ from .losses.logit_adjustment import adjust_logits
 from .metrics import classification_metrics
 from .metrics_streaming import ClassificationMetrics
 from .models import NormedLinear, create_model
-from .weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting, class_weights
+from .weighting import (
+    ClassBalancedSampler,
+    DeferredResampler,
+    DeferredReweighting,
+    MultiLabelClassAwareSampler,
+    class_weights,
+)
 
 # Every registered loss module (FocalLoss, LDAMLoss, ...), from the registry: a new loss file is
 # exported here without an edit.
@@ -35,6 +41,7 @@ __all__ = [
     "DeferredResampler",
     "DeferredReweighting",
     "LossInfo",
+    "MultiLabelClassAwareSampler",
     "NormedLinear",
     "TrainConfig",
     "__version__",

@@ -25,6 +25,7 @@ the accumulated (and gathered) labels and :meth:`LongtailTrainer.compute_loss` d
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import warnings
@@ -44,7 +45,7 @@ except ImportError as err:  # pragma: no cover - the extra is installed in CI
     ) from err
 
 from longtail._labels import as_labels, label_counts
-from longtail._validation import check_choice, expected
+from longtail._validation import check_choice, did_you_mean, expected
 from longtail.integrations._drw import drw_schedule
 from longtail.losses import create_loss_for_counts, get_loss_info, list_losses
 from longtail.weighting import ClassBalancedSampler, DeferredResampler, DeferredReweighting
@@ -692,6 +693,13 @@ class LongtailTrainer(Trainer):
                         "sampler_kwargs", "no num_replicas or rank (accelerate shards)", kwargs
                     )
             cls = ClassBalancedSampler if sampler == "class-balanced" else DeferredResampler
+            params = inspect.signature(cls.__init__).parameters
+            known = [n for n in params if n not in ("self", "targets", "num_replicas", "rank")]
+            for key in kwargs:
+                if key not in params:
+                    what = f"keyword arguments of {cls.__name__}, among {known}"
+                    message = expected("sampler_kwargs", what, repr(key))
+                    raise ValueError(f"{message}{did_you_mean(key, known)}")
             try:
                 return cls(self._example_labels(sampler), num_replicas=1, rank=0, **kwargs)
             except TypeError as err:
