@@ -374,6 +374,8 @@ def test_cli_train_and_errors(npz, tmp_path, capsys):
     assert cli_main(args) == 0
     text = capsys.readouterr().out
     assert "la-bce on toy" in text and "mAP" in text and "tuned" in text
+    # 4 labels: P@1 and P@3 exist, P@5 does not and is left out (it was printed as "P@5 -")
+    assert "P@1 " in text and "P@3 " in text and "P@5" not in text
     assert json.loads((out / "result.json").read_text())["config"]["loss"] == "la-bce"
     assert cli_main(args) == 0  # finished: the record, no training, and it says so
     said = capsys.readouterr()

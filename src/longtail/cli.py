@@ -1467,7 +1467,8 @@ def _cmd_train_multilabel(args: argparse.Namespace) -> int:
     if before:
         _note_finished(args.out, record)
     m = record["metrics"]
-    ks = "".join(f", P@{k} {_pct(m.get(f'p@{k}'))}" for k in record["config"]["ks"])
+    # P@k exists for k <= C only (the metrics leave the others out, as the report does)
+    ks = "".join(f", P@{k} {_pct(m[f'p@{k}'])}" for k in record["config"]["ks"] if f"p@{k}" in m)
     on_val = record.get("eval_split") == "validation"
     from longtail.bench.multilabel import labels_without_validation_positive
 

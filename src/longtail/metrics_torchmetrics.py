@@ -7,7 +7,10 @@ wherever a torchmetrics metric does: in a Lightning module (``self.log("bacc", m
 ``torch.distributed`` (a sum of the statistics: exact, as the streaming forms). Their numbers
 are those of the streaming forms and of the functional forms of :mod:`longtail.metrics` on the
 concatenated batches; following torchmetrics, ``compute()`` returns tensors rather than Python
-values:
+values, and the states are left out of ``state_dict()`` unless ``metric.persistent(True)`` (a
+metric restored without them has no example to compute from). Called on a batch,
+``metric(logits, target)`` adds it and returns that batch's value, NaN for a batch with nothing
+to measure (empty, or every target ``ignore_index``):
 
 * :class:`Top1Error`, :class:`BalancedAccuracy`, :class:`ExpectedCalibrationError`,
   :class:`ClasswiseCalibrationError`: a float64 scalar tensor (percent);
