@@ -241,5 +241,8 @@ def test_a_length_without_claims_yet_leaves_the_other_provisional():
     started = grid({"bce": [66.0]}, epochs=40)  # the longer pass has begun: one run, no claim
     assert "Provisional: one training length only" in multilabel_claims_markdown(short + started)
     text = length_agreement_markdown(short + started)
-    assert "(seeds 0, 1, 2 at 20 epochs; none yet at 40 epochs)" in text
+    assert (
+        "(seeds 0, 1, 2 at 20 epochs; no seed yet with both methods of a claim at 40 epochs)"
+        in text
+    )
     assert "not the same seeds" not in text

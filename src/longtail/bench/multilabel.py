@@ -573,10 +573,11 @@ def length_agreement_markdown(
         if short == long:
             seeds = f"seeds {short} at both lengths"
         elif "none" in (short, long):
+            unpaired = "no seed yet with both methods of a claim"
             seeds = (
-                f"seeds {short} at {plural(e1, 'epoch')}; {long} yet at {plural(e2, 'epoch')}"
+                f"seeds {short} at {plural(e1, 'epoch')}; {unpaired} at {plural(e2, 'epoch')}"
                 if long == "none"
-                else f"none yet at {plural(e1, 'epoch')}; seeds {long} at {plural(e2, 'epoch')}"
+                else f"{unpaired} at {plural(e1, 'epoch')}; seeds {long} at {plural(e2, 'epoch')}"
             )
         else:
             seeds = (
