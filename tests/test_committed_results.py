@@ -86,6 +86,21 @@ def test_the_status_sentence_counts_the_record_files(tmp_path):
     assert int(have.split(": ")[1].split()[0]) == int(fewer.split(": ")[1].split()[0]) + 1
 
 
+def _an_edit_of_the_block_is_caught(tmp_path, name: str, block: str, old: str, new: str):
+    """The README (given the block's markers if it lacks them) passes the check, and fails it,
+    on that line alone, once ``old`` in the block reads ``new``."""
+    script = _script()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    if f"<!-- {name}:begin -->" not in readme:
+        readme += f"\n<!-- {name}:begin -->\n{block}\n<!-- {name}:end -->\n"
+    path = tmp_path / "README.md"
+    path.write_text(readme, encoding="utf-8")
+    assert script.check(path) == []
+    path.write_text(readme.replace(old, new, 1), encoding="utf-8")
+    problems = script.check(path)
+    assert len(problems) == 1 and new in problems[0]
+
+
 def test_the_multilabel_block_is_checked_once_the_readme_has_it(tmp_path):
     """The multi-label benchmark's block (its tables at both lengths and the claims at both) is
     cut from its report too, once the README carries its markers."""
@@ -93,15 +108,9 @@ def test_the_multilabel_block_is_checked_once_the_readme_has_it(tmp_path):
     block = script.multilabel_block((script.MULTILABEL / "report.md").read_text("utf-8"))
     assert "(recipe a)" in block and "(recipe b)" in block
     assert "| Claim | Metric |" in block and "![" not in block and "###" not in block
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    if "<!-- multilabel-cpu:begin -->" not in readme:
-        readme += "\n<!-- multilabel-cpu:begin -->\n" + block + "\n<!-- multilabel-cpu:end -->\n"
-    path = tmp_path / "README.md"
-    path.write_text(readme, encoding="utf-8")
-    assert script.check(path) == []
-    path.write_text(readme.replace("| BCE |", "| BCE (edited) |", 1), encoding="utf-8")
-    problems = script.check(path)
-    assert len(problems) == 1 and "BCE (edited)" in problems[0]
+    _an_edit_of_the_block_is_caught(
+        tmp_path, "multilabel-cpu", block, "| BCE |", "| BCE (edited) |"
+    )
 
 
 def test_the_ablation_block_is_checked_once_the_readme_has_it(tmp_path):
@@ -109,13 +118,6 @@ def test_the_ablation_block_is_checked_once_the_readme_has_it(tmp_path):
     script = _script()
     block = script.ablation_block((script.ABLATION / "report.md").read_text("utf-8"))
     assert block.startswith("**MM ablation, ") and "| β \\ δ⁻ |" in block and "![" not in block
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    if "<!-- mm-ablation-cpu:begin -->" not in readme:
-        readme += "\n<!-- mm-ablation-cpu:begin -->\n" + block + "\n<!-- mm-ablation-cpu:end -->\n"
-    path = tmp_path / "README.md"
-    path.write_text(readme, encoding="utf-8")
-    assert script.check(path) == []
     row = next(line for line in block.splitlines() if line.startswith("| 1.5 |"))
-    path.write_text(readme.replace(row, row.replace("| 1.5 |", "| 1.6 |"), 1), encoding="utf-8")
-    problems = script.check(path)
-    assert len(problems) == 1 and "| 1.6 |" in problems[0]
+    edited = row.replace("| 1.5 |", "| 1.6 |")
+    _an_edit_of_the_block_is_caught(tmp_path, "mm-ablation-cpu", block, row, edited)
