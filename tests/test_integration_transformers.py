@@ -420,6 +420,9 @@ def test_bad_input_gives_clear_errors(tmp_path):
         LongtailTrainer(MLP(), args, train_dataset=data, loss="ladm")
     with pytest.raises(ValueError, match="single-label"):
         LongtailTrainer(MLP(), args, train_dataset=data, loss="asl")
+    for name, needs in (("ib", "feature_norm"), ("aldr-kl", "index")):  # trained as lesser losses
+        with pytest.raises(ValueError, match=rf"'{name}', whose method needs `{needs}`"):
+            LongtailTrainer(MLP(), args, train_dataset=data, loss=name)
     with pytest.raises(ValueError, match="max_margin"):
         LongtailTrainer(MLP(), args, train_dataset=data, loss="ldam", loss_kwargs={"margin": 1})
     with pytest.raises(ValueError, match="sampler"):

@@ -195,7 +195,7 @@ def loss_method(loss: str) -> MethodSpec:
             f"{LOSS_METHOD_PREFIX}{loss}, whose target is {info.target!r}"
             + ("" if info.per_sample else " and whose value is a batch-level quantity"),
         )
-    extra = _call_inputs(info)
+    extra = call_inputs_text(info)
     if extra:
         raise expected(
             "method",
@@ -220,10 +220,10 @@ _CALL_INPUTS = {
 }
 
 
-def _call_inputs(info: Any) -> str:
-    """The inputs of the loss module's ``forward`` beyond ``(logits, target)``, in words."""
-    params = list(inspect.signature(info.cls.forward).parameters)[3:]
-    return " and ".join(_CALL_INPUTS.get(p, f"`{p}`") for p in params)
+def call_inputs_text(info: Any) -> str:
+    """``info.call_inputs`` (what a loss's call takes beyond logits and target) in words; ``""``
+    for a loss of ``(logits, target)`` alone."""
+    return " and ".join(_CALL_INPUTS.get(p, f"`{p}`") for p in info.call_inputs)
 
 
 def get_method(name: str) -> MethodSpec:

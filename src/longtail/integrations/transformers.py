@@ -661,6 +661,14 @@ class LongtailTrainer(Trainer):
                 f"{name!r}, a {info.family} loss with {info.target} targets"
                 + ("" if info.per_sample else " and no per-sample value"),
             )
+        if info.call_inputs:
+            from longtail.engine.config import call_inputs_text
+
+            raise expected(
+                "loss",
+                "a loss of (logits, labels) alone (compute_loss passes nothing else)",
+                f"{name!r}, whose method needs {call_inputs_text(info)} with every call",
+            )
 
     def _build_reweighting(self, drw: Any) -> DeferredReweighting | None:
         if drw is None:

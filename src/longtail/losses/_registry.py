@@ -175,6 +175,13 @@ class LossInfo:
         engine feeds a loss and weights)."""
         return self.target == "index" and self.per_sample
 
+    @property
+    def call_inputs(self) -> tuple[str, ...]:
+        """The inputs the module's ``forward`` takes beyond ``(logits, target)``: IB's
+        ``feature_norm``, ALDR-KL's ``index``; a trainer that feeds only those two cannot train
+        the loss's method."""
+        return tuple(inspect.signature(self.cls.forward).parameters)[3:]
+
 
 _REGISTRY: dict[str, LossInfo] = {}
 _HELPERS: dict[str, Callable[..., Any]] = {}
