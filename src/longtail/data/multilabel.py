@@ -293,7 +293,6 @@ def longtail_multilabel(
         1.0
     """
     y = as_multihot(targets)
-    n, c = y.shape
     available = y.sum(0).astype(np.int64)
     if (available == 0).any():
         raise expected(
@@ -304,9 +303,26 @@ def longtail_multilabel(
     order = _frequency_order(available)
     want = np.minimum(_label_targets(available, order, ratio, profile, n_max, counts), available)
 
-    rng = np.random.default_rng(check_int("seed", seed))
-    tiebreak = rng.permutation(n)
     yi = y.astype(np.int64)
+    indices = np.flatnonzero(_greedy_keep(y, yi, want, check_int("seed", seed)))
+    sub = yi[indices]
+    got = sub.sum(0)
+    _warn_if_ratio_short(want, got)
+    return LongTailedMultiLabel(
+        indices=indices,
+        order=order,
+        target_counts=want,
+        counts=got,
+        cooccurrence=sub.T @ sub,
+    )
+
+
+def _greedy_keep(y: np.ndarray, yi: np.ndarray, want: np.ndarray, seed: int) -> np.ndarray:
+    """Which examples :func:`longtail_multilabel`'s greedy choice keeps (a bool mask ``(N,)``):
+    the labels from the smallest target up, each topped up a quarter of its shortfall at a
+    time with its cheapest unkept examples."""
+    n, c = y.shape
+    tiebreak = np.random.default_rng(seed).permutation(n)
     labels_per_example = yi.sum(1)
     kept = np.zeros(n, dtype=bool)
     have = np.zeros(c, dtype=np.int64)
@@ -325,22 +341,17 @@ def longtail_multilabel(
             kept[chosen] = True
             have += yi[chosen].sum(0)
             need = int(want[label] - have[label])
-    indices = np.flatnonzero(kept)
-    sub = yi[indices]
-    got = sub.sum(0)
+    return kept
+
+
+def _warn_if_ratio_short(want: np.ndarray, got: np.ndarray) -> None:
+    """Warn when co-occurrence left the subset's imbalance ratio below half its targets'."""
     asked, realized = want.max() / want.min(), got.max() / got.min()
     if realized < asked / 2:
         warnings.warn(
             f"the subset's imbalance ratio is {realized:.3g}, not the targets' {asked:.3g}: its "
             "examples bring co-occurring labels along, so labels end above their targets "
             f"(targets {want.tolist()[:8]}, counts {got.tolist()[:8]}"
-            f"{', ...' if c > 8 else ''}; summary() says more)",
-            stacklevel=2,
+            f"{', ...' if len(want) > 8 else ''}; summary() says more)",
+            stacklevel=3,
         )
-    return LongTailedMultiLabel(
-        indices=indices,
-        order=order,
-        target_counts=want,
-        counts=sub.sum(0),
-        cooccurrence=sub.T @ sub,
-    )
