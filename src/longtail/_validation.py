@@ -47,26 +47,37 @@ def first_few(values: Sequence[Any], limit: int = 10) -> str:
     return f"{list(values[:limit])}{' ...' if len(values) > limit else ''}"
 
 
+def close_names(word: Any, known: Iterable[Any], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The entries of ``known`` close to ``word``, case aside: those equal to it but for case
+    first ("LDAM" for "ldam"), then difflib's closest (compared in lower case); at most ``n``,
+    never ``word`` itself."""
+    lower: dict[str, list[str]] = {}
+    for k in known:
+        lower.setdefault(str(k).lower(), []).append(str(k))
+    word = str(word)
+    w = word.lower()
+    near = [
+        k for c in difflib.get_close_matches(w, list(lower), n=n, cutoff=cutoff) for k in lower[c]
+    ]
+    return [k for k in dict.fromkeys(lower.get(w, []) + near) if k != word][:n]
+
+
 def did_you_mean(word: Any, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the entries of ``known`` close to ``word`` (``""`` when none is close).
 
     Case is ignored. A name equal to ``word`` but for case comes first, then names that
     ``word`` begins (a name typed without its suffix, ``cnn5-w32-e20`` for
-    ``cnn5-w32-e20-lr0.003``), then difflib's closest.
+    ``cnn5-w32-e20-lr0.003``), then difflib's closest (:func:`close_names`).
 
     Returns:
         ``" Did you mean 'epochs'?"`` (leading space included), ready to append to a message.
     """
     known, word = list(known), str(word)
-    # case aside ("LDAM" for "ldam", "Epochs" for "epochs"): names are compared in lower case
-    lower: dict[str, list[str]] = {}
-    for k in known:
-        lower.setdefault(k.lower(), []).append(k)
+    names = close_names(word, known, n)
     w = word.lower()
-    same = [k for k in lower.get(w, []) if k != word]
+    same = [k for k in names if k.lower() == w]
     begun = [k for k in known if w and k.lower().startswith(w) and k.lower() != w]
-    near = [k for c in difflib.get_close_matches(w, list(lower), n=n, cutoff=0.6) for k in lower[c]]
-    close = [k for k in dict.fromkeys(same + begun + near) if k != word][:n]
+    close = list(dict.fromkeys(same + begun + names))[:n]
     return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
@@ -85,10 +96,7 @@ def lookup(registry: Mapping[str, Any], name: Any, argument: str, context: str =
     try:
         return registry[name]
     except (KeyError, TypeError):
-        word = str(name).lower()  # "ERM" for "erm": case first, then difflib's closest
-        same = [k for k in registry if isinstance(k, str) and k.lower() == word]
-        near = difflib.get_close_matches(word, [str(k) for k in registry], n=3, cutoff=0.5)
-        close = list(dict.fromkeys(same + near))[:3]
+        close = close_names(name, registry, cutoff=0.5)  # "ERM" for "erm", then difflib's
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"Expected argument `{argument}` to be one of {', '.join(registry)}{context}, but "

@@ -22,7 +22,6 @@ plus its loop-based reference in ``tests/_reference.py``.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 import re
@@ -34,7 +33,7 @@ from typing import Any
 
 from torch import nn
 
-from .._validation import check_choice, did_you_mean, expected
+from .._validation import check_choice, close_names, did_you_mean, expected
 
 #: The fixed vocabulary of loss families (``longtail losses --family F``), with what each means.
 FAMILIES: dict[str, str] = {
@@ -302,10 +301,7 @@ def get_loss_info(name: str) -> LossInfo:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        word = str(name).lower()  # registry names are lower case: "LDAM" means "ldam"
-        same = [word] if word in _REGISTRY else []
-        close = same + difflib.get_close_matches(word, list(_REGISTRY), n=3, cutoff=0.5)
-        close = list(dict.fromkeys(close))[:3]
+        close = close_names(name, _REGISTRY, cutoff=0.5)  # "LDAM" means "ldam"
         if close:  # the likely names, not all of them
             raise ValueError(
                 f"Expected `name` to be one of the registered losses, but got {name!r}. Did "
