@@ -143,9 +143,13 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
 MAX_SEED = 2**32 - 1
 
 
+def is_seed(value: Any) -> bool:
+    """An integer in ``0..MAX_SEED`` (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= MAX_SEED
+
+
 def check_seed(name: str, value: Any) -> None:
-    """A seed is an integer in ``0..MAX_SEED`` (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+    if not is_seed(value):
         raise expected(name, f"an integer in 0..{MAX_SEED} (2**32 - 1)", repr(value))
 
 

@@ -118,6 +118,7 @@ class _TorchMetric(torchmetrics.Metric):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in _TORCHMETRICS_KEYWORDS}
         super().__init__(**own)
+        self._in_forward = False  # compute() of one batch alone (forward) may have no example
         self._metric = self._streaming(*args, sync_on_compute=False, **kwargs)
         for name, (shape, dtype) in self._metric._state_specs().items():
             self.add_state(name, default=torch.zeros(shape, dtype=dtype), dist_reduce_fx="sum")
@@ -150,7 +151,7 @@ class _TorchMetric(torchmetrics.Metric):
                 ``ignore_index``.
         """
         stats = {name: getattr(self, name) for name in self._metric._state_specs()}
-        if getattr(self, "_in_forward", False) and not self._metric._examples(stats):
+        if self._in_forward and not self._metric._examples(stats):
             return _as_tensor_value(self._metric._value(stats))  # NaN: one batch, nothing in it
         return _as_tensor_value(self._metric._checked_value(stats))
 

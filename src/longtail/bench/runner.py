@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from longtail._validation import MAX_SEED
+from longtail._validation import MAX_SEED, is_seed
 from longtail.engine.config import METHODS, TrainConfig, make_config
 from longtail.engine.io import atomic_write_json, read_json, temporaries
 from longtail.engine.regression import REGRESSION_METHODS
@@ -178,9 +178,7 @@ def seed_values(seeds: int | Iterable[int]) -> list[int]:
             raise ValueError(f"Expected `seeds` to be a positive count, but got {seeds}")
         return list(range(seeds))
     values = list(seeds)
-    bad = [
-        v for v in values if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED
-    ]
+    bad = [v for v in values if not is_seed(v)]
     if not values or bad:
         raise ValueError(
             f"Expected `seeds` to hold at least one integer in 0..{MAX_SEED}, but got "
