@@ -107,13 +107,16 @@ def _column(
     are at least two cells to compare; a cell of fewer seeds than ``most`` (the table's largest
     count) says how many, as ``(n)``, and is not a candidate for bold: one seed's luck does not
     make a row best beside rows of three."""
-    full = [c for c in cells if c is not None and (most is None or c["n"] >= most)]
-    shown = [round(c["mean"], decimals) for c in full]
+
+    def full(c: dict[str, Any] | None) -> bool:  # a candidate for bold: the most seeds
+        return c is not None and (most is None or c["n"] >= most)
+
+    shown = [round(c["mean"], decimals) for c in cells if full(c)]
     best = (max(shown) if higher else min(shown)) if len(shown) > 1 else None
     out = []
     for c in cells:
         text = _cell(c, decimals)
-        if c is not None and any(c is f for f in full) and round(c["mean"], decimals) == best:
+        if full(c) and round(c["mean"], decimals) == best:
             text = f"**{text}**"
         if c is not None and most is not None and c["n"] < most:
             text += f" ({c['n']})"
