@@ -429,6 +429,9 @@ def test_bad_input_gives_clear_errors(tmp_path):
         LongtailTrainer(MLP(), args, train_dataset=data, sampler="balanced")
     with pytest.raises(ValueError, match=r"sampler_kwargs.*Did you mean 'start_epoch'"):
         LongtailTrainer(MLP(), args, train_dataset=data, sampler="drs", sampler_kwargs={"start": 1})
+    with pytest.raises(ValueError, match=r"sampler_kwargs.*among.*'targets'"):
+        kw = {"targets": [0, 1]}  # the trainer passes the labels itself
+        LongtailTrainer(MLP(), args, train_dataset=data, sampler="drs", sampler_kwargs=kw)
     with pytest.raises(ValueError, match="Did you mean 'scheme'"):  # the docs promise close names
         kw = {"sheme": "sqrt-inverse"}
         LongtailTrainer(

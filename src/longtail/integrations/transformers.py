@@ -703,8 +703,8 @@ class LongtailTrainer(Trainer):
             cls = ClassBalancedSampler if sampler == "class-balanced" else DeferredResampler
             params = inspect.signature(cls.__init__).parameters
             known = [n for n in params if n not in ("self", "targets", "num_replicas", "rank")]
-            for key in kwargs:
-                if key not in params:
+            for key in kwargs:  # ``targets`` too: the trainer passes the labels itself
+                if key not in known:
                     what = f"keyword arguments of {cls.__name__}, among {known}"
                     message = expected("sampler_kwargs", what, repr(key))
                     raise ValueError(f"{message}{did_you_mean(key, known)}")
